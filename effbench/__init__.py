@@ -1,0 +1,46 @@
+"""effbench: measure how efficient image super-resolution models really are.
+
+The pipeline: a model (:func:`create_model`, :func:`load_model` for any spec) -> static counting
+(:func:`profile`), memory prediction (:func:`predict_memory`), timing (:func:`benchmark`), quality
+(:func:`evaluate`, :func:`imresize`), frequency analysis (:func:`psd`) -> results -> reports.
+Public names are imported lazily so that ``import effbench`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "create_model": "effbench.registry",
+    "list_models": "effbench.registry",
+    "model_info": "effbench.registry",
+    "register_model": "effbench.registry",
+    "PretrainedCfg": "effbench.registry",
+    "reparameterize": "effbench.reparam",
+    "load_model": "effbench.spec",
+    "ModelSpec": "effbench.spec",
+    "profile": "effbench.counting",
+    "predict_memory": "effbench.memory",
+    "benchmark": "effbench.timing",
+    "imresize": "effbench.quality",
+    "psnr": "effbench.quality",
+    "ssim": "effbench.quality",
+    "evaluate": "effbench.quality",
+    "psd": "effbench.frequency",
+    "EffbenchError": "effbench.errors",
+    "UsageError": "effbench.errors",
+    "ModelError": "effbench.errors",
+    "CheckpointError": "effbench.errors",
+    "UnknownModelError": "effbench.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'effbench' has no attribute {name!r}")

@@ -1,0 +1,51 @@
+"""The ``effbench`` command line. Each sub-command lives in ``effbench/commands/<name>.py`` and defines
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; they are discovered automatically.
+
+Exit codes: 0 success, 1 a model or measurement error, 2 a usage error (unknown model, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+from .errors import EffbenchError
+
+
+def _command_modules():
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            yield importlib.import_module(f"{commands.__name__}.{mod.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="effbench", description="Efficiency benchmarking for efficient image super-resolution models."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
+    try:
+        return int(args._run(args) or 0)
+    except EffbenchError as exc:
+        print(f"effbench {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"effbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The model zoo registry, in the spirit of timm: entry points registered by decorator, one ``create_model``.
+
+Each architecture file in ``models/`` (shipped as ``effbench.models``) registers its factories with
+:func:`register_model`, together with a :class:`ModelInfo` (scales, input data range, paper reference and the
+official checkpoints per scale).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .errors import UnknownModelError, UsageError
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """One official checkpoint: where it lives, its SHA-256 and how its keys map onto our modules.
+
+    ``key_layout`` names a key-remapping rule known to :mod:`effbench.weights` (e.g. ``"module_prefix"``,
+    ``"ntire_model_n"``); ``None`` means the keys already match.
+    """
+
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+    key_layout: str | None = None
+    source: str = ""
+    licence: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata every registered model carries."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    scales: tuple[int, ...]
+    data_range: float  # 1.0 for [0,1] inputs, 255.0 for [0,255] inputs
+    paper: str
+    description: str = ""
+    pretrained: dict[int, tuple[PretrainedCfg, ...]] = field(default_factory=dict)
+    has_deploy_form: bool = False  # True when deploy=False gives a distinct train-time form
+
+    def checkpoints(self, scale: int) -> tuple[PretrainedCfg, ...]:
+        return self.pretrained.get(scale, ())
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def register_model(
+    name: str,
+    *,
+    scales: tuple[int, ...],
+    data_range: float,
+    paper: str,
+    description: str = "",
+    pretrained: dict[int, PretrainedCfg | tuple[PretrainedCfg, ...]] | None = None,
+    has_deploy_form: bool = False,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a factory ``fn(scale=..., deploy=..., **overrides) -> nn.Module`` under ``name``."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].factory is not fn:
+            raise ValueError(f"model {name!r} registered twice")
+        ckpts = {
+            s: (c,) if isinstance(c, PretrainedCfg) else tuple(c) for s, c in (pretrained or {}).items()
+        }
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            factory=fn,
+            scales=tuple(scales),
+            data_range=float(data_range),
+            paper=paper,
+            description=description or _first_line(fn.__doc__),
+            pretrained=ckpts,
+            has_deploy_form=has_deploy_form,
+        )
+        return fn
+
+    return wrap
+
+
+def _load_zoo() -> None:
+    from . import _zoo  # noqa: F401  (imports effbench.models, which registers everything)
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_zoo()
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a zoo model; raises :class:`UnknownModelError` naming the closest names."""
+    _load_zoo()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint}. Known models: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def create_model(
+    name: str,
+    scale: int = 4,
+    pretrained: bool = False,
+    deploy: bool = True,
+    weights: str | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build a zoo model by name and scale.
+
+    ``deploy=False`` gives the train-time form of re-parameterisable models (FMEN family); other models ignore
+    it. ``pretrained=True`` loads the official checkpoint from the weights cache (or downloads it and checks its
+    SHA-256); ``weights=PATH`` loads any checkpoint file. The model is returned in eval mode.
+    """
+    info = model_info(name)
+    if scale not in info.scales:
+        raise UsageError(f"model {name!r} has no scale x{scale}; available: {', '.join(f'x{s}' for s in info.scales)}")
+    model = info.factory(scale=scale, deploy=deploy, **overrides)
+    if pretrained or weights is not None:
+        from .weights import load_pretrained
+
+        load_pretrained(model, info, scale=scale, path=weights, deploy=deploy)
+    return model.eval()
