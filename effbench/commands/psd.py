@@ -1,0 +1,78 @@
+"""``effbench psd``: power spectra of the inputs and outputs of a model's blocks (the FMEN paper's Fig. 6-8)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ._common import add_model_arguments, spec_from_args
+
+NAME = "psd"
+HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--dataset", required=True, metavar="DIR",
+                        help="image folder: DIR/LR_bicubic/X<scale>, DIR/HR or DIR itself (HR unless --lr)")
+    parser.add_argument("--lr", action="store_true", help="the images in DIR are LR model inputs already")
+    parser.add_argument("--modules", default=None, metavar="PATTERN",
+                        help="blocks to analyse: comma-separated globs on qualified or class names, or re:REGEX "
+                             "(default: the family's blocks, e.g. every HFAB of FMEN)")
+    parser.add_argument("--max-images", type=int, default=None, metavar="N", help="use the first N images")
+    parser.add_argument("--tile", type=int, default=None, metavar="N", help="run the model on N x N LR tiles")
+    parser.add_argument("--split", type=float, default=0.5,
+                        help="high/low frequency split as a fraction of Nyquist (default 0.5)")
+    parser.add_argument("--remove-mean", action="store_true",
+                        help="subtract each map's mean before the FFT (curves without the DC term)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--preview", type=int, default=0, metavar="I",
+                        help="index of the image whose average maps are plotted (default 0)")
+    parser.add_argument("--log", action="store_true", help="logarithmic y axis in the curve plot")
+    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default psd-<model>)")
+    parser.add_argument("--json", action="store_true", help="print the JSON document to stdout instead of a table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..frequency import psd
+
+    if args.pretrained:
+        raise UsageError("psd: use --weights PATH (or a spec with weights) rather than --pretrained")
+    spec = spec_from_args(args)
+    if args.max_images is not None and args.max_images < 1:
+        raise UsageError(f"--max-images must be >= 1, got {args.max_images}")
+    res = psd(
+        spec, args.dataset, modules=args.modules, split=args.split, tile=args.tile, device=args.device,
+        progress=not (args.no_progress or args.json), scale=args.scale, max_images=args.max_images,
+        lr=args.lr, preview=args.preview, remove_mean=args.remove_mean,
+    )
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", res.model)
+    out = Path(args.out) if args.out else Path(f"psd-{safe}")
+    doc = res.to_dict()
+    json_path = res.save_json(out / f"psd_{safe}_x{args.scale}.json")
+    res.plot_curves(out / f"psd_{safe}_x{args.scale}_curves.png", log=args.log)
+    res.plot_maps(out / f"psd_{safe}_x{args.scale}_maps.png")
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, default=float)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{res.model} x{args.scale}: share of PSD above {args.split:g} x Nyquist, "
+                        f"{len(res.images)} images ({res.source})")
+    for col in ("block", "class", "input high", "output high", "gain", "images up", "low suppressed, high strengthened"):
+        table.add_column(col, justify="left" if col in ("block", "class") else "right")
+    for b in res.blocks:
+        table.add_row(b.name, b.kind, f"{100 * b.input_high:.2f}%", f"{100 * b.output_high:.2f}%",
+                      f"{100 * b.high_gain:+.2f} pt", f"{b.images_high_up}/{b.n_images}",
+                      "yes" if b.strengthens_high else "no")
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {json_path} and the curve/map plots in {out}")
+    return 0

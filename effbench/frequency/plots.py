@@ -1,0 +1,89 @@
+"""Figures of the power-spectrum study: Fig. 6 (curves per block) and Fig. 8 (average maps) of the FMEN paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .analysis import PSDResult
+
+
+def _pyplot():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo") and not _interactive():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _interactive() -> bool:
+    import sys
+
+    return hasattr(sys, "ps1")
+
+
+def _save(fig, path: str | Path | None):
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+    return fig
+
+
+def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = False):
+    """One panel per block (shared y axis): input and output PSD curves in percent over normalised frequency,
+    the split marked, the high-frequency shares in the legend."""
+    plt = _pyplot()
+    n = len(result.blocks)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.6, 3.0), sharey=True, squeeze=False)
+    for ax, b in zip(axes[0], result.blocks):
+        ax.plot(b.freqs, 100 * b.input_curve, color="tab:blue", lw=1.4, label=f"input (high {100 * b.input_high:.1f}%)")
+        ax.plot(b.freqs, 100 * b.output_curve, color="tab:red", lw=1.4,
+                label=f"output (high {100 * b.output_high:.1f}%)")
+        ax.axvline(b.split, color="0.5", ls=":", lw=1)
+        ax.set_title(f"{b.name} ({b.kind})", fontsize=9)
+        ax.set_xlabel("frequency (1 = Nyquist)")
+        ax.set_xlim(0, 1)
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="upper right")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("spectral density (% of sum)")
+    fig.suptitle(f"{result.model}: PSD of block inputs and outputs, {len(result.images)} images", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _norm(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(m)), float(np.max(m))
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def plot_maps(result: PSDResult, path: str | Path | None = None):
+    """Two rows (input, output), one column per block: the channel-averaged maps of the preview image, each
+    min-max normalised for display (outputs are much smaller than inputs, as the paper's Fig. 8 notes)."""
+    plt = _pyplot()
+    blocks = [b for b in result.blocks if b.input_map is not None]
+    if not blocks:
+        raise ValueError("the result holds no preview maps")
+    n = len(blocks)
+    h, w = blocks[0].input_map.shape
+    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 2.6 * 2 * h / w + 0.6), squeeze=False)
+    for j, b in enumerate(blocks):
+        for i, (m, label) in enumerate(((b.input_map, "input"), (b.output_map, "output"))):
+            ax = axes[i][j]
+            ax.imshow(_norm(m), cmap="viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"{b.name}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(label)
+    fig.suptitle(f"{result.model}: channel-averaged maps of {result.preview_image} (min-max normalised)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
