@@ -1,0 +1,29 @@
+"""Peak-memory prediction and analysis (the FMEN paper's Sec. 3.1 for any model).
+
+:func:`predict_memory` replays one forward pass on fake tensors and predicts ``torch.cuda.max_memory_allocated``;
+:func:`replay_memory_cpu` does the same tracking on real CPU tensors (the check of the fake replay);
+:func:`measure_cuda_memory` measures it on a GPU, side by side with the prediction.
+"""
+
+from __future__ import annotations
+
+from .allocator import CachingAllocator, PlainAllocator, round_size
+from .cuda import measure_cuda_memory
+from .predict import LiveTensor, MemoryReport, analyse, predict_memory, replay_memory_cpu
+from .structures import FusionBlock, PlainStack, fusion_block, plain_stack
+
+__all__ = [
+    "CachingAllocator",
+    "FusionBlock",
+    "LiveTensor",
+    "MemoryReport",
+    "PlainAllocator",
+    "PlainStack",
+    "analyse",
+    "fusion_block",
+    "measure_cuda_memory",
+    "plain_stack",
+    "predict_memory",
+    "replay_memory_cpu",
+    "round_size",
+]

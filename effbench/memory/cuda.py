@@ -1,0 +1,135 @@
+"""Measure peak GPU memory on CUDA, side by side with the prediction (for the GPU validation).
+
+Protocol (the one :func:`effbench.memory.predict_memory` simulates): free cached blocks, copy the model to the GPU,
+create the input on the GPU, ``reset_peak_memory_stats()``, one warm forward whose output is dropped, one measured
+forward, then ``max_memory_allocated()``. Everything runs under ``torch.no_grad()``.
+
+The cuDNN workspace is estimated in a separate, third forward: around every ``nn.Conv*`` module the peak is reset
+before the call and read after it; the workspace of that conv is the peak reached during the call minus the memory
+allocated once it returned (its output included). Functional convolutions (``F.conv2d``) are not covered.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+
+def _stat(stats: dict[str, Any], key: str) -> int | None:
+    v = stats.get(key)
+    return int(v) if v is not None else None
+
+
+def measure_cuda_memory(
+    model: nn.Module | str,
+    input_size: tuple[int, int] | int = (256, 256),
+    *,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    scale: int = 4,
+    deploy: bool = True,
+    device: str | torch.device = "cuda",
+    workspace: bool = True,
+) -> dict[str, Any]:
+    """Measured ``max_memory_allocated`` and ``memory_stats`` of one forward, with the prediction beside it.
+
+    The user's model is copied, never moved. Returns a dict: ``measured_peak_bytes`` (max allocated minus what the
+    process held before), ``predicted_peak_bytes`` (``device_model="cuda"``), ``predicted_plain_bytes``,
+    ``difference_bytes`` / ``difference_pct`` (measured - predicted), ``requested_peak_bytes`` and
+    ``allocated_peak_bytes`` from ``memory_stats()``, ``cudnn_workspace_max_bytes``, ``cudnn_workspace_by_module``,
+    the predicted peak location, and the environment (GPU name, torch, CUDA, cuDNN versions).
+    """
+    from .predict import _check_size, _resolve_model, predict_memory
+
+    if not torch.cuda.is_available():
+        raise UsageError("measure_cuda_memory needs a CUDA device; none is available")
+    h, w = _check_size(input_size, batch, channels)
+    net, name = _resolve_model(model, scale, deploy)
+    pred = predict_memory(net, (h, w), batch=batch, channels=channels, dtype=dtype, device_model="cuda")
+    dev = torch.device(device)
+
+    gc.collect()
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()
+    baseline = torch.cuda.memory_allocated(dev)
+    gpu = copy.deepcopy(net).to(device=dev)
+    if dtype != torch.float32:
+        gpu = gpu.to(dtype)
+    gpu.eval()
+    with torch.no_grad():
+        x = torch.rand((batch, channels, h, w), device=dev, dtype=dtype)
+        torch.cuda.synchronize(dev)
+        resident = torch.cuda.memory_allocated(dev) - baseline
+        torch.cuda.reset_peak_memory_stats(dev)
+        gpu(x)  # warm forward, output dropped
+        out = gpu(x)  # measured forward
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev) - baseline
+        stats = torch.cuda.memory_stats(dev)
+        del out
+
+        per_conv: dict[str, int] = {}
+        if workspace:
+            handles = []
+            before: dict[str, int] = {}
+
+            def pre(mod: nn.Module, args: Any, qn: str) -> None:
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
+                before[qn] = torch.cuda.memory_allocated(dev)
+
+            def post(mod: nn.Module, args: Any, output: Any, qn: str) -> None:
+                torch.cuda.synchronize(dev)
+                extra = torch.cuda.max_memory_allocated(dev) - torch.cuda.memory_allocated(dev)
+                per_conv[qn] = max(per_conv.get(qn, 0), int(extra))
+
+            for qn, m in gpu.named_modules():
+                if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+                    handles.append(m.register_forward_pre_hook(lambda mod, a, qn=qn: pre(mod, a, qn)))
+                    handles.append(m.register_forward_hook(lambda mod, a, o, qn=qn: post(mod, a, o, qn)))
+            try:
+                gpu(x)
+                torch.cuda.synchronize(dev)
+            finally:
+                for hd in handles:
+                    hd.remove()
+    del x, gpu
+    gc.collect()
+    torch.cuda.empty_cache()
+
+    diff = peak - pred.peak_bytes
+    return {
+        "model": name,
+        "input_shape": [batch, channels, h, w],
+        "dtype": str(dtype).replace("torch.", ""),
+        "measured_peak_bytes": int(peak),
+        "predicted_peak_bytes": pred.peak_bytes,
+        "predicted_plain_bytes": pred.plain_peak_bytes,
+        "difference_bytes": int(diff),
+        "difference_pct": 100.0 * diff / peak if peak else float("nan"),
+        "resident_measured_bytes": int(resident),
+        "resident_predicted_bytes": pred.resident_bytes,
+        "baseline_bytes": int(baseline),
+        "allocated_peak_bytes": _stat(stats, "allocated_bytes.all.peak"),
+        "requested_peak_bytes": _stat(stats, "requested_bytes.all.peak"),
+        "reserved_peak_bytes": _stat(stats, "reserved_bytes.all.peak"),
+        "cudnn_workspace_max_bytes": max(per_conv.values(), default=0),
+        "cudnn_workspace_by_module": per_conv,
+        "cudnn_workspace_at_predicted_peak_bytes": per_conv.get(pred.peak_module, 0),
+        "predicted_peak_op": pred.peak_op,
+        "predicted_peak_module": pred.peak_module,
+        "env": {
+            "gpu": torch.cuda.get_device_name(dev),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        },
+    }

@@ -1,0 +1,447 @@
+"""Predict and explain the peak GPU memory of one inference forward pass, without a GPU.
+
+What is modelled
+----------------
+- One eager forward pass under ``torch.no_grad()`` replayed at the dispatch level (a ``TorchDispatchMode`` over a
+  ``FakeTensorMode``: no arithmetic, no memory). Every aten op's new storages are allocations (outputs and the
+  temporaries of composite ops, which reach the dispatcher as separate ops); views, in-place ops and ``out=`` ops
+  allocate nothing; a storage is freed when its last reference dies; the final output stays.
+- The resident set: parameters and buffers (allocated in ``model.to(device)`` order) and the input, on the device
+  before the forward starts. The user's model is left untouched (fake parameters are swapped in through
+  ``torch.func.functional_call`` and restored).
+- The allocator: ``device_model="plain"`` rounds every block up to 512 bytes and sums live blocks;
+  ``device_model="cuda"`` simulates the native CUDA caching allocator (pools, segment sizes, best-fit reuse,
+  splitting rules; see :mod:`effbench.memory.allocator`) over the measured protocol: model and input on the GPU,
+  ``reset_peak_memory_stats()``, one warm forward whose output is dropped, one measured forward;
+  the prediction is ``max_memory_allocated()`` after it.
+
+What is not modelled
+--------------------
+- Allocations made inside a kernel, below the dispatcher: the cuDNN convolution workspace (see
+  :func:`effbench.memory.measure_cuda_memory`, which estimates it on a GPU), the cuBLAS workspace (allocated once per
+  handle by matmuls; SR conv nets rarely use it), and device-specific internal copies.
+- CUDA graphs, ``expandable_segments``, ``max_split_size_mb``, ``roundup_power2_divisions``, several streams,
+  memory held by other code in the same process. The replay runs on CPU fake tensors, so a model whose op sequence
+  differs between CPU and CUDA (device-dependent Python branches) is replayed as on CPU.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError, UsageError
+from .allocator import make_allocator, round_size
+from .tracker import Trace, record_forward
+
+_OP_WORDS = {
+    "add": "residual add",
+    "add_": "residual add",
+    "cat": "concat",
+    "mul": "multiply",
+    "mul_": "multiply",
+    "convolution": "conv",
+    "sigmoid": "sigmoid",
+    "pixel_shuffle": "pixel shuffle",
+}
+
+
+def op_word(op: str) -> str:
+    """``aten.mul.Tensor`` -> ``multiply``; unknown ops give their short name."""
+    base = op.split(".")[1] if op.startswith("aten.") else op
+    return _OP_WORDS.get(base, base)
+
+
+@dataclass
+class LiveTensor:
+    """A storage alive at the peak."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    bytes: int  # the storage's size
+    block_bytes: int  # rounded to 512 bytes
+    kind: str  # "activation", "input", "parameter", "buffer", "external"
+    producer: str  # producing module (activations) or the tensor's name
+    why: str
+    role: str  # "input", "output", "kept" or "net": its share of the decomposition
+
+
+@dataclass
+class MemoryReport:
+    """The predicted peak of one forward pass and what is alive there. Bytes are integers."""
+
+    peak_bytes: int
+    peak_op: str
+    peak_op_index: int
+    peak_module: str
+    peak_module_type: str
+    peak_block: str  # the innermost non-leaf module around the peak op (e.g. "HFABs.0")
+    peak_block_type: str
+    peak_pass: str  # "warm" or "measured": the forward in which the allocator reached the peak
+    live_at_peak: list[LiveTensor]
+    decomposition: dict[str, Any]
+    feature_shape: tuple[int, int, int]  # C, H, W of the main feature map
+    feature_bytes: int
+    timeline: list[dict[str, Any]]
+    per_module_peaks: dict[str, dict[str, Any]]
+    resident_bytes: int
+    plain_peak_bytes: int  # the peak of live blocks rounded to 512 bytes, no caching-allocator effects
+    device_model: str
+    input_shape: tuple[int, ...]
+    dtype: str
+    model: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def x(self, nbytes: int) -> float:
+        """``nbytes`` in units of the main feature map C x H x W."""
+        return nbytes / self.feature_bytes if self.feature_bytes else float("nan")
+
+    @property
+    def peak_x(self) -> float:
+        return self.x(self.peak_bytes)
+
+    def sentence(self) -> str:
+        """The peak in words, e.g. 'peak inside body.3 (HFAB) at the multiply: 4.0 x C x H x W alive: ...'."""
+        where = f"{self.peak_block} ({self.peak_block_type})" if self.peak_block else f"the model ({self.peak_block_type})"
+        if self.peak_module != self.peak_block:
+            where += f", in {self.peak_module} ({self.peak_module_type})"
+        acts = [t for t in self.live_at_peak if t.role != "net"]
+        acts_x = self.x(sum(t.block_bytes for t in acts))
+        groups: dict[str, list[LiveTensor]] = {}
+        for t in acts:
+            groups.setdefault(t.why, []).append(t)
+        parts = ", ".join(
+            f"{self.x(sum(t.block_bytes for t in ts)):.2f}x {why}" + (f" ({len(ts)} tensors)" if len(ts) > 1 else "")
+            for why, ts in sorted(groups.items(), key=lambda kv: -sum(t.block_bytes for t in kv[1]))
+        )
+        c, h, w = self.feature_shape
+        return (
+            f"peak {_mb(self.peak_bytes)} inside {where} at the {op_word(self.peak_op)} ({self.peak_op}): "
+            f"{acts_x:.1f} x C x H x W of features alive (C x H x W = {c} x {h} x {w}): {parts}; "
+            f"plus {_mb(self.decomposition['M_net'])} of parameters"
+            + (f" and {_mb(self.decomposition['M_allocator'])} of allocator rounding" if self.decomposition["M_allocator"] else "")
+            + "."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["live_at_peak"] = [asdict(t) for t in self.live_at_peak]
+        d["peak_x_feature"] = self.peak_x
+        d["sentence"] = self.sentence()
+        return d
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def _main_feature(trace: Trace) -> tuple[tuple[int, ...], int]:
+    """The most frequent 4-D activation shape (ties: the larger); its bytes."""
+    counts: Counter[tuple[tuple[int, ...], torch.dtype]] = Counter()
+    for s in trace.storages:
+        if s.kind == "activation" and len(s.shape) == 4:
+            counts[(s.shape, s.dtype)] += 1
+    if not counts:
+        for s in trace.storages:
+            if s.kind == "input":
+                counts[(s.shape, s.dtype)] += 1
+    if not counts:
+        return (1, 1, 1, 1), 1
+    (shape, dtype), _ = max(counts.items(), key=lambda kv: (kv[1], _numel(kv[0][0])))
+    return shape, _numel(shape) * torch.empty((), dtype=dtype).element_size()
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _simulate(trace: Trace, device_model: str, donate_input: bool) -> dict[str, Any]:
+    """Run the allocator over the protocol; return per-op allocated bytes of both passes and the peak position."""
+    n = len(trace.ops)
+    frees: dict[int, list[int]] = {}
+    transient = {s.sid for s in trace.storages if s.kind == "activation"}
+    input_last_use: int | None = None
+    if donate_input:
+        for s in trace.storages:
+            if s.kind == "input" and s.sid not in trace.output:
+                transient.add(s.sid)
+                input_last_use = max(s.uses) if s.uses else -1
+                frees.setdefault(input_last_use + 1, []).append(s.sid)
+    for s in trace.storages:
+        if s.kind == "activation" and s.free_before is not None:
+            frees.setdefault(s.free_before, []).append(s.sid)
+    alloc = make_allocator(device_model)
+    plain = make_allocator("plain")
+    nbytes = {s.sid: s.nbytes for s in trace.storages}
+    handles: dict[int, tuple[int, int]] = {}
+    for sid in trace.resident:
+        handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
+    alloc.reset_peak()
+    passes = ("warm", "measured") if device_model == "cuda" else ("measured",)
+    per_pass: dict[str, list[tuple[int, int]]] = {}
+    peak = (alloc.allocated, passes[0], -1)
+    for p, name in enumerate(passes):
+        if p > 0 and donate_input:
+            for sid in transient - {s.sid for s in trace.storages if s.kind == "activation"}:
+                handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
+        series = []
+        for op in trace.ops:
+            for sid in frees.get(op.index, ()):
+                a, b = handles.pop(sid)
+                alloc.free(a)
+                plain.free(b)
+            for sid in op.outputs:
+                handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
+            series.append((alloc.allocated, plain.allocated))
+            if alloc.allocated > peak[0]:
+                peak = (alloc.allocated, name, op.index)
+        for sid in frees.get(n, ()):
+            a, b = handles.pop(sid)
+            alloc.free(a)
+            plain.free(b)
+        per_pass[name] = series
+        if p + 1 < len(passes):  # the warm output is dropped before the measured forward
+            for sid in list(handles):
+                if sid in transient:
+                    a, b = handles.pop(sid)
+                    alloc.free(a)
+                    plain.free(b)
+    return {"series": per_pass, "peak": peak, "plain_peak": plain.peak, "input_last_use": input_last_use}
+
+
+def _why(trace: Trace, sid: int, at: int, role: str, donate_input: bool) -> str:
+    s = trace.storages[sid]
+    op = trace.ops[at]
+    if s.kind in ("parameter", "buffer"):
+        return s.kind
+    if role == "output":
+        return f"output of the current op ({op_word(op.name)})"
+    if role == "input":
+        return f"input of the current op ({op_word(op.name)})"
+    later = [u for u in s.uses if u > at]
+    if later:
+        q = trace.ops[later[0]]
+        what = "model input, " if s.kind == "input" else ""
+        return f"{what}kept for a later {op_word(q.name)} in {q.module or trace.modules.get('', 'the model')}"
+    if s.kind == "input":
+        return "model input, held by the caller"
+    if sid in trace.output:
+        return "part of the model output"
+    return "alive, not used again (held by a Python reference)"
+
+
+def analyse(
+    trace: Trace,
+    *,
+    device_model: str = "cuda",
+    donate_input: bool = False,
+    input_shape: tuple[int, ...] = (),
+    dtype: torch.dtype = torch.float32,
+    model_name: str = "",
+    feature_shape: tuple[int, int, int] | None = None,
+) -> MemoryReport:
+    """Turn a :class:`~effbench.memory.tracker.Trace` into a :class:`MemoryReport`."""
+    if not trace.ops:
+        raise ModelError("the forward pass ran no tensor operation on the input")
+    sim = _simulate(trace, device_model, donate_input)
+    peak_bytes, peak_pass, at = sim["peak"]
+    if at < 0:  # the resident set alone is the peak (cannot happen with a non-empty forward, kept for safety)
+        at = 0
+    if feature_shape is not None:
+        fshape: tuple[int, ...] = (input_shape[0] if input_shape else 1, *feature_shape)
+        fbytes = _numel(fshape) * torch.empty((), dtype=dtype).element_size()
+    else:
+        fshape, fbytes = _main_feature(trace)
+    op = trace.ops[at]
+    input_free = (sim["input_last_use"] + 1) if sim["input_last_use"] is not None else None
+    live: list[LiveTensor] = []
+    dec = {"M_input": 0, "M_output": 0, "M_kept": 0, "M_net": 0}
+    for s in trace.storages:
+        if s.kind == "activation":
+            alive = s.producer_op is not None and s.producer_op <= at and (s.free_before is None or s.free_before > at)
+        elif s.kind == "input" and input_free is not None:
+            alive = at < input_free
+        else:
+            alive = True
+        if not alive:
+            continue
+        if s.kind in ("parameter", "buffer"):
+            role = "net"
+        elif s.sid in op.outputs:
+            role = "output"
+        elif s.sid in op.inputs:
+            role = "input"
+        else:
+            role = "kept"
+        block = round_size(s.nbytes)
+        dec[f"M_{role}"] += block
+        producer = s.name if s.kind != "activation" else (s.name if s.name != "<model>" else "")
+        live.append(
+            LiveTensor(
+                tuple(s.shape), str(s.dtype).replace("torch.", ""), s.nbytes, block, s.kind, producer,
+                _why(trace, s.sid, at, role, donate_input), role,
+            )
+        )
+    block = op.module
+    if block in trace.leaves and block:
+        block = next((m for m in reversed(op.module_stack) if m not in trace.leaves), "")
+    dec["M_allocator"] = peak_bytes - sum(dec[k] for k in ("M_input", "M_output", "M_kept", "M_net"))
+    dec["x_feature"] = {k: v / fbytes for k, v in dec.items() if k.startswith("M_")}
+    dec["total"] = peak_bytes
+    series = sim["series"]["measured"]
+    timeline = [
+        {"index": o.index, "op": o.name, "module": o.module, "allocated_bytes": a, "live_bytes": b}
+        for o, (a, b) in zip(trace.ops, series)
+    ]
+    per_module: dict[str, dict[str, Any]] = {}
+    for o, (a, _b) in zip(trace.ops, series):
+        for name in ("", *o.module_stack):
+            cur = per_module.get(name)
+            if cur is None or a > cur["peak_bytes"]:
+                per_module[name] = {
+                    "type": trace.modules.get(name, ""), "peak_bytes": a, "op_index": o.index, "op": o.name,
+                    "x_feature": a / fbytes,
+                }
+    resident = sum(round_size(trace.storages[s].nbytes) for s in trace.resident)
+    notes = []
+    if device_model == "cuda":
+        notes.append("cuDNN/cuBLAS workspaces are not included (measure them with measure_cuda_memory on a GPU)")
+    if donate_input:
+        notes.append("the input is freed after its last use (as a feature inside a larger network)")
+    return MemoryReport(
+        peak_bytes=int(peak_bytes),
+        peak_op=op.name,
+        peak_op_index=op.index,
+        peak_module=op.module,
+        peak_module_type=trace.modules.get(op.module, ""),
+        peak_block=block,
+        peak_block_type=trace.modules.get(block, ""),
+        peak_pass=peak_pass,
+        live_at_peak=live,
+        decomposition=dec,
+        feature_shape=tuple(fshape[1:4]) if len(fshape) == 4 else tuple(fshape[-3:]),  # type: ignore[arg-type]
+        feature_bytes=int(fbytes),
+        timeline=timeline,
+        per_module_peaks=per_module,
+        resident_bytes=int(resident),
+        plain_peak_bytes=int(sim["plain_peak"]),
+        device_model=device_model,
+        input_shape=tuple(input_shape),
+        dtype=str(dtype).replace("torch.", ""),
+        model=model_name,
+        notes=notes,
+    )
+
+
+def _resolve_model(model: nn.Module | str, scale: int, deploy: bool) -> tuple[nn.Module, str]:
+    if isinstance(model, nn.Module):
+        return model, type(model).__name__
+    from ..spec import ModelSpec, load_model
+
+    if isinstance(model, ModelSpec):
+        return model.build(scale=scale, deploy=deploy), model.name
+    if isinstance(model, str):
+        return load_model(model, scale=scale, deploy=deploy), ModelSpec.parse(model).name
+    raise UsageError(f"expected an nn.Module or a model spec string, got {type(model).__name__}")
+
+
+def _check_size(input_size: tuple[int, int] | int, batch: int, channels: int) -> tuple[int, int]:
+    if isinstance(input_size, int):
+        input_size = (input_size, input_size)
+    try:
+        h, w = (int(v) for v in input_size)
+    except (TypeError, ValueError):
+        raise UsageError(f"input_size must be (H, W), got {input_size!r}") from None
+    if h <= 0 or w <= 0 or batch <= 0 or channels <= 0:
+        raise UsageError(f"input size, batch and channels must be positive, got {(h, w)}, {batch}, {channels}")
+    return h, w
+
+
+def predict_memory(
+    model: nn.Module | str,
+    input_size: tuple[int, int] | int = (256, 256),
+    *,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    device_model: str = "cuda",
+    scale: int = 4,
+    deploy: bool = True,
+    donate_input: bool = False,
+    feature_shape: tuple[int, int, int] | None = None,
+) -> MemoryReport:
+    """Predict ``torch.cuda.max_memory_allocated()`` of one no-grad forward pass, on fake tensors.
+
+    ``model`` is an ``nn.Module`` (left untouched) or a spec string (built with ``scale``/``deploy``).
+    ``device_model`` is ``"cuda"`` (caching allocator, warm + measured forward) or ``"plain"`` (blocks rounded to
+    512 bytes). ``donate_input=True`` frees the input after its last use, as for a block inside a network (the
+    paper's Fig. 2 view); by default the caller keeps it, as in the NTIRE protocol. ``feature_shape`` (C, H, W)
+    overrides the main feature map used as the unit of the decomposition.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    h, w = _check_size(input_size, batch, channels)
+    net, name = _resolve_model(model, scale, deploy)
+    make_allocator(device_model)  # validates the name
+    shape = (batch, channels, h, w)
+    mode = FakeTensorMode(allow_non_fake_inputs=False)
+    device = torch.device("cpu")
+    fake_of: dict[int, torch.Tensor] = {}
+    for t in [*net.parameters(), *net.buffers()]:
+        if id(t) not in fake_of:
+            fake_of[id(t)] = mode.from_tensor(t.detach())
+    with mode:
+        for k, f in fake_of.items():
+            f = f.to(device)
+            fake_of[k] = f.to(dtype) if (f.is_floating_point() and f.dtype != dtype) else f
+        try:
+            trace = record_forward(net, lambda: torch.empty(shape, dtype=dtype, device=device), fake_of, device)
+        except (UsageError, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}") from exc
+    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                   model_name=name, feature_shape=feature_shape)
+
+
+def replay_memory_cpu(
+    model: nn.Module | str,
+    input_size: tuple[int, int] | int = (32, 32),
+    *,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    device_model: str = "plain",
+    scale: int = 4,
+    deploy: bool = True,
+    donate_input: bool = False,
+    seed: int = 0,
+) -> MemoryReport:
+    """Run the real forward on real CPU tensors and track live storages the same way (the check of the fake replay).
+
+    The model must live on the CPU; it is run as it is, under ``torch.no_grad()``.
+    """
+    h, w = _check_size(input_size, batch, channels)
+    net, name = _resolve_model(model, scale, deploy)
+    make_allocator(device_model)
+    for t in [*net.parameters(), *net.buffers()]:
+        if t.device.type != "cpu":
+            raise UsageError(f"replay_memory_cpu needs a model on the CPU, found a tensor on {t.device}")
+    shape = (batch, channels, h, w)
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device("cpu")
+    if any(t.dtype != dtype for t in net.parameters() if t.is_floating_point()):
+        raise UsageError(f"replay_memory_cpu runs the model as it is: its parameters are not {dtype}")
+    try:
+        trace = record_forward(net, lambda: torch.rand(shape, generator=gen, dtype=dtype), None, dev)
+    except Exception as exc:
+        raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
+    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                   model_name=name)
