@@ -1,0 +1,107 @@
+"""``effbench zoo``: the model zoo as a table (or JSON): scales, deploy-form params per scale, input data range and
+which official checkpoints are in the weights cache, downloadable, or absent."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import torch
+
+from ..registry import list_models, model_info
+from ..weights import checkpoint_status, weights_dir
+
+NAME = "zoo"
+HELP = "list the model zoo: scales, params per scale, data range, checkpoint availability"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--model", action="append", metavar="NAME", default=None,
+                        help="only this zoo model (repeatable); unknown names exit with code 2")
+
+
+def count_params(name: str, scale: int) -> int:
+    """Parameters of the deploy form of a zoo model (built on the meta device: no memory, no init cost)."""
+    factory = model_info(name).factory
+    try:
+        with torch.device("meta"):
+            model = factory(scale=scale, deploy=True)
+    except Exception:  # a factory that does real tensor work at construction time
+        model = factory(scale=scale, deploy=True)
+    return sum(p.numel() for p in model.parameters())
+
+
+def zoo_entries(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready record per zoo model."""
+    entries = []
+    for name in names or list_models():
+        info = model_info(name)
+        checkpoints = {
+            str(s): [
+                {"filename": c.filename, "status": checkpoint_status(c), "url": c.url, "sha256": c.sha256,
+                 "source": c.source, "licence": c.licence}
+                for c in info.checkpoints(s)
+            ]
+            for s in info.scales
+        }
+        entries.append({
+            "name": name,
+            "description": info.description,
+            "scales": list(info.scales),
+            "params": {str(s): count_params(name, s) for s in info.scales},
+            "data_range": info.data_range,
+            "has_deploy_form": info.has_deploy_form,
+            "paper": info.paper,
+            "checkpoints": checkpoints,
+        })
+    return entries
+
+
+def _ckpt_cell(entry: dict[str, Any]) -> str:
+    parts = []
+    for scale, cks in entry["checkpoints"].items():
+        if not cks:
+            parts.append(f"x{scale}: none")
+            continue
+        states = [c["status"] for c in cks]
+        best = "cached" if "cached" in states else ("downloadable" if "downloadable" in states else "none")
+        extra = f" ({states.count('cached')} of {len(cks)} files cached)" if len(cks) > 1 else ""
+        parts.append(f"x{scale}: {best}{extra}")
+    return "\n".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = None
+    if args.model:
+        names = [model_info(n).name for n in args.model]  # unknown names raise UnknownModelError (exit 2)
+    entries = zoo_entries(names)
+    if args.json:
+        json.dump({"weights_dir": str(weights_dir()), "models": entries}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="effbench model zoo", caption=f"weights cache: {weights_dir()}")
+    table.add_column("name", style="bold")
+    table.add_column("scales")
+    table.add_column("params (deploy form)", justify="right")
+    table.add_column("range")
+    table.add_column("checkpoint")
+    table.add_column("description")
+    for e in entries:
+        table.add_row(
+            e["name"] + (" *" if e["has_deploy_form"] else ""),
+            " ".join(f"x{s}" for s in e["scales"]),
+            "\n".join(f"x{s}: {n:,}" for s, n in e["params"].items()),
+            "[0,1]" if e["data_range"] == 1.0 else f"[0,{e['data_range']:g}]",
+            _ckpt_cell(e),
+            e["description"],
+        )
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    console.print("* has a train-time form (deploy=False / --train-form) re-parameterisable into the deploy form")
+    return 0
