@@ -1,0 +1,41 @@
+"""``effbench report RESULTS... [--out DIR] [--baseline MODEL] [--format md,csv,json,html]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+NAME = "report"
+HELP = "Render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
+    parser.add_argument("--out", default="report", help="output folder (default: ./report)")
+    parser.add_argument("--baseline", default=None, metavar="MODEL",
+                        help="model to compare every other model against, in %% (e.g. E-RFDN)")
+    parser.add_argument("--format", default="md,csv,json,html",
+                        help="comma-separated subset of md,csv,json,html (default: all)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
+    parser.add_argument("--title", default="effbench report", help="report title")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report.render import render_report
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    if not formats:
+        raise UsageError("--format is empty; choose from md,csv,json,html")
+    try:
+        paths = render_report(args.results, args.out, baseline=args.baseline, formats=formats,
+                              figures=not args.no_figures, title=args.title)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    for p in paths:
+        print(p)
+    md = [p for p in paths if p.suffix == ".md"]
+    if md:
+        print()
+        print(md[0].read_text())
+    return 0

@@ -1,0 +1,303 @@
+"""The CI regression gate: compare current results against a baseline, per model and metric.
+
+Deterministic metrics (params, FLOPs/MACs, activations, convs, predicted and measured peak memory) fail on any
+increase beyond their threshold (default 0%: any increase fails).
+
+Runtime fails only when the slowdown is beyond the threshold *and* statistically significant: with the recorded
+samples of both runs, a one-sided Mann-Whitney U test of H1 "current samples are stochastically larger than the
+baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.01), and the median ratio must exceed
+1 + threshold. When only summary statistics are recorded (pytest-benchmark JSON saved without
+``--benchmark-save-data``) a one-sided Welch t-test on the means (baseline scaled the same way) is used. A
+percentile bootstrap 95% CI of the median ratio is reported next to each verdict.
+
+Exit codes: 0 pass, 1 regression (takes precedence), 2 missing data (a model or metric of the baseline absent
+from the current results, or a runtime slowdown that cannot be tested for lack of repeats).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
+
+# metric name in the result schema -> (threshold name, display name, unit scale, unit)
+DETERMINISTIC: dict[str, tuple[str, str, float, str]] = {
+    "params": ("params", "params", 1e3, "K"),
+    "flops": ("flops", "FLOPs", 1e9, "G"),
+    "macs": ("flops", "MACs", 1e9, "G"),
+    "activations": ("activations", "activations", 1e6, "M"),
+    "convs": ("convs", "convs", 1.0, ""),
+    "peak_memory_predicted_bytes": ("memory", "memory (predicted)", 2**20, "MiB"),
+    "peak_memory_measured_bytes": ("memory", "memory (measured)", 2**20, "MiB"),
+}
+DEFAULT_THRESHOLDS = {"runtime": 5.0, "memory": 0.0, "flops": 0.0, "params": 0.0, "activations": 0.0,
+                      "convs": 0.0}
+MIN_SAMPLES = 3
+
+
+@dataclass
+class Entry:
+    """One measured model under one set of conditions, as the gate sees it."""
+
+    label: str
+    status: str = "ok"
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # deterministic metrics
+    runtime_samples: list[float] = field(default_factory=list)  # ms
+    runtime_summary: dict[str, float] = field(default_factory=dict)  # median, mean, std, n (ms)
+
+
+@dataclass
+class Check:
+    """The verdict on one metric of one model."""
+
+    model: str
+    metric: str
+    verdict: str  # "pass" | "fail" | "missing" | "new"
+    base: str = "-"
+    cur: str = "-"
+    change_pct: float | None = None
+    threshold_pct: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class GateResult:
+    """All checks and the resulting exit code (0 pass, 1 regression, 2 missing data)."""
+
+    checks: list[Check]
+    alpha: float
+    thresholds: dict[str, float]
+
+    @property
+    def regressions(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "fail"]
+
+    @property
+    def missing(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "missing"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 2 if self.missing else 0
+
+    def markdown(self) -> str:
+        """A summary for CI logs and job summaries."""
+        verdict = {0: "PASS", 1: "FAIL (regression)", 2: "INCOMPLETE (missing data)"}[self.exit_code]
+        models = sorted({c.model for c in self.checks})
+        th = ", ".join(f"{k} {v:g}%" for k, v in self.thresholds.items())
+        lines = [
+            f"## effbench gate: {verdict}",
+            "",
+            f"{len(models)} model(s), {len(self.checks)} checks: {len(self.regressions)} regression(s), "
+            f"{len(self.missing)} missing. Thresholds: {th}.",
+            f"Runtime: fails when median ratio > 1 + threshold and a one-sided Mann-Whitney U test (current vs "
+            f"baseline x (1 + threshold)) gives p < {self.alpha:g} (Welch's t on means when only summaries are "
+            "recorded).",
+            "",
+            "| Model | Metric | Baseline | Current | Change | Threshold | Verdict | Detail |",
+            "|:--|:--|--:|--:|--:|--:|:--|:--|",
+        ]
+        order = {"fail": 0, "missing": 1, "new": 2, "pass": 3}
+        for c in sorted(self.checks, key=lambda c: (order[c.verdict], c.model, c.metric)):
+            ch = "-" if c.change_pct is None else f"{c.change_pct:+.2f}%"
+            th = "-" if c.threshold_pct is None else f"{c.threshold_pct:g}%"
+            mark = {"fail": "❌ fail", "missing": "⚠️ missing", "new": "🆕 new", "pass": "✅ pass"}[c.verdict]
+            lines.append(f"| {c.model} | {c.metric} | {c.base} | {c.cur} | {ch} | {th} | {mark} | {c.detail} |")
+        return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _label(doc: dict[str, Any], with_conditions: bool) -> str:
+    name = str(doc.get("model"))
+    if not with_conditions:
+        return name
+    shape = "x".join(map(str, doc.get("input_shape") or [])) or "?"
+    return f"{name} ({shape}, {doc.get('device') or '?'}, {doc.get('dtype') or '?'})"
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+        return None
+    return float(v)
+
+
+def _from_result(doc: dict[str, Any], label: str) -> Entry:
+    e = Entry(label, status=doc.get("status", "ok"), error=doc.get("error"))
+    m = doc.get("metrics") or {}
+    for k in DETERMINISTIC:
+        if (v := _num(m.get(k))) is not None:
+            e.metrics[k] = v
+    rt = m.get("runtime_ms")
+    if isinstance(rt, dict):
+        e.runtime_samples = [float(s) for s in rt.get("samples") or [] if _num(s) is not None]
+        for k, k2 in (("median", "median"), ("mean", "mean"), ("std", "std"), ("repeats", "n")):
+            if (v := _num(rt.get(k))) is not None:
+                e.runtime_summary[k2] = v
+    elif (v := _num(rt)) is not None:
+        e.runtime_summary["median"] = v
+    return e
+
+
+def _from_pytest_benchmark(bench: dict[str, Any]) -> Entry:
+    e = Entry(str(bench.get("fullname") or bench.get("name")))
+    st = bench.get("stats") or {}
+    data = st.get("data") or []
+    iters = st.get("iterations") or 1
+    e.runtime_samples = [1e3 * float(s) for s in data]
+    for k, k2 in (("median", "median"), ("mean", "mean"), ("stddev", "std"), ("rounds", "n")):
+        if (v := _num(st.get(k))) is not None:
+            e.runtime_summary[k2] = v if k == "rounds" else 1e3 * v
+    if iters != 1:
+        e.runtime_summary["iterations"] = float(iters)
+    extra = bench.get("extra_info") or {}
+    for k in DETERMINISTIC:
+        if (v := _num(extra.get(k))) is not None:
+            e.metrics[k] = v
+    return e
+
+
+def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
+    """Read a sweep folder, a saved results JSON (one document or a list) or a pytest-benchmark JSON file."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"results not found: {p}")
+    if p.is_file():
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{p} is not valid JSON: {exc}") from None
+        if isinstance(data, dict) and isinstance(data.get("benchmarks"), list):
+            entries = [_from_pytest_benchmark(b) for b in data["benchmarks"]]
+            return {e.label: e for e in entries}
+    from ..results import load_results
+
+    try:
+        docs = load_results([p])
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"a results file under {p} is not valid JSON: {exc}") from None
+    if not docs:
+        raise UsageError(f"no effbench results (schema effbench.result/1) or pytest-benchmark data in {p}")
+    from .table import merge_by_model
+
+    docs = merge_by_model(docs)
+    names = [d.get("model") for d in docs]
+    out: dict[str, Entry] = {}
+    for d in docs:
+        label = _label(d, names.count(d.get("model")) > 1)
+        out[label] = _from_result(d, label)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- comparing
+
+
+def _fmt(v: float, scale: float, unit: str) -> str:
+    x = v / scale
+    return f"{x:.0f}{unit}" if scale == 1.0 else f"{x:.3f}{unit}" if x < 10 else f"{x:.2f}{unit}"
+
+
+def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> Check | None:
+    bs, cs = b.runtime_samples, c.runtime_samples
+    if not bs and not b.runtime_summary:
+        return None
+    limit = 1.0 + thr / 100.0
+    chk = Check(model, "runtime", "pass", threshold_pct=thr)
+    if not cs and not c.runtime_summary:
+        chk.verdict, chk.detail = "missing", "no runtime in the current results"
+        return chk
+    if len(bs) >= MIN_SAMPLES and len(cs) >= MIN_SAMPLES:
+        import numpy as np
+
+        mb, mc = float(np.median(bs)), float(np.median(cs))
+        _, p = mann_whitney_u(cs, [x * limit for x in bs])
+        lo, hi = bootstrap_ratio_ci(cs, bs)
+        test = f"MWU p={p:.2g}, median ratio 95% CI [{lo:.3f}, {hi:.3f}], n={len(bs)}/{len(cs)}"
+    else:
+        sb, sc = b.runtime_summary, c.runtime_summary
+        mb = sb.get("median", sb.get("mean"))
+        mc = sc.get("median", sc.get("mean"))
+        if mb is None or mc is None:
+            chk.verdict, chk.detail = "missing", "runtime recorded on one side only"
+            return chk
+        if all(k in s for s in (sb, sc) for k in ("mean", "std", "n")) and sb["n"] >= 2 and sc["n"] >= 2:
+            _, p = welch_t(sc["mean"], sc["std"], int(sc["n"]), sb["mean"] * limit, sb["std"] * limit, int(sb["n"]))
+            test = f"Welch t p={p:.2g} (summaries only), n={int(sb['n'])}/{int(sc['n'])}"
+            mb, mc = sb["mean"], sc["mean"]
+        else:
+            p, test = None, "no repeats recorded: significance cannot be tested"
+    chk.base, chk.cur = f"{mb:.3f} ms", f"{mc:.3f} ms"
+    ratio = mc / mb if mb else math.inf
+    chk.change_pct = 100.0 * (ratio - 1.0)
+    if ratio <= limit:
+        chk.detail = test
+    elif p is None:
+        chk.verdict, chk.detail = "missing", test
+    elif p < alpha:
+        chk.verdict, chk.detail = "fail", f"significant slowdown ({test})"
+    else:
+        chk.detail = f"slower but not significant ({test})"
+    return chk
+
+
+def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.PathLike[str] | dict[str, Entry],
+         thresholds: dict[str, float] | None = None, alpha: float = 0.01) -> GateResult:
+    """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent."""
+    th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    unknown = set(th) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise UsageError(f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_THRESHOLDS)}")
+    if any(v < 0 for v in th.values()):
+        raise UsageError("thresholds must be >= 0 %")
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    base = baseline if isinstance(baseline, dict) else load_for_gate(baseline)
+    cur = current if isinstance(current, dict) else load_for_gate(current)
+    checks: list[Check] = []
+    for name, b in base.items():
+        c = cur.get(name)
+        if c is None:
+            checks.append(Check(name, "(model)", "missing", detail="model absent from the current results"))
+            continue
+        if c.status != "ok":
+            checks.append(Check(name, "(run)", "fail", detail=f"current run failed: {c.status}: {c.error}"))
+            continue
+        for k, bv in b.metrics.items():
+            tname, disp, scale, unit = DETERMINISTIC[k]
+            if k not in c.metrics:
+                checks.append(Check(name, disp, "missing", _fmt(bv, scale, unit),
+                                    detail="metric absent from the current results"))
+                continue
+            cv = c.metrics[k]
+            change = 100.0 * (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
+            limit = bv * (1.0 + th[tname] / 100.0)
+            verdict = "fail" if cv > limit else "pass"
+            detail = f"+{cv - bv:g} (deterministic: any increase beyond the threshold fails)" if verdict == "fail" else ""
+            checks.append(Check(name, disp, verdict, _fmt(bv, scale, unit), _fmt(cv, scale, unit), change,
+                                th[tname], detail))
+        rt = _runtime_check(name, b, c, th["runtime"], alpha)
+        if rt is not None:
+            checks.append(rt)
+    for name in cur.keys() - base.keys():
+        checks.append(Check(name, "(model)", "new", detail="not in the baseline"))
+    return GateResult(checks, alpha, th)
+
+
+def parse_percent(text: str) -> float:
+    """``"5%"``, ``"5"`` or ``"0.5%"`` -> 5.0 / 5.0 / 0.5 (percent)."""
+    t = text.strip().rstrip("%").strip()
+    try:
+        v = float(t)
+    except ValueError:
+        raise UsageError(f"bad threshold {text!r}: expected a percentage such as 5% or 0%") from None
+    if v < 0 or math.isnan(v):
+        raise UsageError(f"bad threshold {text!r}: must be >= 0%")
+    return v

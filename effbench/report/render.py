@@ -1,0 +1,126 @@
+"""``render_report``: results -> markdown, CSV, JSON and HTML tables plus figures in one folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .markdown import delta_records, render_markdown
+from .table import Table, build_table, split_groups
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+def _load(results: Any) -> list[dict[str, Any]]:
+    from ..results import load_results
+
+    if isinstance(results, (str, os.PathLike)):
+        return load_results([results])
+    results = list(results)
+    if results and all(isinstance(r, (str, os.PathLike)) for r in results):
+        return load_results(results)
+    if not all(isinstance(r, dict) for r in results):
+        raise UsageError("results must be result documents (dicts) or paths to result files/folders")
+    return results
+
+
+def _section_name(t: Table) -> str:
+    m = t.meta
+    shape = "x".join(map(str, m.get("input_shape") or [])) or "?"
+    return f"{m.get('device') or '?'} · {shape} · x{m.get('scale') or '?'} · {m.get('protocol') or '-'}"
+
+
+def _stem(t: Table) -> str:
+    m = t.meta
+    shape = "x".join(map(str, m.get("input_shape") or [])) or "noshape"
+    return f"{m.get('device') or 'dev'}_{shape}_x{m.get('scale') or 0}"
+
+
+def render_report(
+    results: Iterable[dict[str, Any]] | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    baseline: str | None = None,
+    formats: Sequence[str] = FORMATS,
+    figures: bool = True,
+    title: str = "effbench report",
+) -> list[Path]:
+    """Render a Table 4-style report of result documents (or result files/folders) into ``out_dir``.
+
+    Results measured under different conditions (device, input shape, scale, dtype, protocol, convention) get
+    one table each. Writes ``report.md``, ``report.csv``, ``report.json``, ``report.html`` (as asked by
+    ``formats``) and, with ``figures``, PNG+SVG figures; returns the paths written.
+    """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise UsageError(f"unknown report format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    docs = _load(results)
+    if not docs:
+        raise UsageError("no effbench result documents found (schema effbench.result/1)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = split_groups(docs)
+    tables = [build_table(g) for g in groups]
+    if baseline and not any(baseline in {r.model for r in t.rows} for t in tables):
+        raise UsageError(f"baseline model {baseline!r} is not in the results; models: "
+                         f"{', '.join(sorted({r.model for t in tables for r in t.rows}))}")
+    multi = len(tables) > 1
+    written: list[Path] = []
+    fig_paths: list[Path] = []
+    if figures:
+        from .figures import comparison_figure, psd_figures, timeline_figures
+
+        for t in tables:
+            stem = f"fig1_runtime_memory_{_stem(t)}" if multi else "fig1_runtime_memory"
+            fig_paths += comparison_figure(t, out, stem=stem)
+        fig_paths += timeline_figures(docs, out)
+        fig_paths += psd_figures(docs, out)
+        written += fig_paths
+    sections = [(_section_name(t) if multi else "Efficiency comparison", t) for t in tables]
+    if "md" in formats:
+        parts = [f"# {title}", ""]
+        for name, t in sections:
+            has_base = baseline if baseline in {r.model for r in t.rows} else None
+            parts.append(render_markdown(t, title=name, baseline=has_base))
+        pngs = [p for p in fig_paths if p.suffix == ".png"]
+        if pngs:
+            parts += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+        p = out / "report.md"
+        p.write_text("\n".join(parts))
+        written.append(p)
+    frames = []
+    for _name, t in sections:
+        f = t.frame()
+        for k in ("device", "device_name", "protocol", "convention", "scale", "dtype"):
+            f[k] = t.meta.get(k)
+        f["input_shape"] = "x".join(map(str, t.meta.get("input_shape") or []))
+        frames.append(f)
+    if "csv" in formats:
+        import pandas as pd
+
+        p = out / "report.csv"
+        pd.concat(frames, ignore_index=True).to_csv(p, index=False, float_format="%.6g")
+        written.append(p)
+    if "json" in formats:
+        from ..results import write_json_atomic
+
+        doc = {
+            "schema": "effbench.report/1",
+            "tables": [
+                {"title": name, "conditions": {k: v for k, v in t.meta.items()},
+                 "rows": json.loads(f.to_json(orient="records")),
+                 "ranks": t.ranks(),
+                 "deltas": delta_records(t, baseline) if baseline else []}
+                for (name, t), f in zip(sections, frames)
+            ],
+            "figures": [p.name for p in fig_paths],
+        }
+        written.append(write_json_atomic(out / "report.json", doc))
+    if "html" in formats:
+        from .html import render_html
+
+        written.append(render_html(sections, fig_paths, out / "report.html", baseline=baseline, title=title))
+    return written
