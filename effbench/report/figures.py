@@ -2,10 +2,10 @@
 
 Timelines and PSDs are drawn only when the results carry them:
 
-- ``metrics["memory_timeline"]``: ``{"bytes": [...], "t": [...] (optional), "labels": [...] (optional)}`` or a
-  plain list of byte counts (one per allocation event / operator);
-- ``metrics["psd"]``: ``{"freq": [...], "power": [...]}`` (radially averaged power spectral density), or a dict
-  of such curves keyed by a label (e.g. ``{"output": {...}, "hr": {...}}``).
+- ``memory_timeline`` (top level or in ``metrics``): the timeline of :func:`effbench.predict_memory` (a list of
+  ``{"index", "op", "allocated_bytes"}``), ``{"bytes": [...], "t": [...]}`` or a plain list of byte counts;
+- ``psd`` (top level, as written by :func:`effbench.psd`): ``{"blocks": [{"name", "freqs", "input_curve",
+  "output_curve"}, ...]}``; or ``metrics["psd"] = {"freq": [...], "power": [...]}`` (one radial PSD curve).
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def comparison_figure(table: Table, out_dir: Path, stem: str = "fig1_runtime_mem
 
 
 def _timeline(value: Any) -> tuple[list[float], list[float]] | None:
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if not all("allocated_bytes" in v for v in value):
+            return None
+        xs = [float(v.get("index", i)) for i, v in enumerate(value)]
+        return xs, [float(v["allocated_bytes"]) / MIB for v in value]
     if isinstance(value, dict):
         ys = value.get("bytes") or value.get("allocated") or value.get("memory")
         xs = value.get("t") or value.get("step") or (list(range(len(ys))) if ys else None)
@@ -91,7 +96,7 @@ def timeline_figures(docs: Sequence[dict[str, Any]], out_dir: Path,
     """One memory-over-time plot per model that carries ``metrics['memory_timeline']``, plus an overlay."""
     curves = {}
     for d in docs:
-        tl = _timeline((d.get("metrics") or {}).get("memory_timeline"))
+        tl = _timeline(d.get("memory_timeline") or (d.get("metrics") or {}).get("memory_timeline"))
         if tl is not None:
             curves[str(d.get("model"))] = tl
     if not curves:
@@ -122,40 +127,43 @@ def timeline_figures(docs: Sequence[dict[str, Any]], out_dir: Path,
     return paths
 
 
-def _psd_curves(value: Any) -> dict[str, tuple[list[float], list[float]]]:
-    if not isinstance(value, dict):
-        return {}
-    if "power" in value:
+def _psd_curves(doc: dict[str, Any]) -> dict[str, tuple[list[float], list[float], str]]:
+    """label -> (freqs, power, line style) of every PSD curve a result carries."""
+    out: dict[str, tuple[list[float], list[float], str]] = {}
+    top = doc.get("psd")
+    if isinstance(top, dict):
+        for b in top.get("blocks") or []:
+            f = b.get("freqs")
+            for kind, style in (("input", "--"), ("output", "-")):
+                curve = b.get(f"{kind}_curve")
+                if f and curve and len(f) == len(curve):
+                    out[f"{b.get('name')} {kind}"] = (list(map(float, f)), list(map(float, curve)), style)
+    value = (doc.get("metrics") or {}).get("psd")
+    if isinstance(value, dict) and "power" in value:
         f = value.get("freq") or list(range(len(value["power"])))
-        return {"": (list(map(float, f)), list(map(float, value["power"])))}
-    out = {}
-    for label, v in value.items():
-        if isinstance(v, dict) and "power" in v:
-            f = v.get("freq") or list(range(len(v["power"])))
-            out[str(label)] = (list(map(float, f)), list(map(float, v["power"])))
+        out["psd"] = (list(map(float, f)), list(map(float, value["power"])), "-")
     return out
 
 
 def psd_figures(docs: Sequence[dict[str, Any]], out_dir: Path,
                 formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Radially averaged PSD curves (log power) of every model that carries ``metrics['psd']``, in one plot."""
-    curves = {}
+    """One PSD plot (log power vs frequency) per model carrying PSD curves: block inputs dashed, outputs solid."""
+    paths: list[Path] = []
     for d in docs:
-        for label, c in _psd_curves((d.get("metrics") or {}).get("psd")).items():
-            curves[f"{d.get('model')} {label}".strip()] = c
-    if not curves:
-        return []
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, (f, p) in curves.items():
-        ax.plot(f, [math.log10(v) if v > 0 else float("nan") for v in p], label=name, lw=1)
-    ax.set_xlabel("spatial frequency")
-    ax.set_ylabel("log10 power")
-    ax.set_title("Power spectral density")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    paths = _save(fig, out_dir, "psd", formats)
-    plt.close(fig)
+        curves = _psd_curves(d)
+        if not curves:
+            continue
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, (f, p, style) in curves.items():
+            ax.plot(f, [math.log10(v) if v > 0 else float("nan") for v in p], style, label=name, lw=1)
+        ax.set_xlabel("spatial frequency (cycles / pixel)")
+        ax.set_ylabel("log10 power")
+        ax.set_title(f"{d.get('model')}: power spectral density")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        paths += _save(fig, out_dir, f"psd_{_slug(str(d.get('model')))}", formats)
+        plt.close(fig)
     return paths
 
 
