@@ -1,0 +1,97 @@
+"""``effbench bench SPEC``: runtime of one model (steady or NTIRE protocol), printed or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ._common import add_model_arguments, parse_size, spec_from_args
+
+NAME = "bench"
+HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when present)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
+    src.add_argument("--dataset", default=None, metavar="DIR",
+                     help="LR/HR images: DIV2K_valid_LR+HR, HR+LR_bicubic/X{s}, LR+HR, or a folder of LR images")
+    parser.add_argument("--protocol", choices=["steady", "ntire"], default="steady",
+                        help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)")
+    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
+    parser.add_argument("--cuda-graphs", action="store_true", help="replay the forward as a CUDA graph (steady)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 100 on CUDA, 10 on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--images", type=int, default=10, help="synthetic images for --protocol ntire (default 10)")
+    parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
+    parser.add_argument("--json", action="store_true", help="print the result document as JSON")
+    parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
+
+
+def _fmt_ms(v: Any) -> str:
+    return f"{v:.3f} ms" if isinstance(v, (int, float)) else "-"
+
+
+def _print_human(doc: dict[str, Any]) -> None:
+    m = doc["metrics"]
+    rt = m.get("runtime_ms", {})
+    shape = "x".join(map(str, doc["input_shape"][-2:]))
+    print(f"{doc['model']}  x{doc['scale']}  input {shape}  {doc['device']} {doc['dtype']}  protocol {doc['protocol']}")
+    if doc["protocol"] == "ntire":
+        print(f"  mean over {m.get('images')} images: {_fmt_ms(rt.get('mean'))}  (first image {_fmt_ms(rt.get('first_call'))})")
+    else:
+        print(f"  median {_fmt_ms(rt.get('median'))}  mean {_fmt_ms(rt.get('mean'))}  std {_fmt_ms(rt.get('std'))}  "
+              f"CV {rt.get('cv', 0) * 100:.2f}%  min {_fmt_ms(rt.get('min'))}  IQR {_fmt_ms(rt.get('iqr'))}")
+        print(f"  first call {_fmt_ms(rt.get('first_call'))}  warm-up {rt.get('warmup_runs')} runs "
+              f"({rt.get('warmup_stopped')})  timed {rt.get('repeats')} runs")
+    if "peak_memory_measured_bytes" in m:
+        print(f"  peak memory {m['peak_memory_measured_bytes'] / 2**20:.2f} MiB")
+    if "energy_j_per_image" in m:
+        print(f"  energy {m['energy_j_per_image'] * 1e3:.2f} mJ/image  ({m['power_w_mean']:.1f} W)")
+    if "psnr" in m:
+        print(f"  PSNR {m['psnr']:.3f} dB  ({m.get('psnr_protocol')})")
+    if "roofline" in m:
+        r = m["roofline"]
+        print(f"  roofline bound {_fmt_ms(r['bound_ms'])} ({r['limited_by']}-bound); measured / bound "
+              f"{r.get('measured_over_bound', float('nan')):.1f}")
+    env = doc.get("env", {})
+    print(f"  on {env.get('gpu_name') or env.get('cpu_model')}  torch {env.get('torch_version')}  "
+          f"threads {env.get('torch_threads')}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..timing import benchmark
+
+    spec = spec_from_args(args)
+    doc = benchmark(
+        spec,
+        parse_size(args.size),
+        scale=args.scale,
+        device=args.device,
+        protocol=args.protocol,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        cuda_graphs=args.cuda_graphs,
+        repeats=args.repeats,
+        threads=args.threads,
+        dataset=args.dataset,
+        images=args.images,
+        roofline=args.roofline,
+        pretrained=args.pretrained,
+        deploy=not args.train_form,
+    )
+    if args.out:
+        from ..results import write_json_atomic
+
+        write_json_atomic(args.out, doc)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        _print_human(doc)
+    return 0

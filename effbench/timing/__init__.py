@@ -1,0 +1,23 @@
+"""Runtime measurement: the ``steady`` protocol (warm-up until settled, robust statistics), the NTIRE challenge's
+``ntire`` protocol, CUDA graphs, energy through NVML and a calibrated roofline bound.
+
+Public entry point: :func:`benchmark` (re-exported as ``effbench.benchmark``).
+"""
+
+from __future__ import annotations
+
+from .api import DTYPES, OutOfMemory, benchmark, resolve_device
+from .steady import WarmupRule, summarize
+from .validate import BadOutputError, NonFiniteOutputError, check_output
+
+__all__ = [
+    "DTYPES",
+    "BadOutputError",
+    "NonFiniteOutputError",
+    "OutOfMemory",
+    "WarmupRule",
+    "benchmark",
+    "check_output",
+    "resolve_device",
+    "summarize",
+]

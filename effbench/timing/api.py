@@ -1,0 +1,284 @@
+"""``effbench.benchmark``: runtime (and measured peak memory) of one model at one input size."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError, UsageError
+from ..results import new_result
+from ..spec import ModelSpec
+from .data import find_pairs, synthetic_pairs
+from .ntire import evaluate_psnr, run_ntire, to_tensor
+from .steady import WarmupRule, make_timer, time_steady
+from .validate import check_output
+
+__all__ = ["benchmark", "DTYPES", "OutOfMemory", "resolve_device"]
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PROTOCOLS = ("steady", "ntire")
+
+
+class OutOfMemory(ModelError):
+    """The device ran out of memory during the measurement (sweep status ``oom``)."""
+
+    status = "oom"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present) -> a usable torch.device."""
+    if isinstance(device, str) and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UsageError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device 'cuda' requested but CUDA is not available here (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"unsupported device {dev.type!r}: use cpu or cuda")
+    return dev
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise UsageError(f"threads must be >= 1, got {n}")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+@contextlib.contextmanager
+def _map_errors() -> Iterator[None]:
+    """Turn what a forward can raise into effbench errors carrying a sweep status."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except UsageError:
+        raise
+    except torch.cuda.OutOfMemoryError as exc:
+        raise OutOfMemory(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "out of memory" in msg.lower() or "can't allocate memory" in msg:
+            raise OutOfMemory(f"out of memory: {msg.splitlines()[0]}") from exc
+        raise ModelError(f"forward failed: {type(exc).__name__}: {msg.splitlines()[0] if msg else ''}") from exc
+    except Exception as exc:
+        raise ModelError(f"forward failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _resolve_model(
+    model_or_spec: nn.Module | str | ModelSpec, scale: int | None, pretrained: bool, deploy: bool = True
+) -> tuple[nn.Module, str, str, float, int | None]:
+    if isinstance(model_or_spec, nn.Module):
+        model = model_or_spec
+        name = type(model).__name__
+        return model, name, name, float(getattr(model, "data_range", 255.0)), scale
+    spec = ModelSpec.parse(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
+    if not isinstance(spec, ModelSpec):
+        raise UsageError(f"expected a model, a spec string or a ModelSpec, got {type(model_or_spec).__name__}")
+    scale = 4 if scale is None else scale
+    model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
+    return model, spec.name, spec.target, spec.data_range(), scale
+
+
+def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
+    """Joules per forward from NVML's total-energy counter over a loop of at least ``seconds``."""
+    from ..env import nvml_handle, read_energy_mj
+
+    handle = nvml_handle(device.index)
+    if handle is None or read_energy_mj(handle) is None:
+        return {}
+    torch.cuda.synchronize(device)
+    e0, t0, n = read_energy_mj(handle), time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds or n < 3:
+        model(x)
+        n += 1
+        if n % 10 == 0:
+            torch.cuda.synchronize(device)
+    torch.cuda.synchronize(device)
+    e1, dt = read_energy_mj(handle), time.perf_counter() - t0
+    if e0 is None or e1 is None or e1 <= e0:
+        return {}
+    joules = (e1 - e0) / 1000.0
+    return {"energy_j_per_image": joules / n, "power_w_mean": joules / dt, "energy_loop_images": n}
+
+
+def _cuda_graph_step(model: nn.Module, x: torch.Tensor) -> tuple[Any, torch.cuda.CUDAGraph]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        model(x)
+    return graph.replay, graph
+
+
+def _steady(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    scale: int | None,
+    *,
+    repeats: int,
+    rule: WarmupRule,
+    cuda_graphs: bool,
+    energy_seconds: float,
+) -> tuple[dict[str, Any], int]:
+    metrics: dict[str, Any] = {}
+    cuda = device.type == "cuda"
+    timer = make_timer(device)
+    with torch.inference_mode():
+        if cuda:
+            torch.cuda.synchronize(device)
+        cold_ms, out = timer(lambda: model(x))
+        scale = check_output(out, x, scale)
+        del out
+        step: Any = lambda: model(x)  # noqa: E731
+        graph = None
+        if cuda_graphs:
+            step, graph = _cuda_graph_step(model, x)
+        stats = time_steady(step, device, repeats=repeats, rule=rule, cold_ms=cold_ms)
+        stats["cuda_graphs"] = bool(graph is not None)
+        del graph
+        metrics["runtime_ms"] = stats
+        if cuda:
+            if energy_seconds > 0:
+                metrics.update(_energy(model, x, device, energy_seconds))
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            out = model(x)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            del out
+            metrics["peak_memory_measured_bytes"] = int(peak)
+            metrics["peak_memory_above_inputs_bytes"] = int(peak - base)
+    return metrics, scale
+
+
+def benchmark(
+    model_or_spec: nn.Module | str | ModelSpec,
+    input_size: tuple[int, int] = (256, 256),
+    *,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    protocol: str = "steady",
+    dtype: str = "fp32",
+    channels_last: bool = False,
+    cuda_graphs: bool = False,
+    repeats: int | None = None,
+    threads: int | None = None,
+    dataset: str | Path | None = None,
+    images: int = 10,
+    warmup: WarmupRule | None = None,
+    roofline: bool = False,
+    energy_seconds: float | None = None,
+    pretrained: bool = False,
+    deploy: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure the runtime of a model (module, zoo name or spec) and return an ``effbench.result/1`` document.
+
+    ``protocol="steady"`` (default): cold first call, warm-up until timings settle (:class:`WarmupRule`), then
+    ``repeats`` timed forwards (default 100 on CUDA, 10 on CPU) under ``inference_mode``; runtime statistics in
+    ``metrics.runtime_ms`` and, on CUDA, the peak memory of one forward after a reset and the energy per image.
+    ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
+    one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
+    image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
+    Raises :class:`~effbench.errors.UsageError` for bad arguments and :class:`~effbench.errors.ModelError`
+    (``BadOutputError``, ``NonFiniteOutputError``, ``OutOfMemory``) when the model fails.
+    """
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
+    dev = resolve_device(device)
+    if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
+        raise UsageError("CUDA graphs need --device cuda and the steady protocol")
+    h, w = (int(v) for v in input_size)
+    if h <= 0 or w <= 0:
+        raise UsageError(f"input size must be positive, got {input_size}")
+    if repeats is None:
+        repeats = 100 if dev.type == "cuda" else 10
+    if repeats < 1:
+        raise UsageError(f"repeats must be >= 1, got {repeats}")
+    if images < 1:
+        raise UsageError(f"images must be >= 1, got {images}")
+    tdtype = DTYPES[dtype]
+    rule = warmup or (WarmupRule(window=10) if dev.type == "cuda" else WarmupRule(window=3, max_seconds=3.0))
+    if energy_seconds is None:
+        energy_seconds = 1.0 if dev.type == "cuda" else 0.0
+
+    model, name, spec, data_range, scale = _resolve_model(model_or_spec, scale, pretrained, deploy)
+    pairs = find_pairs(dataset, scale or 4) if dataset is not None else None
+    if pairs is not None:
+        h, w = pairs[0].lr_array().shape[:2]
+    result = new_result(
+        name, spec, scale=scale, input_shape=[1, 3, h, w], device=dev.type, dtype=dtype, protocol=protocol,
+        convention=None,
+    )
+    result["dataset"] = str(dataset) if dataset is not None else (
+        f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)
+    result["settings"] = {
+        "channels_last": channels_last, "cuda_graphs": cuda_graphs, "repeats": repeats, "threads": threads,
+        "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule), "data_range": data_range,
+    }
+    with _threads(threads), _map_errors():
+        model = model.to(device=dev, dtype=tdtype)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.eval()
+        if protocol == "ntire":
+            src = pairs if pairs is not None else list(synthetic_pairs(images, (h, w), scale or 4, seed))
+            with torch.enable_grad():  # the official script never disables autograd
+                metrics = run_ntire(model, src, dev, data_range=data_range, scale=scale, dtype=tdtype,
+                                    channels_last=channels_last)
+            scale = metrics.pop("scale")
+        else:
+            if pairs is not None:
+                x = to_tensor(pairs[0].lr_array(), data_range, dev, tdtype)
+            else:
+                gen = torch.Generator().manual_seed(seed)
+                x = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev, dtype=tdtype)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            metrics, scale = _steady(model, x, dev, scale, repeats=repeats, rule=rule, cuda_graphs=cuda_graphs,
+                                     energy_seconds=energy_seconds)
+            if pairs is not None:
+                metrics.update(evaluate_psnr(model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype))
+        if roofline:
+            from .roofline import roofline as _roofline
+
+            try:
+                metrics["roofline"] = _roofline(model, (1, 3, h, w), dev, tdtype, metrics["runtime_ms"]["median"])
+            except Exception as exc:  # the bound is an extra; its failure must not lose the measurement
+                metrics["roofline_error"] = f"{type(exc).__name__}: {exc}"
+        result["metrics"] = metrics
+        result["scale"] = scale
+        result["env"] = _env(dev)
+    return result
+
+
+def _env(dev: torch.device) -> dict[str, Any]:
+    from ..env import capture_env
+
+    return capture_env(dev)

@@ -1,0 +1,159 @@
+"""The ``ntire`` protocol, as the NTIRE Efficient SR challenge's ``test_demo.py`` (2022 onwards) measures.
+
+Faithful points: model in eval mode with every parameter ``requires_grad=False`` and no ``no_grad``;
+``cudnn.benchmark = False``; ``torch.cuda.empty_cache()`` once at the start; per image the LR image is moved to
+the device first, then CUDA event record, forward, record, ``torch.cuda.synchronize()``, elapsed milliseconds;
+the runtime is the mean over images with no warm-up (the first image's set-up cost is part of the figure); the
+peak memory is ``max_memory_allocated() / 1024**2`` read after the loop and never reset (so run it in a fresh
+process, as the sweep does, to match the official number); PSNR in RGB on uint8 images with a border of
+``scale`` pixels (4 at x4), HR cropped to a multiple of the scale. On CPU the timer is ``perf_counter``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import ImagePair
+from .steady import summarize
+from .validate import check_output
+
+__all__ = ["evaluate_psnr", "run_ntire", "to_uint8", "psnr_uint8"]
+
+
+def to_tensor(img: np.ndarray, data_range: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 HWC -> 1x3xHxW in [0, data_range] (the NTIRE script's ``uint2tensor4``)."""
+    img = img if img.flags.writeable and img.flags.c_contiguous else np.array(img, copy=True, order="C")
+    t = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0 / data_range).unsqueeze(0)
+    return t.to(device=device, dtype=dtype)
+
+
+def to_uint8(out: torch.Tensor, data_range: float) -> np.ndarray:
+    """1x3xHxW model output -> uint8 HWC (clamp to [0, data_range], scale to 255, round; ``tensor2uint``)."""
+    x = out.detach().squeeze(0).float().clamp(0, data_range).cpu().numpy()
+    return np.uint8((np.transpose(x, (1, 2, 0)) * 255.0 / data_range).round())
+
+
+def psnr_uint8(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    """PSNR (dB) of two uint8 RGB images after cropping ``border`` pixels (the challenge's ``calculate_psnr``)."""
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
+    h, w = sr.shape[:2]
+    a = sr[border : h - border, border : w - border].astype(np.float64)
+    b = hr[border : h - border, border : w - border].astype(np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
+
+
+def _psnr(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[float, str]:
+    """PSNR through effbench.quality when it is there (same protocol), else the local NTIRE formula."""
+    try:
+        from ..quality import psnr as q_psnr  # type: ignore[attr-defined]
+
+        return float(q_psnr(sr, hr, border=border)), "effbench.quality.psnr"
+    except Exception:
+        return psnr_uint8(sr, hr, border), "ntire_calculate_psnr"
+
+
+def run_ntire(
+    model: nn.Module,
+    pairs: Iterable[ImagePair],
+    device: torch.device,
+    *,
+    data_range: float,
+    scale: int | None,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    """Run the challenge protocol over ``pairs``; returns metrics in the result schema's ``metrics`` form."""
+    model.eval()
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad = False
+    cuda = device.type == "cuda"
+    prev_bench = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    samples: list[float] = []
+    psnrs: list[float] = []
+    psnr_source = None
+    n_hr = 0
+    try:
+        if cuda:
+            torch.cuda.empty_cache()
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+        for i, pair in enumerate(pairs):
+            lr_img = pair.lr_array()
+            x = to_tensor(lr_img, data_range, device, dtype)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if cuda:
+                start.record()
+                out = model(x)
+                end.record()
+                torch.cuda.synchronize()
+                samples.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                out = model(x)
+                samples.append((time.perf_counter() - t0) * 1e3)
+            if i == 0:
+                scale = check_output(out, x, scale)
+            hr = pair.hr_array()
+            if hr is not None:
+                n_hr += 1
+                s = scale or 1
+                hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
+                value, psnr_source = _psnr(to_uint8(out, data_range), hr, border=s)
+                psnrs.append(value)
+            del out, x
+        if not samples:
+            raise ValueError("the ntire protocol got no images")
+        peak = torch.cuda.max_memory_allocated(device) if cuda else None
+    finally:
+        torch.backends.cudnn.benchmark = prev_bench
+        for p, flag in flags:
+            p.requires_grad = flag
+    stats = summarize(samples)
+    stats.update({"mean": sum(samples) / len(samples), "first_call": samples[0], "official": "mean",
+                  "samples": samples})
+    metrics: dict[str, Any] = {"runtime_ms": stats, "images": len(samples), "scale": scale}
+    if peak is not None:
+        metrics["peak_memory_measured_bytes"] = int(peak)
+        metrics["ntire_memory_mib"] = peak / 1024**2
+    if psnrs:
+        metrics["psnr"] = sum(psnrs) / len(psnrs)
+        metrics["psnr_protocol"] = f"RGB uint8, border {scale}, {n_hr} images ({psnr_source})"
+    return metrics
+
+
+def evaluate_psnr(
+    model: nn.Module,
+    pairs: Iterable[ImagePair],
+    device: torch.device,
+    *,
+    data_range: float,
+    scale: int,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Any]:
+    """Mean PSNR over the pairs that have an HR image (same conversion and border as the challenge), untimed."""
+    values, source = [], None
+    with torch.inference_mode():
+        for pair in pairs:
+            hr = pair.hr_array()
+            if hr is None:
+                continue
+            out = model(to_tensor(pair.lr_array(), data_range, device, dtype))
+            hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+            value, source = _psnr(to_uint8(out, data_range), hr, border=scale)
+            values.append(value)
+    if not values:
+        return {}
+    return {"psnr": sum(values) / len(values),
+            "psnr_protocol": f"RGB uint8, border {scale}, {len(values)} images ({source})"}

@@ -1,0 +1,158 @@
+"""Roofline bound of a forward pass: ``max(FLOPs / peak FLOP/s, bytes moved / peak bandwidth)``.
+
+- FLOPs: ``effbench.profile(model, input_size, convention="full")`` when the counting package is present, else
+  :class:`torch.utils.flop_counter.FlopCounterMode` (matmul and convolution FLOPs, 2 per multiply-accumulate);
+  the source is recorded.
+- Bytes moved (an estimate, a lower bound for an unfused eager run): the sum over every ATen operator executed of
+  the bytes of its tensor inputs (weights included, each distinct tensor once per operator) plus its tensor outputs;
+  view operators move nothing. Counted on the ``meta`` device, so no real memory or compute is needed.
+- Peaks: calibrated on the device by a short microbenchmark, the best of a few runs of a large matmul and of a
+  64-channel 3x3 convolution (compute), and of a large tensor copy (bandwidth: read + write bytes).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+__all__ = ["calibrate_peaks", "count_traffic", "roofline"]
+
+
+class _TrafficMode(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "is_view", False):
+            return out
+        seen: set[int] = set()
+        moved = 0
+        for t in tree_flatten((args, kwargs or {}))[0]:
+            if isinstance(t, torch.Tensor) and id(t) not in seen:
+                seen.add(id(t))
+                moved += t.numel() * t.element_size()
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                moved += t.numel() * t.element_size()
+        self.bytes += moved
+        self.ops += 1
+        return out
+
+
+def count_traffic(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Estimated bytes moved and FLOPs (flop_counter) of one forward, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = copy.deepcopy(model).to(device="meta", dtype=dtype)
+    x = torch.empty(input_shape, device="meta", dtype=dtype)
+    traffic = _TrafficMode()
+    flops = FlopCounterMode(display=False)
+    with torch.no_grad(), flops, traffic:
+        meta(x)
+    return {"bytes_moved": traffic.bytes, "aten_ops": traffic.ops, "flops": flops.get_total_flops()}
+
+
+def _best_ms(fn: Callable[[], Any], device: torch.device, runs: int = 5) -> float:
+    fn()
+    fn()
+    best = float("inf")
+    for _ in range(runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return best
+
+
+@functools.lru_cache(maxsize=8)
+def calibrate_peaks(device: str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Measured peak FLOP/s (matmul and conv) and copy bandwidth (bytes/s) of ``device`` for ``dtype``."""
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    n = 4096 if cuda else 1024
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    with torch.no_grad():
+        mm_ms = _best_ms(lambda: torch.mm(a, b), dev)
+        hw = 256 if cuda else 96
+        x = torch.randn(1, 64, hw, hw, device=dev, dtype=dtype)
+        w = torch.randn(64, 64, 3, 3, device=dev, dtype=dtype)
+        conv_ms = _best_ms(lambda: torch.nn.functional.conv2d(x, w, padding=1), dev)
+        numel = (256 if cuda else 32) * 2**20 // 4
+        src = torch.empty(numel, device=dev, dtype=torch.float32).fill_(1.0)
+        dst = torch.empty_like(src)
+        copy_ms = _best_ms(lambda: dst.copy_(src), dev)
+    mm = 2 * n**3 / (mm_ms * 1e-3)
+    conv = 2 * 64 * 64 * 9 * hw * hw / (conv_ms * 1e-3)
+    bw = 2 * src.numel() * src.element_size() / (copy_ms * 1e-3)
+    del a, b, x, w, src, dst
+    return {
+        "peak_flops_per_s": max(mm, conv),
+        "matmul_flops_per_s": mm,
+        "conv_flops_per_s": conv,
+        "peak_bytes_per_s": bw,
+        "calibration": f"best of 5: {n}x{n} matmul, 1x64x{hw}x{hw} 3x3 conv, {2 * numel * 4 >> 20} MiB copy",
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+    }
+
+
+def _profile_flops(model: nn.Module, size: tuple[int, int]) -> float | None:
+    try:
+        from ..counting import profile  # type: ignore[attr-defined]
+
+        prof = profile(model, size, convention="full")
+    except Exception:
+        return None
+    def get(key: str) -> Any:
+        val = prof.get(key) if isinstance(prof, dict) else getattr(prof, key, None)
+        return float(val) if isinstance(val, (int, float)) and val > 0 else None
+
+    macs = get("macs")  # real FLOPs are 2 per multiply-accumulate, whatever the "flops" convention says
+    return 2 * macs if macs is not None else get("flops")
+
+
+def roofline(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    measured_ms: float | None = None,
+) -> dict[str, Any]:
+    """The roofline bound (ms) of one forward on ``device``, what limits it, and measured / bound."""
+    traffic = count_traffic(model, input_shape, dtype)
+    flops = _profile_flops(model, (input_shape[-2], input_shape[-1]))
+    source = "effbench.profile(convention='full'): 2 x macs"
+    if flops is None:
+        flops, source = float(traffic["flops"]), "torch.utils.flop_counter"
+    peaks = calibrate_peaks(str(device), dtype)
+    t_compute = flops / peaks["peak_flops_per_s"]
+    t_memory = traffic["bytes_moved"] / peaks["peak_bytes_per_s"]
+    bound_ms = max(t_compute, t_memory) * 1e3
+    out = {
+        "flops": flops,
+        "flops_source": source,
+        "bytes_moved": traffic["bytes_moved"],
+        "aten_ops": traffic["aten_ops"],
+        "compute_ms": t_compute * 1e3,
+        "memory_ms": t_memory * 1e3,
+        "bound_ms": bound_ms,
+        "limited_by": "compute" if t_compute >= t_memory else "memory",
+        **{k: v for k, v in peaks.items() if v is not None},
+    }
+    if measured_ms is not None and bound_ms > 0:
+        out["measured_over_bound"] = measured_ms / bound_ms
+    return out
