@@ -246,6 +246,10 @@ def test_bad_inputs_raise_clear_errors(tmp_path) -> None:
         psd(Toy(), tmp_path, progress=False)
     with pytest.raises(UsageError, match="single array"):
         psd(Toy(), _images(1)[0], progress=False)
+    with pytest.raises(UsageError, match="preview=5"):
+        psd(Toy(), _images(1), preview=5, progress=False)
+    with pytest.raises(UsageError, match="device"):
+        psd(Toy(), _images(1), device="nonsense", progress=False)
 
 
 def test_top_level_export_and_json_document(toy_result, tmp_path) -> None:

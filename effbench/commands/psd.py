@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--preview", type=int, default=0, metavar="I",
                         help="index of the image whose average maps are plotted (default 0)")
-    parser.add_argument("--log", action="store_true", help="logarithmic y axis in the curve plot")
+    parser.add_argument("--linear", action="store_true", help="linear y axis in the curve plot (default: log)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default psd-<model>)")
     parser.add_argument("--json", action="store_true", help="print the JSON document to stdout instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"psd-{safe}")
     doc = res.to_dict()
     json_path = res.save_json(out / f"psd_{safe}_x{args.scale}.json")
-    res.plot_curves(out / f"psd_{safe}_x{args.scale}_curves.png", log=args.log)
+    res.plot_curves(out / f"psd_{safe}_x{args.scale}_curves.png", log=not args.linear)
     res.plot_maps(out / f"psd_{safe}_x{args.scale}_maps.png")
     if args.json:
         json.dump(doc, sys.stdout, indent=2, default=float)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title=f"{res.model} x{args.scale}: share of PSD above {args.split:g} x Nyquist, "
                         f"{len(res.images)} images ({res.source})")
-    for col in ("block", "class", "input high", "output high", "gain", "images up", "low suppressed, high strengthened"):
+    for col in ("block", "class", "input high", "output high", "gain", "images up", "high up"):
         table.add_column(col, justify="left" if col in ("block", "class") else "right")
     for b in res.blocks:
         table.add_row(b.name, b.kind, f"{100 * b.input_high:.2f}%", f"{100 * b.output_high:.2f}%",

@@ -165,14 +165,14 @@ class PSDResult:
 
         return write_json_atomic(path, self.to_dict())
 
-    def plot_curves(self, path: str | Path | None = None, log: bool = False):
+    def plot_curves(self, path: str | Path | None = None, log: bool = True):
         """Fig. 6 style: one panel per block, input and output curves on a shared axis."""
         from .plots import plot_curves
 
         return plot_curves(self, path, log=log)
 
     def plot_maps(self, path: str | Path | None = None):
-        """Fig. 8 style: the channel-averaged input and output maps of the preview image, min-max normalised."""
+        """Fig. 8 style: the channel-averaged input and output maps of the preview image, normalised for display."""
         from .plots import plot_maps
 
         return plot_maps(self, path)
@@ -339,8 +339,15 @@ def psd(
                                       == torch.uint8 for i in imgs):
             raise UsageError(f"cannot tell the data range of {name} for uint8 images; pass data_range=")
         source = array_inputs(imgs, data_range=data_range or 1.0)
+    if not 0 <= preview < len(source):
+        raise UsageError(f"preview={preview} is not an image index (0..{len(source) - 1})")
     blocks, selection = select_modules(model, modules)
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UsageError(f"bad device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} asked for, but CUDA is not available")
     try:
         old_device = next(model.parameters()).device
     except StopIteration:

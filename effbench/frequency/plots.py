@@ -35,9 +35,10 @@ def _save(fig, path: str | Path | None):
     return fig
 
 
-def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = False):
+def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = True):
     """One panel per block (shared y axis): input and output PSD curves in percent over normalised frequency,
-    the split marked, the high-frequency shares in the legend."""
+    the split marked, the high-frequency shares in the legend. ``log``: logarithmic y axis (the default, since
+    ring 0 holds most of the curve unless the mean was removed)."""
     plt = _pyplot()
     n = len(result.blocks)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.6, 3.0), sharey=True, squeeze=False)
@@ -59,14 +60,16 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = F
     return _save(fig, path)
 
 
-def _norm(m: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(m)), float(np.max(m))
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+def _norm(m: np.ndarray, clip: float = 0.5) -> np.ndarray:
+    """Map the ``clip``-th..``100 - clip``-th percentiles to 0..1 (a few border pixels must not set the scale)."""
+    lo, hi = (float(v) for v in np.percentile(m, [clip, 100 - clip]))
+    return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
 
 
 def plot_maps(result: PSDResult, path: str | Path | None = None):
     """Two rows (input, output), one column per block: the channel-averaged maps of the preview image, each
-    min-max normalised for display (outputs are much smaller than inputs, as the paper's Fig. 8 notes)."""
+    normalised for display to its 0.5..99.5 percentile range (outputs are much smaller than inputs, as the
+    paper's Fig. 8 notes)."""
     plt = _pyplot()
     blocks = [b for b in result.blocks if b.input_map is not None]
     if not blocks:
@@ -84,6 +87,6 @@ def plot_maps(result: PSDResult, path: str | Path | None = None):
                 ax.set_title(f"{b.name}", fontsize=8)
             if j == 0:
                 ax.set_ylabel(label)
-    fig.suptitle(f"{result.model}: channel-averaged maps of {result.preview_image} (min-max normalised)", fontsize=9)
+    fig.suptitle(f"{result.model}: channel-averaged maps of {result.preview_image} (each normalised to its 0.5-99.5 percentiles)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
