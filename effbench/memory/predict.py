@@ -304,11 +304,11 @@ def analyse(
     for o, (a, _b) in zip(trace.ops, series):
         for name in ("", *o.module_stack):
             cur = per_module.get(name)
-            if cur is None or a > cur["peak_bytes"]:
-                per_module[name] = {
-                    "type": trace.modules.get(name, ""), "peak_bytes": a, "op_index": o.index, "op": o.name,
-                    "x_feature": a / fbytes,
-                }
+            if cur is None:
+                cur = per_module[name] = {"type": trace.modules.get(name, ""), "first_op_index": o.index,
+                                          "peak_bytes": -1}
+            if a > cur["peak_bytes"]:
+                cur.update(peak_bytes=a, op_index=o.index, op=o.name, x_feature=a / fbytes)
     resident = sum(round_size(trace.storages[s].nbytes) for s in trace.resident)
     notes = []
     if device_model == "cuda":

@@ -101,6 +101,9 @@ class _ModuleStack:
             h.remove()
 
 
+_LIFT_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
+
+
 class StorageTracker(TorchDispatchMode):
     """A dispatch mode recording allocations and frees of storages on one device."""
 
@@ -176,14 +179,17 @@ class StorageTracker(TorchDispatchMode):
         index = len(self.ops)
         module = self.modules.stack[-1] if self.modules.stack else ""
         inputs: list[int] = []
+        fresh = func in _LIFT_FRESH  # the argument is a constant just made (torch.tensor, from_numpy): not external
         for t in tree_leaves((args, kwargs)):
             if isinstance(t, torch.Tensor):
                 sid = self.lookup(t)
-                if sid is None and self._key(t) is not None:  # a tensor made outside the forward and not a buffer
+                if sid is None and not fresh and self._key(t) is not None:  # made before the forward, not a buffer
                     sid = self.register(t, "external", module or "<model>")
                 if sid is not None and sid not in inputs:
                     inputs.append(sid)
         out = func(*args, **kwargs)
+        if not any(isinstance(t, torch.Tensor) for t in tree_leaves(out)):
+            return out  # metadata queries (e.g. prim.device on fake tensors) allocate nothing and are not recorded
         outputs: list[int] = []
         aliases: list[int] = []
         for t in tree_leaves(out):

@@ -1,0 +1,184 @@
+"""``effbench memory``: predict and explain the peak GPU memory of one or two models (FMEN paper, Sec. 3.1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+
+from ..errors import UsageError
+from ._common import add_model_arguments, parse_size, spec_from_args
+
+NAME = "memory"
+HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, multiple=True)
+    for action in parser._actions:  # SPEC is optional with --demo
+        if action.dest == "spec":
+            action.nargs = "*"
+            action.help = "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name)"
+    parser.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="fp32", help="input and parameter dtype")
+    parser.add_argument("--device-model", choices=("cuda", "plain"), default="cuda",
+                        help="cuda: CUDA caching allocator, warm + measured forward (default); "
+                             "plain: live blocks rounded to 512 bytes")
+    parser.add_argument("--forms", default=None,
+                        help="train/deploy form per SPEC, comma-separated (e.g. 'train,deploy'); with one SPEC "
+                             "and two forms, the model is compared with itself")
+    parser.add_argument("--donate-input", action="store_true",
+                        help="free the input after its last use (a block inside a network) instead of keeping it")
+    parser.add_argument("--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked")
+    parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    parser.add_argument("--demo", choices=("fig2",), default=None,
+                        help="fig2: the paper's plain stack and fusion structure, their peaks")
+    parser.add_argument("--modules", type=int, default=2, metavar="DEPTH",
+                        help="list per-module peaks down to this depth (default 2)")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def _print_report(r: Any, depth: int) -> None:
+    c, h, w = r.feature_shape
+    print(f"{r.model}: input {'x'.join(map(str, r.input_shape))} {r.dtype}, device model {r.device_model}"
+          + (" (caching allocator, warm + measured forward)" if r.device_model == "cuda" else " (512-byte blocks)"))
+    print(f"peak      {r.peak_bytes:,} B ({_mib(r.peak_bytes)}) = {r.peak_x:.2f} x C x H x W "
+          f"(C x H x W = {c} x {h} x {w}, {_mib(r.feature_bytes)})")
+    block = f"{r.peak_block} ({r.peak_block_type})" if r.peak_block else f"the model ({r.peak_block_type})"
+    print(f"where     op #{r.peak_op_index} {r.peak_op} in {r.peak_module or '<model>'} ({r.peak_module_type}), "
+          f"block {block}, {r.peak_pass} forward")
+    d = r.decomposition
+    print("decomposition  M = M_input + M_output + M_kept + M_net" + (" + M_allocator" if d["M_allocator"] else ""))
+    for k in ("M_input", "M_output", "M_kept", "M_net", "M_allocator"):
+        if k == "M_allocator" and not d[k]:
+            continue
+        print(f"  {k:<12} {d[k]:>14,} B  {d['x_feature'][k]:6.2f} x CHW")
+    print("live at the peak:")
+    print(f"  {'shape':<22} {'dtype':<8} {'bytes':>13} {'x CHW':>6}  {'producer':<24} why")
+    net = [t for t in r.live_at_peak if t.role == "net"]
+    for t in r.live_at_peak:
+        if t.role == "net":
+            continue
+        print(f"  {str(list(t.shape)):<22} {t.dtype:<8} {t.bytes:>13,} {r.x(t.block_bytes):6.2f}  "
+              f"{t.producer or '<model>':<24} {t.why}")
+    if net:
+        nb = sum(t.block_bytes for t in net)
+        print(f"  {'parameters + buffers':<22} {'':<8} {nb:>13,} {r.x(nb):6.2f}  ({len(net)} tensors)")
+    print(f"per-module peaks (depth <= {depth}):")
+    for name, m in sorted(r.per_module_peaks.items(), key=lambda kv: kv[1]["first_op_index"]):
+        if name.count(".") + (1 if name else 0) > depth:
+            continue
+        print(f"  {name or '<model>':<28} {m['type']:<16} {m['peak_bytes']:>14,} B {m['x_feature']:6.2f} x CHW")
+    print("in words: " + r.sentence())
+    for note in r.notes:
+        print(f"note: {note}")
+
+
+def _compare(a: Any, b: Any, la: str, lb: str) -> dict[str, Any]:
+    rows = [
+        ("peak bytes", f"{a.peak_bytes:,}", f"{b.peak_bytes:,}"),
+        ("peak MiB", f"{a.peak_bytes / 2**20:.2f}", f"{b.peak_bytes / 2**20:.2f}"),
+        ("x C x H x W", f"{a.peak_x:.2f} ({'x'.join(map(str, a.feature_shape))})",
+         f"{b.peak_x:.2f} ({'x'.join(map(str, b.feature_shape))})"),
+        ("peak op", a.peak_op, b.peak_op),
+        ("peak block", f"{a.peak_block} ({a.peak_block_type})", f"{b.peak_block} ({b.peak_block_type})"),
+        ("M_input", f"{a.decomposition['M_input']:,}", f"{b.decomposition['M_input']:,}"),
+        ("M_output", f"{a.decomposition['M_output']:,}", f"{b.decomposition['M_output']:,}"),
+        ("M_kept", f"{a.decomposition['M_kept']:,}", f"{b.decomposition['M_kept']:,}"),
+        ("M_net", f"{a.decomposition['M_net']:,}", f"{b.decomposition['M_net']:,}"),
+    ]
+    wa = max(len(la), *(len(r[1]) for r in rows))
+    print(f"{'':<14} {la:<{wa}}   {lb}")
+    for name, va, vb in rows:
+        print(f"{name:<14} {va:<{wa}}   {vb}")
+    ratio = a.peak_bytes / b.peak_bytes
+    print(f"peak ratio {la} / {lb} = {ratio:.3f} (saving {100 * (1 - 1 / ratio):.1f}% with {lb})")
+    return {"ratio": ratio}
+
+
+def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
+    from ..memory.structures import fig2_demo
+
+    rows = fig2_demo(64, size, device_model=args.device_model)
+    if args.json:
+        print(json.dumps({"demo": "fig2", "size": list(size), "channels": 64, "rows": rows}, indent=2))
+        return 0
+    print(f"Fig. 2 of the FMEN paper: C = 64, H x W = {size[0]} x {size[1]}, in-place ReLU, device model "
+          f"{args.device_model}; features alive at each node, parameters excluded, in units of C x H x W")
+    for r in rows:
+        print(f"  {r['structure']:<34} {r['node']:<28} op #{r['op_index']:<3} {r['features_x']:.2f} x CHW")
+    print("paper: plain topology 2x; fusion 3x at the second 3x3 conv and 6x (= 2 x 3 features) at the concat.")
+    print("with the NTIRE protocol the caller keeps the input alive, which adds 1x to the plain stack.")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..memory import predict_memory
+
+    size = parse_size(args.size)
+    if args.demo:
+        if args.spec:
+            raise UsageError("--demo takes no SPEC")
+        return _run_demo(args, size)
+    specs = list(args.spec or [])
+    if not specs:
+        raise UsageError("give a SPEC (or two to compare), or --demo fig2")
+    forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
+    if forms is not None:
+        bad = [f for f in forms if f not in ("train", "deploy")]
+        if bad or not 1 <= len(forms) <= 2:
+            raise UsageError(f"--forms takes one or two of 'train', 'deploy', got {args.forms!r}")
+        if len(specs) == 1 and len(forms) == 2:
+            specs = specs * 2
+        if len(forms) == 1:
+            forms = forms * len(specs)
+        if len(forms) != len(specs):
+            raise UsageError(f"--forms gives {len(forms)} forms for {len(specs)} specs")
+    else:
+        forms = ["train" if args.train_form else "deploy"] * len(specs)
+    if len(specs) > 2:
+        raise UsageError(f"give one SPEC or two to compare, got {len(specs)}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {args.batch}")
+
+    reports, labels = [], []
+    for spec_text, form in zip(specs, forms):
+        spec = spec_from_args(args, spec_text)
+        model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=form == "deploy")
+        r = predict_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype],
+                           device_model=args.device_model, donate_input=args.donate_input)
+        r.model = spec.name
+        reports.append(r)
+        labels.append(f"{spec.name}" + (f" ({form})" if args.forms or form == "train" else ""))
+
+    if args.json:
+        doc: dict[str, Any] = {"reports": [r.to_dict() for r in reports], "labels": labels}
+        if len(reports) == 2:
+            doc["ratio"] = reports[0].peak_bytes / reports[1].peak_bytes
+        if args.plot:
+            from ..memory.plot import plot_timeline
+
+            doc["plot"] = str(plot_timeline(reports, args.plot, labels))
+        print(json.dumps(doc if len(reports) == 2 else {**doc["reports"][0], **{k: v for k, v in doc.items()
+                                                                                 if k == "plot"}}, indent=2))
+        return 0
+    for r, label in zip(reports, labels):
+        if len(reports) == 2:
+            print(f"=== {label} ===")
+        _print_report(r, args.modules)
+        print()
+    if len(reports) == 2:
+        _compare(reports[0], reports[1], labels[0], labels[1])
+    if args.plot:
+        from ..memory.plot import plot_timeline
+
+        print(f"timeline written to {plot_timeline(reports, args.plot, labels)}")
+    return 0
