@@ -30,9 +30,12 @@ class Nearest(nn.Module):
 
 
 class Sleep20ms(Nearest):
-    """Sleeps 20 ms per forward: the timer must read 20 ms."""
+    """Sleeps 20 ms per forward and does nothing else worth timing: the timer must read 20 ms."""
 
-    sleep_s = 0.020
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.020)
+        n, c, h, w = x.shape
+        return x.new_zeros(n, c, h * self.scale, w * self.scale)
 
 
 class SlowA(Nearest):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import time
@@ -50,17 +51,26 @@ class _TrafficMode(TorchDispatchMode):
         return out
 
 
-def count_traffic(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> dict[str, Any]:
-    """Estimated bytes moved and FLOPs (flop_counter) of one forward, counted on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def count_traffic(
+    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32, *, flops: bool = False
+) -> dict[str, Any]:
+    """Estimated bytes moved by one forward (and, with ``flops``, flop_counter's FLOPs), counted on ``meta``."""
     meta = copy.deepcopy(model).to(device="meta", dtype=dtype)
     x = torch.empty(input_shape, device="meta", dtype=dtype)
     traffic = _TrafficMode()
-    flops = FlopCounterMode(display=False)
-    with torch.no_grad(), flops, traffic:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        counter = None
+        if flops:  # slow on first use (seconds): only when effbench.profile is unavailable
+            from torch.utils.flop_counter import FlopCounterMode
+
+            counter = stack.enter_context(FlopCounterMode(display=False))
+        stack.enter_context(traffic)
         meta(x)
-    return {"bytes_moved": traffic.bytes, "aten_ops": traffic.ops, "flops": flops.get_total_flops()}
+    out: dict[str, Any] = {"bytes_moved": traffic.bytes, "aten_ops": traffic.ops}
+    if counter is not None:
+        out["flops"] = counter.get_total_flops()
+    return out
 
 
 def _best_ms(fn: Callable[[], Any], device: torch.device, runs: int = 5) -> float:
@@ -83,16 +93,16 @@ def calibrate_peaks(device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
     """Measured peak FLOP/s (matmul and conv) and copy bandwidth (bytes/s) of ``device`` for ``dtype``."""
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    n = 4096 if cuda else 1024
+    n = 4096 if cuda else 512
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
     with torch.no_grad():
         mm_ms = _best_ms(lambda: torch.mm(a, b), dev)
-        hw = 256 if cuda else 96
+        hw = 256 if cuda else 64
         x = torch.randn(1, 64, hw, hw, device=dev, dtype=dtype)
         w = torch.randn(64, 64, 3, 3, device=dev, dtype=dtype)
         conv_ms = _best_ms(lambda: torch.nn.functional.conv2d(x, w, padding=1), dev)
-        numel = (256 if cuda else 32) * 2**20 // 4
+        numel = (256 if cuda else 16) * 2**20 // 4
         src = torch.empty(numel, device=dev, dtype=torch.float32).fill_(1.0)
         dst = torch.empty_like(src)
         copy_ms = _best_ms(lambda: dst.copy_(src), dev)
@@ -133,9 +143,9 @@ def roofline(
     measured_ms: float | None = None,
 ) -> dict[str, Any]:
     """The roofline bound (ms) of one forward on ``device``, what limits it, and measured / bound."""
-    traffic = count_traffic(model, input_shape, dtype)
     flops = _profile_flops(model, (input_shape[-2], input_shape[-1]))
     source = "effbench.profile(convention='full'): 2 x macs"
+    traffic = count_traffic(model, input_shape, dtype, flops=flops is None)
     if flops is None:
         flops, source = float(traffic["flops"]), "torch.utils.flop_counter"
     peaks = calibrate_peaks(str(device), dtype)
