@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sweep_models import NaNOutput, Nearest, Raises, Sleep20ms, WrongShape
 
 import effbench
 from effbench.errors import ModelError, UsageError
 from effbench.timing import BadOutputError, NonFiniteOutputError, WarmupRule, summarize
 from effbench.timing.data import find_pairs, synthetic_pairs
 from effbench.timing.steady import _warmup
-
-from sweep_models import Nearest, NaNOutput, Raises, Sleep20ms, WrongShape
 
 QUICK = WarmupRule(window=2, max_runs=4, max_seconds=0.5)
 

@@ -108,8 +108,7 @@ def calibrate_peaks(device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
         copy_ms = _best_ms(lambda: dst.copy_(src), dev)
     mm = 2 * n**3 / (mm_ms * 1e-3)
     conv = 2 * 64 * 64 * 9 * hw * hw / (conv_ms * 1e-3)
-    bw = 2 * src.numel() * src.element_size() / (copy_ms * 1e-3)
-    del a, b, x, w, src, dst
+    bw = 2 * numel * 4 / (copy_ms * 1e-3)
     return {
         "peak_flops_per_s": max(mm, conv),
         "matmul_flops_per_s": mm,
