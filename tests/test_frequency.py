@@ -171,12 +171,28 @@ def test_without_dc_white_noise_images_show_large_share_changes() -> None:
 
 def test_hooks_are_removed_and_model_is_left_as_found(toy_result) -> None:
     model, _ = toy_result
-    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     model.train()
     with pytest.raises(ModelError, match="Toy failed on image_0"):  # reflect padding of a 1 x 1 map fails
         psd(model, [torch.rand(3, 1, 1)], progress=False)
-    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert model.training
+
+
+class InPlace(nn.Module):
+    """Zeroes its input in place and returns a copy of the original: the captured input must be the original."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        x.zero_()
+        return y
+
+
+def test_input_is_captured_before_the_block_runs() -> None:
+    img = torch.from_numpy(grating(N, 0, 8)).float().expand(3, -1, -1)
+    b = psd(nn.Sequential(nn.Identity(), InPlace()), [img.clone()], modules="1", progress=False)["1"]
+    np.testing.assert_allclose(b.input_curve, b.output_curve)
+    assert int(np.argmax(b.input_curve)) == 8
 
 
 def test_tiles_average_per_tile_spectra() -> None:

@@ -103,4 +103,4 @@ def test_fmen_s_official_checkpoint_default_blocks_are_its_five_hfabs(weights_di
     for b in res.blocks:
         assert b.input_curve.sum() == pytest.approx(1.0) and b.output_curve.sum() == pytest.approx(1.0)
         assert b.input_map.shape == b.output_map.shape == (128, 128)  # baby x4 LR is 128 x 128
-    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     for col in ("block", "class", "input high", "output high", "gain", "images up", "high up"):
         table.add_column(col, justify="left" if col in ("block", "class") else "right")
     for b in res.blocks:
-        table.add_row(b.name, b.kind, f"{100 * b.input_high:.2f}%", f"{100 * b.output_high:.2f}%",
-                      f"{100 * b.high_gain:+.2f} pt", f"{b.images_high_up}/{b.n_images}",
+        table.add_row(b.name, b.kind, f"{100 * b.input_high:.3g}%", f"{100 * b.output_high:.3g}%",
+                      f"{100 * b.high_gain:+.3g} pt", f"{b.images_high_up}/{b.n_images}",
                       "yes" if b.strengthens_high else "no")
     console = Console()
     console.print(table)

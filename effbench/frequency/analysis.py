@@ -231,33 +231,44 @@ def tile_boxes(h: int, w: int, tile: int | None) -> list[tuple[int, int, int, in
 
 
 class _Capture:
-    """Forward hooks that store the channel-averaged input and output map of each block (batch 1)."""
+    """Hooks storing the channel-averaged input (pre-hook, so in-place edits in the block cannot alter it) and
+    output (forward hook) map of each block, for batch size 1."""
 
     def __init__(self, blocks: list[tuple[str, nn.Module]]):
         self.blocks = blocks
         self.maps: dict[str, list[tuple[Tensor, Tensor]]] = {n: [] for n, _ in blocks}
+        self.pending: dict[str, list[Tensor]] = {n: [] for n, _ in blocks}
         self.handles: list[Any] = []
+
+    @staticmethod
+    def _channel_mean(name: str, module: nn.Module, what: str, t: Any) -> Tensor:
+        if isinstance(t, (tuple, list)):
+            t = next((o for o in t if isinstance(o, Tensor)), None)
+        if not isinstance(t, Tensor) or t.ndim != 4 or t.shape[0] != 1:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ModelError(
+                f"block {name!r} ({type(module).__name__}): its {what} is not a 1 x C x H x W feature map "
+                f"(got {shape}); choose a block that maps feature maps to feature maps"
+            )
+        return t[0].detach().float().mean(0)
+
+    def _pre_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            self.pending[name].append(self._channel_mean(name, module, "input", args[0] if args else None))
+
+        return hook
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            x = args[0] if args else None
-            y = output
-            if isinstance(y, (tuple, list)):
-                y = next((o for o in y if isinstance(o, Tensor)), None)
-            for what, t in (("input", x), ("output", y)):
-                if not isinstance(t, Tensor) or t.ndim != 4 or t.shape[0] != 1:
-                    shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                    raise ModelError(
-                        f"block {name!r} ({type(module).__name__}): its {what} is not a 1 x C x H x W feature "
-                        f"map (got {shape}); choose a block that maps feature maps to feature maps"
-                    )
-            self.maps[name].append((x[0].detach().float().mean(0), y[0].detach().float().mean(0)))
+            xin = self.pending[name].pop()
+            self.maps[name].append((xin, self._channel_mean(name, module, "output", output)))
 
         return hook
 
     def __enter__(self) -> _Capture:
         try:
             for name, mod in self.blocks:
+                self.handles.append(mod.register_forward_pre_hook(self._pre_hook(name)))
                 self.handles.append(mod.register_forward_hook(self._hook(name)))
         except BaseException:
             self.remove()
@@ -275,19 +286,20 @@ class _Capture:
     def take(self) -> dict[str, list[tuple[Tensor, Tensor]]]:
         out = self.maps
         self.maps = {n: [] for n, _ in self.blocks}
+        self.pending = {n: [] for n, _ in self.blocks}
         return out
 
 
-def _progress(enabled: bool, total: int, description: str):
+def _progress(enabled: bool):
     if not enabled:
         return contextlib.nullcontext(None)
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    prog = Progress(
+    return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=False,
+        console=Console(stderr=True),
     )
-    return prog
 
 
 def psd(
@@ -358,7 +370,7 @@ def psd(
     preview_name: str | None = None
     try:
         model.to(dev).eval()
-        with _Capture(blocks) as cap, _progress(progress, len(source), "psd") as prog:
+        with _Capture(blocks) as cap, _progress(progress) as prog:
             task = prog.add_task(f"psd {name}", total=len(source)) if prog is not None else None
             for idx, (img_name, img) in enumerate(source):
                 per_block = _run_image(model, img.to(dev), tile, cap, name, img_name, remove_mean)

@@ -27,11 +27,11 @@ def _interactive() -> bool:
     return hasattr(sys, "ps1")
 
 
-def _save(fig, path: str | Path | None):
+def _save(fig, path: str | Path | None, dpi: int = 130):
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=130, bbox_inches="tight")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return fig
 
 
@@ -41,11 +41,16 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = T
     ring 0 holds most of the curve unless the mean was removed)."""
     plt = _pyplot()
     n = len(result.blocks)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.6, 3.0), sharey=True, squeeze=False)
-    for ax, b in zip(axes[0], result.blocks):
-        ax.plot(b.freqs, 100 * b.input_curve, color="tab:blue", lw=1.4, label=f"input (high {100 * b.input_high:.1f}%)")
+    ncols = min(n, 5)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 0.6, 3.0 * nrows), sharey=True, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, b in zip(axes.flat, result.blocks):
+        ax.plot(b.freqs, 100 * b.input_curve, color="tab:blue", lw=1.4,
+                label=f"input (high {100 * b.input_high:.3g}%)")
         ax.plot(b.freqs, 100 * b.output_curve, color="tab:red", lw=1.4,
-                label=f"output (high {100 * b.output_high:.1f}%)")
+                label=f"output (high {100 * b.output_high:.3g}%)")
         ax.axvline(b.split, color="0.5", ls=":", lw=1)
         ax.set_title(f"{b.name} ({b.kind})", fontsize=9)
         ax.set_xlabel("frequency (1 = Nyquist)")
@@ -54,8 +59,10 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = T
             ax.set_yscale("log")
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("spectral density (% of sum)")
-    fig.suptitle(f"{result.model}: PSD of block inputs and outputs, {len(result.images)} images", fontsize=10)
+    for row in axes:
+        row[0].set_ylabel("spectral density (% of sum)")
+    dc = ", mean removed" if result.remove_mean else ""
+    fig.suptitle(f"{result.model}: PSD of block inputs and outputs, {len(result.images)} images{dc}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -89,4 +96,4 @@ def plot_maps(result: PSDResult, path: str | Path | None = None):
                 ax.set_ylabel(label)
     fig.suptitle(f"{result.model}: channel-averaged maps of {result.preview_image} (each normalised to its 0.5-99.5 percentiles)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, dpi=80)
