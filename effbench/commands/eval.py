@@ -1,0 +1,75 @@
+"""``effbench eval``: PSNR/SSIM of a model on test sets, per image and mean."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from ..errors import UsageError
+from ._common import add_model_arguments, spec_from_args
+
+NAME = "eval"
+HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--dataset", action="append", required=True, metavar="DIR",
+                        help="test set folder (HR + LR_bicubic/X<s>, HR only, or DIV2K layout); repeatable")
+    parser.add_argument("--protocol", choices=("paper", "ntire"), default="paper",
+                        help="paper: PSNR/SSIM on Y, border = scale (default); ntire: RGB, border 4")
+    parser.add_argument("--data-range", type=float, default=None,
+                        help="model input range (default: the model's metadata, e.g. 1 for IMDN, 255 for FMEN)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--save", default=None, metavar="DIR", help="write SR images to DIR/<dataset>/<name>.png")
+    parser.add_argument("--per-image", action="store_true", help="print every image's scores")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..quality import evaluate
+    from ..quality.datasets import open_dataset
+
+    if args.scale < 1:
+        raise UsageError(f"--scale must be a positive integer, got {args.scale}")
+    datasets = [open_dataset(d, args.scale) for d in args.dataset]  # fail fast on a bad folder
+    spec = spec_from_args(args)
+    model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=not args.train_form)
+    data_range = args.data_range if args.data_range is not None else spec.data_range()
+    results = []
+    for ds in datasets:
+        save = Path(args.save) / ds.name if args.save else None
+        res = evaluate(model, ds, args.scale, protocol=args.protocol, data_range=data_range, device=args.device,
+                       save_dir=save, progress=True)
+        res["model"] = spec.name
+        res["spec"] = args.spec
+        results.append(res)
+
+    if args.json:
+        json.dump(results if len(results) > 1 else results[0], sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    out = Console()
+    what = "Y, border = scale" if args.protocol == "paper" else "RGB, border 4"
+    table = Table(title=f"{spec.name} x{args.scale} ({args.protocol} protocol: {what})")
+    for col in ("data set", "images", "LR", "PSNR (dB)", "SSIM"):
+        table.add_column(col, justify="left" if col in ("data set", "LR") else "right")
+    for res in results:
+        if args.per_image:
+            for img in res["images"]:
+                table.add_row(f"  {img['name']}", "", "", _fmt(img["psnr"], 3), _fmt(img["ssim"], 4))
+        table.add_row(res["dataset"], str(res["n_images"]), res["lr_source"], _fmt(res["psnr"], 3),
+                      _fmt(res["ssim"], 4), style="bold")
+    out.print(table)
+    return 0

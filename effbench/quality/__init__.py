@@ -1,0 +1,29 @@
+"""Image quality: MATLAB-compatible ``imresize``, PSNR/SSIM under the paper's and NTIRE's protocols, test-set
+readers and :func:`evaluate` (a model over a test set)."""
+
+from __future__ import annotations
+
+from .datasets import DatasetError, Sample, SRDataset, make_lr, open_dataset, read_image
+from .evaluate import evaluate, super_resolve
+from .imresize import imresize
+from .metrics import PROTOCOLS, crop_border, mod_crop, psnr, rgb_to_y, score, ssim, to_uint8
+
+__all__ = [
+    "PROTOCOLS",
+    "DatasetError",
+    "Sample",
+    "SRDataset",
+    "crop_border",
+    "evaluate",
+    "imresize",
+    "make_lr",
+    "mod_crop",
+    "open_dataset",
+    "psnr",
+    "read_image",
+    "rgb_to_y",
+    "score",
+    "ssim",
+    "super_resolve",
+    "to_uint8",
+]
