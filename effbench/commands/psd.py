@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_model_arguments, spec_from_args
+from ._common import add_model_arguments, model_from_args
 
 NAME = "psd"
 HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"
@@ -41,16 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..frequency import psd
 
-    if args.pretrained:
-        raise UsageError("psd: use --weights PATH (or a spec with weights) rather than --pretrained")
-    spec = spec_from_args(args)
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be >= 1, got {args.max_images}")
+    model, spec = model_from_args(args)
     res = psd(
-        spec, args.dataset, modules=args.modules, split=args.split, tile=args.tile, device=args.device,
-        progress=not (args.no_progress or args.json), scale=args.scale, max_images=args.max_images,
-        lr=args.lr, preview=args.preview, remove_mean=args.remove_mean,
+        model, args.dataset, modules=args.modules, split=args.split, tile=args.tile, device=args.device,
+        data_range=spec.data_range(), progress=not (args.no_progress or args.json), scale=args.scale,
+        max_images=args.max_images, lr=args.lr, preview=args.preview, remove_mean=args.remove_mean,
     )
+    res.model, res.spec = spec.name, spec.target
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", res.model)
     out = Path(args.out) if args.out else Path(f"psd-{safe}")
     doc = res.to_dict()
