@@ -253,6 +253,18 @@ def test_default_selection_uses_the_family_table_then_body_blocks() -> None:
         select_modules(Toy(), "nope")
 
 
+@pytest.mark.parametrize(
+    "name, kind, count",
+    [("fmen_s", "HFAB", 5), ("fmen", "HFAB", 5), ("imdn", "CCA", 6), ("e_rfdn", "ESA", 4),
+     ("latticenet", "LatticeBlock", 4)],
+)
+def test_zoo_families_default_to_their_attention_blocks(name: str, kind: str, count: int) -> None:
+    if name not in effbench.list_models():
+        pytest.skip(f"{name} is not in the zoo")
+    chosen, _ = select_modules(effbench.create_model(name, scale=4))
+    assert [type(m).__name__ for _, m in chosen] == [kind] * count
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(UsageError, match="split"):
         psd(Toy(), _images(1), split=0.0, progress=False)

@@ -57,6 +57,8 @@ def default_blocks(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], str]:
     kids = [(n, m) for n, m in model.named_children() if any(True for _ in m.children())]
     if kids:
         return kids, "top-level composite children"
+    if not named:
+        raise UsageError(f"{type(model).__name__} has no sub-modules: there are no blocks to analyse")
     raise UsageError(
         f"no default blocks found in {type(model).__name__}: give modules= a name pattern "
         f"(e.g. one of {', '.join(n for n, _ in named[:8])})"
