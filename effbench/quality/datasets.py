@@ -57,7 +57,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from exc
-    return np.ascontiguousarray(arr)
+    return np.array(arr, copy=True)  # writable and contiguous
 
 
 def is_grey(path: str | Path) -> bool:
