@@ -157,6 +157,8 @@ class HFAB(nn.Module, Reparameterizable):
     Train form: ``x * sigmoid(bn3(excitate(padbn(bn2(act(ERBs(act(squeeze(padbn(bn1(x)))))))))))`` with unpadded
     3x3 ``squeeze`` (n_feats -> mid_feats) and ``excitate`` (mid_feats -> n_feats), each BN output padded with that
     BN's shift. Deploy form: BNs merged, ``x * sigmoid(excitate(act(ERBs(act(squeeze(x))))))`` with zero padding.
+    As in the official code, the padding value comes from the running statistics also in training mode (where
+    BN itself normalises with batch statistics); in eval mode the two forms are the same function.
 
     Args:
         n_feats: channels of the input (and of the attention map).
