@@ -1,0 +1,353 @@
+"""Record one forward pass as a :class:`Trace`: module calls, torch-function calls and aten ops with their shapes.
+
+The forward runs on meta tensors (or under :class:`~torch._subclasses.fake_tensor.FakeTensorMode`), so no
+arithmetic is done and no memory is allocated: a 1920x1080 input costs as much as a 64x64 one. Three recorders run at once:
+
+- global module forward pre/post hooks (removed in a ``finally``) keep a stack of qualified module names and record
+  every module call with its output shape;
+- a :class:`~torch.overrides.TorchFunctionMode` records the outermost torch-level call (``F.interpolate``,
+  ``torch.matmul``, ``Tensor.__add__``...), the level at which the JIT tracer (and so fvcore) names operators;
+- a :class:`~torch.utils._python_dispatch.TorchDispatchMode` records every aten op (functional calls included).
+
+Nothing is attached to the user's model: no attributes, no per-module hooks, no change of ``requires_grad``,
+device or dtype (when another dtype is asked for, fake copies of the parameters are passed with
+:func:`torch.func.functional_call`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Shape, dtype and size of a tensor seen during the trace (the tensor itself is not kept)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+def _meta(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return TensorMeta(tuple(int(s) for s in x.shape), x.dtype)
+    return x
+
+
+def tensors_in(tree: Any) -> list[TensorMeta]:
+    """Every :class:`TensorMeta` in a nested structure of args/outputs, in order."""
+    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, TensorMeta)]
+
+
+@dataclass
+class ModuleCall:
+    """One ``module(...)`` call. ``module`` is kept for the module-level rules (kernel size, channels...)."""
+
+    name: str
+    module: nn.Module
+    in_model: bool
+    inputs: Any = None  # tree of TensorMeta (the positional args)
+    output: Any = None  # tree of TensorMeta
+
+
+@dataclass
+class FunctionCall:
+    """One outermost torch-level call (e.g. ``interpolate``, ``matmul``, ``__add__``)."""
+
+    func: Callable[..., Any]
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    output: Any
+    module: str
+
+
+@dataclass
+class OpCall:
+    """One aten op: ``packet`` is e.g. ``"aten.convolution"``, ``overload`` e.g. ``"aten.convolution.default"``."""
+
+    packet: str
+    overload: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    output: Any
+    module: str
+    function: int  # index into Trace.functions of the enclosing torch-level call, -1 if none
+
+
+@dataclass
+class Trace:
+    """Everything one forward pass did, in shapes only."""
+
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    dtype: torch.dtype
+    params: int
+    modules: list[ModuleCall] = field(default_factory=list)
+    functions: list[FunctionCall] = field(default_factory=list)
+    ops: list[OpCall] = field(default_factory=list)
+    engine: str = "fake"  # "fake" (shapes only) or "real" (fallback for data-dependent models)
+
+
+def _func_name(func: Any) -> str:
+    name = getattr(func, "__name__", None)
+    if name is None:  # property getters (Tensor.shape) and other descriptors
+        name = getattr(getattr(func, "__objclass__", None), "__name__", "") + "." + str(func)
+    return name
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    def __init__(self, rec: _Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        rec = self.rec
+        outer = rec.current_function
+        index = len(rec.trace.functions)
+        rec.current_function = index
+        # Reserve the slot before running so nested ops point at it.
+        call = FunctionCall(func, _func_name(func), (), {}, None, rec.module_name())
+        rec.trace.functions.append(call)
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            rec.current_function = outer
+        call.args = tree_map(_meta, args)
+        call.kwargs = tree_map(_meta, kwargs)
+        call.output = tree_map(_meta, out)
+        return out
+
+
+class _DispatchRecorder(TorchDispatchMode):
+    def __init__(self, rec: _Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        shape_fn = _SHAPE_FNS.get(func.overloadpacket)
+        if shape_fn is not None and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            out = shape_fn(func, *args, **kwargs)
+        else:
+            out = func(*args, **kwargs)
+        rec = self.rec
+        packet = func.overloadpacket
+        rec.trace.ops.append(
+            OpCall(
+                f"{packet._qualified_op_name.replace('::', '.')}",
+                str(func),
+                tree_map(_meta, args),
+                tree_map(_meta, kwargs),
+                tree_map(_meta, out),
+                rec.module_name(),
+                rec.current_function,
+            )
+        )
+        return out
+
+
+def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    if func._schema.is_mutable:  # in-place variant: the result is the input
+        return x
+    return torch.empty_like(x)
+
+
+def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+    spatial = x.dim() - 2
+    if output_size is None:  # the .vec overloads: (input, output_size, [align_corners,] scale_factors)
+        factors = kwargs.get("scale_factors", args[-1] if args else None)
+        output_size = [math.floor(float(x.shape[i + 2]) * float(f)) for i, f in enumerate(factors)]
+    return x.new_empty((*x.shape[:2], *[int(s) for s in output_size[:spatial]]))
+
+
+# Ops whose meta kernels are Python decompositions (tens of ms each at any size): their output shapes are computed
+# directly on the meta engine. Same shape, dtype and device as the op itself would give.
+_SHAPE_FNS: dict[Any, Callable[..., torch.Tensor]] = {}
+for _name in ("leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "elu", "elu_", "gelu", "gelu_", "silu",
+              "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "relu", "relu_", "hardswish", "hardswish_",
+              "hardsigmoid", "hardsigmoid_", "mish", "mish_", "softplus", "relu6", "selu", "celu"):
+    _packet = getattr(torch.ops.aten, _name, None)
+    if _packet is not None:
+        _SHAPE_FNS[_packet] = _same_shape
+for _name in ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d", "upsample_nearest1d",
+              "upsample_linear1d", "upsample_nearest3d", "upsample_trilinear3d", "_upsample_nearest_exact2d",
+              "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"):
+    _packet = getattr(torch.ops.aten, _name, None)
+    if _packet is not None:
+        _SHAPE_FNS[_packet] = _upsample
+
+
+class _Recorder:
+    """Module stack and the shared trace; global hooks are registered by :meth:`hooks`."""
+
+    def __init__(self, model: nn.Module, trace: Trace) -> None:
+        self.trace = trace
+        self.names: dict[int, str] = {}
+        for name, mod in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(id(mod), name)
+        self.stack: list[tuple[int, ModuleCall]] = []
+        self.current_function = -1
+
+    def module_name(self) -> str:
+        for _, call in reversed(self.stack):
+            if call.in_model:
+                return call.name
+        return ""
+
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        in_model = id(module) in self.names
+        name = self.names.get(id(module), f"{self.module_name()}.<{type(module).__name__}>".lstrip("."))
+        call = ModuleCall(name, module, in_model, inputs=tree_map(_meta, args))
+        self.stack.append((id(module), call))
+        self.trace.modules.append(call)
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        # always_call=True: also runs when forward raised; pop the matching frame.
+        while self.stack:
+            mid, call = self.stack.pop()
+            if mid == id(module):
+                call.output = tree_map(_meta, output)
+                break
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a torch logger that reports (and re-raises) a failing op: our own error message names the cause."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _run(
+    model: nn.Module,
+    make_input: Callable[[], torch.Tensor],
+    recorder: _Recorder,
+    param_overrides: dict[str, torch.Tensor] | None,
+) -> Any:
+    from torch.nn.modules import module as module_mod
+
+    pre = module_mod.register_module_forward_pre_hook(recorder.pre_hook)
+    post = module_mod.register_module_forward_hook(recorder.post_hook, always_call=True)
+    try:
+        x = make_input()
+        with _FunctionRecorder(recorder), _DispatchRecorder(recorder), torch.no_grad():
+            if param_overrides:
+                return torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
+            return model(x)
+    finally:
+        pre.remove()
+        post.remove()
+
+
+def _data_dependent_errors() -> tuple[type[BaseException], ...]:
+    from torch._subclasses import fake_tensor
+
+    names = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException")
+    errs: list[type[BaseException]] = [getattr(fake_tensor, n) for n in names if hasattr(fake_tensor, n)]
+    try:
+        from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+        errs.append(GuardOnDataDependentSymNode)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
+def record(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    name: str | None = None,
+) -> Trace:
+    """Run ``model`` once on a shapes-only input of ``input_shape`` and return what it did.
+
+    Engines, tried in turn: ``meta`` (meta-device copies of the parameters passed with
+    :func:`torch.func.functional_call`; the fastest), ``fake`` (:class:`FakeTensorMode`, for models that mix in
+    tensors of their own device) and, only when control flow depends on tensor values, ``real`` (a real forward
+    on a zero input). Raises :class:`ModelError` naming the model when the forward fails or does not return a
+    tensor.
+    """
+    label = name or type(model).__name__
+    shape = tuple(int(s) for s in input_shape)
+    try:
+        device = next(iter(model.parameters())).device
+    except StopIteration:
+        device = torch.device("cpu")
+    params = _param_count(model)
+
+    def attempt(engine: str) -> tuple[Trace, Any]:
+        trace = Trace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
+        rec = _Recorder(model, trace)
+        tensors = _named_tensors(model)
+        if engine == "meta":
+            overrides = {k: t.to(device="meta", dtype=dtype if t.is_floating_point() else t.dtype)
+                         for k, t in tensors}
+            return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
+        if engine == "fake":
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            with _quiet("torch._subclasses.fake_tensor"), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+                overrides = None
+                if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
+                    overrides = {k: (mode.from_tensor(t).to(dtype) if t.is_floating_point() else t)
+                                 for k, t in tensors}
+                return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device=device), rec, overrides)
+        overrides = None
+        if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
+            overrides = {k: (t.to(dtype) if t.is_floating_point() else t) for k, t in tensors}
+        return trace, _run(model, lambda: torch.zeros(shape, dtype=dtype, device=device), rec, overrides)
+
+    try:
+        try:
+            trace, out = attempt("meta")
+        except Exception:
+            try:
+                trace, out = attempt("fake")
+            except _data_dependent_errors():
+                trace, out = attempt("real")
+    except ModelError:
+        raise
+    except Exception as exc:
+        hw = "x".join(map(str, shape))
+        raise ModelError(f"model {label!r} failed in forward on a {hw} input: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor):
+        raise ModelError(
+            f"model {label!r} returned {type(out).__name__}, not a tensor (effbench counts single-image SR models)"
+        )
+    trace.output_shape = tuple(int(s) for s in out.shape)
+    return trace
+
+
+def _named_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Parameters and buffers, tied ones once (``functional_call`` re-ties them)."""
+    return list(model.named_parameters()) + list(model.named_buffers())

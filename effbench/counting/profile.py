@@ -1,0 +1,221 @@
+""":func:`profile`: params, MACs, FLOPs, activations and #conv of a model under a counting convention."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from ._trace import Trace, record
+from .conventions import Convention, Row, get_convention
+
+DEFAULT_CONVENTION = "full"
+
+
+@dataclass
+class Profile:
+    """Static metrics of one model at one input size under one convention.
+
+    ``flops``: under ``full`` every arithmetic op (a multiply-add is 2 FLOPs); under ``ntire2022`` and ``fvcore``
+    the official tools' number, which counts one multiply-add as one FLOP (so ``flops == macs`` there).
+    ``by_module`` rows are inclusive (a module's row contains its children); ``by_op`` rows are per operator.
+    """
+
+    model: str
+    convention: str
+    params: int
+    macs: int
+    flops: int
+    activations: int
+    convs: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    peak_memory_bytes: int | None = None
+    by_module: list[dict[str, Any]] = field(default_factory=list)
+    by_op: list[dict[str, Any]] = field(default_factory=list)
+    unknown_ops: list[str] = field(default_factory=list)
+    engine: str = "fake"
+
+    def to_dict(self, breakdowns: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict (the keys of ``effbench profile --json``)."""
+        d: dict[str, Any] = {
+            "model": self.model,
+            "params": self.params,
+            "flops": self.flops,
+            "macs": self.macs,
+            "activations": self.activations,
+            "convs": self.convs,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "convention": self.convention,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "unknown_ops": list(self.unknown_ops),
+            "engine": self.engine,
+        }
+        if breakdowns:
+            d["by_module"] = [dict(r) for r in self.by_module]
+            d["by_op"] = [dict(r) for r in self.by_op]
+        return d
+
+    def metrics(self) -> dict[str, Any]:
+        """The subset that goes into a result document's ``metrics`` (see :mod:`effbench.results`)."""
+        m = {k: getattr(self, k) for k in ("params", "flops", "macs", "activations", "convs")}
+        if self.peak_memory_bytes is not None:
+            m["peak_memory_predicted_bytes"] = self.peak_memory_bytes
+        return m
+
+    def frame(self, by: str = "module"):
+        """The per-module (``by="module"``) or per-operator (``by="op"``) breakdown as a pandas DataFrame."""
+        import pandas as pd
+
+        if by not in ("module", "op"):
+            raise UsageError(f"frame(by=...) takes 'module' or 'op', not {by!r}")
+        return pd.DataFrame(self.by_module if by == "module" else self.by_op)
+
+
+def _input_shape(input_size: int | Sequence[int], batch: int, channels: int) -> tuple[int, int, int, int]:
+    if isinstance(input_size, int):
+        input_size = (input_size, input_size)
+    try:
+        h, w = (int(s) for s in input_size)
+    except (TypeError, ValueError):
+        raise UsageError(f"input_size must be (H, W) or an int, got {input_size!r}") from None
+    for label, v in (("height", h), ("width", w), ("batch", batch), ("channels", channels)):
+        if int(v) <= 0:
+            raise UsageError(f"{label} must be positive, got {v}")
+    return int(batch), int(channels), h, w
+
+
+def _resolve_model(model: nn.Module | str, scale: int | None) -> tuple[nn.Module, str]:
+    if isinstance(model, nn.Module):
+        return model, type(model).__name__
+    if isinstance(model, str):
+        from ..spec import ModelSpec
+
+        spec = ModelSpec.parse(model)
+        return spec.build(scale=scale or 4), spec.name
+    raise UsageError(f"profile() takes an nn.Module or a model spec string, got {type(model).__name__}")
+
+
+@functools.lru_cache(maxsize=1)
+def _memory_predictor() -> Any:
+    try:
+        from ..memory import predict_memory  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return predict_memory
+
+
+def _peak_memory(model: nn.Module, input_size: tuple[int, int], batch: int, channels: int,
+                 dtype: torch.dtype) -> int | None:
+    predict_memory = _memory_predictor()
+    if predict_memory is None:
+        return None
+    try:
+        pred = predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype)
+    except TypeError:  # an older signature without the keywords
+        pred = predict_memory(model, input_size)
+    return int(pred.peak_bytes)
+
+
+def trace_model(
+    model: nn.Module | str,
+    input_size: int | Sequence[int] = (256, 256),
+    *,
+    scale: int | None = None,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    label: str | None = None,
+) -> tuple[Trace, str]:
+    """Record one shapes-only forward pass (the input of every convention); returns the trace and a model label."""
+    net, default_label = _resolve_model(model, scale)
+    label = label or default_label
+    shape = _input_shape(input_size, batch, channels)
+    trace = record(net, shape, dtype=dtype, name=label)
+    if scale is not None:
+        if len(trace.output_shape) != 4 or trace.output_shape[2:] != (shape[2] * scale, shape[3] * scale):
+            from ..errors import ModelError
+
+            got = "x".join(map(str, trace.output_shape))
+            raise ModelError(
+                f"model {label!r} returned a {got} output for a {'x'.join(map(str, shape))} input: "
+                f"not x{scale} (wrong scale, or the model cannot take a {shape[2]}x{shape[3]} input)"
+            )
+    return trace, label
+
+
+def profile_trace(trace: Trace, convention: str | Convention = DEFAULT_CONVENTION, label: str = "") -> Profile:
+    """Apply one convention's rules to a recorded trace."""
+    conv = get_convention(convention)
+    c = conv.count(trace)
+    return Profile(
+        model=label,
+        convention=conv.name,
+        params=trace.params,
+        macs=int(c.macs),
+        flops=int(c.flops),
+        activations=int(c.activations),
+        convs=int(c.convs),
+        input_shape=trace.input_shape,
+        output_shape=trace.output_shape,
+        by_module=[_row(r) for r in c.by_module],
+        by_op=[_row(r) for r in c.by_op],
+        unknown_ops=c.unknown_ops,
+        engine=trace.engine,
+    )
+
+
+def _row(r: Row) -> dict[str, Any]:
+    d = r.as_dict()
+    return d
+
+
+def profile(
+    model: nn.Module | str,
+    input_size: int | Sequence[int] = (256, 256),
+    convention: str | Convention = DEFAULT_CONVENTION,
+    scale: int | None = None,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    *,
+    peak_memory: bool = True,
+) -> Profile:
+    """Count params, MACs, FLOPs, activations and convolutions of ``model`` for a ``batch x channels x H x W`` input.
+
+    ``model`` is an ``nn.Module`` or a spec (zoo name, ``file.py:Name``, ``package.module:Name``; built at
+    ``scale``, default 4). ``convention`` is ``"full"`` (default: every arithmetic op), ``"ntire2022"`` (the
+    official NTIRE 2022/2023 hook tool, exactly) or ``"fvcore"`` (``FlopCountAnalysis(...).total()``, exactly).
+    When ``scale`` is given, the output must be ``scale`` times the input, else :class:`ModelError`.
+
+    The forward runs on fake tensors: no arithmetic, no allocation, nothing left on the model. The predicted peak
+    memory comes from :func:`effbench.predict_memory` when that module is available (``None`` otherwise).
+    """
+    conv = get_convention(convention)
+    net, label = _resolve_model(model, scale)
+    trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
+    prof = profile_trace(trace, conv, label)
+    if peak_memory:
+        prof.peak_memory_bytes = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype)
+    return prof
+
+
+def compare_conventions(
+    model: nn.Module | str,
+    input_size: int | Sequence[int] = (256, 256),
+    conventions: Sequence[str] = ("full", "ntire2022", "fvcore"),
+    scale: int | None = None,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Profile]:
+    """Profiles of one model under several conventions from a single trace (so the gaps are like for like)."""
+    convs = [get_convention(c) for c in conventions]
+    trace, label = trace_model(model, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype)
+    return {c.name: profile_trace(trace, c, label) for c in convs}
