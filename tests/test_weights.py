@@ -175,3 +175,14 @@ def test_unsafe_or_unreadable_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "text.pth").write_text("hello")
     with pytest.raises(CheckpointError, match=r"text\.pth"):
         W.load_checkpoint(effbench.create_model("rlfn"), tmp_path / "text.pth")
+
+
+def test_a_train_form_checkpoint_loads_into_the_train_form(tmp_path: Path) -> None:
+    src = effbench.create_model("fmen_s", deploy=False)
+    with torch.no_grad():
+        src.HFABs[0].bn1.running_var.fill_(3.0)
+    torch.save(src.state_dict(), tmp_path / "train_form.pth")
+    dst = effbench.create_model("fmen_s", deploy=False, weights=str(tmp_path / "train_form.pth"))
+    assert torch.equal(dst.HFABs[0].bn1.running_var, torch.full((50,), 3.0))
+    with pytest.raises(CheckpointError, match=r"train_form\.pth.*(missing|unexpected) keys"):
+        effbench.create_model("fmen_s", deploy=True, weights=str(tmp_path / "train_form.pth"))
