@@ -1,0 +1,79 @@
+"""``effbench run [CONFIG.toml]``: a sweep (models x scales x sizes x devices), one fresh process per cell.
+
+With no arguments: the default comparison, every zoo model at x4 and 256x256 on the best device present,
+into ``runs/default``, followed by a report in ``runs/default/report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..errors import UsageError
+
+NAME = "run"
+HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and write results + a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml",
+                        help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
+                             "repeats, threads, dataset, roofline, static, timeout, out)")
+    parser.add_argument("--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)")
+    parser.add_argument("--scales", nargs="+", type=int, default=None, help="default: 4")
+    parser.add_argument("--sizes", nargs="+", default=None, help="LR sizes HxW (default: 256x256)")
+    parser.add_argument("--devices", nargs="+", default=None, help="cpu, cuda, auto (default: auto)")
+    parser.add_argument("--protocols", nargs="+", choices=["steady", "ntire"], default=None, help="default: steady")
+    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp32")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per cell (default: 3 on CPU, 100 on CUDA)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per cell")
+    parser.add_argument("--dataset", default=None, metavar="DIR", help="LR/HR images: adds PSNR to every cell")
+    parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound to each cell")
+    parser.add_argument("--no-static", action="store_true",
+                        help="skip static metrics and memory prediction (runtime only)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
+    parser.add_argument("--resume", action="store_true", help="skip cells whose result JSON already parses")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per cell before it is killed (default 900)")
+    parser.add_argument("--no-report", action="store_true", help="do not render the report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sweep import SweepConfig, load_config, run_sweep
+    from ._common import parse_size
+
+    cfg = load_config(args.config) if args.config else SweepConfig()
+    for key in ("models", "scales", "devices", "protocols", "dtypes", "repeats", "threads", "dataset", "timeout",
+                "out"):
+        val = getattr(args, key)
+        if val is not None:
+            setattr(cfg, key, val)
+    if args.sizes is not None:
+        cfg.sizes = [parse_size(s) for s in args.sizes]
+    cfg.roofline = cfg.roofline or args.roofline
+    cfg.static = cfg.static and not args.no_static
+    if cfg.timeout is not None and cfg.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {cfg.timeout}")
+    cells = cfg.cells()
+    if cfg.repeats is None and all(c.device == "cpu" for c in cells):
+        cells = [dataclasses.replace(c, repeats=3) for c in cells]  # modest by default on CPU
+    out = Path(cfg.out or "runs/default")
+    print(f"effbench run: {len(cells)} cells -> {out}")
+    summary = run_sweep(cells, out, resume=args.resume, timeout=cfg.timeout or 900.0,
+                        progress=not args.no_progress)
+    status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "nothing to run"
+    print(f"ran {summary['ran']} cells, skipped {summary['skipped']} finished ones in {summary['seconds']:.1f} s: "
+          f"{status}")
+    for p in summary.get("table", []):
+        print(f"table: {p}")
+    if not args.no_report:
+        try:
+            from ..report import render_report
+
+            written = render_report(out / "cells", out / "report", title="effbench comparison")
+            md = [p for p in written if str(p).endswith(".md")]
+            print(f"report: {md[0] if md else out / 'report'}")
+        except Exception as exc:  # the measurements are on disk; a report problem must not hide them
+            print(f"effbench run: report not written ({type(exc).__name__}: {exc})")
+    return 0 if summary["status"].get("ok", 0) == summary["ran"] else 1

@@ -1,0 +1,13 @@
+"""Sweeps: the cross product of models, scales, sizes, devices and protocols, one fresh process per cell,
+one atomic result JSON per cell, resumable, with a combined table and a report.
+
+Entry points: :func:`run_sweep` (API) and ``effbench run`` (CLI); a cell process is
+``python -m effbench.sweep.cell CELL_JSON OUT_JSON``.
+"""
+
+from __future__ import annotations
+
+from .cells import Cell, SweepConfig, load_config
+from .runner import is_finished, run_sweep, write_table
+
+__all__ = ["Cell", "SweepConfig", "is_finished", "load_config", "run_sweep", "write_table"]

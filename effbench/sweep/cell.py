@@ -1,0 +1,136 @@
+"""One sweep cell, run in a fresh process: ``python -m effbench.sweep.cell CELL_JSON OUT_JSON``.
+
+Computes static metrics (``effbench.profile``, full convention), the predicted peak memory
+(``effbench.predict_memory``), the runtime (``effbench.benchmark``), the measured peak memory on CUDA
+(``effbench.memory.measure_cuda_memory``) and PSNR when the cell has a data set, then writes one result document
+atomically. A part that is unavailable or fails is recorded under ``partial_errors`` and its metric left out.
+A model that raises, returns a wrong shape or non-finite values, or runs out of memory gives the cell the
+status ``error``, ``bad_output``, ``nan_output`` or ``oom``; the process still exits 0 with its document written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["measure_cell", "main"]
+
+
+def _log_start(out: Path, cell_id: str) -> None:
+    """Append ``start <cell_id>`` to the sweep's runs.log (one short O_APPEND write: safe across processes)."""
+    line = f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} start {cell_id} pid={os.getpid()}\n"
+    fd = os.open(out.parent.parent / "runs.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def measure_cell(cell: Any) -> dict[str, Any]:
+    """Measure one :class:`~effbench.sweep.cells.Cell` in this process; always returns a result document."""
+    from ..errors import EffbenchError, ModelError
+    from ..results import new_result
+    from ..spec import ModelSpec
+
+    t0 = time.perf_counter()
+    h, w = cell.size
+    doc = new_result(cell.model_name, cell.spec, scale=cell.scale, input_shape=[1, 3, h, w], device=cell.device,
+                     dtype=cell.dtype, protocol=cell.protocol, convention="full" if cell.static else None)
+    doc["cell"] = cell.to_dict()
+    doc["cell_id"] = cell.cell_id
+    partial: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
+    try:
+        spec = ModelSpec.parse(cell.spec)
+        model = spec.build(scale=cell.scale)
+    except EffbenchError as exc:
+        doc.update(status="error", error=f"building the model failed: {exc}")
+        return doc
+    except Exception as exc:
+        doc.update(status="error", error=f"building the model failed: {type(exc).__name__}: {exc}")
+        return doc
+
+    if cell.static:
+        try:
+            from ..counting import profile
+
+            metrics.update(profile(model, (h, w), convention="full", scale=cell.scale).metrics())
+        except Exception as exc:
+            partial["static"] = f"{type(exc).__name__}: {exc}"
+        if "peak_memory_predicted_bytes" not in metrics:
+            try:
+                from ..memory import predict_memory
+
+                metrics["peak_memory_predicted_bytes"] = int(predict_memory(model, (h, w), scale=cell.scale).peak_bytes)
+            except Exception as exc:
+                partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
+
+    try:
+        from ..timing import benchmark
+
+        res = benchmark(model, (h, w), scale=cell.scale, device=cell.device, protocol=cell.protocol,
+                        dtype=cell.dtype, repeats=cell.repeats, threads=cell.threads, dataset=cell.dataset,
+                        roofline=cell.roofline)
+        metrics.update(res["metrics"])
+        doc["input_shape"] = res["input_shape"]
+        doc["env"] = res["env"]
+        doc["settings"] = res.get("settings")
+        doc["dataset"] = res.get("dataset")
+    except ModelError as exc:
+        doc.update(status=getattr(exc, "status", "error"), error=str(exc))
+    except EffbenchError as exc:
+        doc.update(status="error", error=str(exc))
+    except Exception as exc:
+        doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        partial["traceback"] = traceback.format_exc(limit=6)
+
+    if doc["status"] == "ok" and cell.device.startswith("cuda"):
+        try:
+            from ..memory import measure_cuda_memory
+
+            mem = measure_cuda_memory(model, (h, w), scale=cell.scale, device=cell.device)
+            metrics["peak_memory_forward_bytes"] = metrics.get("peak_memory_measured_bytes")
+            metrics["peak_memory_measured_bytes"] = int(mem["measured_peak_bytes"])
+            metrics["peak_memory_measured_source"] = "effbench.memory.measure_cuda_memory"
+        except Exception as exc:
+            partial["measure_cuda_memory"] = f"{type(exc).__name__}: {exc}"
+
+    if not doc["env"]:
+        from ..env import capture_env
+
+        try:
+            doc["env"] = capture_env(cell.device)
+        except Exception:
+            doc["env"] = capture_env("cpu")
+    doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    if partial:
+        doc["partial_errors"] = partial
+    doc["cell_seconds"] = time.perf_counter() - t0
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..results import write_json_atomic
+    from .cells import Cell
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m effbench.sweep.cell CELL_JSON OUT_JSON", file=sys.stderr)
+        return 2
+    cell = Cell.from_dict(json.loads(argv[0]))
+    out = Path(argv[1])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _log_start(out, cell.cell_id)
+    doc = measure_cell(cell)
+    write_json_atomic(out, doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Sweep cells (one model x scale x size x device x protocol) and the TOML configuration that lists them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["Cell", "SweepConfig", "load_config"]
+
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement of a sweep; its :attr:`cell_id` names its result file."""
+
+    spec: str
+    scale: int = 4
+    size: tuple[int, int] = (256, 256)
+    device: str = "cpu"
+    protocol: str = "steady"
+    dtype: str = "fp32"
+    repeats: int | None = None
+    threads: int | None = None
+    dataset: str | None = None
+    roofline: bool = False
+    static: bool = True
+
+    @property
+    def model_name(self) -> str:
+        return self.spec if ":" not in self.spec else self.spec.rsplit(":", 1)[1]
+
+    @property
+    def cell_id(self) -> str:
+        name = self.model_name
+        if ":" in self.spec:  # two files may define the same class name
+            name += "-" + hashlib.sha1(self.spec.encode()).hexdigest()[:6]
+        parts = [name, f"x{self.scale}", f"{self.size[0]}x{self.size[1]}", self.device.replace(":", ""),
+                 self.dtype, self.protocol]
+        if self.dataset:
+            parts.append(Path(self.dataset).name or "data")
+        return _SLUG.sub("_", "_".join(parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Cell:
+        d = dict(d)
+        d["size"] = tuple(d.get("size", (256, 256)))
+        return cls(**d)
+
+
+@dataclass
+class SweepConfig:
+    """The axes of a sweep; :meth:`cells` is their cross product."""
+
+    models: list[str] = field(default_factory=list)
+    scales: list[int] = field(default_factory=lambda: [4])
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(256, 256)])
+    devices: list[str] = field(default_factory=lambda: ["auto"])
+    protocols: list[str] = field(default_factory=lambda: ["steady"])
+    dtypes: list[str] = field(default_factory=lambda: ["fp32"])
+    repeats: int | None = None
+    threads: int | None = None
+    dataset: str | None = None
+    roofline: bool = False
+    static: bool = True
+    timeout: float | None = None
+    out: str | None = None
+
+    def resolved_models(self) -> list[str]:
+        """The model specs; empty or ``["zoo"]`` means every zoo model that has each requested scale."""
+        if self.models and self.models != ["zoo"]:
+            return list(self.models)
+        from ..registry import list_models, model_info
+
+        return [m for m in list_models() if any(s in model_info(m).scales for s in self.scales)]
+
+    def cells(self) -> list[Cell]:
+        from ..timing import resolve_device
+
+        devices = [resolve_device(d).type if d == "auto" else d for d in self.devices]
+        for d in devices:
+            resolve_device(d)  # clear error for an unavailable device before anything runs
+        out = []
+        zoo_scales: dict[str, tuple[int, ...]] = {}
+        for spec, scale, size, dev, proto, dt in product(
+            self.resolved_models(), self.scales, self.sizes, devices, self.protocols, self.dtypes
+        ):
+            if ":" not in spec:  # skip zoo models without this scale
+                if spec not in zoo_scales:
+                    from ..registry import model_info
+
+                    zoo_scales[spec] = model_info(spec).scales
+                if scale not in zoo_scales[spec]:
+                    continue
+            out.append(Cell(spec, scale, tuple(size), dev, proto, dt, self.repeats, self.threads, self.dataset,
+                            self.roofline, self.static))
+        if not out:
+            raise UsageError("the sweep has no cells (check --models and --scales)")
+        return out
+
+
+def _size(v: Any) -> tuple[int, int]:
+    from ..commands._common import parse_size
+
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return int(v[0]), int(v[1])
+    return parse_size(str(v))
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read a sweep from TOML: keys at top level or under ``[sweep]`` (models, scales, sizes, devices, ...)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        try:
+            import tomli as tomllib
+        except ImportError as exc:
+            raise UsageError("reading TOML on Python 3.10 needs the 'tomli' package (pip install tomli)") from exc
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"sweep config not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"sweep config {path} is not valid TOML: {exc}") from None
+    data = data.get("sweep", data)
+    cfg = SweepConfig()
+    known = set(vars(cfg))
+    unknown = set(data) - known
+    if unknown:
+        raise UsageError(f"unknown key(s) in {path}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    for key, val in data.items():
+        if key == "sizes":
+            val = [_size(v) for v in val]
+        elif key in ("models", "devices", "protocols", "dtypes"):
+            val = [val] if isinstance(val, str) else list(val)
+        elif key == "scales":
+            val = [int(v) for v in ([val] if isinstance(val, int) else val)]
+        setattr(cfg, key, val)
+    return cfg

@@ -1,0 +1,480 @@
+"""GPU validation of effbench in one call (see scripts/gpu_check.sh, which runs this from the repo root).
+
+Parts (each in try/except, its error recorded; a global time budget; partial results written after every part):
+  env       the environment (GPU, driver, CUDA, cuDNN, TF32, clocks, temperature, power)
+  peaks     the roofline peaks (matmul/conv FLOP/s, copy bandwidth) calibrated on the device
+  steady    every zoo model at x4, 256x256 and 480x270 (W x H) inputs, the steady protocol repeated 5 times
+            (run-to-run CV of the median), roofline bound and measured / bound
+  ntire     the challenge protocol, one fresh process per model and size, synthetic images unless --dataset
+  memory    measured (effbench.memory.measure_cuda_memory) vs predicted (effbench.predict_memory) peak memory,
+            every zoo model at 256x256 and at 1920x1080 / scale
+  headline  FMEN-S vs E-RFDN runtime and peak memory side by side (paper: -33 % runtime, -74 % memory)
+  overhead  the timing harness overhead on a 5 ms CPU workload (benchmarks/bench_timing.py's measure)
+Writes OUT/gpu_report.tar.gz (reports/gpu/<gpu-name>/{report.md, results.json, *.png}) plus OUT/gpu_report.md and
+OUT/gpu_results.json for a quick look. Unpack with: tar -xzf gpu_report.tar.gz -C <repo root>.
+CPU dry run: EFFBENCH_GPU_CHECK_DEVICE=cpu python scripts/gpu_check.py --dry-run --out /tmp/gc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAPER = {"runtime_change": -0.331, "memory_change": -0.74, "fmen_s_ms": 28.07, "e_rfdn_ms": 41.97,
+         "fmen_s_mib": 204.6, "e_rfdn_mib": 788.13, "source": "FMEN paper Table 4 (1080Ti, DIV2K valid, NTIRE script)"}
+FMEN_S, E_RFDN = "fmen_s", "e_rfdn"
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.t0 = time.perf_counter()
+        self.seconds = seconds
+
+    def left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.t0)
+
+    def ok(self, reserve: float = 0.0) -> bool:
+        return self.left() > reserve
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+# ----------------------------------------------------------------------------------------------------- parts
+def part_steady(R: dict, models: list[str], sizes: list[tuple[int, int]], device: str, repeats: int, runs: int,
+                budget: Budget) -> None:
+    import effbench
+    from effbench.timing import WarmupRule
+
+    rule = WarmupRule(window=10, max_seconds=1.0) if device == "cuda" else WarmupRule(window=2, max_runs=4,
+                                                                                      max_seconds=0.5)
+    for size in sizes:
+        for name in models:
+            if not budget.ok(150):
+                R["steady"].append({"model": name, "size": list(size), "status": "skipped (time budget)"})
+                continue
+            row: dict[str, Any] = {"model": name, "size": list(size)}
+            try:
+                model = effbench.create_model(name, scale=4)
+                medians, first = [], None
+                for k in range(repeats):
+                    doc = effbench.benchmark(model, size, scale=4, device=device, repeats=runs, warmup=rule,
+                                             roofline=(k == 0), energy_seconds=0.5 if k == 0 else 0.0)
+                    m = doc["metrics"]
+                    rt = m["runtime_ms"]
+                    medians.append(rt["median"])
+                    if k == 0:
+                        first = m
+                row.update({
+                    "status": "ok",
+                    "median_ms": statistics.median(medians),
+                    "medians_ms": medians,
+                    "run_to_run_cv": statistics.stdev(medians) / statistics.fmean(medians) if len(medians) > 1 else None,
+                    "within_run_cv": first["runtime_ms"]["cv"],
+                    "first_call_ms": first["runtime_ms"]["first_call"],
+                    "warmup_runs": first["runtime_ms"]["warmup_runs"],
+                    "peak_memory_bytes": first.get("peak_memory_measured_bytes"),
+                    "energy_j_per_image": first.get("energy_j_per_image"),
+                    "power_w_mean": first.get("power_w_mean"),
+                })
+                rf = first.get("roofline")
+                if rf:
+                    row.update({"bound_ms": rf["bound_ms"], "limited_by": rf["limited_by"],
+                                "measured_over_bound": row["median_ms"] / rf["bound_ms"], "flops": rf["flops"],
+                                "bytes_moved": rf["bytes_moved"]})
+                elif "roofline_error" in first:
+                    row["roofline_error"] = first["roofline_error"]
+                del model
+            except Exception as exc:
+                row.update({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+            R["steady"].append(row)
+            _free()
+
+
+def _free() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def ntire_child(args: argparse.Namespace) -> int:
+    """One model, one size, the NTIRE protocol, in this fresh process (as the official script runs)."""
+    import effbench
+
+    h, w = args.size
+    try:
+        doc = effbench.benchmark(args.ntire_child, (h, w), scale=4, device=args.device, protocol="ntire",
+                                 images=args.images, dataset=args.dataset)
+        m = doc["metrics"]
+        row = {"status": "ok", "mean_ms": m["runtime_ms"]["mean"], "first_image_ms": m["runtime_ms"]["first_call"],
+               "median_ms": m["runtime_ms"]["median"], "images": m["images"],
+               "memory_mib": m.get("ntire_memory_mib"), "psnr": m.get("psnr"), "dataset": doc.get("dataset")}
+    except Exception as exc:
+        row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    Path(args.child_out).write_text(json.dumps(row, default=_json_default))
+    return 0
+
+
+def part_ntire(R: dict, models: list[str], sizes: list[tuple[int, int]], device: str, images: int,
+               dataset: str | None, budget: Budget, work: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for size in sizes:
+        for name in models:
+            row: dict[str, Any] = {"model": name, "size": list(size)}
+            if not budget.ok(90):
+                row["status"] = "skipped (time budget)"
+                R["ntire"].append(row)
+                continue
+            out = work / f"ntire_{name}_{size[0]}x{size[1]}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--ntire-child", name, "--size", str(size[0]),
+                   str(size[1]), "--device", device, "--images", str(images), "--child-out", str(out)]
+            if dataset:
+                cmd += ["--dataset", dataset]
+            try:
+                p = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                   timeout=max(10.0, min(120.0, budget.left() - 60)))
+                if out.exists():
+                    row.update(json.loads(out.read_text()))
+                else:
+                    row.update({"status": "error", "error": f"exit {p.returncode}: {p.stderr[-800:]}"})
+            except subprocess.TimeoutExpired:
+                row.update({"status": "timeout"})
+            R["ntire"].append(row)
+
+
+def part_memory(R: dict, models: list[str], device: str, budget: Budget) -> None:
+    import effbench
+
+    for name in models:
+        for size in [(256, 256), (1080 // 4, 1920 // 4)]:
+            row: dict[str, Any] = {"model": name, "size": list(size)}
+            if not budget.ok(60):
+                row["status"] = "skipped (time budget)"
+                R["memory"].append(row)
+                continue
+            try:
+                model = effbench.create_model(name, scale=4)
+                pred = effbench.predict_memory(model, size, scale=4).peak_bytes
+                row["predicted_bytes"] = int(pred)
+                if device == "cuda":
+                    from effbench.memory import measure_cuda_memory
+
+                    mem = measure_cuda_memory(model, size, scale=4)
+                    row["measured_bytes"] = int(mem["measured_peak_bytes"])
+                    row["error_pct"] = 100.0 * (row["measured_bytes"] - pred) / row["measured_bytes"]
+                row["status"] = "ok"
+            except Exception as exc:
+                row.update({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+            R["memory"].append(row)
+            _free()
+
+
+def part_headline(R: dict) -> None:
+    def pick(rows: list[dict], model: str, size: list[int], key: str) -> float | None:
+        for r in rows:
+            if r["model"] == model and r["size"] == size and r.get("status") == "ok":
+                return r.get(key)
+        return None
+
+    out = []
+    for size in sorted({tuple(r["size"]) for r in R["steady"] + R["ntire"]}):
+        s = list(size)
+        for proto, rows, rkey, mkey in (("steady", R["steady"], "median_ms", "peak_memory_bytes"),
+                                        ("ntire", R["ntire"], "mean_ms", "memory_mib")):
+            a_t, b_t = pick(rows, FMEN_S, s, rkey), pick(rows, E_RFDN, s, rkey)
+            a_m, b_m = pick(rows, FMEN_S, s, mkey), pick(rows, E_RFDN, s, mkey)
+            if mkey == "peak_memory_bytes":
+                a_m = a_m / 2**20 if a_m else None
+                b_m = b_m / 2**20 if b_m else None
+            out.append({
+                "size": s, "protocol": proto, "fmen_s_ms": a_t, "e_rfdn_ms": b_t, "fmen_s_mib": a_m, "e_rfdn_mib": b_m,
+                "runtime_change": (a_t / b_t - 1) if a_t and b_t else None,
+                "memory_change": (a_m / b_m - 1) if a_m and b_m else None,
+            })
+    R["headline"] = {"paper": PAPER, "rows": out}
+
+
+def part_overhead(R: dict) -> None:
+    """The harness overhead on a 5 ms busy CPU workload (same measure as benchmarks/bench_timing.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_timing import WORK_MS, BusyWait  # type: ignore[import-not-found]
+
+    import effbench
+    from effbench.timing import WarmupRule
+
+    model = BusyWait()
+    doc = effbench.benchmark(model, (8, 8), device="cpu", repeats=50, threads=1,
+                             warmup=WarmupRule(window=3, max_runs=9, max_seconds=1.0))
+    rt = doc["metrics"]["runtime_ms"]
+    over = [s - i for s, i in zip(rt["samples"], model.inner_ms[-50:])]
+    med = statistics.median(over)
+    R["overhead"] = {"work_ms": WORK_MS, "median_ms": rt["median"], "overhead_median_us": med * 1e3,
+                     "overhead_pct": 100 * med / WORK_MS, "overhead_max_us": max(over) * 1e3}
+
+
+# ----------------------------------------------------------------------------------------------------- output
+def _fmt(v: Any, spec: str = ".3f") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def render_markdown(R: dict) -> str:
+    env = R.get("env", {})
+    L = [f"# effbench GPU validation: {env.get('gpu_name', R.get('device'))}", ""]
+    L.append(f"Run {R['started']} for {R.get('seconds', 0):.0f} s; device `{R['device']}`; torch "
+             f"{env.get('torch_version')}, CUDA {env.get('cuda_version')}, cuDNN {env.get('cudnn_version')}, driver "
+             f"{env.get('gpu_driver')}; TF32 matmul {env.get('tf32_matmul')}, cuDNN TF32 {env.get('tf32_cudnn')}; "
+             f"SM clock {env.get('gpu_clock_sm_mhz')}/{env.get('gpu_clock_sm_max_mhz')} MHz, "
+             f"{env.get('gpu_temperature_c')} C, {env.get('gpu_power_w')} W. Dry run: {R['dry_run']}.")
+    L.append("")
+    L.append("## Parts")
+    L.append("| part | status | seconds | error |\n|---|---|---|---|")
+    for k, v in R["parts"].items():
+        err = (v.get("error") or "").splitlines()[0][:120] if v.get("error") else ""
+        L.append(f"| {k} | {v['status']} | {_fmt(v.get('seconds'), '.1f')} | {err} |")
+    pk = R.get("peaks") or {}
+    if pk:
+        L += ["", f"Roofline peaks ({pk.get('calibration')}): {pk['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+              f"(matmul {pk['matmul_flops_per_s'] / 1e9:.1f}, conv {pk['conv_flops_per_s'] / 1e9:.1f}), copy "
+              f"{pk['peak_bytes_per_s'] / 1e9:.1f} GB/s; TF32 {pk.get('tf32')}."]
+    L += ["", "## Steady protocol (5 repeats of the whole measurement; run-to-run CV of the median)", "",
+          "| model | input HxW | median ms | run-to-run CV % | within-run CV % | first call ms | peak MiB | "
+          "mJ/image | bound ms | measured/bound | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in R["steady"]:
+        cv = r.get("run_to_run_cv")
+        mem = r.get("peak_memory_bytes")
+        e = r.get("energy_j_per_image")
+        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r.get('median_ms'))} | "
+                 f"{_fmt(cv * 100 if cv is not None else None, '.2f')} | "
+                 f"{_fmt(r['within_run_cv'] * 100 if r.get('within_run_cv') is not None else None, '.2f')} | "
+                 f"{_fmt(r.get('first_call_ms'), '.1f')} | {_fmt(mem / 2**20 if mem else None, '.1f')} | "
+                 f"{_fmt(e * 1e3 if e else None, '.2f')} | {_fmt(r.get('bound_ms'))} | "
+                 f"{_fmt(r.get('measured_over_bound'), '.1f')} | {r.get('status')} {r.get('error', '')[:80]} |")
+    cvs = [r["run_to_run_cv"] for r in R["steady"] if r.get("run_to_run_cv") is not None]
+    if cvs:
+        L += ["", f"Run-to-run CV of the steady median: max {max(cvs) * 100:.2f} % over {len(cvs)} model/size "
+              f"cells; under 1 % for {sum(c < 0.01 for c in cvs)} of {len(cvs)}."]
+    L += ["", "## NTIRE protocol (fresh process per model and size; mean over images, no warm-up)", "",
+          "| model | input HxW | mean ms | first image ms | median ms | images | max_memory_allocated MiB | PSNR | status |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in R["ntire"]:
+        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r.get('mean_ms'))} | "
+                 f"{_fmt(r.get('first_image_ms'), '.1f')} | {_fmt(r.get('median_ms'))} | {r.get('images', '-')} | "
+                 f"{_fmt(r.get('memory_mib'), '.1f')} | {_fmt(r.get('psnr'), '.2f')} | {r.get('status')} "
+                 f"{(r.get('error') or '')[:80]} |")
+    if R["ntire"]:
+        L.append(f"\nImages: {next((r.get('dataset') for r in R['ntire'] if r.get('dataset')), '-')}.")
+    L += ["", "## Peak memory: measured vs predicted", "",
+          "| model | input HxW | measured MiB | predicted MiB | (measured - predicted) / measured % | status |",
+          "|---|---|---|---|---|---|"]
+    for r in R["memory"]:
+        mb, pb = r.get("measured_bytes"), r.get("predicted_bytes")
+        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(mb / 2**20 if mb else None, '.2f')} | "
+                 f"{_fmt(pb / 2**20 if pb else None, '.2f')} | {_fmt(r.get('error_pct'), '.2f')} | {r.get('status')} "
+                 f"{(r.get('error') or '')[:80]} |")
+    hl = R.get("headline") or {}
+    if hl.get("rows"):
+        L += ["", "## Headline: FMEN-S vs E-RFDN (paper: -33 % runtime, -74 % peak memory)", "",
+              "| protocol | input HxW | FMEN-S ms | E-RFDN ms | runtime change | FMEN-S MiB | E-RFDN MiB | memory change |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r in hl["rows"]:
+            rc, mc = r["runtime_change"], r["memory_change"]
+            L.append(f"| {r['protocol']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r['fmen_s_ms'])} | "
+                     f"{_fmt(r['e_rfdn_ms'])} | {_fmt(rc * 100 if rc is not None else None, '+.1f')} % | "
+                     f"{_fmt(r['fmen_s_mib'], '.1f')} | {_fmt(r['e_rfdn_mib'], '.1f')} | "
+                     f"{_fmt(mc * 100 if mc is not None else None, '+.1f')} % |")
+        p = hl["paper"]
+        L.append(f"| paper | DIV2K valid | {p['fmen_s_ms']} | {p['e_rfdn_ms']} | -33.1 % | {p['fmen_s_mib']} | "
+                 f"{p['e_rfdn_mib']} | -74.0 % |")
+    ov = R.get("overhead")
+    if ov:
+        L += ["", f"Timing harness overhead on a {ov['work_ms']} ms CPU workload: median {ov['overhead_median_us']:.2f} us "
+              f"per run = {ov['overhead_pct']:.4f} % (max {ov['overhead_max_us']:.1f} us)."]
+    L += ["", "Figures: runtime.png (steady median vs NTIRE mean), memory.png (measured vs predicted), cv.png "
+          "(run-to-run CV)."]
+    return "\n".join(L) + "\n"
+
+
+def render_plots(R: dict, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    ok = [r for r in R["steady"] if r.get("status") == "ok"]
+    if ok:
+        sizes = sorted({tuple(r["size"]) for r in ok})
+        fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
+        for ax, size in zip(axes[0], sizes):
+            rows = [r for r in ok if tuple(r["size"]) == size]
+            names = [r["model"] for r in rows]
+            xs = range(len(rows))
+            ax.bar([x - 0.2 for x in xs], [r["median_ms"] for r in rows], 0.4, label="steady median")
+            nt = {r["model"]: r.get("mean_ms") for r in R["ntire"] if tuple(r["size"]) == size and r.get("status") == "ok"}
+            ax.bar([x + 0.2 for x in xs], [nt.get(n) or 0 for n in names], 0.4, label="NTIRE mean")
+            ax.set_xticks(list(xs), names, rotation=45, ha="right")
+            ax.set_ylabel("ms")
+            ax.set_title(f"runtime, input {size[0]}x{size[1]}")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "runtime.png", dpi=110)
+        plt.close(fig)
+        written.append("runtime.png")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [f"{r['model']}\n{r['size'][0]}x{r['size'][1]}" for r in ok if r.get("run_to_run_cv") is not None]
+        vals = [100 * r["run_to_run_cv"] for r in ok if r.get("run_to_run_cv") is not None]
+        ax.bar(range(len(vals)), vals)
+        ax.axhline(1.0, color="red", linestyle="--", label="1 %")
+        ax.set_xticks(range(len(vals)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("run-to-run CV of the median (%)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "cv.png", dpi=110)
+        plt.close(fig)
+        written.append("cv.png")
+    mem = [r for r in R["memory"] if r.get("measured_bytes") and r.get("predicted_bytes")]
+    if mem:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        x = [r["predicted_bytes"] / 2**20 for r in mem]
+        y = [r["measured_bytes"] / 2**20 for r in mem]
+        ax.scatter(x, y)
+        for r, xi, yi in zip(mem, x, y):
+            ax.annotate(f"{r['model']} {r['size'][0]}x{r['size'][1]}", (xi, yi), fontsize=6)
+        lim = max(x + y) * 1.05
+        ax.plot([0, lim], [0, lim], "k--", linewidth=0.8)
+        ax.set_xlabel("predicted peak (MiB)")
+        ax.set_ylabel("measured peak (MiB)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        fig.tight_layout()
+        fig.savefig(folder / "memory.png", dpi=110)
+        plt.close(fig)
+        written.append("memory.png")
+    return written
+
+
+def write_outputs(R: dict, work: Path, out: Path) -> None:
+    name = slug(R.get("env", {}).get("gpu_name") or f"{R['device']}-dry-run")
+    folder = work / "reports" / "gpu" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    R["seconds"] = time.perf_counter() - R["_t0"]
+    clean = {k: v for k, v in R.items() if not k.startswith("_")}
+    (folder / "results.json").write_text(json.dumps(clean, indent=1, default=_json_default))
+    try:
+        R["figures"] = render_plots(R, folder)
+    except Exception as exc:
+        R["parts"]["plots"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    (folder / "report.md").write_text(render_markdown(R))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".gpu_report.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(folder, arcname=f"reports/gpu/{name}")
+    os.replace(tmp, out / "gpu_report.tar.gz")
+    shutil.copyfile(folder / "report.md", out / "gpu_report.md")
+    shutil.copyfile(folder / "results.json", out / "gpu_results.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"))
+    ap.add_argument("--budget", type=float, default=400.0, help="seconds for everything (default 400)")
+    ap.add_argument("--device", default=os.environ.get("EFFBENCH_GPU_CHECK_DEVICE"))
+    ap.add_argument("--dry-run", action="store_true", help="tiny sizes, 2 repeats: checks the script on CPU")
+    ap.add_argument("--models", nargs="+", default=None)
+    ap.add_argument("--dataset", default=None, help="LR/HR folder for the ntire part (default: synthetic images)")
+    ap.add_argument("--images", type=int, default=10, help="synthetic images per ntire run")
+    ap.add_argument("--ntire-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--size", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    import torch
+
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.ntire_child:
+        return ntire_child(args)
+
+    budget = Budget(args.budget)
+    out = Path(args.out)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"effbench_gpu_check_{os.getpid()}"
+    R: dict[str, Any] = {"device": args.device, "dry_run": args.dry_run, "parts": {}, "steady": [], "ntire": [],
+                         "memory": [], "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "_t0": time.perf_counter()}
+    if args.dry_run:
+        sizes, repeats, runs, images = [(16, 16), (16, 24)], 2, 3, 2
+    else:
+        sizes, repeats, runs, images = [(256, 256), (270, 480)], 5, 50, args.images
+
+    def part(name: str, fn, *a) -> None:
+        t = time.perf_counter()
+        try:
+            fn(*a)
+            R["parts"][name] = {"status": "ok"}
+        except Exception as exc:
+            R["parts"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"}
+        R["parts"][name]["seconds"] = time.perf_counter() - t
+        print(f"[gpu_check] {name}: {R['parts'][name]['status']} in {R['parts'][name]['seconds']:.1f} s "
+              f"({budget.left():.0f} s left)", flush=True)
+        try:
+            write_outputs(R, work, out)
+        except Exception as exc:
+            print(f"[gpu_check] writing outputs failed: {exc}", flush=True)
+
+    import effbench
+
+    models: list[str] = []
+
+    def p_env() -> None:
+        from effbench.env import capture_env
+
+        R["env"] = capture_env(args.device)
+        zoo = [m for m in effbench.list_models() if 4 in effbench.model_info(m).scales]
+        dry = [m for m in (FMEN_S, E_RFDN) if m in zoo] or zoo[:2]
+        chosen = args.models or (dry if args.dry_run else zoo)
+        # the headline pair first, so that a tight time budget still compares them
+        models.extend(sorted(chosen, key=lambda m: (m not in (FMEN_S, E_RFDN), m)))
+        R["models"] = models
+
+    def p_peaks() -> None:
+        from effbench.timing.roofline import calibrate_peaks
+
+        R["peaks"] = calibrate_peaks(args.device)
+
+    part("env", p_env)
+    part("peaks", p_peaks)
+    part("steady", part_steady, R, models, sizes, args.device, repeats, runs, budget)
+    part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
+    part("memory", part_memory, R, models, args.device, budget)
+    part("headline", part_headline, R)
+    if budget.ok(20):
+        part("overhead", part_overhead, R)
+    print(f"[gpu_check] done in {time.perf_counter() - R['_t0']:.0f} s; outputs in {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
