@@ -335,3 +335,41 @@ def test_cli_user_model_json_plot_and_compare(tmp_path, capsys: pytest.CaptureFi
     assert "peak ratio Net / Net = 1.000" in capsys.readouterr().out
     assert main(["memory", f"{f}:Net", "--forms", "train,eval"]) == 2
     assert main(["memory"]) == 2
+
+
+# --- the CUDA measurement, exercised on the CPU with torch.cuda's counters stubbed ---------------------------------
+
+def test_measure_cuda_memory_protocol_with_stubbed_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the measurement code path (copy, warm + measured forward, workspace hooks) on the CPU: the counters are
+    stubs, so only the bookkeeping is checked; the numbers themselves come from the GPU validation."""
+    from effbench.memory import measure_cuda_memory
+
+    calls: list[str] = []
+    state = {"allocated": 0, "peak": 0}
+
+    def reset(dev=None) -> None:
+        calls.append("reset")
+        state["peak"] = state["allocated"] + 4096  # each conv "uses" a 4 KiB workspace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda dev=None: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda dev=None: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda dev=None: state["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
+    monkeypatch.setattr(torch.cuda, "memory_stats", lambda dev=None: {"allocated_bytes.all.peak": 5,
+                                                                      "requested_bytes.all.peak": 4})
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "stub")
+    m = ResBlock(C)
+    weight = m.conv1.weight
+    d = measure_cuda_memory(m, (H, W), channels=C, device="cpu")
+    assert m.conv1.weight is weight and not m.conv1._forward_hooks  # the user's model is untouched
+    assert calls[0] == "empty_cache" and calls.count("reset") == 1 + 2  # once before the warm forward, once per conv
+    assert d["measured_peak_bytes"] == 4096
+    assert d["difference_bytes"] == 4096 - d["predicted_peak_bytes"]
+    assert d["cudnn_workspace_by_module"] == {"conv1": 4096, "conv2": 4096}
+    assert d["predicted_with_workspace_bytes"] == d["predicted_peak_bytes"] + 4096  # the peak is at conv2
+    assert (d["allocated_peak_bytes"], d["requested_peak_bytes"]) == (5, 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="CUDA"):
+        measure_cuda_memory(m, (H, W), channels=C)

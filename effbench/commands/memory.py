@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     parser.add_argument("--demo", choices=("fig2",), default=None,
                         help="fig2: the paper's plain stack and fusion structure, their peaks")
+    parser.add_argument("--measure", action="store_true",
+                        help="also measure on CUDA (max_memory_allocated after a reset, warm + measured forward) "
+                             "and print it beside the prediction")
     parser.add_argument("--modules", type=int, default=2, metavar="DEPTH",
                         help="list per-module peaks down to this depth (default 2)")
 
@@ -120,6 +123,40 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
     return 0
 
 
+def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], size: tuple[int, int]) -> int:
+    from ..memory import measure_cuda_memory
+
+    docs = []
+    for spec_text, form in zip(specs, forms):
+        spec = spec_from_args(args, spec_text)
+        model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=form == "deploy")
+        doc = measure_cuda_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype])
+        doc["model"] = spec.name
+        doc["form"] = form
+        docs.append(doc)
+    if args.json:
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+        return 0
+    for d in docs:
+        print(f"{d['model']} ({d['form']}), input {'x'.join(map(str, d['input_shape']))} {d['dtype']}, "
+              f"{d['env']['gpu']}, torch {d['env']['torch']}, cuDNN {d['env']['cudnn']}")
+        rows = [
+            ("measured max_memory_allocated", d["measured_peak_bytes"]),
+            ("predicted (caching allocator)", d["predicted_peak_bytes"]),
+            ("predicted + measured workspaces", d["predicted_with_workspace_bytes"]),
+            ("predicted (512-byte blocks only)", d["predicted_plain_bytes"]),
+            ("memory_stats allocated peak", d["allocated_peak_bytes"]),
+            ("memory_stats requested peak", d["requested_peak_bytes"]),
+            ("cuDNN workspace (max over convs)", d["cudnn_workspace_max_bytes"]),
+            ("resident measured / predicted", f"{d['resident_measured_bytes']:,} / {d['resident_predicted_bytes']:,}"),
+        ]
+        for name, v in rows:
+            print(f"  {name:<34} {v:>16,}" if isinstance(v, int) else f"  {name:<34} {v!s:>16}")
+        print(f"  difference measured - predicted: {d['difference_bytes']:,} B ({d['difference_pct']:+.2f}%), "
+              f"with workspaces {d['difference_with_workspace_pct']:+.2f}%")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..memory import predict_memory
 
@@ -149,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
 
+    if args.measure:
+        return _run_measure(args, specs, forms, size)
     reports, labels = [], []
     for spec_text, form in zip(specs, forms):
         spec = spec_from_args(args, spec_text)

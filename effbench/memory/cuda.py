@@ -7,6 +7,7 @@ forward, then ``max_memory_allocated()``. Everything runs under ``torch.no_grad(
 The cuDNN workspace is estimated in a separate, third forward: around every ``nn.Conv*`` module the peak is reset
 before the call and read after it; the workspace of that conv is the peak reached during the call minus the memory
 allocated once it returned (its output included). Functional convolutions (``F.conv2d``) are not covered.
+``predicted_with_workspace_bytes`` adds each conv's measured workspace to the predicted memory at that conv.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ def measure_cuda_memory(
     torch.cuda.synchronize(dev)
     torch.cuda.empty_cache()
     baseline = torch.cuda.memory_allocated(dev)
-    gpu = copy.deepcopy(net).to(device=dev)
+    gpu = copy.deepcopy(net)
     if dtype != torch.float32:
-        gpu = gpu.to(dtype)
-    gpu.eval()
+        gpu = gpu.to(dtype=dtype)  # on the host first, so that no freed block is left cached on the device
+    gpu = gpu.to(device=dev).eval()
     with torch.no_grad():
         x = torch.rand((batch, channels, h, w), device=dev, dtype=dtype)
         torch.cuda.synchronize(dev)
@@ -105,6 +106,11 @@ def measure_cuda_memory(
     torch.cuda.empty_cache()
 
     diff = peak - pred.peak_bytes
+    # the prediction with the measured workspaces: each conv's live set plus its workspace, on top of the timeline
+    with_ws = pred.peak_bytes
+    for e in pred.timeline:
+        if e["op"].startswith("aten.convolution") and e["module"] in per_conv:
+            with_ws = max(with_ws, e["allocated_bytes"] + per_conv[e["module"]])
     return {
         "model": name,
         "input_shape": [batch, channels, h, w],
@@ -112,6 +118,8 @@ def measure_cuda_memory(
         "measured_peak_bytes": int(peak),
         "predicted_peak_bytes": pred.peak_bytes,
         "predicted_plain_bytes": pred.plain_peak_bytes,
+        "predicted_with_workspace_bytes": int(with_ws),
+        "difference_with_workspace_pct": 100.0 * (peak - with_ws) / peak if peak else float("nan"),
         "difference_bytes": int(diff),
         "difference_pct": 100.0 * diff / peak if peak else float("nan"),
         "resident_measured_bytes": int(resident),

@@ -394,13 +394,11 @@ def predict_memory(
     mode = FakeTensorMode(allow_non_fake_inputs=False)
     device = torch.device("cpu")
     fake_of: dict[int, torch.Tensor] = {}
-    for t in [*net.parameters(), *net.buffers()]:
-        if id(t) not in fake_of:
-            fake_of[id(t)] = mode.from_tensor(t.detach())
     with mode:
-        for k, f in fake_of.items():
-            f = f.to(device)
-            fake_of[k] = f.to(dtype) if (f.is_floating_point() and f.dtype != dtype) else f
+        for t in [*net.parameters(), *net.buffers()]:
+            if id(t) not in fake_of:  # a fresh contiguous tensor, as model.to(device) makes for every parameter
+                dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
+                fake_of[id(t)] = torch.empty(tuple(t.shape), dtype=dt, device=device)
         try:
             trace = record_forward(net, lambda: torch.empty(shape, dtype=dtype, device=device), fake_of, device)
         except (UsageError, ModelError):
