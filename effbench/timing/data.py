@@ -1,8 +1,8 @@
 """Image pairs for the timing protocols: DIV2K layout, any LR/HR folder pair, or synthetic images.
 
 Layouts found in a data set folder ``DIR`` (``s`` is the scale):
-- DIV2K as the NTIRE script reads it: ``DIR/DIV2K_valid_LR/0801x4.png`` with ``DIR/DIV2K_valid_HR/0801.png``
-  (also ``DIV2K_test_*``);
+- DIV2K as the NTIRE scripts read it: ``DIR/DIV2K_valid_LR/0801x4.png`` with ``DIR/DIV2K_valid_HR/0801.png``
+  (2022-2024), ``DIR/DIV2K_LSDIR_valid_LR`` + ``_HR`` (2025-2026), any ``*_{split}_LR`` + ``*_{split}_HR``;
 - benchmark packs: ``DIR/HR/name.png`` with ``DIR/LR_bicubic/X{s}/name x{s}.png`` (Set5, Set14 here);
 - any folder pair ``DIR/LR`` + ``DIR/HR`` (LR stems may carry an ``x{s}`` suffix);
 - ``DIR`` itself holding LR images only (timing without PSNR).
@@ -82,9 +82,9 @@ def find_pairs(root: str | Path, scale: int = 4, split: str = "valid") -> list[I
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UsageError(f"data set folder not found: {root}")
-    div2k_lr = root / f"DIV2K_{split}_LR"
-    if div2k_lr.is_dir():
-        return _pair_folders(div2k_lr, root / f"DIV2K_{split}_HR", scale)
+    for lr_dir in sorted(root.glob(f"*_{split}_LR")):  # DIV2K_valid_LR (2022-24), DIV2K_LSDIR_valid_LR (2025-26)
+        if lr_dir.is_dir():
+            return _pair_folders(lr_dir, lr_dir.with_name(lr_dir.name[:-3] + "_HR"), scale)
     for lr_dir in (root / "LR_bicubic" / f"X{scale}", root / f"LR_bicubic/x{scale}", root / f"X{scale}"):
         if lr_dir.is_dir():
             return _pair_folders(lr_dir, root / "HR", scale)
@@ -93,7 +93,7 @@ def find_pairs(root: str | Path, scale: int = 4, split: str = "valid") -> list[I
     if _images(root):
         return _pair_folders(root, None, scale)
     raise UsageError(
-        f"no LR images found in {root}: expected DIV2K_{split}_LR/ + DIV2K_{split}_HR/, HR/ + LR_bicubic/X{scale}/, "
+        f"no LR images found in {root}: expected *_{split}_LR/ + *_{split}_HR/, HR/ + LR_bicubic/X{scale}/, "
         "LR/ + HR/, or a folder of LR images"
     )
 
