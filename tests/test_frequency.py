@@ -13,6 +13,7 @@ from torch import nn
 import effbench
 from effbench.errors import ModelError, UsageError
 from effbench.frequency import (
+    PSDResult,
     high_share,
     normalised_curve,
     psd,
@@ -289,5 +290,9 @@ def test_top_level_export_and_json_document(toy_result, tmp_path) -> None:
     blocks = {b["name"]: b for b in doc["psd"]["blocks"]}
     assert blocks["body.1"]["strengthens_high"] is True
     assert sum(blocks["body.0"]["output_curve"]) == pytest.approx(1.0)
+    back = PSDResult.load(path)
+    assert [b.name for b in back.blocks] == ["body.0", "body.1"]
+    np.testing.assert_allclose(back["body.1"].output_curve, res["body.1"].output_curve)
+    assert back["body.1"].output_high == pytest.approx(res["body.1"].output_high)
     frame = res.to_frame()
     assert list(frame["name"]) == ["body.0", "body.1"]

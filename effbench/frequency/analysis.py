@@ -160,6 +160,37 @@ class PSDResult:
             },
         )
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> PSDResult:
+        """Rebuild a result from :meth:`to_dict` output (curves included; the preview maps are not stored)."""
+        try:
+            p = doc["psd"]
+            blocks = [
+                BlockPSD(
+                    name=b["name"], kind=b["class"], freqs=np.asarray(b["freqs"]),
+                    input_curve=np.asarray(b["input_curve"]), output_curve=np.asarray(b["output_curve"]),
+                    input_std=np.asarray(b["input_std"]), output_std=np.asarray(b["output_std"]),
+                    split=float(b["split"]), n_images=int(b["n_images"]),
+                    images_high_up=int(b["images_high_share_up"]),
+                )
+                for b in p["blocks"]
+            ]
+            return cls(
+                model=doc["model"], spec=doc["spec"], scale=int(doc["scale"]), split=float(p["split"]),
+                tile=p["tile"], device=doc["device"], data_range=float(p["data_range"]), images=list(p["images"]),
+                source=p["source"], selection=p["selection"], blocks=blocks, preview_image=p.get("preview_image"),
+                remove_mean=bool(p.get("remove_mean", False)), averaging=p.get("averaging", AVERAGING),
+            )
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"not a psd result document (missing {exc})") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> PSDResult:
+        """Read a result written by :meth:`save_json`."""
+        import json
+
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
     def save_json(self, path: str | Path) -> Path:
         from ..results import write_json_atomic
 

@@ -46,10 +46,12 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = T
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 0.6, 3.0 * nrows), sharey=True, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
+    first = 1 if result.remove_mean else 0  # ring 0 is empty once the mean is removed
     for ax, b in zip(axes.flat, result.blocks):
-        ax.plot(b.freqs, 100 * b.input_curve, color="tab:blue", lw=1.4,
+        f = b.freqs[first:]
+        ax.plot(f, 100 * b.input_curve[first:], color="tab:blue", lw=1.4,
                 label=f"input (high {100 * b.input_high:.3g}%)")
-        ax.plot(b.freqs, 100 * b.output_curve, color="tab:red", lw=1.4,
+        ax.plot(f, 100 * b.output_curve[first:], color="tab:red", lw=1.4,
                 label=f"output (high {100 * b.output_high:.3g}%)")
         ax.axvline(b.split, color="0.5", ls=":", lw=1)
         ax.set_title(f"{b.name} ({b.kind})", fontsize=9)
