@@ -74,10 +74,21 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     try:
         from ..timing import benchmark
 
+        # ntire runs over the data set (that is the protocol); steady times the cell's size, PSNR comes after
         res = benchmark(model, (h, w), scale=cell.scale, device=cell.device, protocol=cell.protocol,
-                        dtype=cell.dtype, repeats=cell.repeats, threads=cell.threads, dataset=cell.dataset,
-                        roofline=cell.roofline)
+                        dtype=cell.dtype, repeats=cell.repeats, threads=cell.threads, roofline=cell.roofline,
+                        dataset=cell.dataset if cell.protocol == "ntire" else None)
         metrics.update(res["metrics"])
+        if cell.dataset and cell.protocol != "ntire":
+            import torch
+
+            from ..timing import DTYPES
+            from ..timing.data import find_pairs
+            from ..timing.ntire import evaluate_psnr
+
+            metrics.update(evaluate_psnr(model, find_pairs(cell.dataset, cell.scale), torch.device(cell.device),
+                                         data_range=spec.data_range(), scale=cell.scale, dtype=DTYPES[cell.dtype]))
+            res["dataset"] = cell.dataset
         doc["input_shape"] = res["input_shape"]
         doc["env"] = res["env"]
         doc["settings"] = res.get("settings")
