@@ -88,11 +88,14 @@ def _resize_dim(x: torch.Tensor, dim: int, out_length: int, scale: float, kernel
     idx = torch.from_numpy(np.ascontiguousarray(ind)).to(device=x.device)
     view = [1] * x.dim()
     view[dim] = out_length
-    out: torch.Tensor | None = None
-    for p in range(w.shape[1]):  # accumulate tap by tap, in MATLAB's order
-        term = x.index_select(dim, idx[:, p]) * w[:, p].reshape(view)
-        out = term if out is None else out + term
-    assert out is not None
+    inplace = not x.requires_grad
+    out = x.index_select(dim, idx[:, 0]) * w[:, 0].reshape(view)
+    for p in range(1, w.shape[1]):  # accumulate tap by tap, in MATLAB's order (no fused multiply-add)
+        term = x.index_select(dim, idx[:, p])
+        if inplace:
+            out.add_(term.mul_(w[:, p].reshape(view)))
+        else:
+            out = out + term * w[:, p].reshape(view)
     return out
 
 
