@@ -140,7 +140,7 @@ def _mb(n: int) -> str:
 
 
 def _main_feature(trace: Trace) -> tuple[tuple[int, ...], int]:
-    """The most frequent 4-D activation shape (ties: the larger); its bytes."""
+    """The 4-D activation shape holding the most bytes over the whole pass (count x size); its bytes."""
     counts: Counter[tuple[tuple[int, ...], torch.dtype]] = Counter()
     for s in trace.storages:
         if s.kind == "activation" and len(s.shape) == 4:
@@ -151,7 +151,7 @@ def _main_feature(trace: Trace) -> tuple[tuple[int, ...], int]:
                 counts[(s.shape, s.dtype)] += 1
     if not counts:
         return (1, 1, 1, 1), 1
-    (shape, dtype), _ = max(counts.items(), key=lambda kv: (kv[1], _numel(kv[0][0])))
+    (shape, dtype), _ = max(counts.items(), key=lambda kv: (kv[1] * _numel(kv[0][0]), _numel(kv[0][0])))
     return shape, _numel(shape) * torch.empty((), dtype=dtype).element_size()
 
 
