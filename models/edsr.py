@@ -153,6 +153,7 @@ _EDSR_FILES = {
 
 @register_model(
     "edsr_baseline",
+    description="EDSR baseline: 16 residual blocks, 64 feats, res_scale 1, mean shift",
     scales=(2, 3, 4),
     data_range=255.0,
     paper="Lim et al., Enhanced Deep Residual Networks for Single Image Super-Resolution, CVPRW 2017",

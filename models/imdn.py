@@ -247,6 +247,7 @@ _IMDN_SHA = {
 
 @register_model(
     "imdn",
+    description="IMDN: nf=64, 6 IMDBs with contrast-aware channel attention (CCA)",
     scales=(2, 3, 4),
     data_range=1.0,
     paper="Hui et al., Lightweight Image Super-Resolution with Information Multi-distillation Network, ACM MM 2019",
@@ -269,6 +270,7 @@ def imdn(scale: int = 4, deploy: bool = True, **overrides: Any) -> nn.Module:
 
 @register_model(
     "imdn_ntire",
+    description="NTIRE 2022 baseline IMDN: nc=64, 8 simplified IMDBs (no CCA)",
     scales=(4,),
     data_range=1.0,
     paper="Li et al., NTIRE 2022 Challenge on Efficient Super-Resolution: Methods and Results, CVPRW 2022 "

@@ -180,6 +180,7 @@ _LATTICE_URL = (
 
 @register_model(
     "latticenet",
+    description="LatticeNet: 64 feats, 4 lattice blocks, backward fusion, RGB mean shift",
     scales=(2, 3, 4),
     data_range=255.0,
     paper="Luo et al., LatticeNet: Towards Lightweight Image Super-Resolution with Lattice Block, ECCV 2020",

@@ -171,6 +171,7 @@ def _build(name: str, **kwargs: Any) -> nn.Module:
 
 @register_model(
     "rfdn",
+    description="RFDN: nf=48, 6 RFDBs with ESA (paper config, no public checkpoint)",
     scales=(2, 3, 4),
     data_range=255.0,
     paper="Liu et al., Residual Feature Distillation Network for Lightweight Image Super-Resolution, ECCVW 2020",
@@ -183,6 +184,7 @@ def rfdn(scale: int = 4, deploy: bool = True, **overrides: Any) -> nn.Module:
 
 @register_model(
     "e_rfdn",
+    description="E-RFDN (AIM 2020 winner): nf=50, 4 RFDBs with ESA",
     scales=(4,),
     data_range=255.0,
     paper="Liu et al., Residual Feature Distillation Network for Lightweight Image Super-Resolution, ECCVW 2020 "
