@@ -186,7 +186,7 @@ def test_cli_bench_reports_the_statistics_as_json(capsys):
 
     if "fmen_s" not in effbench.list_models():
         pytest.skip("zoo model fmen_s is not registered yet")
-    assert main(["bench", "fmen_s", "--device", "cpu", "--size", "64x64", "--json", "--repeats", "5"]) == 0
+    assert main(["bench", "fmen_s", "--device", "cpu", "--size", "64x64", "--json", "--repeats", "5", "--threads", "1"]) == 0
     doc = json.loads(capsys.readouterr().out)
     rt = doc["metrics"]["runtime_ms"]
     assert doc["model"] == "fmen_s" and doc["input_shape"] == [1, 3, 64, 64] and doc["device"] == "cpu"
