@@ -140,7 +140,16 @@ def _mb(n: int) -> str:
 
 
 def _main_feature(trace: Trace) -> tuple[tuple[int, ...], int]:
-    """The 4-D activation shape holding the most bytes over the whole pass (count x size); its bytes."""
+    """The main feature map: the output of the first convolution that changes the number of channels of the input
+    (an SR network's head, i.e. the trunk width; a mean-shift 1x1 conv is skipped), else the first convolution's
+    output, else the 4-D activation shape holding the most bytes over the pass (count x size)."""
+    image = next((s.shape for s in trace.storages if s.kind == "input"), None)
+    convs = [trace.storages[op.outputs[0]] for op in trace.ops if op.name.startswith("aten.convolution") and op.outputs]
+    convs = [s for s in convs if len(s.shape) == 4]
+    widening = [s for s in convs if image is None or len(image) != 4 or s.shape[1] != image[1]]
+    head = (widening or convs or [None])[0]
+    if head is not None:
+        return head.shape, _numel(head.shape) * torch.empty((), dtype=head.dtype).element_size()
     counts: Counter[tuple[tuple[int, ...], torch.dtype]] = Counter()
     for s in trace.storages:
         if s.kind == "activation" and len(s.shape) == 4:
