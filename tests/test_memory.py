@@ -370,6 +370,11 @@ def test_measure_cuda_memory_protocol_with_stubbed_counters(monkeypatch: pytest.
     assert d["cudnn_workspace_by_module"] == {"conv1": 4096, "conv2": 4096}
     assert d["predicted_with_workspace_bytes"] == d["predicted_peak_bytes"] + 4096  # the peak is at conv2
     assert (d["allocated_peak_bytes"], d["requested_peak_bytes"]) == (5, 4)
+    from effbench.memory.validate import to_markdown
+
+    table = to_markdown([d, {"model": "broken", "input_shape": [1, 3, 4, 4], "error": "ValueError: x"}])
+    assert f"| ResBlock | 1x{C}x{H}x{W} | 4,096 | {d['predicted_peak_bytes']:,} |" in table
+    assert "| broken | 1x3x4x4 | error: ValueError: x |" in table
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UsageError, match="CUDA"):
         measure_cuda_memory(m, (H, W), channels=C)
