@@ -19,7 +19,11 @@ What is not modelled
 --------------------
 - Allocations made inside a kernel, below the dispatcher: the cuDNN convolution workspace (see
   :func:`effbench.memory.measure_cuda_memory`, which estimates it on a GPU), the cuBLAS workspace (allocated once per
-  handle by matmuls; SR conv nets rarely use it), and device-specific internal copies.
+  handle by matmuls; SR conv nets rarely use it), the staging buffers of CUDA reductions (mean/std over large
+  inputs), and device-specific internal copies.
+- Constants made on the host inside ``forward`` (``torch.tensor``, ``torch.from_numpy``) are counted where the
+  replay meets them (on the CPU they are tensors like any other; on a GPU only their device copies count).
+- Data-dependent control flow (``.item()``, ``nonzero``) cannot be replayed on fake tensors: a clear ModelError.
 - CUDA graphs, ``expandable_segments``, ``max_split_size_mb``, ``roundup_power2_divisions``, several streams,
   memory held by other code in the same process. The replay runs on CPU fake tensors, so a model whose op sequence
   differs between CPU and CUDA (device-dependent Python branches) is replayed as on CPU.
