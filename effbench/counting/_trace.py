@@ -27,7 +27,6 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
 
 from ..errors import ModelError
 
@@ -48,15 +47,36 @@ class TensorMeta:
         return self.numel * self.dtype.itemsize
 
 
+_SCALARS = frozenset({int, float, bool, str, type(None)})
+
+
 def _meta(x: Any) -> Any:
+    """Replace every tensor in a nest of tuples/lists/dicts by its :class:`TensorMeta` (a hand-rolled tree map:
+    this runs for every op, and pytree's generality costs more than the ops themselves)."""
     if isinstance(x, torch.Tensor):
-        return TensorMeta(tuple(int(s) for s in x.shape), x.dtype)
+        return TensorMeta(tuple(x.shape), x.dtype)
+    if isinstance(x, torch.Size) or type(x) in _SCALARS:
+        return x
+    if isinstance(x, (tuple, list)):
+        return tuple(_meta(v) for v in x) if isinstance(x, tuple) else [_meta(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _meta(v) for k, v in x.items()}
     return x
 
 
 def tensors_in(tree: Any) -> list[TensorMeta]:
     """Every :class:`TensorMeta` in a nested structure of args/outputs, in order."""
-    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, TensorMeta)]
+    found: list[TensorMeta] = []
+    stack = [tree]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, TensorMeta):
+            found.append(x)
+        elif isinstance(x, (tuple, list)):
+            stack.extend(reversed(x))
+        elif isinstance(x, dict):
+            stack.extend(reversed(list(x.values())))
+    return found
 
 
 @dataclass
@@ -134,9 +154,10 @@ class _FunctionRecorder(TorchFunctionMode):
             out = func(*args, **kwargs)
         finally:
             rec.current_function = outer
-        call.args = tree_map(_meta, args)
-        call.kwargs = tree_map(_meta, kwargs)
-        call.output = tree_map(_meta, out)
+        if isinstance(out, (torch.Tensor, tuple, list)) and not isinstance(out, torch.Size):  # skip .size() etc.
+            call.args = _meta(args)
+            call.kwargs = _meta(kwargs)
+            call.output = _meta(out)
         return out
 
 
@@ -158,9 +179,9 @@ class _DispatchRecorder(TorchDispatchMode):
             OpCall(
                 f"{packet._qualified_op_name.replace('::', '.')}",
                 str(func),
-                tree_map(_meta, args),
-                tree_map(_meta, kwargs),
-                tree_map(_meta, out),
+                _meta(args),
+                _meta(kwargs),
+                _meta(out),
                 rec.module_name(),
                 rec.current_function,
             )
@@ -182,6 +203,23 @@ def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, *
     return x.new_empty((*x.shape[:2], *[int(s) for s in output_size[:spatial]]))
 
 
+def _convolution(func: Any, x: torch.Tensor, w: torch.Tensor, bias: Any, stride: Sequence[int],
+                 padding: Sequence[int], dilation: Sequence[int], transposed: bool, output_padding: Sequence[int],
+                 groups: int, *args: Any) -> torch.Tensor:
+    k = w.shape[2:]
+    if transposed:
+        c_out = w.shape[1] * groups
+        spatial = [(x.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1)
+                   + output_padding[i] + 1 for i in range(len(k))]
+    else:
+        c_out = w.shape[0]
+        spatial = [(x.shape[i + 2] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1
+                   for i in range(len(k))]
+    if (not transposed and x.shape[1] != w.shape[1] * groups) or min(spatial) <= 0:
+        return func(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, *args)  # its error
+    return x.new_empty((x.shape[0], c_out, *spatial))
+
+
 # Ops whose meta kernels are Python decompositions (tens of ms each at any size): their output shapes are computed
 # directly on the meta engine. Same shape, dtype and device as the op itself would give.
 _SHAPE_FNS: dict[Any, Callable[..., torch.Tensor]] = {}
@@ -199,6 +237,10 @@ for _name in ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d",
         _SHAPE_FNS[_packet] = _upsample
 
 
+if hasattr(torch.ops.aten, "convolution"):
+    _SHAPE_FNS[torch.ops.aten.convolution] = _convolution
+
+
 class _Recorder:
     """Module stack and the shared trace; global hooks are registered by :meth:`hooks`."""
 
@@ -207,28 +249,27 @@ class _Recorder:
         self.names: dict[int, str] = {}
         for name, mod in model.named_modules(remove_duplicate=False):
             self.names.setdefault(id(mod), name)
-        self.stack: list[tuple[int, ModuleCall]] = []
+        self.stack: list[tuple[int, ModuleCall, str]] = []
         self.current_function = -1
 
     def module_name(self) -> str:
-        for _, call in reversed(self.stack):
-            if call.in_model:
-                return call.name
-        return ""
+        """Qualified name of the innermost model module being called ("" for the model itself)."""
+        return self.stack[-1][2] if self.stack else ""
 
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         in_model = id(module) in self.names
-        name = self.names.get(id(module), f"{self.module_name()}.<{type(module).__name__}>".lstrip("."))
-        call = ModuleCall(name, module, in_model, inputs=tree_map(_meta, args))
-        self.stack.append((id(module), call))
+        current = self.module_name()
+        name = self.names[id(module)] if in_model else f"{current}.<{type(module).__name__}>".lstrip(".")
+        call = ModuleCall(name, module, in_model, inputs=_meta(args))
+        self.stack.append((id(module), call, name if in_model else current))
         self.trace.modules.append(call)
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         # always_call=True: also runs when forward raised; pop the matching frame.
         while self.stack:
-            mid, call = self.stack.pop()
+            mid, call, _ = self.stack.pop()
             if mid == id(module):
-                call.output = tree_map(_meta, output)
+                call.output = _meta(output)
                 break
 
 

@@ -14,7 +14,6 @@ The three conventions (``full``, ``ntire2022``, ``fvcore``) live in their own mo
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,10 +171,3 @@ def get_convention(name: str | Convention) -> Convention:
         return CONVENTIONS[name]
     except KeyError:
         raise UsageError(f"unknown convention {name!r}; choose one of {', '.join(sorted(CONVENTIONS))}") from None
-
-
-def group_by(items: Iterable[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
-    d: dict[Any, list[Any]] = defaultdict(list)
-    for it in items:
-        d[key(it)].append(it)
-    return d
