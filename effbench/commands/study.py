@@ -1,0 +1,88 @@
+"""``effbench study NAME``: run one of the FMEN paper's efficiency studies and write its report beside the paper's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from ..errors import UsageError
+
+NAME = "study"
+HELP = "run a paper study (blocks: Table 1, attention: Table 2, fusion: Sec. 3.1) and report it beside the paper"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..studies import STUDIES
+
+    parser.add_argument("name", choices=sorted(STUDIES), help="which study")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per variant process")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is killed")
+    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: studies/NAME)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=SPEC[@JSON]",
+                        help="add a row: a whole network by spec (zoo name, file.py:Name, package.module:Name), "
+                             "optional JSON kwargs after '@'; compared with the study's baseline")
+    parser.add_argument("--attention", action="append", default=[], metavar="LABEL=SPEC[@JSON]",
+                        help="attention study: add a row with this block (called as SPEC(n_feats, **JSON)) after "
+                             "every 3 ERBs of the baseline")
+    parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="run only these rows")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _split(text: str, flag: str) -> tuple[str, str, dict[str, object]]:
+    label, sep, rest = text.partition("=")
+    if not sep or not label or not rest:
+        raise UsageError(f"{flag} takes LABEL=SPEC[@JSON], got {text!r}")
+    spec, at, js = rest.partition("@")
+    kwargs: dict[str, object] = {}
+    if at:
+        try:
+            kwargs = json.loads(js)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{flag} {label}: kwargs are not valid JSON ({exc}): {js!r}") from None
+        if not isinstance(kwargs, dict):
+            raise UsageError(f"{flag} {label}: kwargs must be a JSON object, got {js!r}")
+    return label, spec, kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    import copy
+
+    from ..studies import Variant, attention_variant, get_study, run_study
+    from ._common import parse_size
+
+    study = copy.deepcopy(get_study(args.name))
+    for text in args.variant:
+        label, spec, kwargs = _split(text, "--variant")
+        study.variants.append(Variant(label, spec, kwargs, baseline=study.default_baseline))
+    for text in args.attention:
+        if study.name != "attention":
+            raise UsageError("--attention applies to the attention study only")
+        label, spec, kwargs = _split(text, "--attention")
+        study.variants.append(attention_variant(label, spec, **kwargs))
+    if args.only:
+        names = {v.name for v in study.variants}
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            raise UsageError(f"--only: unknown row(s) {', '.join(unknown)}; rows: {', '.join(sorted(names))}")
+        keep = set(args.only) | {v.baseline for v in study.variants if v.name in args.only and v.baseline}
+        study.variants = [v for v in study.variants if v.name in keep]
+    size = parse_size(args.size) if args.size else None
+    command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["study"] \
+        else None
+    doc = run_study(study, device=args.device, size=size, repeats=args.repeats, out_dir=args.out,
+                    threads=args.threads, timeout=args.timeout, progress=not args.no_progress, command=command)
+    for r in doc["rows"]:
+        print(f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
+              f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}")
+    for f in doc["files"]:
+        print(f"wrote {f}")
+    bad = [r["variant"] for r in doc["rows"] if r["status"] != "ok"]
+    if bad:
+        print(f"not measured: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0

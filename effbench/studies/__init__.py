@@ -1,0 +1,26 @@
+"""The FMEN paper's efficiency studies as built-in experiments (``effbench study NAME``).
+
+* ``blocks`` (Table 1): EDSR-baseline and FMEN with RB, PB and ERB (deploy form).
+* ``attention`` (Table 2): a 15-ERB baseline with CCA, ESA or HFAB (FMEN) after every 3 ERBs.
+* ``fusion`` (Sec. 3.1): plain vs fusion topology of equal params and MACs, N = 2..6 fused features.
+
+Each study is a declared table (:data:`STUDIES`, :class:`Study`, :class:`Variant`); :func:`run_study` runs it
+through the sweep machinery and writes ``study.json``, ``study.md`` and ``study.png``.
+"""
+
+from __future__ import annotations
+
+from .runner import analyse_study, fusion_formula, run_study, write_models_file
+from .tables import STUDIES, Study, Variant, attention_variant, get_study
+
+__all__ = [
+    "STUDIES",
+    "Study",
+    "Variant",
+    "analyse_study",
+    "attention_variant",
+    "fusion_formula",
+    "get_study",
+    "run_study",
+    "write_models_file",
+]

@@ -1,0 +1,118 @@
+"""Render a study document (``study.json``) as markdown (paper beside ours, verdict per row) and a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_markdown", "render_png"]
+
+
+def _num(v: Any, fmt: str = "{:,.0f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _mib(v: Any) -> str:
+    return "-" if v is None else f"{v / 2**20:.2f}"
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:+.1f}%"
+
+
+def _paper_params(p: dict[str, Any]) -> str:
+    return f"{p['params'] / 1e3:.0f}K" if "params" in p else "-"
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The study report: setting, the paper-vs-ours table, verdicts, configuration notes, fusion formula table."""
+    env = doc.get("env") or {}
+    h, w = doc["size"]
+    hw = env.get("gpu_name") or env.get("gpu") or env.get("cpu_model") or ""
+    lines = [f"# Study `{doc['study']}`: {doc['title']}", "",
+             f"Source: {doc['source']}. Paper setting: {doc['paper_setting']}.", "",
+             f"Ours: device `{doc['device']}`{f' ({hw})' if hw else ''}, LR input {h}x{w}, "
+             f"steady protocol, {doc['repeats']} timed forwards per variant, threads {doc.get('threads') or 'default'}"
+             f", torch {env.get('torch_version') or env.get('torch', '?')}; each variant in a fresh process (effbench.sweep).", ""]
+    if doc.get("command"):
+        lines += [f"Command: `{doc['command']}`", ""]
+    rows = doc["rows"]
+    lines += ["| variant | params (paper) | params (ours) | GFLOPs | convs | peak mem predicted MiB | peak mem "
+              "measured MiB | time ms (paper) | time ms (ours, cv) | change vs baseline (paper) | change (ours) "
+              "| mem change predicted | mem change measured |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = r["paper"]
+        t = "-" if r["time_ms"] is None else f"{r['time_ms']:.2f} ({100 * (r['time_cv'] or 0):.1f}%)"
+        status = "" if r["status"] == "ok" else f" **{r['status']}**"
+        lines.append(
+            f"| {r['variant']}{status} | {_paper_params(p)} | {_num(r['params'])} | "
+            f"{_num(r['flops'] and r['flops'] / 1e9, '{:.2f}')} | {_num(r['convs'])} | "
+            f"{_mib(r['mem_predicted_bytes'])} | {_mib(r['mem_measured_bytes'])} | {_num(p.get('time_ms'), '{:.2f}')} | "
+            f"{t} | {_pct(p.get('time_change_pct'))} | {_pct(r.get('time_change_pct'))} | "
+            f"{_pct(r.get('mem_predicted_change_pct'))} | {_pct(r.get('mem_measured_change_pct'))} |")
+    lines += ["", "## Row by row: does our measurement agree with the paper?", ""]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"- **{r['variant']}**: not measured ({r['status']}: {r.get('error') or ''})")
+        elif r["verdict"]:
+            lines.append(f"- **{r['variant']}** (vs {r['baseline']}): {r['verdict']}")
+    formula = doc.get("formula")
+    if formula:
+        lines += ["", "## The paper's formula (Sec. 3.1) against the predicted peak of the bare structures", "",
+                  f"C = {formula[0]['c']}, H x W = {h} x {w}; live features at the peak (parameters excluded), "
+                  "`effbench.predict_memory(block, channels=C, donate_input=True, device_model='plain')`.", "",
+                  "| variant | params | peak op | predicted (x CHW) | formula (x CHW) | predicted bytes | "
+                  "formula bytes | exact |", "|---|---|---|---|---|---|---|---|"]
+        for f in formula:
+            lines.append(f"| {f['variant']} | {f['params']:,} | {f['peak_op']} ({f['peak_module']}) | "
+                         f"{f['predicted_x']:.2f} | {f['formula_x']:.0f} | {f['predicted_feature_bytes']:,} | "
+                         f"{f['formula_bytes']:,} | {'yes' if f['exact'] else '**no**'} |")
+        n_exact = sum(f["exact"] for f in formula)
+        lines += ["", f"{n_exact} of {len(formula)} rows reproduce the formula exactly."]
+    lines += ["", "## Configuration", ""] + [f"- {n}" for n in doc.get("notes", [])]
+    lines += ["", f"Study run time: {doc.get('seconds', 0):.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def render_png(doc: dict[str, Any], path: str | Path) -> Path | None:
+    """Bar chart of time changes (paper vs ours) for blocks/attention; peak memory vs N for fusion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    formula = doc.get("formula")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if formula:
+        for topo, marker in (("plain", "o"), ("fusion", "s")):
+            fs = [f for f in formula if f["topology"] == topo]
+            if not fs:
+                continue
+            ax.plot([f["n"] for f in fs], [f["predicted_x"] for f in fs], marker=marker, label=f"{topo}: predicted")
+            ax.plot([f["n"] for f in fs], [f["formula_x"] for f in fs], "k:", marker="x", label=f"{topo}: paper")
+        ax.set_xlabel("N (features fused)")
+        ax.set_ylabel("peak live features (x C x H x W)")
+        ax.set_title("Sec. 3.1: plain vs fusion peak memory")
+    else:
+        rows = [r for r in doc["rows"] if r.get("baseline") and r["baseline"] != r["variant"]]
+        if not rows:
+            plt.close(fig)
+            return None
+        xs = range(len(rows))
+        ours = [r.get("time_change_pct") or 0.0 for r in rows]
+        paper = [r["paper"].get("time_change_pct", float("nan")) for r in rows]
+        ax.bar([x - 0.2 for x in xs], paper, width=0.4, label="paper (1080Ti)")
+        ax.bar([x + 0.2 for x in xs], ours, width=0.4, label=f"ours ({doc['device']}, {doc['size'][0]}x{doc['size'][1]})")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([r["variant"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("time change vs baseline (%)")
+        ax.set_title(doc["title"], fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
