@@ -94,7 +94,8 @@ def _print_tables(prof: Any, others: dict[str, Any] | None, args: argparse.Names
     if args.by_module or args.by_op:
         rows = prof.by_module if args.by_module else prof.by_op
         b = Table(title="per module (inclusive)" if args.by_module else "per operator")
-        for col in ("name", "type", "calls", "MACs", "FLOPs", "activations", "convs", "output bytes"):
+        calls = "ops" if args.by_module else "calls"  # a module row sums the ops run inside it
+        for col in ("name", "type", calls, "MACs", "FLOPs", "activations", "convs", "output bytes"):
             b.add_column(col, justify="left" if col in ("name", "type") else "right")
         for r in rows:
             b.add_row(r["name"] or "(model)", r["kind"], str(r["calls"]), f"{r['macs']:,}", f"{r['flops']:,}",

@@ -23,7 +23,9 @@ class Profile:
 
     ``flops``: under ``full`` every arithmetic op (a multiply-add is 2 FLOPs); under ``ntire2022`` and ``fvcore``
     the official tools' number, which counts one multiply-add as one FLOP (so ``flops == macs`` there).
-    ``by_module`` rows are inclusive (a module's row contains its children); ``by_op`` rows are per operator.
+    ``by_module`` rows are inclusive (a module's row contains its children; ``calls`` there is the number of counted
+    ops inside); ``by_op`` rows are per operator. ``bytes`` is the output size of those ops (for data movement
+    such as pixel shuffle, cat or pad: the bytes written, at 0 FLOPs).
     """
 
     model: str
