@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="0%", help="allowed parameter increase (default 0%%)")
     parser.add_argument("--activations", default="0%", help="allowed activations increase (default 0%%)")
     parser.add_argument("--convs", default="0%", help="allowed increase in the number of convs (default 0%%)")
-    parser.add_argument("--alpha", type=float, default=0.01,
-                        help="significance level of the runtime test (default 0.01)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="significance level of the runtime test (default 0.05)")
     parser.add_argument("--summary", default=None, metavar="FILE",
                         help="write the markdown summary here too (e.g. $GITHUB_STEP_SUMMARY)")
 

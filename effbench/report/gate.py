@@ -5,7 +5,7 @@ increase beyond their threshold (default 0%: any increase fails).
 
 Runtime fails only when the slowdown is beyond the threshold *and* statistically significant: with the recorded
 samples of both runs, a one-sided Mann-Whitney U test of H1 "current samples are stochastically larger than the
-baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.01), and the median ratio must exceed
+baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.05), and the median ratio must exceed
 1 + threshold. When only summary statistics are recorded (pytest-benchmark JSON saved without
 ``--benchmark-save-data``) a one-sided Welch t-test on the means (baseline scaled the same way) is used. A
 percentile bootstrap 95% CI of the median ratio is reported next to each verdict.
@@ -249,7 +249,7 @@ def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> 
 
 
 def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.PathLike[str] | dict[str, Entry],
-         thresholds: dict[str, float] | None = None, alpha: float = 0.01) -> GateResult:
+         thresholds: dict[str, float] | None = None, alpha: float = 0.05) -> GateResult:
     """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent."""
     th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     unknown = set(th) - set(DEFAULT_THRESHOLDS)

@@ -37,30 +37,38 @@ def static_metrics(model, x) -> dict[str, float]:
             "convs": float(convs)}
 
 
-def time_pair(model_a, model_b, x, rounds: int = 40, inner: int = 5,
+def time_pair(model_a, model_b, x, rounds: int = 50, inner: int = 10,
               warmup: int = 3) -> tuple[list[float], list[float]]:
-    """Interleaved timing of two models on ``x``: a, b, b, a, a, b, ... to cancel drift.
+    """Interleaved timing (ms) of two models on ``x``.
 
-    Each sample is the fastest of ``inner`` back-to-back forwards (ms): on a shared CPU, pre-emption only ever
-    adds time, so the minimum of a short burst is a clean reading of the model's cost.
+    Each round yields one sample per model: the fastest of ``inner`` forwards, the two models' forwards
+    alternating (a b b a a b ...) so that both see the same machine state. On a shared CPU, pre-emption only
+    ever adds time, so the minimum of a short burst is a clean reading of the model's cost.
     """
     import torch
 
+    ta: list[float] = []
+    tb: list[float] = []
     with torch.no_grad():
         for _ in range(warmup):
             model_a(x)
             model_b(x)
-        ta: list[float] = []
-        tb: list[float] = []
-        for i in range(rounds):
-            order = ((model_a, ta), (model_b, tb)) if i % 2 == 0 else ((model_b, tb), (model_a, ta))
-            for m, acc in order:
-                best = float("inf")
-                for _ in range(inner):
+        flip = False
+        for _ in range(rounds):
+            best_a = best_b = float("inf")
+            for _ in range(inner):
+                flip = not flip
+                for which in ((0, 1) if flip else (1, 0)):
+                    m = model_a if which == 0 else model_b
                     t0 = time.perf_counter()
                     m(x)
-                    best = min(best, time.perf_counter() - t0)
-                acc.append(1e3 * best)
+                    dt = time.perf_counter() - t0
+                    if which == 0:
+                        best_a = min(best_a, dt)
+                    else:
+                        best_b = min(best_b, dt)
+            ta.append(1e3 * best_a)
+            tb.append(1e3 * best_b)
     return ta, tb
 
 
@@ -89,7 +97,7 @@ class SelfTestResult:
 
 
 def run_scenario(scenario: str, runs: int = 20, depth: int = 10, channels: int = 16, size: int = 16,
-                 rounds: int = 60, inner: int = 5, threshold: float = 5.0, alpha: float = 0.01) -> SelfTestResult:
+                 rounds: int = 80, inner: int = 10, threshold: float = 5.0, alpha: float = 0.05) -> SelfTestResult:
     """Run the gate ``runs`` times on a fresh measurement of baseline vs current.
 
     ``scenario``: ``"unchanged"`` (same architecture, separate instances) or ``"slower"`` (one extra conv).
