@@ -24,7 +24,7 @@ def test_ntire2024_rlfn_against_itself_scores_exp2_on_every_term() -> None:
     # NTIRE2024_ESR README: Runtime_RLFN = 13.54 ms, FLOPs_RLFN = 19.70 G, Params_RLFN = 0.317 M ->
     # Score_Runtime = Score_FLOPs = Score_Params = Score_Final = 7.3891
     pub = YEARS[2024].published
-    f = compute_scores([entry("RLFN", pub["runtime_ms"], pub["flops_g"], pub["params_m"], 26.96)], 2024)
+    f = compute_scores([entry("rlfn", pub["runtime_ms"], pub["flops_g"], pub["params_m"], 26.96)], 2024)
     row = f.iloc[0]
     for col in ("score_runtime", "score_flops", "score_params", "score_final"):
         assert round(row[col], 4) == 7.3891

@@ -201,6 +201,8 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
 
 
 def _fmt(v: float, scale: float, unit: str) -> str:
+    if unit == "G" and abs(v) < 1e8:  # small models: MFLOPs read better than 0.012G
+        scale, unit = 1e6, "M"
     x = v / scale
     return f"{x:.0f}{unit}" if scale == 1.0 else f"{x:.3f}{unit}" if x < 10 else f"{x:.2f}{unit}"
 
@@ -280,7 +282,7 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
             change = 100.0 * (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
             limit = bv * (1.0 + th[tname] / 100.0)
             verdict = "fail" if cv > limit else "pass"
-            detail = f"+{cv - bv:g} (deterministic: any increase beyond the threshold fails)" if verdict == "fail" else ""
+            detail = f"+{cv - bv:,.0f} (deterministic: any increase beyond the threshold fails)" if verdict == "fail" else ""
             checks.append(Check(name, disp, verdict, _fmt(bv, scale, unit), _fmt(cv, scale, unit), change,
                                 th[tname], detail))
         rt = _runtime_check(name, b, c, th["runtime"], alpha)

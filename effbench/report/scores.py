@@ -120,6 +120,9 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
     if y.kind == "score":
         base_name = baseline or y.baseline_model
         base = next((e for e in entries if e["model"] == base_name), None)
+        if base is None:  # zoo names are lower case with underscores: "RLFN" finds "rlfn"
+            base = next((e for e in entries if _norm(e["model"]) == _norm(base_name)), None)
+            base_name = base["model"] if base else base_name
         if base is None:
             raise UsageError(f"baseline {base_name!r} is not in the results (models: "
                              f"{', '.join(e['model'] for e in entries)}); pass --baseline MODEL")
@@ -167,6 +170,10 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
         frame[f"rank_{track}"] = frame["model"].map(track_rank).astype("Int64")
     frame.attrs.update(year=year, tracks=y.tracks)
     return frame.sort_values("rank_main", na_position="last").reset_index(drop=True)
+
+
+def _norm(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def _g(v: float | None) -> float | None:
