@@ -21,9 +21,11 @@ authors' train-form and deploy-form state dicts load without renaming.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from effbench.registry import PretrainedCfg, register_model
@@ -44,8 +46,13 @@ PAPER = ("Z. Du, D. Liu, J. Liu, J. Tang, G. Wu, L. Fu: Fast and Memory-Efficien
          "Image Super-Resolution. CVPR Workshops (NTIRE) 2022. arXiv:2204.08397")
 
 
-def _lrelu() -> nn.Module:
-    return nn.LeakyReLU(LRELU_SLOPE)
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _lrelu() -> Activation:
+    """LeakyReLU(0.1) applied as a function, not a registered submodule, exactly as the official FMEN code (a
+    module-level ``act``): hook-based counters such as the NTIRE 2022 tool therefore do not see it (Table 4)."""
+    return functools.partial(F.leaky_relu, negative_slope=LRELU_SLOPE)
 
 
 def _conv3x3(c_in: int, c_out: int, padding: int = 1) -> nn.Conv2d:
@@ -89,7 +96,7 @@ class RRRB(nn.Module, Reparameterizable):
 class ERB(nn.Module):
     """Enhanced residual block: RRRB -> LeakyReLU(0.1) -> RRRB. Deploy form = two plain 3x3 convs (a PB)."""
 
-    def __init__(self, n_feats: int, ratio: int = 2, deploy: bool = False, act: nn.Module | None = None) -> None:
+    def __init__(self, n_feats: int, ratio: int = 2, deploy: bool = False, act: Activation | None = None) -> None:
         super().__init__()
         self.conv1 = RRRB(n_feats, ratio, deploy)
         self.act = act if act is not None else _lrelu()
@@ -106,7 +113,7 @@ class RB(nn.Module):
     from its ERB.
     """
 
-    def __init__(self, n_feats: int, act: nn.Module | None = None, res_scale: float = 1.0) -> None:
+    def __init__(self, n_feats: int, act: Activation | None = None, res_scale: float = 1.0) -> None:
         super().__init__()
         self.conv1 = _conv3x3(n_feats, n_feats)
         self.act = act if act is not None else nn.ReLU(inplace=True)
@@ -121,7 +128,7 @@ class RB(nn.Module):
 class PB(nn.Module):
     """Plain block: an RB without its skip connection (conv3x3 -> act -> conv3x3); what an ERB becomes at deploy."""
 
-    def __init__(self, n_feats: int, act: nn.Module | None = None) -> None:
+    def __init__(self, n_feats: int, act: Activation | None = None) -> None:
         super().__init__()
         self.conv1 = _conv3x3(n_feats, n_feats)
         self.act = act if act is not None else nn.ReLU(inplace=True)
@@ -134,7 +141,7 @@ class PB(nn.Module):
 BLOCKS = ("erb", "rb", "pb")
 
 
-def make_block(kind: str, n_feats: int, *, ratio: int = 2, deploy: bool = True, act: nn.Module | None = None
+def make_block(kind: str, n_feats: int, *, ratio: int = 2, deploy: bool = True, act: Activation | None = None
                ) -> nn.Module:
     """One trunk block of the block study (paper Fig. 4-5, Table 1): ``"erb"``, ``"rb"`` or ``"pb"``.
 
@@ -184,16 +191,21 @@ class HFAB(nn.Module, Reparameterizable):
         self.sigmoid = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Each step rebinds ``out`` so that only the tensors the official code keeps stay alive (the memory
+        # analysis depends on it: peak = global residual + HFAB input + attention map + output, about 4 x CxHxW).
         if self.deploy:
             out = self.act(self.squeeze(x))
             out = self.act(self.convs(out))
-            return self.sigmoid(self.excitate(out)) * x
-        out = pad_with(self.bn1(x), bn_shift(self.bn1))
-        out = self.act(self.squeeze(out))
-        out = self.act(self.convs(out))
-        out = pad_with(self.bn2(out), bn_shift(self.bn2))
-        out = self.sigmoid(self.bn3(self.excitate(out)))
-        return out * x
+            out = self.excitate(out)
+        else:
+            out = pad_with(self.bn1(x), bn_shift(self.bn1))
+            out = self.act(self.squeeze(out))
+            out = self.act(self.convs(out))
+            out = pad_with(self.bn2(out), bn_shift(self.bn2))
+            out = self.bn3(self.excitate(out))
+        out = self.sigmoid(out)
+        # In place, as the official inference code (``out *= x``); out of place when autograd needs the sigmoid.
+        return out * x if out.requires_grad else out.mul_(x)
 
     def fuse_(self) -> None:
         """Merge bn1 into squeeze, bn2 and bn3 into excitate (the ERBs inside are fused by their own RRRBs)."""
@@ -275,8 +287,11 @@ class FMEN(nn.Module):
         x = self.head(x)
         h = self.warmup(x)
         for erb, hfab in zip(self.ERBs, self.HFABs):
-            h = hfab(erb(h))
-        return self.tail(self.lr_conv(h) + x)
+            h = erb(h)  # rebinding frees the ERB input before the HFAB runs, as in the official code
+            h = hfab(h)
+        h = self.lr_conv(h)
+        h = h + x if h.requires_grad else h.add_(x)  # official: ``h += x``
+        return self.tail(h)
 
 
 class ERBBackbone(nn.Module):

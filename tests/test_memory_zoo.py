@@ -91,14 +91,16 @@ def test_fmen_deploy_peak_is_inside_an_hfab(name: str) -> None:
     if name not in ZOO:
         pytest.skip(f"{name} is not in the zoo yet")
     r = predict_memory(name, (64, 64))
-    assert r.peak_block_type == "HFAB", r.sentence()
-    assert "HFAB" in r.sentence()
+    hfab_peaks = [p["peak_bytes"] for p in r.per_module_peaks.values() if p["type"] == "HFAB"]
+    # Paper Sec. 3.2: "the peak memory consumption of the entire model is reached at each element-wise
+    # multiplication node inside HFAB". In FMEN (64 trunk channels, HFAB squeezed to 32) an ERB's non-inplace
+    # LeakyReLU reaches the same 4 x CxHxW, so the model's peak is attained inside an HFAB, not only there.
+    assert max(hfab_peaks) == r.peak_bytes, r.sentence()
+    if name == "fmen_s":
+        assert r.peak_block_type == "HFAB", r.sentence()
+        assert "HFAB" in r.sentence()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "models/fmen.py keeps extra features alive: FMEN.forward's `h = hfab(erb(h))` holds the ERB input during the "
-    "HFAB, and HFAB's `sigmoid(excitate(out)) * x` holds `out` and allocates the product (the official code "
-    "rebinds h between ERB and HFAB and multiplies in place); 5.3x instead of 4x"))
 @pytest.mark.parametrize("name", ["fmen_s", "fmen"])
 def test_fmen_deploy_peak_is_about_four_features(name: str) -> None:
     if name not in ZOO:
@@ -114,6 +116,7 @@ def test_fmen_s_needs_far_less_memory_than_e_rfdn() -> None:
     a = predict_memory("e_rfdn", (256, 256))
     b = predict_memory("fmen_s", (256, 256))
     assert a.peak_bytes / b.peak_bytes > 2.5
+    assert 1 - b.peak_bytes / a.peak_bytes == pytest.approx(0.74, abs=0.02)  # the paper's -74%
     assert a.decomposition["M_kept"] > 3 * b.decomposition["M_kept"]
 
 
