@@ -15,7 +15,7 @@ _EXPORTS = {
     "render_markdown": "effbench.report.markdown",
     "compute_scores": "effbench.report.scores",
     "YEARS": "effbench.report.scores",
-    "gate": "effbench.report.gate",
+    "run_gate": "effbench.report.gate",  # the function effbench.report.gate.gate (the name `gate` is the module)
     "GateResult": "effbench.report.gate",
     "load_for_gate": "effbench.report.gate",
     "mann_whitney_u": "effbench.report.stats",

@@ -293,6 +293,9 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
     return GateResult(checks, alpha, th)
 
 
+run_gate = gate  # exported as effbench.report.run_gate (effbench.report.gate is this module)
+
+
 def parse_percent(text: str) -> float:
     """``"5%"``, ``"5"`` or ``"0.5%"`` -> 5.0 / 5.0 / 0.5 (percent)."""
     t = text.strip().rstrip("%").strip()
