@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="attention study: add a row with this block (called as SPEC(n_feats, **JSON)) after "
                              "every 3 ERBs of the baseline")
     parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="run only these rows")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: re-render the report from the cells already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -72,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
         keep = set(args.only) | {v.baseline for v in study.variants if v.name in args.only and v.baseline}
         study.variants = [v for v in study.variants if v.name in keep]
     size = parse_size(args.size) if args.size else None
-    command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["study"] \
-        else None
+    command = None
+    if sys.argv[1:2] == ["study"] and not args.render_only:
+        command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     doc = run_study(study, device=args.device, size=size, repeats=args.repeats, out_dir=args.out,
-                    threads=args.threads, timeout=args.timeout, progress=not args.no_progress, command=command)
+                    threads=args.threads, timeout=args.timeout, progress=not args.no_progress, command=command,
+                    render_only=args.render_only)
     for r in doc["rows"]:
         print(f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
               f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}")

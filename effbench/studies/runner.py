@@ -16,6 +16,7 @@ from .tables import Study, Variant, get_study
 __all__ = ["analyse_study", "fusion_formula", "run_study", "write_models_file"]
 
 MODELS_FILE = "study_models.py"
+NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
 
 
 def _fn_name(study: str, variant: Variant, used: set[str]) -> str:
@@ -89,6 +90,11 @@ def _runtime(doc: dict[str, Any]) -> tuple[float | None, float | None]:
     return rt.get("median"), rt.get("cv")
 
 
+def _runtime_min(doc: dict[str, Any]) -> float | None:
+    rt = doc.get("metrics", {}).get("runtime_ms")
+    return rt.get("min") if isinstance(rt, dict) else None
+
+
 def _verdict_time(ours: float | None, paper: float | None, noise: float) -> tuple[str, bool | None]:
     """Compare our time change (%) with the paper's: direction (sign beyond noise) and size (factor 2)."""
     if ours is None or paper is None:
@@ -119,7 +125,7 @@ def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, fl
     if size[0] * size[1] < 300 * 300:
         reasons.append(f"{size[0]}x{size[1]} inputs are smaller than DIV2K-valid x4 LR images (about 510x350), "
                        "which changes the share of fixed per-op costs")
-    if noise > 5.0:
+    if noise > NOISY_CV_PCT:
         reasons.append(f"the runs were noisy (combined cv {noise:.1f}%): the CPU is shared")
     return "; ".join(reasons)
 
@@ -146,6 +152,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             bt, bcv = _runtime(base)
             bm = base.get("metrics", {})
             row["time_change_pct"] = _pct(t, bt)
+            row["time_min_change_pct"] = _pct(_runtime_min(doc), _runtime_min(base))
             row["flops_change_pct"] = _pct(m.get("flops"), bm.get("flops"))
             row["mem_predicted_change_pct"] = _pct(m.get("peak_memory_predicted_bytes"),
                                                    bm.get("peak_memory_predicted_bytes"))
@@ -161,8 +168,14 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             row["params_off_pct"] = off
             verdicts.append(f"params {'within' if abs(off) <= 1.0 else 'NOT within'} 1% ({off:+.2f}%)")
         if "time_change_pct" in v.paper and row.get("time_change_pct") is not None and v.baseline != v.name:
-            text, ok = _verdict_time(row["time_change_pct"], v.paper["time_change_pct"], noise)
+            # On a shared, noisy machine (combined cv > 5%) the fastest run is the robust estimate of the cost.
+            fastest = noise > NOISY_CV_PCT and row.get("time_min_change_pct") is not None
+            ours = row["time_min_change_pct"] if fastest else row["time_change_pct"]
+            row["time_basis"] = "fastest run" if fastest else "median"
+            text, ok = _verdict_time(ours, v.paper["time_change_pct"], NOISY_CV_PCT if fastest else noise)
             row["time_agrees"] = ok
+            text += (f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
+                     if fastest else "")
             if not ok:
                 why = _why_time(study, device, size, noise, row.get("flops_change_pct"))
                 text += f" - why: {why}" if why else ""
@@ -174,7 +187,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             down = mem_change < 0
             row["mem_agrees"] = down == (v.paper["mem_direction"] < 0)
             text = (f"memory {'agrees' if row['mem_agrees'] else 'disagrees'}: {src} whole-network peak "
-                    f"{mem_change:+.1f}% (paper: lower without the skip)")
+                    f"{mem_change:+.1f}% (paper: {'lower' if v.paper['mem_direction'] < 0 else 'higher'})")
             if mem_change == 0:
                 text += (" - why: the network's peak lies outside the trunk blocks (upsampler or attention "
                          "multiply), so the feature the skip keeps alive never adds to the whole-network peak")
@@ -195,13 +208,15 @@ def run_study(
     timeout: float | None = None,
     progress: bool = True,
     command: str | None = None,
+    render_only: bool = False,
 ) -> dict[str, Any]:
     """Run study ``name`` (``"blocks"``, ``"attention"``, ``"fusion"`` or a :class:`Study`) and write its report.
 
     Every variant is one sweep cell (its own process): params/FLOPs/activations, predicted peak memory, runtime
     (steady protocol, ``repeats`` timed forwards), and on CUDA the measured peak memory. Writes ``OUT/cells/``,
     ``OUT/results.csv``, ``OUT/study.json``, ``OUT/study.md`` and ``OUT/study.png`` (``OUT`` defaults to
-    ``studies/<name>``) and returns the study document (also in ``study.json``).
+    ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
+    nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
     """
     from ..results import write_json_atomic
     from ..sweep import Cell, run_sweep
@@ -225,7 +240,20 @@ def run_study(
     specs = write_models_file(study, out)
     cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads)
              for v in study.variants}
-    summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
+    previous: dict[str, Any] = {}
+    if render_only:
+        try:
+            previous = json.loads((out / "study.json").read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if not any((out / "cells" / f"{c.cell_id}.json").is_file() for c in cells.values()):
+            raise UsageError(f"--render-only: no cells of study {study.name!r} at {h}x{w} on {dev} in {out}/cells")
+        summary: dict[str, Any] = {"status": previous.get("sweep_status", {})}
+        command = command or previous.get("command")
+        repeats = previous.get("repeats", repeats)
+        threads = previous.get("threads", threads)
+    else:
+        summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
     docs = {}
     for vname, cell in cells.items():
         try:
@@ -242,7 +270,7 @@ def run_study(
     }
     if study.name == "fusion" or any(v.spec.endswith("fusion_probe") for v in study.variants):
         result["formula"] = fusion_formula(study, (h, w))
-    result["seconds"] = time.perf_counter() - t0
+    result["seconds"] = previous.get("seconds", 0.0) if render_only else time.perf_counter() - t0
     write_json_atomic(out / "study.json", result)
     (out / "study.md").write_text(render_markdown(result))
     png = render_png(result, out / "study.png")
