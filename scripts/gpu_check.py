@@ -452,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         from effbench.env import capture_env
 
         R["env"] = capture_env(args.device)
-        zoo = [m for m in effbench.list_models() if 4 in effbench.model_info(m).scales]
+        # bicubic is a numpy reference (MATLAB imresize), not a network: nothing to measure on a GPU
+        zoo = [m for m in effbench.list_models() if 4 in effbench.model_info(m).scales and m != "bicubic"]
         dry = [m for m in (FMEN_S, E_RFDN) if m in zoo] or zoo[:2]
         chosen = args.models or (dry if args.dry_run else zoo)
         # the headline pair first, so that a tight time budget still compares them
@@ -467,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     part("env", p_env)
     part("peaks", p_peaks)
     part("steady", part_steady, R, models, sizes, args.device, repeats, runs, budget)
-    part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
     part("memory", part_memory, R, models, args.device, budget)
+    part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
     part("headline", part_headline, R)
     if budget.ok(20):
         part("overhead", part_overhead, R)
