@@ -78,10 +78,19 @@ def test_slower_within_threshold_or_not_significant_passes() -> None:
     # 3% slower with a 5% threshold: never a regression
     res = run_gate([doc("net", noisy_samples(1.0, 60, rng))], [doc("net", noisy_samples(1.03, 60, rng))])
     assert res.exit_code == 0
-    # 10% slower on 3 vs 3 very noisy samples: beyond the threshold but not significant
-    res = run_gate([doc("net", [1.0, 1.3, 0.8])], [doc("net", [1.2, 0.9, 1.2])])
+    # 10% slower on 5 vs 5 very noisy samples: beyond the threshold but not significant
+    res = run_gate([doc("net", [1.0, 1.3, 0.8, 1.1, 0.9])], [doc("net", [1.2, 0.9, 1.2, 1.0, 1.4])])
     rt = next(c for c in res.checks if c.metric == "runtime")
     assert rt.verdict == "pass" and "not significant" in rt.detail
+
+
+def test_too_few_repeats_to_test_a_slowdown_is_missing_data() -> None:
+    # 3 vs 3: even complete separation has p = 1/C(6,3) = 0.05, never < alpha = 0.05
+    res = run_gate([doc("net", [1.0, 1.01, 0.99])], [doc("net", [1.5, 1.51, 1.49])])
+    rt = next(c for c in res.checks if c.metric == "runtime")
+    assert rt.verdict == "missing" and "too few repeats" in rt.detail and res.exit_code == 2
+    # ...while the same repeats within the threshold pass
+    assert run_gate([doc("net", [1.0, 1.01, 0.99])], [doc("net", [1.0, 1.02, 0.98])]).exit_code == 0
 
 
 def test_one_more_conv_fails_params_flops_and_memory_every_time(conv_metrics) -> None:

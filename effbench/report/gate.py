@@ -11,7 +11,8 @@ baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.05), a
 percentile bootstrap 95% CI of the median ratio is reported next to each verdict.
 
 Exit codes: 0 pass, 1 regression (takes precedence), 2 missing data (a model or metric of the baseline absent
-from the current results, or a runtime slowdown that cannot be tested for lack of repeats).
+from the current results, or a runtime slowdown that cannot be tested for lack of repeats: no samples, or so
+few that even complete separation is not significant at ``alpha``).
 """
 
 from __future__ import annotations
@@ -220,9 +221,12 @@ def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> 
         import numpy as np
 
         mb, mc = float(np.median(bs)), float(np.median(cs))
-        _, p = mann_whitney_u(cs, [x * limit for x in bs])
-        lo, hi = bootstrap_ratio_ci(cs, bs)
-        test = f"MWU p={p:.2g}, median ratio 95% CI [{lo:.3f}, {hi:.3f}], n={len(bs)}/{len(cs)}"
+        if 1.0 / math.comb(len(bs) + len(cs), len(bs)) >= alpha:  # even total separation is not significant
+            p, test = None, f"too few repeats (n={len(bs)}/{len(cs)}) for a test at alpha {alpha:g}"
+        else:
+            _, p = mann_whitney_u(cs, [x * limit for x in bs])
+            lo, hi = bootstrap_ratio_ci(cs, bs)
+            test = f"MWU p={p:.2g}, median ratio 95% CI [{lo:.3f}, {hi:.3f}], n={len(bs)}/{len(cs)}"
     else:
         sb, sc = b.runtime_summary, c.runtime_summary
         mb = sb.get("median", sb.get("mean"))
