@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title=f"{res.model} x{args.scale}: share of PSD above {args.split:g} x Nyquist, "
                         f"{len(res.images)} images ({res.source})")
-    for col in ("block", "class", "input high", "output high", "gain", "images up", "high up"):
+    for col in ("block", "class", "input high", "output high", "gain (pt)", "images up", "high up"):
         table.add_column(col, justify="left" if col in ("block", "class") else "right")
     for b in res.blocks:
         table.add_row(b.name, b.kind, f"{100 * b.input_high:.3g}%", f"{100 * b.output_high:.3g}%",
-                      f"{100 * b.high_gain:+.3g} pt", f"{b.images_high_up}/{b.n_images}",
+                      f"{100 * b.high_gain:+.3g}", f"{b.images_high_up}/{b.n_images}",
                       "yes" if b.strengthens_high else "no")
     console = Console()
     console.print(table)
