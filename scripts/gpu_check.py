@@ -63,7 +63,7 @@ def _json_default(o: Any) -> Any:
 
 # ----------------------------------------------------------------------------------------------------- parts
 def part_steady(R: dict, models: list[str], sizes: list[tuple[int, int]], device: str, repeats: int, runs: int,
-                budget: Budget) -> None:
+                budget: Budget, graphs: bool = False) -> None:
     import effbench
     from effbench.timing import WarmupRule
 
@@ -74,13 +74,14 @@ def part_steady(R: dict, models: list[str], sizes: list[tuple[int, int]], device
             if not budget.ok(150):
                 R["steady"].append({"model": name, "size": list(size), "status": "skipped (time budget)"})
                 continue
-            row: dict[str, Any] = {"model": name, "size": list(size)}
+            row: dict[str, Any] = {"model": name, "size": list(size), "cuda_graphs": graphs}
             try:
                 model = effbench.create_model(name, scale=4)
                 medians, first = [], None
                 for k in range(repeats):
                     doc = effbench.benchmark(model, size, scale=4, device=device, repeats=runs, warmup=rule,
-                                             roofline=(k == 0), energy_seconds=0.5 if k == 0 else 0.0)
+                                             cuda_graphs=graphs, roofline=(k == 0 and not graphs),
+                                             energy_seconds=0.5 if k == 0 and not graphs else 0.0)
                     m = doc["metrics"]
                     rt = m["runtime_ms"]
                     medians.append(rt["median"])
@@ -169,36 +170,65 @@ def part_ntire(R: dict, models: list[str], sizes: list[tuple[int, int]], device:
 
 
 def part_memory(R: dict, models: list[str], device: str, budget: Budget) -> None:
+    """Measured vs predicted peak for every zoo model at every scale, at 256x256 and at 1920x1080 / scale."""
     import effbench
 
+    keep = ("measured_peak_bytes", "predicted_peak_bytes", "predicted_plain_bytes", "predicted_with_workspace_bytes",
+            "difference_with_workspace_pct", "cudnn_workspace_max_bytes", "cudnn_workspace_by_module",
+            "cudnn_workspace_at_predicted_peak_bytes", "requested_peak_bytes", "allocated_peak_bytes",
+            "reserved_peak_bytes", "resident_measured_bytes", "resident_predicted_bytes", "predicted_peak_module",
+            "predicted_peak_op")
     for name in models:
-        for size in [(256, 256), (1080 // 4, 1920 // 4)]:
-            row: dict[str, Any] = {"model": name, "size": list(size)}
-            if not budget.ok(60):
-                row["status"] = "skipped (time budget)"
-                R["memory"].append(row)
-                continue
-            try:
-                model = effbench.create_model(name, scale=4)
-                pred = effbench.predict_memory(model, size, scale=4).peak_bytes
-                row["predicted_bytes"] = int(pred)
-                if device == "cuda":
-                    from effbench.memory import measure_cuda_memory
+        for scale in effbench.model_info(name).scales:
+            for size in [(256, 256), (1080 // scale, 1920 // scale)]:
+                row: dict[str, Any] = {"model": name, "scale": scale, "size": list(size)}
+                if not budget.ok(60):
+                    row["status"] = "skipped (time budget)"
+                    R["memory"].append(row)
+                    continue
+                try:
+                    model = effbench.create_model(name, scale=scale)
+                    pred = effbench.predict_memory(model, size, scale=scale).peak_bytes
+                    row["predicted_bytes"] = int(pred)
+                    if device == "cuda":
+                        from effbench.memory import measure_cuda_memory
 
-                    mem = measure_cuda_memory(model, size, scale=4)
-                    row["measured_bytes"] = int(mem["measured_peak_bytes"])
-                    row["error_pct"] = 100.0 * (row["measured_bytes"] - pred) / row["measured_bytes"]
-                row["status"] = "ok"
-            except Exception as exc:
-                row.update({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
-            R["memory"].append(row)
-            _free()
+                        mem = measure_cuda_memory(model, size, scale=scale)
+                        row.update({k: mem.get(k) for k in keep})
+                        row["measured_bytes"] = int(mem["measured_peak_bytes"])
+                        row["error_pct"] = 100.0 * (row["measured_bytes"] - pred) / row["measured_bytes"]
+                    row["status"] = "ok"
+                except Exception as exc:
+                    row.update({"status": "error", "error": f"{type(exc).__name__}: {exc}"})
+                R["memory"].append(row)
+                _free()
+
+
+def part_studies(R: dict, device: str, budget: Budget, work: Path) -> None:
+    """The paper's studies (Table 1, Table 2, Sec. 3.1) on this device, each in its own folder."""
+    from effbench.studies import run_study
+
+    R["studies"] = {}
+    for name, size, repeats in STUDIES:
+        if not budget.ok(40):
+            R["studies"][name] = {"status": "skipped (time budget)"}
+            continue
+        t = time.perf_counter()
+        try:
+            run_study(name, device=device, size=size, repeats=repeats, out_dir=work / "studies" / name)
+            R["studies"][name] = {"status": "ok", "seconds": time.perf_counter() - t}
+        except Exception as exc:
+            R["studies"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+
+STUDIES = [("fusion", (256, 256), 20), ("blocks", (270, 480), 20), ("attention", (270, 480), 20)]
 
 
 def part_headline(R: dict) -> None:
     def pick(rows: list[dict], model: str, size: list[int], key: str) -> float | None:
         for r in rows:
-            if r["model"] == model and r["size"] == size and r.get("status") == "ok":
+            if (r["model"] == model and r["size"] == size and r.get("status") == "ok" and r.get("scale", 4) == 4
+                    and not r.get("cuda_graphs")):
                 return r.get(key)
         return None
 
@@ -263,22 +293,25 @@ def render_markdown(R: dict) -> str:
               f"(matmul {pk['matmul_flops_per_s'] / 1e9:.1f}, conv {pk['conv_flops_per_s'] / 1e9:.1f}), copy "
               f"{pk['peak_bytes_per_s'] / 1e9:.1f} GB/s; TF32 {pk.get('tf32')}."]
     L += ["", "## Steady protocol (5 repeats of the whole measurement; run-to-run CV of the median)", "",
-          "| model | input HxW | median ms | run-to-run CV % | within-run CV % | first call ms | peak MiB | "
-          "mJ/image | bound ms | measured/bound | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| model | input HxW | CUDA graphs | median ms | run-to-run CV % | within-run CV % | first call ms | peak MiB | "
+          "mJ/image | bound ms | measured/bound | status |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in R["steady"]:
         cv = r.get("run_to_run_cv")
         mem = r.get("peak_memory_bytes")
         e = r.get("energy_j_per_image")
-        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r.get('median_ms'))} | "
-                 f"{_fmt(cv * 100 if cv is not None else None, '.2f')} | "
+        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {'yes' if r.get('cuda_graphs') else 'no'} | "
+                 f"{_fmt(r.get('median_ms'))} | {_fmt(cv * 100 if cv is not None else None, '.2f')} | "
                  f"{_fmt(r['within_run_cv'] * 100 if r.get('within_run_cv') is not None else None, '.2f')} | "
                  f"{_fmt(r.get('first_call_ms'), '.1f')} | {_fmt(mem / 2**20 if mem else None, '.1f')} | "
                  f"{_fmt(e * 1e3 if e else None, '.2f')} | {_fmt(r.get('bound_ms'))} | "
                  f"{_fmt(r.get('measured_over_bound'), '.1f')} | {r.get('status')} {r.get('error', '')[:80]} |")
-    cvs = [r["run_to_run_cv"] for r in R["steady"] if r.get("run_to_run_cv") is not None]
-    if cvs:
-        L += ["", f"Run-to-run CV of the steady median: max {max(cvs) * 100:.2f} % over {len(cvs)} model/size "
-              f"cells; under 1 % for {sum(c < 0.01 for c in cvs)} of {len(cvs)}."]
+    for graphs in (False, True):
+        cvs = [r["run_to_run_cv"] for r in R["steady"]
+               if r.get("run_to_run_cv") is not None and bool(r.get("cuda_graphs")) == graphs]
+        if cvs:
+            L += ["", f"Run-to-run CV of the steady median{' with CUDA graphs' if graphs else ''}: max "
+                  f"{max(cvs) * 100:.2f} % over {len(cvs)} model/size cells; under 1 % for "
+                  f"{sum(c < 0.01 for c in cvs)} of {len(cvs)}."]
     L += ["", "## NTIRE protocol (fresh process per model and size; mean over images, no warm-up)", "",
           "| model | input HxW | mean ms | first image ms | median ms | images | max_memory_allocated MiB | PSNR | status |",
           "|---|---|---|---|---|---|---|---|---|"]
@@ -290,13 +323,20 @@ def render_markdown(R: dict) -> str:
     if R["ntire"]:
         L.append(f"\nImages: {next((r.get('dataset') for r in R['ntire'] if r.get('dataset')), '-')}.")
     L += ["", "## Peak memory: measured vs predicted", "",
-          "| model | input HxW | measured MiB | predicted MiB | (measured - predicted) / measured % | status |",
-          "|---|---|---|---|---|---|"]
+          "Measured: max_memory_allocated after reset_peak_memory_stats, one warm and one measured forward under "
+          "no_grad (cudnn.benchmark False). Predicted: effbench.predict_memory (device_model='cuda'). 'With ws' adds "
+          "each conv's cuDNN workspace, measured in a separate forward, to the predicted live bytes at that conv.", "",
+          "| model | scale | input HxW | measured MiB | predicted MiB | diff % | with ws MiB | diff with ws % "
+          "| max ws MiB | predicted peak at | status |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in R["memory"]:
-        mb, pb = r.get("measured_bytes"), r.get("predicted_bytes")
-        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(mb / 2**20 if mb else None, '.2f')} | "
-                 f"{_fmt(pb / 2**20 if pb else None, '.2f')} | {_fmt(r.get('error_pct'), '.2f')} | {r.get('status')} "
-                 f"{(r.get('error') or '')[:80]} |")
+        mb, pb, wb = r.get("measured_bytes"), r.get("predicted_bytes"), r.get("predicted_with_workspace_bytes")
+        ws = r.get("cudnn_workspace_max_bytes")
+        L.append(f"| {r['model']} | x{r.get('scale', 4)} | {r['size'][0]}x{r['size'][1]} | "
+                 f"{_fmt(mb / 2**20 if mb else None, '.2f')} | {_fmt(pb / 2**20 if pb else None, '.2f')} | "
+                 f"{_fmt(r.get('error_pct'), '.2f')} | {_fmt(wb / 2**20 if wb else None, '.2f')} | "
+                 f"{_fmt(r.get('difference_with_workspace_pct'), '.2f')} | {_fmt(ws / 2**20 if ws is not None else None, '.2f')} "
+                 f"| {r.get('predicted_peak_module') or '-'} | {r.get('status')} {(r.get('error') or '')[:80]} |")
     hl = R.get("headline") or {}
     if hl.get("rows"):
         L += ["", "## Headline: FMEN-S vs E-RFDN (paper: -33 % runtime, -74 % peak memory)", "",
@@ -327,7 +367,7 @@ def render_plots(R: dict, folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    ok = [r for r in R["steady"] if r.get("status") == "ok"]
+    ok = [r for r in R["steady"] if r.get("status") == "ok" and not r.get("cuda_graphs")]
     if ok:
         sizes = sorted({tuple(r["size"]) for r in ok})
         fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
@@ -382,6 +422,8 @@ def render_plots(R: dict, folder: Path) -> list[str]:
 def write_outputs(R: dict, work: Path, out: Path) -> None:
     name = slug(R.get("env", {}).get("gpu_name") or f"{R['device']}-dry-run")
     folder = work / "reports" / "gpu" / name
+    if R.get("tag"):
+        folder = folder / R["tag"]
     folder.mkdir(parents=True, exist_ok=True)
     R["seconds"] = time.perf_counter() - R["_t0"]
     clean = {k: v for k, v in R.items() if not k.startswith("_")}
@@ -394,7 +436,7 @@ def write_outputs(R: dict, work: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".gpu_report.tar.gz.tmp"
     with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(folder, arcname=f"reports/gpu/{name}")
+        tar.add(folder, arcname=str(folder.relative_to(work)))
     os.replace(tmp, out / "gpu_report.tar.gz")
     shutil.copyfile(folder / "report.md", out / "gpu_report.md")
     shutil.copyfile(folder / "results.json", out / "gpu_results.json")
@@ -409,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--dataset", default=None, help="LR/HR folder for the ntire part (default: synthetic images)")
     ap.add_argument("--images", type=int, default=10, help="synthetic images per ntire run")
+    ap.add_argument("--parts", default="steady,memory,ntire,overhead",
+                    help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies)")
+    ap.add_argument("--tag", default=None, help="sub-folder of reports/gpu/<gpu-name>/ (default: none)")
     ap.add_argument("--ntire-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--size", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
@@ -422,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(args.budget)
     out = Path(args.out)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"effbench_gpu_check_{os.getpid()}"
-    R: dict[str, Any] = {"device": args.device, "dry_run": args.dry_run, "parts": {}, "steady": [], "ntire": [],
+    R: dict[str, Any] = {"device": args.device, "dry_run": args.dry_run, "tag": args.tag, "parts": {}, "steady": [],
+                         "ntire": [],
                          "memory": [], "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "_t0": time.perf_counter()}
     if args.dry_run:
         sizes, repeats, runs, images = [(16, 16), (16, 24)], 2, 3, 2
@@ -467,11 +513,19 @@ def main(argv: list[str] | None = None) -> int:
 
     part("env", p_env)
     part("peaks", p_peaks)
-    part("steady", part_steady, R, models, sizes, args.device, repeats, runs, budget)
-    part("memory", part_memory, R, models, args.device, budget)
-    part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
+    todo = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if "steady" in todo:
+        part("steady", part_steady, R, models, sizes, args.device, repeats, runs, budget)
+    if "graphs" in todo and args.device == "cuda":
+        part("graphs", part_steady, R, models, sizes, args.device, repeats, runs, budget, True)
+    if "memory" in todo:
+        part("memory", part_memory, R, models, args.device, budget)
+    if "ntire" in todo:
+        part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
+    if "studies" in todo:
+        part("studies", part_studies, R, args.device, budget, work)
     part("headline", part_headline, R)
-    if budget.ok(20):
+    if "overhead" in todo and budget.ok(20):
         part("overhead", part_overhead, R)
     print(f"[gpu_check] done in {time.perf_counter() - R['_t0']:.0f} s; outputs in {out}", flush=True)
     return 0
