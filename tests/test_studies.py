@@ -180,3 +180,14 @@ def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
     assert fusion["mem_predicted_change_pct"] > 0  # the concat keeps more alive than the plain stack
     assert all(f["exact"] for f in doc["formula"])
     assert (out / "study.md").read_text().count("| yes |") == 2 and (out / "study.png").is_file()
+
+
+def test_rb_skip_keeps_one_extra_feature_alive_and_erb_deploy_does_not() -> None:
+    """Sec. 3.3: RB's skip costs one more C x H x W than PB; the deploy-form ERB costs what PB costs."""
+    from effbench.studies import block_memory
+
+    rows = {r["block"]: r for r in block_memory((12, 20), c=16)}
+    fmap = 16 * 12 * 20 * 4
+    assert rows["RB"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] + fmap
+    assert rows["ERB (deploy)"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] == 2 * fmap
+    assert all(r["exact"] for r in rows.values() if r["paper_x"] is not None)

@@ -10,7 +10,7 @@ through the sweep machinery and writes ``study.json``, ``study.md`` and ``study.
 
 from __future__ import annotations
 
-from .runner import analyse_study, fusion_formula, run_study, write_models_file
+from .runner import analyse_study, block_memory, fusion_formula, run_study, write_models_file
 from .tables import STUDIES, Study, Variant, attention_variant, get_study
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Variant",
     "analyse_study",
     "attention_variant",
+    "block_memory",
     "fusion_formula",
     "get_study",
     "run_study",

@@ -74,6 +74,17 @@ def render_markdown(doc: dict[str, Any]) -> str:
                          f"{f['formula_bytes']:,} | {'yes' if f['exact'] else '**no**'} |")
         n_exact = sum(f["exact"] for f in formula)
         lines += ["", f"{n_exact} of {len(formula)} rows reproduce the formula exactly."]
+    blocks = doc.get("block_memory")
+    if blocks:
+        lines += ["", "## Memory of one block (paper Sec. 3.3: the skip keeps one extra C x H x W alive)", "",
+                  f"C = {blocks[0]['c']}, H x W = {h} x {w}; `effbench.predict_memory(block, channels=C, "
+                  "donate_input=True, device_model='plain')`, live features at the peak, parameters excluded.", "",
+                  "| block | peak op | predicted (x CHW) | paper (x CHW) | exact |", "|---|---|---|---|---|"]
+        for b in blocks:
+            paper = "-" if b["paper_x"] is None else f"{b['paper_x']}"
+            exact = "-" if b["exact"] is None else ("yes" if b["exact"] else "**no**")
+            lines.append(f"| {b['block']} | {b['peak_op']} ({b['peak_module'] or 'top level'}) | "
+                         f"{b['predicted_x']:.2f} | {paper} | {exact} |")
     lines += ["", "## Configuration", ""] + [f"- {n}" for n in doc.get("notes", [])]
     lines += ["", f"Study run time: {doc.get('seconds', 0):.0f} s.", ""]
     return "\n".join(lines)

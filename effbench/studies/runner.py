@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import UsageError
 from .tables import Study, Variant, get_study
 
-__all__ = ["analyse_study", "fusion_formula", "run_study", "write_models_file"]
+__all__ = ["analyse_study", "block_memory", "fusion_formula", "run_study", "write_models_file"]
 
 MODELS_FILE = "study_models.py"
 NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
@@ -74,6 +74,27 @@ def fusion_formula(study: Study, size: tuple[int, int]) -> list[dict[str, Any]]:
                      "peak_op": r.peak_op, "peak_module": r.peak_module,
                      "predicted_feature_bytes": features, "formula_bytes": formula,
                      "predicted_x": features / fmap, "formula_x": formula / fmap, "exact": features == formula})
+    return rows
+
+
+def block_memory(size: tuple[int, int], c: int = 64) -> list[dict[str, Any]]:
+    """Predicted peak of one trunk block alone (C-channel input freed after use, live features only, 512-byte
+    blocks): the paper's Sec. 3.3 claim that RB's skip keeps one extra C x H x W alive, which PB and the deploy-form
+    ERB do not; the train-form ERB is listed for contrast (it is never what runs at inference)."""
+    from ..memory import predict_memory
+    from ..models.fmen import make_block
+
+    h, w = size
+    fmap = c * h * w * 4
+    rows = []
+    for label, kind, deploy, claim in (("RB", "rb", True, 3), ("PB", "pb", True, 2), ("ERB (deploy)", "erb", True, 2),
+                                       ("ERB (train form)", "erb", False, None)):
+        block = make_block(kind, c, deploy=deploy).eval()
+        r = predict_memory(block, (h, w), channels=c, device_model="plain", donate_input=True)
+        features = r.peak_bytes - int(r.decomposition["M_net"])
+        rows.append({"block": label, "c": c, "peak_op": r.peak_op, "peak_module": r.peak_module,
+                     "predicted_feature_bytes": features, "predicted_x": features / fmap, "paper_x": claim,
+                     "exact": None if claim is None else features == claim * fmap})
     return rows
 
 
@@ -185,12 +206,16 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
         if "mem_direction" in v.paper and mem_change is not None:
             src = "measured" if row.get("mem_measured_change_pct") is not None else "predicted"
             down = mem_change < 0
-            row["mem_agrees"] = down == (v.paper["mem_direction"] < 0)
-            text = (f"memory {'agrees' if row['mem_agrees'] else 'disagrees'}: {src} whole-network peak "
-                    f"{mem_change:+.1f}% (paper: {'lower' if v.paper['mem_direction'] < 0 else 'higher'})")
+            want = "lower" if v.paper["mem_direction"] < 0 else "higher"
             if mem_change == 0:
-                text += (" - why: the network's peak lies outside the trunk blocks (upsampler or attention "
-                         "multiply), so the feature the skip keeps alive never adds to the whole-network peak")
+                row["mem_agrees"] = None
+                text = (f"memory: {src} whole-network peak unchanged (paper: {want}) - why: the network's peak lies "
+                        "outside the compared blocks (upsampler or attention multiply), so the feature the skip "
+                        "keeps alive never reaches the whole-network peak; see the block-level table")
+            else:
+                row["mem_agrees"] = down == (v.paper["mem_direction"] < 0)
+                text = (f"memory {'agrees' if row['mem_agrees'] else 'disagrees'}: {src} whole-network peak "
+                        f"{mem_change:+.1f}% (paper: {want})")
             verdicts.append(text)
         row["verdict"] = "; ".join(verdicts)
         rows.append(row)
@@ -270,6 +295,8 @@ def run_study(
     }
     if study.name == "fusion" or any(v.spec.endswith("fusion_probe") for v in study.variants):
         result["formula"] = fusion_formula(study, (h, w))
+    if study.name == "blocks":
+        result["block_memory"] = block_memory((h, w))
     result["seconds"] = previous.get("seconds", 0.0) if render_only else time.perf_counter() - t0
     write_json_atomic(out / "study.json", result)
     (out / "study.md").write_text(render_markdown(result))
