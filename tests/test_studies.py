@@ -181,6 +181,14 @@ def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
     assert all(f["exact"] for f in doc["formula"])
     assert (out / "study.md").read_text().count("| yes |") == 2 and (out / "study.png").is_file()
 
+    moved = out.rename(tmp_path / "moved")  # a committed report re-rendered in another checkout
+    (moved / "study.md").unlink()
+    assert main(["study", "fusion", "--size", "16x16", "--only", "fusion N=2", "--out", str(moved),
+                 "--render-only"]) == 0
+    again = json.loads((moved / "study.json").read_text())
+    assert [r["time_ms"] for r in again["rows"]] == [r["time_ms"] for r in doc["rows"]]
+    assert again["command"] == doc["command"] and (moved / "study.md").is_file()
+
 
 def test_rb_skip_keeps_one_extra_feature_alive_and_erb_deploy_does_not() -> None:
     """Sec. 3.3: RB's skip costs one more C x H x W than PB; the deploy-form ERB costs what PB costs."""

@@ -222,6 +222,26 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
     return rows
 
 
+def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
+    """The result of ``cell`` in ``out/cells``; a folder moved or cloned elsewhere (other absolute path in the
+    spec, so another cell id) is matched by factory name, size, device and scale."""
+    try:
+        return json.loads((out / "cells" / f"{cell.cell_id}.json").read_text())
+    except (OSError, ValueError):
+        pass
+    fn = cell.spec.rsplit(":", 1)[1]
+    for path in sorted((out / "cells").glob(f"{fn}-*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        c = doc.get("cell", {})
+        if (str(c.get("spec", "")).endswith(f":{fn}") and list(c.get("size", [])) == list(cell.size)
+                and c.get("device") == cell.device and c.get("scale") == cell.scale):
+            return doc
+    return {"status": "missing", "metrics": {}}
+
+
 def run_study(
     name: str | Study,
     device: str = "cpu",
@@ -271,7 +291,7 @@ def run_study(
             previous = json.loads((out / "study.json").read_text())
         except (OSError, ValueError):
             previous = {}
-        if not any((out / "cells" / f"{c.cell_id}.json").is_file() for c in cells.values()):
+        if all(_load_cell(out, c).get("status") == "missing" for c in cells.values()):
             raise UsageError(f"--render-only: no cells of study {study.name!r} at {h}x{w} on {dev} in {out}/cells")
         summary: dict[str, Any] = {"status": previous.get("sweep_status", {})}
         command = command or previous.get("command")
@@ -279,12 +299,7 @@ def run_study(
         threads = previous.get("threads", threads)
     else:
         summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
-    docs = {}
-    for vname, cell in cells.items():
-        try:
-            docs[vname] = json.loads((out / "cells" / f"{cell.cell_id}.json").read_text())
-        except (OSError, ValueError):
-            docs[vname] = {"status": "missing", "metrics": {}}
+    docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
     rows = analyse_study(study, docs, dev, (h, w))
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})
     result: dict[str, Any] = {
