@@ -8,7 +8,6 @@ import math
 import statistics
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from sweep_models import NaNOutput, Nearest, Raises, Sleep20ms, WrongShape
@@ -130,16 +129,6 @@ def test_ntire_psnr_on_set5_uses_rgb_uint8_and_a_scale_pixel_border(data_dir):
     doc = effbench.benchmark(Nearest(), scale=4, protocol="ntire", dataset=data_dir / "Set5")
     m = doc["metrics"]
     assert m["images"] == 5 and "border 4" in m["psnr_protocol"] and 5 < m["psnr"] < 40
-
-
-def test_psnr_uint8_matches_the_definition():
-    from effbench.timing.ntire import psnr_uint8
-
-    a = np.zeros((12, 12, 3), np.uint8)
-    b = a.copy()
-    b[4:8, 4:8] = 10  # only the centre differs; the 4-pixel border is cropped
-    assert psnr_uint8(a, b, border=4) == pytest.approx(10 * math.log10(255**2 / 100))
-    assert psnr_uint8(a, a, border=4) == math.inf
 
 
 def test_find_pairs_reads_the_div2k_layout_and_rejects_empty_folders(tmp_path: Path):

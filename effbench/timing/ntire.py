@@ -11,7 +11,6 @@ process, as the sweep does, to match the official number); PSNR in RGB on uint8 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,11 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..quality import psnr
 from .data import ImagePair
 from .steady import summarize
 from .validate import check_output
 
-__all__ = ["evaluate_psnr", "run_ntire", "to_uint8", "psnr_uint8"]
+__all__ = ["evaluate_psnr", "run_ntire", "to_uint8"]
 
 
 def to_tensor(img: np.ndarray, data_range: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -38,27 +38,6 @@ def to_uint8(out: torch.Tensor, data_range: float) -> np.ndarray:
     """1x3xHxW model output -> uint8 HWC (clamp to [0, data_range], scale to 255, round; ``tensor2uint``)."""
     x = out.detach().squeeze(0).float().clamp(0, data_range).cpu().numpy()
     return np.uint8((np.transpose(x, (1, 2, 0)) * 255.0 / data_range).round())
-
-
-def psnr_uint8(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
-    """PSNR (dB) of two uint8 RGB images after cropping ``border`` pixels (the challenge's ``calculate_psnr``)."""
-    if sr.shape != hr.shape:
-        raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
-    h, w = sr.shape[:2]
-    a = sr[border : h - border, border : w - border].astype(np.float64)
-    b = hr[border : h - border, border : w - border].astype(np.float64)
-    mse = float(np.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
-
-
-def _psnr(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[float, str]:
-    """PSNR through effbench.quality when it is there (same protocol), else the local NTIRE formula."""
-    try:
-        from ..quality import psnr as q_psnr  # type: ignore[attr-defined]
-
-        return float(q_psnr(sr, hr, border=border)), "effbench.quality.psnr"
-    except Exception:
-        return psnr_uint8(sr, hr, border), "ntire_calculate_psnr"
 
 
 def run_ntire(
@@ -81,7 +60,6 @@ def run_ntire(
     torch.backends.cudnn.benchmark = False
     samples: list[float] = []
     psnrs: list[float] = []
-    psnr_source = None
     n_hr = 0
     try:
         if cuda:
@@ -110,8 +88,7 @@ def run_ntire(
                 n_hr += 1
                 s = scale or 1
                 hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
-                value, psnr_source = _psnr(to_uint8(out, data_range), hr, border=s)
-                psnrs.append(value)
+                psnrs.append(psnr(to_uint8(out, data_range), hr, border=s))
             del out, x
         if not samples:
             raise ValueError("the ntire protocol got no images")
@@ -129,7 +106,7 @@ def run_ntire(
         metrics["ntire_memory_mib"] = peak / 1024**2
     if psnrs:
         metrics["psnr"] = sum(psnrs) / len(psnrs)
-        metrics["psnr_protocol"] = f"RGB uint8, border {scale}, {n_hr} images ({psnr_source})"
+        metrics["psnr_protocol"] = f"RGB uint8, border {scale}, {n_hr} images"
     return metrics
 
 
@@ -143,7 +120,7 @@ def evaluate_psnr(
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
     """Mean PSNR over the pairs that have an HR image (same conversion and border as the challenge), untimed."""
-    values, source = [], None
+    values = []
     with torch.inference_mode():
         for pair in pairs:
             hr = pair.hr_array()
@@ -151,9 +128,8 @@ def evaluate_psnr(
                 continue
             out = model(to_tensor(pair.lr_array(), data_range, device, dtype))
             hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-            value, source = _psnr(to_uint8(out, data_range), hr, border=scale)
-            values.append(value)
+            values.append(psnr(to_uint8(out, data_range), hr, border=scale))
     if not values:
         return {}
     return {"psnr": sum(values) / len(values),
-            "psnr_protocol": f"RGB uint8, border {scale}, {len(values)} images ({source})"}
+            "psnr_protocol": f"RGB uint8, border {scale}, {len(values)} images"}
