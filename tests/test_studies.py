@@ -123,6 +123,9 @@ def test_noisy_runs_are_judged_on_their_fastest_run() -> None:
     row = analyse_study(study, docs, "cpu", (64, 64))[1]
     assert row["time_basis"] == "fastest run" and row["time_agrees"] is True
     assert row["time_change_pct"] == pytest.approx(-12.5) and row["time_min_change_pct"] == pytest.approx(12.0)
+    docs["Baseline+CCA"] = _doc(140.0, cv=0.8, fastest=112.0)
+    row = analyse_study(study, docs, "cpu", (64, 64))[1]
+    assert row["time_agrees"] is None and "too noisy" in row["verdict"]
 
 
 def test_report_renders_the_paper_beside_ours(tmp_path: Path) -> None:

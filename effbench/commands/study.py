@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per variant process")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per variant process (default on CPU: 1, the steadiest for comparisons)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is killed")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: studies/NAME)")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=SPEC[@JSON]",

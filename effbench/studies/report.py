@@ -55,7 +55,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Row by row: does our measurement agree with the paper?", "",
               "Time: direction agrees when the signs match beyond run noise, size when ours is within a factor 2 "
               "of the paper's change (a change under 3% counts as 'small'); the medians are compared, or the "
-              "fastest runs when the two runs' combined cv exceeds 5% (a shared machine). Params: within 1%.", ""]
+              "fastest runs when the two runs' combined cv exceeds 5% (a shared machine); above 30% no verdict is "
+              "given. Params: within 1%.", ""]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"- **{r['variant']}**: not measured ({r['status']}: {r.get('error') or ''})")

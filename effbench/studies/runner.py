@@ -17,6 +17,7 @@ __all__ = ["analyse_study", "block_memory", "fusion_formula", "run_study", "writ
 
 MODELS_FILE = "study_models.py"
 NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
+TOO_NOISY_CV_PCT = 30.0  #: above this, no time verdict is given (even the fastest runs are disturbed)
 
 
 def _fn_name(study: str, variant: Variant, used: set[str]) -> str:
@@ -193,7 +194,11 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             fastest = noise > NOISY_CV_PCT and row.get("time_min_change_pct") is not None
             ours = row["time_min_change_pct"] if fastest else row["time_change_pct"]
             row["time_basis"] = "fastest run" if fastest else "median"
-            text, ok = _verdict_time(ours, v.paper["time_change_pct"], NOISY_CV_PCT if fastest else noise)
+            if noise > TOO_NOISY_CV_PCT:
+                text, ok = (f"inconclusive: the runs are too noisy to judge (combined cv {noise:.0f}%; ours "
+                            f"{ours:+.1f}% vs {v.paper['time_change_pct']:+.1f}%)"), None
+            else:
+                text, ok = _verdict_time(ours, v.paper["time_change_pct"], NOISY_CV_PCT if fastest else noise)
             row["time_agrees"] = ok
             text += (f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
                      if fastest else "")
@@ -258,7 +263,8 @@ def run_study(
     """Run study ``name`` (``"blocks"``, ``"attention"``, ``"fusion"`` or a :class:`Study`) and write its report.
 
     Every variant is one sweep cell (its own process): params/FLOPs/activations, predicted peak memory, runtime
-    (steady protocol, ``repeats`` timed forwards), and on CUDA the measured peak memory. Writes ``OUT/cells/``,
+    (steady protocol, ``repeats`` timed forwards; ``threads`` defaults to 1 on CPU), and on CUDA the measured
+    peak memory. Writes ``OUT/cells/``,
     ``OUT/results.csv``, ``OUT/study.json``, ``OUT/study.md`` and ``OUT/study.png`` (``OUT`` defaults to
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
@@ -280,6 +286,10 @@ def run_study(
     if repeats is not None and repeats < 1:
         raise UsageError(f"repeats must be >= 1, got {repeats}")
     repeats = repeats if repeats is not None else study.default_repeats
+    if threads is None and dev == "cpu":
+        threads = 1  # one thread per variant: comparisons on a (shared) CPU are far steadier
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be >= 1, got {threads}")
     out = Path(out_dir) if out_dir is not None else Path("studies") / study.name
     t0 = time.perf_counter()
     specs = write_models_file(study, out)
