@@ -215,13 +215,17 @@ def part_studies(R: dict, device: str, budget: Budget, work: Path) -> None:
             continue
         t = time.perf_counter()
         try:
-            run_study(name, device=device, size=size, repeats=repeats, out_dir=work / "studies" / name)
+            folder = work / "reports" / "gpu" / slug(R.get("env", {}).get("gpu_name") or f"{device}-dry-run")
+            if R.get("tag"):
+                folder = folder / R["tag"]
+            run_study(name, device=device, size=size, repeats=repeats, out_dir=folder / "studies" / name,
+                      progress=False)
             R["studies"][name] = {"status": "ok", "seconds": time.perf_counter() - t}
         except Exception as exc:
             R["studies"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
-STUDIES = [("fusion", (256, 256), 20), ("blocks", (270, 480), 20), ("attention", (270, 480), 20)]
+STUDIES = [("attention", (270, 480), 50), ("blocks", (270, 480), 50), ("fusion", (256, 256), 50)]
 
 
 def part_headline(R: dict) -> None:
