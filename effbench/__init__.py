@@ -13,6 +13,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from ._zoo import install_finder as _install_zoo_finder  # noqa: E402
+
+_install_zoo_finder()  # effbench.models resolves in a source checkout too
+
 _EXPORTS = {
     "create_model": "effbench.registry",
     "list_models": "effbench.registry",

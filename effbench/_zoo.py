@@ -1,33 +1,40 @@
-"""Import the zoo package (``models/`` in the source tree, ``effbench.models`` once installed).
+"""Make ``effbench.models`` (the zoo) importable in every layout.
 
-An installed distribution ships ``models/`` as ``effbench.models``; an editable install maps it the same way.
-Run straight from a source checkout, neither exists, so the folder is loaded by path under that name.
+An installed distribution ships ``models/`` as ``effbench.models``, and an editable install maps it the same way.
+Run straight from a source checkout (``PYTHONPATH=.``, as on the GPU validation machine), neither exists: a
+meta-path finder, consulted after the regular ones, then maps ``effbench.models`` to the checkout's ``models/``,
+so ``import effbench.models.fmen`` and specs like ``effbench.models.imdn:CCA`` work everywhere.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
 
-
-def _import_zoo():
-    try:
-        return importlib.import_module("effbench.models")
-    except ModuleNotFoundError as exc:
-        if exc.name != "effbench.models":
-            raise
-    root = Path(__file__).resolve().parent.parent / "models"
-    spec = importlib.util.spec_from_file_location(
-        "effbench.models", root / "__init__.py", submodule_search_locations=[str(root)]
-    )
-    if spec is None or spec.loader is None:  # pragma: no cover
-        raise ModuleNotFoundError("effbench.models: the zoo folder models/ was not found")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["effbench.models"] = module
-    spec.loader.exec_module(module)
-    return module
+_SOURCE_ZOO = Path(__file__).resolve().parent.parent / "models"
 
 
-zoo = _import_zoo()
+class _SourceZooFinder(importlib.abc.MetaPathFinder):
+    """Finds ``effbench.models`` in the source checkout when no other finder does."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "effbench.models" or not (_SOURCE_ZOO / "__init__.py").is_file():
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, _SOURCE_ZOO / "__init__.py", submodule_search_locations=[str(_SOURCE_ZOO)]
+        )
+
+
+def install_finder() -> None:
+    if not any(isinstance(f, _SourceZooFinder) for f in sys.meta_path):
+        sys.meta_path.append(_SourceZooFinder())
+
+
+def import_zoo():
+    """Import the zoo package, which registers every model."""
+    install_finder()
+    return importlib.import_module("effbench.models")

@@ -92,7 +92,9 @@ def register_model(
 
 
 def _load_zoo() -> None:
-    from . import _zoo  # noqa: F401  (imports effbench.models, which registers everything)
+    from ._zoo import import_zoo
+
+    import_zoo()
 
 
 def list_models() -> list[str]:
