@@ -82,11 +82,26 @@ def contributions(
     return weights, ind
 
 
+def _numpy_path_ok(x: torch.Tensor) -> bool:
+    """The numpy fast path is for plain CPU tensors outside any dispatch mode: fake/meta tensors, autograd and
+    effbench's own tracers (counting, memory replay) must see the torch ops."""
+    if type(x) is not torch.Tensor or x.device.type != "cpu" or x.requires_grad:
+        return False
+    if x.dtype not in (torch.float32, torch.float64):
+        return False
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        return _get_current_dispatch_mode() is None
+    except ImportError:  # pragma: no cover - older torch
+        return True
+
+
 def _resize_dim(x: torch.Tensor, dim: int, out_length: int, scale: float, kernel: str, antialiasing: bool) -> torch.Tensor:
     weights, ind = contributions(x.shape[dim], out_length, scale, kernel, antialiasing)
     view = [1] * x.dim()
     view[dim] = out_length
-    if x.device.type == "cpu" and not x.requires_grad and x.dtype in (torch.float32, torch.float64):
+    if _numpy_path_ok(x):
         # numpy: single-threaded elementwise work, much faster than torch's thread pool on these small ops
         a = x.numpy()
         wn = weights.astype(a.dtype, copy=False)
