@@ -39,3 +39,14 @@ def data_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"test images not found at {d}")
     return d
+
+
+@pytest.fixture()
+def one_thread():
+    """Small tensors: one intra-op thread avoids oversubscribing the shared 2-core CI machine (about 10x faster)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

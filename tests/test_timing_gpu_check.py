@@ -67,6 +67,6 @@ def test_outputs_are_a_tarball_of_reports_gpu_name_plus_flat_copies(gpu_check, t
     assert {f"{base}/report.md", f"{base}/results.json", f"{base}/runtime.png", f"{base}/memory.png",
             f"{base}/cv.png"} <= names
     md = (out / "gpu_report.md").read_text()
-    assert "| fmen_s | 256x256 | 2.000 | 0.40 |" in md  # median and run-to-run CV (%)
+    assert "| fmen_s | 256x256 | no | 2.000 | 0.40 |" in md  # no CUDA graphs; median and run-to-run CV (%)
     assert "-33.1 %" in md and "+2.78" not in md and "2.78" in md
     assert json.loads((out / "gpu_results.json").read_text())["env"]["gpu_name"] == "NVIDIA Test GPU 80GB"

@@ -30,12 +30,7 @@ OFFICIAL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_table_covers_every_shared_checkpoint(weights_dir: Path) -> None:

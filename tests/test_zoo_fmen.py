@@ -14,14 +14,7 @@ from effbench.errors import CheckpointError
 from effbench.reparam import Reparameterizable, is_deploy_form, reparameterize
 from effbench.weights import load_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing shared CI cores (10x faster here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module) -> int:

@@ -19,14 +19,7 @@ from effbench.errors import UsageError
 from effbench.registry import model_info
 from effbench.weights import KEY_LAYOUTS, read_state_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread avoids oversubscribing shared CI cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module) -> int:
