@@ -45,6 +45,7 @@ class ModelInfo:
     description: str = ""
     pretrained: dict[int, tuple[PretrainedCfg, ...]] = field(default_factory=dict)
     has_deploy_form: bool = False  # True when deploy=False gives a distinct train-time form
+    reference: bool = False  # a non-learned reference (bicubic): listed, but left out of default comparisons
 
     def checkpoints(self, scale: int) -> tuple[PretrainedCfg, ...]:
         return self.pretrained.get(scale, ())
@@ -67,6 +68,7 @@ def register_model(
     description: str = "",
     pretrained: dict[int, PretrainedCfg | tuple[PretrainedCfg, ...]] | None = None,
     has_deploy_form: bool = False,
+    reference: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a factory ``fn(scale=..., deploy=..., **overrides) -> nn.Module`` under ``name``."""
 
@@ -85,6 +87,7 @@ def register_model(
             description=description or _first_line(fn.__doc__),
             pretrained=ckpts,
             has_deploy_form=has_deploy_form,
+            reference=reference,
         )
         return fn
 

@@ -36,6 +36,7 @@ class Bicubic(nn.Module):
 
 @register_model(
     "bicubic",
+    reference=True,
     scales=(2, 3, 4),
     data_range=255.0,
     paper="Keys 1981; MATLAB imresize (the 'Bicubic' rows of FMEN Table 3)",

@@ -502,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         from effbench.env import capture_env
 
         R["env"] = capture_env(args.device)
-        # bicubic is a numpy reference (MATLAB imresize), not a network: nothing to measure on a GPU
-        zoo = [m for m in effbench.list_models() if 4 in effbench.model_info(m).scales and m != "bicubic"]
+        # references (bicubic: MATLAB imresize in numpy) are not networks: nothing to measure on a GPU
+        zoo = [m for m in effbench.list_models()
+               if 4 in effbench.model_info(m).scales and not effbench.model_info(m).reference]
         dry = [m for m in (FMEN_S, E_RFDN) if m in zoo] or zoo[:2]
         chosen = args.models or (dry if args.dry_run else zoo)
         # the headline pair first, so that a tight time budget still compares them

@@ -121,3 +121,11 @@ def test_a_cell_process_that_dies_is_recorded_as_an_error_with_its_output(tmp_pa
     (doc,) = _docs(tmp_path / "out").values()
     assert doc["status"] == "error" and "exited with code 139" in doc["error"] and "Segmentation" in doc["error"]
     assert summary["status"] == Counter(error=1)
+
+
+def test_default_sweep_compares_networks_not_the_bicubic_reference():
+    from effbench.sweep.cells import SweepConfig
+
+    models = SweepConfig(scales=[4]).resolved_models()
+    assert "bicubic" not in models and {"fmen_s", "e_rfdn", "imdn_ntire"} <= set(models)
+    assert "bicubic" in SweepConfig(models=["bicubic"], scales=[4]).resolved_models()

@@ -79,12 +79,14 @@ class SweepConfig:
     out: str | None = None
 
     def resolved_models(self) -> list[str]:
-        """The model specs; empty or ``["zoo"]`` means every zoo model that has each requested scale."""
+        """The model specs; empty or ``["zoo"]`` means every zoo network that has a requested scale (references
+        such as ``bicubic`` only when named)."""
         if self.models and self.models != ["zoo"]:
             return list(self.models)
         from ..registry import list_models, model_info
 
-        return [m for m in list_models() if any(s in model_info(m).scales for s in self.scales)]
+        return [m for m in list_models()
+                if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)]
 
     def cells(self) -> list[Cell]:
         from ..timing import resolve_device
