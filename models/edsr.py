@@ -56,22 +56,6 @@ class MeanShift(nn.Conv2d):
             p.requires_grad = trainable
 
 
-class ResBlock(nn.Module):
-    """RB: ``x + res_scale * conv(relu(conv(x)))``, 3x3 convolutions with bias."""
-
-    def __init__(self, n_feats: int = 64, kernel_size: int = 3, res_scale: float = 1.0) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            _conv(n_feats, n_feats, kernel_size), nn.ReLU(inplace=True), _conv(n_feats, n_feats, kernel_size)
-        )
-        self.res_scale = res_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.body(x).mul(self.res_scale)
-        res += x
-        return res
-
-
 class PlainBlock(nn.Module):
     """PB: the residual block without its identity, ``res_scale * conv(relu(conv(x)))`` (same parameters)."""
 
@@ -84,6 +68,15 @@ class PlainBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).mul(self.res_scale)
+
+
+class ResBlock(PlainBlock):
+    """RB: ``x + res_scale * conv(relu(conv(x)))``, 3x3 convolutions with bias (a PB plus its skip)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = super().forward(x)
+        res += x
+        return res
 
 
 class Upsampler(nn.Sequential):
