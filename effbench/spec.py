@@ -137,3 +137,55 @@ def load_model(
     if isinstance(spec, str):
         spec = ModelSpec.parse(spec, kwargs=kwargs, weights=weights)
     return spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready to measure, with the names and input range the harness reports."""
+
+    model: nn.Module
+    name: str  # display name: zoo name, attribute name, or the class name of an instance
+    spec: str  # the spec string (the class name for an instance)
+    data_range: float
+
+
+def module_data_range(model: nn.Module) -> float:
+    """Input range of a model instance: its ``data_range`` attribute, else its zoo family's, else 255."""
+    if hasattr(model, "data_range"):
+        return float(model.data_range)
+    from .registry import _REGISTRY, _load_zoo
+
+    _load_zoo()
+    ranges = {i.data_range for i in _REGISTRY.values() if i.factory.__module__ == type(model).__module__}
+    return ranges.pop() if len(ranges) == 1 else 255.0
+
+
+def resolve_model(
+    model_or_spec: nn.Module | str | ModelSpec,
+    *,
+    scale: int = 4,
+    pretrained: bool = False,
+    deploy: bool = True,
+    weights: str | None = None,
+) -> ResolvedModel:
+    """The one way every measurement turns its ``model_or_spec`` argument into a model.
+
+    An ``nn.Module`` is used as it is (``pretrained``/``weights`` then make no sense); a spec string or
+    :class:`ModelSpec` is built at ``scale`` (``weights`` overrides the spec's).
+    """
+    if isinstance(model_or_spec, nn.Module):
+        if pretrained or weights is not None:
+            raise UsageError("pretrained/weights apply to a model spec, not to a model instance")
+        name = type(model_or_spec).__name__
+        return ResolvedModel(model_or_spec, name, name, module_data_range(model_or_spec))
+    if isinstance(model_or_spec, str):
+        spec = ModelSpec.parse(model_or_spec, weights=weights)
+    elif isinstance(model_or_spec, ModelSpec):
+        spec = model_or_spec if weights is None else ModelSpec(model_or_spec.target, model_or_spec.kwargs, weights)
+    else:
+        raise UsageError(
+            "expected an nn.Module or a model spec (zoo name, path/file.py:Name, package.module:Name), "
+            f"got {type(model_or_spec).__name__}"
+        )
+    model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
+    return ResolvedModel(model, spec.name, spec.target, spec.data_range())

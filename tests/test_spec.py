@@ -138,3 +138,18 @@ def test_pretrained_needs_a_zoo_model_and_a_valid_scale(user_file: Path) -> None
         load_model(f"{user_file}:Net", pretrained=True)
     with pytest.raises(UsageError, match="no scale x3; available: x4"):
         effbench.create_model("fmen_s", scale=3)
+
+
+def test_resolve_model_knows_the_input_range_of_zoo_instances_and_specs():
+    """IMDN works on [0,1] images: an IMDN instance must not be fed [0,255] just because it is not a spec."""
+    import effbench
+    from effbench.spec import resolve_model
+
+    assert resolve_model(effbench.create_model("imdn", scale=4)).data_range == 1.0
+    assert resolve_model("imdn", scale=4).data_range == 1.0
+    assert resolve_model(effbench.create_model("fmen_s", scale=4)).data_range == 255.0
+    assert resolve_model(torch.nn.Conv2d(3, 3, 3)).data_range == 255.0
+    with pytest.raises(UsageError, match="model spec"):
+        resolve_model(42)
+    with pytest.raises(UsageError, match="model instance"):
+        resolve_model(torch.nn.Conv2d(3, 3, 3), weights="x.pth")

@@ -94,14 +94,10 @@ def _input_shape(input_size: int | Sequence[int], batch: int, channels: int) -> 
 
 
 def _resolve_model(model: nn.Module | str, scale: int | None) -> tuple[nn.Module, str]:
-    if isinstance(model, nn.Module):
-        return model, type(model).__name__
-    if isinstance(model, str):
-        from ..spec import ModelSpec
+    from ..spec import resolve_model
 
-        spec = ModelSpec.parse(model)
-        return spec.build(scale=scale or 4), spec.name
-    raise UsageError(f"profile() takes an nn.Module or a model spec string, got {type(model).__name__}")
+    r = resolve_model(model, scale=scale or 4)
+    return r.model, r.name
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import EffbenchError, ModelError, UsageError
-from ..spec import ModelSpec
+from ..spec import ModelSpec, resolve_model
 from .data import InputSource, array_inputs, dataset_inputs
 from .select import ModuleSelector, select_modules
 from .spectrum import frequency_axis, high_share, normalised_curve, resample_curve
@@ -212,34 +212,8 @@ class PSDResult:
 def _resolve_model(
     model_or_spec: nn.Module | str | ModelSpec, scale: int, weights: str | None, data_range: float | None
 ) -> tuple[nn.Module, str, str, float | None]:
-    if isinstance(model_or_spec, nn.Module):
-        if weights is not None:
-            raise UsageError("weights= applies to a spec; load the weights into the module yourself")
-        name = type(model_or_spec).__name__
-        if data_range is None:
-            data_range = _module_data_range(model_or_spec)
-        return model_or_spec, name, name, data_range
-    if isinstance(model_or_spec, str):
-        spec = ModelSpec.parse(model_or_spec, weights=weights)
-    elif isinstance(model_or_spec, ModelSpec):
-        spec = model_or_spec if weights is None else ModelSpec(model_or_spec.target, model_or_spec.kwargs, weights)
-    else:
-        raise UsageError(f"expected a model, a spec string or a ModelSpec, got {type(model_or_spec).__name__}")
-    model = spec.build(scale=scale)
-    if data_range is None:
-        data_range = spec.data_range()
-    return model, spec.name, spec.target, data_range
-
-
-def _module_data_range(model: nn.Module) -> float | None:
-    """A module's data range: its ``data_range`` attribute, else the zoo family it was defined in."""
-    if hasattr(model, "data_range"):
-        return float(model.data_range)
-    from ..registry import _REGISTRY, _load_zoo
-
-    _load_zoo()
-    ranges = {i.data_range for i in _REGISTRY.values() if i.factory.__module__ == type(model).__module__}
-    return ranges.pop() if len(ranges) == 1 else None
+    r = resolve_model(model_or_spec, scale=scale, weights=weights)
+    return r.model, r.name, r.spec, r.data_range if data_range is None else data_range
 
 
 def tile_boxes(h: int, w: int, tile: int | None) -> list[tuple[int, int, int, int]]:

@@ -354,15 +354,10 @@ def analyse(
 
 
 def _resolve_model(model: nn.Module | str, scale: int, deploy: bool) -> tuple[nn.Module, str]:
-    if isinstance(model, nn.Module):
-        return model, type(model).__name__
-    from ..spec import ModelSpec, load_model
+    from ..spec import resolve_model
 
-    if isinstance(model, ModelSpec):
-        return model.build(scale=scale, deploy=deploy), model.name
-    if isinstance(model, str):
-        return load_model(model, scale=scale, deploy=deploy), ModelSpec.parse(model).name
-    raise UsageError(f"expected an nn.Module or a model spec string, got {type(model).__name__}")
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    return r.model, r.name
 
 
 def _check_size(input_size: tuple[int, int] | int, batch: int, channels: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, UsageError
-from ..spec import ModelSpec
+from ..spec import ModelSpec, resolve_model
 from .datasets import SRDataset, is_grey, open_dataset
 from .metrics import PROTOCOLS, Protocol, score, to_uint8
 
@@ -44,16 +44,8 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: floa
 
 def _resolve_model(model_or_spec: nn.Module | str | ModelSpec, scale: int, data_range: float | None,
                    pretrained: bool, weights: str | None) -> tuple[nn.Module, str, float]:
-    if isinstance(model_or_spec, nn.Module):
-        if pretrained or weights is not None:
-            raise UsageError("pretrained/weights apply to a model spec, not to a model instance")
-        rng = data_range if data_range is not None else float(getattr(model_or_spec, "data_range", 255.0))
-        return model_or_spec.eval(), type(model_or_spec).__name__, rng
-    spec = model_or_spec if isinstance(model_or_spec, ModelSpec) else ModelSpec.parse(model_or_spec, weights=weights)
-    if weights is not None and spec.weights is None:
-        spec = ModelSpec(spec.target, spec.kwargs, weights)
-    model = spec.build(scale=scale, pretrained=pretrained)
-    return model, spec.name, data_range if data_range is not None else spec.data_range()
+    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, weights=weights)
+    return r.model.eval(), r.name, r.data_range if data_range is None else data_range
 
 
 def _mean(values: list[float]) -> float:

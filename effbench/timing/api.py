@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import ModelError, UsageError
 from ..results import new_result
-from ..spec import ModelSpec
+from ..spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire, to_tensor
 from .steady import WarmupRule, make_timer, time_steady
@@ -84,16 +84,12 @@ def _map_errors() -> Iterator[None]:
 def _resolve_model(
     model_or_spec: nn.Module | str | ModelSpec, scale: int | None, pretrained: bool, deploy: bool = True
 ) -> tuple[nn.Module, str, str, float, int | None]:
-    if isinstance(model_or_spec, nn.Module):
-        model = model_or_spec
-        name = type(model).__name__
-        return model, name, name, float(getattr(model, "data_range", 255.0)), scale
-    spec = ModelSpec.parse(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
-    if not isinstance(spec, ModelSpec):
-        raise UsageError(f"expected a model, a spec string or a ModelSpec, got {type(model_or_spec).__name__}")
+    if isinstance(model_or_spec, nn.Module):  # an instance: its scale is whatever its output says
+        r = resolve_model(model_or_spec)
+        return r.model, r.name, r.spec, r.data_range, scale
     scale = 4 if scale is None else scale
-    model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
-    return model, spec.name, spec.target, spec.data_range(), scale
+    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
+    return r.model, r.name, r.spec, r.data_range, scale
 
 
 def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
