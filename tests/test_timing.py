@@ -202,3 +202,14 @@ def test_cuda_steady_with_graphs_records_memory_and_environment():
     assert doc["env"]["gpu_name"] and doc["env"]["cuda_version"]
     nt = effbench.benchmark(Nearest(), (64, 64), device="cuda", protocol="ntire", images=3)
     assert nt["metrics"]["ntire_memory_mib"] > 0
+
+
+def test_benchmark_leaves_the_callers_model_in_its_dtype_and_device():
+    import torch
+    from torch import nn
+
+    import effbench
+
+    model = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+    effbench.benchmark(model, (8, 8), device="cpu", dtype="bf16", repeats=2, threads=1)
+    assert all(p.dtype == torch.float32 for p in model.parameters())

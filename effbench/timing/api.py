@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,6 +250,11 @@ def benchmark(
             own = sum(t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers()]
                       if t.device == dev)
             other = max(0, torch.cuda.memory_allocated(dev) - own)
+        if isinstance(model_or_spec, nn.Module) and any(
+            t.device != dev or (t.is_floating_point() and t.dtype != tdtype)
+            for t in [*model.parameters(), *model.buffers()]
+        ):
+            model = copy.deepcopy(model)  # nn.Module.to works in place: leave the caller's model where it was
         model = model.to(device=dev, dtype=tdtype)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
