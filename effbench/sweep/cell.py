@@ -60,16 +60,19 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         try:
             from ..counting import profile
 
-            metrics.update(profile(model, (h, w), convention="full", scale=cell.scale).metrics())
+            metrics.update(profile(model, (h, w), convention="full", scale=cell.scale, peak_memory=False).metrics())
         except Exception as exc:
             partial["static"] = f"{type(exc).__name__}: {exc}"
-        if "peak_memory_predicted_bytes" not in metrics:
-            try:
-                from ..memory import predict_memory
+        try:
+            from ..memory import predict_memory
 
-                metrics["peak_memory_predicted_bytes"] = int(predict_memory(model, (h, w), scale=cell.scale).peak_bytes)
-            except Exception as exc:
-                partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
+            mem = predict_memory(model, (h, w), scale=cell.scale)
+            metrics["peak_memory_predicted_bytes"] = int(mem.peak_bytes)
+            metrics["peak_memory_where"] = mem.sentence()
+            # allocated bytes after each op: the report draws it as the model's memory timeline
+            metrics["memory_timeline"] = [int(e["allocated_bytes"]) for e in mem.timeline]
+        except Exception as exc:
+            partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
 
     try:
         from ..timing import benchmark
