@@ -54,7 +54,7 @@ def contributions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights ``(out_length, taps)`` (float64) and 0-based source indices ``(out_length, taps)`` of one pass.
 
-    A line-by-line transcription of MATLAB's ``contributions`` sub-function (see the module docstring).
+    Follows the steps of MATLAB's ``contributions`` sub-function (see the module docstring).
     """
     kernel_fn = cubic_kernel if _KERNELS[kernel] == 4.0 else _triangle_kernel
     kernel_width = _KERNELS[kernel]
@@ -98,7 +98,8 @@ def _numpy_path_ok(x: torch.Tensor) -> bool:
 
 
 def _resize_dim(x: torch.Tensor, dim: int, out_length: int, scale: float, kernel: str, antialiasing: bool) -> torch.Tensor:
-    weights, ind = contributions(x.shape[dim], out_length, scale, kernel, antialiasing)
+    # int(): under jit tracing (fvcore) a size is a traced scalar, which must not reach numpy or the cache key
+    weights, ind = contributions(int(x.shape[dim]), int(out_length), float(scale), kernel, antialiasing)
     view = [1] * x.dim()
     view[dim] = out_length
     if _numpy_path_ok(x):
