@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,25 +99,11 @@ def _resolve_model(model: nn.Module | str, scale: int | None) -> tuple[nn.Module
     return r.model, r.name
 
 
-@functools.lru_cache(maxsize=1)
-def _memory_predictor() -> Any:
-    try:
-        from ..memory import predict_memory  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return predict_memory
-
-
 def _peak_memory(model: nn.Module, input_size: tuple[int, int], batch: int, channels: int,
-                 dtype: torch.dtype) -> int | None:
-    predict_memory = _memory_predictor()
-    if predict_memory is None:
-        return None
-    try:
-        pred = predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype)
-    except TypeError:  # an older signature without the keywords
-        pred = predict_memory(model, input_size)
-    return int(pred.peak_bytes)
+                 dtype: torch.dtype) -> int:
+    from ..memory import predict_memory
+
+    return int(predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype).peak_bytes)
 
 
 def trace_model(
@@ -193,7 +178,7 @@ def profile(
     When ``scale`` is given, the output must be ``scale`` times the input, else :class:`ModelError`.
 
     The forward runs on fake tensors: no arithmetic, no allocation, nothing left on the model. The predicted peak
-    memory comes from :func:`effbench.predict_memory` when that module is available (``None`` otherwise).
+    memory comes from :func:`effbench.predict_memory` (``None`` with ``peak_memory=False``).
     """
     conv = get_convention(convention)
     net, label = _resolve_model(model, scale)
