@@ -19,7 +19,7 @@ HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and wri
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml",
                         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-                             "repeats, threads, dataset, roofline, static, timeout, out)")
+                             "repeats, threads, dataset, roofline, static, breakdown, timeout, out)")
     parser.add_argument("--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)")
     parser.add_argument("--scales", nargs="+", type=int, default=None, help="default: 4")
     parser.add_argument("--sizes", nargs="+", default=None, help="LR sizes HxW (default: 256x256)")
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per cell")
     parser.add_argument("--dataset", default=None, metavar="DIR", help="LR/HR images: adds PSNR to every cell")
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound to each cell")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="add each cell's time per operator kind (torch.profiler; conv GFLOP/s by layer shape)")
     parser.add_argument("--no-static", action="store_true",
                         help="skip static metrics and memory prediction (runtime only)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sizes is not None:
         cfg.sizes = [parse_size(s) for s in args.sizes]
     cfg.roofline = cfg.roofline or args.roofline
+    cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static
     if cfg.timeout is not None and cfg.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {cfg.timeout}")

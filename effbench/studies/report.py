@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..timing.breakdown import conv_label
+
 __all__ = ["render_markdown", "render_png"]
 
 
@@ -22,6 +24,43 @@ def _pct(v: Any) -> str:
 
 def _paper_params(p: dict[str, Any]) -> str:
     return f"{p['params'] / 1e3:.0f}K" if "params" in p else "-"
+
+
+def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
+    """The profiler's split of each variant's time by operator kind, and each variant's busiest convs."""
+    from ..timing.breakdown import KINDS
+
+    rows = [r for r in doc["rows"] if r.get("op_time")]
+    if not rows:
+        return []
+    kinds = [k for k in KINDS if any(r["op_time"]["kinds"].get(k, 0.0) > 0 for r in rows)]
+    where = "GPU kernel" if str(doc["device"]).startswith("cuda") else "CPU operator"
+    ot = rows[0]["op_time"]
+    lines = ["", "## Where the time goes (torch.profiler)", "",
+             f"{where} self time per ATen operator, ms per forward (mean of {ot['forwards']} profiled forwards after "
+             "one warm-up, in the variant's own process), grouped by kind with `effbench.timing.breakdown.OP_KINDS`. "
+             "Profiling adds overhead: read shares and differences. 'non-conv' is everything but convolutions: "
+             "the memory-bound work.", "",
+             "| variant | profiled ms | " + " | ".join(kinds) + " | non-conv share | conv GFLOP/s | change vs "
+             "baseline: conv ms | non-conv ms |",
+             "|---|---|" + "---|" * len(kinds) + "---|---|---|---|"]
+    for r in rows:
+        o = r["op_time"]
+        nonconv = 100.0 * (o["total_ms"] - o["kinds"].get("conv", 0.0)) / o["total_ms"] if o["total_ms"] else 0.0
+        sp = r.get("time_split")
+        change = (f"{sp['conv_change_ms']:+.2f} | {sp['nonconv_change_ms']:+.2f}" if sp and r["baseline"] != r["variant"]
+                  else "- | -")
+        lines.append(f"| {r['variant']} | {o['total_ms']:.2f} | "
+                     + " | ".join(f"{o['kinds'].get(k, 0.0):.2f}" for k in kinds)
+                     + f" | {nonconv:.1f}% | {_num(o.get('conv_gflop_per_s'), '{:.1f}')} | {change} |")
+    lines += ["", "Busiest convolution shapes (Cin->Cout kxk at the input size shown; throughput from the profiler's "
+              "FLOP count):", "", "| variant | conv | input | calls | ms | GFLOP/s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        for c in r["op_time"].get("convs", [])[:2]:
+            inp = "x".join(str(d) for d in c.get("input", []))
+            lines.append(f"| {r['variant']} | {conv_label(c)} | {inp} | {c['calls']} | {c['ms']:.2f} | "
+                         f"{_num(c.get('gflop_per_s'), '{:.1f}')} |")
+    return lines
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -62,6 +101,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- **{r['variant']}**: not measured ({r['status']}: {r.get('error') or ''})")
         elif r["verdict"]:
             lines.append(f"- **{r['variant']}** (vs {r['baseline']}): {r['verdict']}")
+    lines += _time_breakdown_lines(doc)
     formula = doc.get("formula")
     if formula:
         lines += ["", "## The paper's formula (Sec. 3.1) against the predicted peak of the bare structures", "",

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..timing.breakdown import conv_label
 from .tables import Study, Variant, get_study
 
-__all__ = ["analyse_study", "block_memory", "fusion_formula", "run_study", "write_models_file"]
+__all__ = ["analyse_study", "block_memory", "fusion_formula", "run_study", "time_split", "write_models_file"]
 
 MODELS_FILE = "study_models.py"
 NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
@@ -135,20 +136,66 @@ def _verdict_time(ours: float | None, paper: float | None, noise: float) -> tupl
     return f"direction agrees, size differs ({ours:+.1f}% vs {paper:+.1f}%, x{ratio:.2f})", False
 
 
-def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, flops_change: float | None) -> str:
+def time_split(base: dict[str, Any] | None, var: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a variant's time differs from its baseline's, from both ``op_time`` breakdowns (ms per forward)."""
+    if not base or not var or not base.get("total_ms"):
+        return None
+    kinds = {k: var["kinds"].get(k, 0.0) - base["kinds"].get(k, 0.0) for k in base["kinds"]}
+    nonconv = sum(v for k, v in kinds.items() if k != "conv")
+    gf_base = sum(c["gflops"] for c in base.get("convs", []))
+    gf_var = sum(c["gflops"] for c in var.get("convs", []))
+    return {
+        "base_total_ms": base["total_ms"], "total_change_ms": var["total_ms"] - base["total_ms"],
+        "kind_change_ms": kinds, "conv_change_ms": kinds.get("conv", 0.0), "nonconv_change_ms": nonconv,
+        "nonconv_share_base_pct": 100.0 * (base["total_ms"] - base["kinds"].get("conv", 0.0)) / base["total_ms"],
+        "nonconv_share_pct": 100.0 * (var["total_ms"] - var["kinds"].get("conv", 0.0)) / var["total_ms"],
+        "conv_gflops_change_pct": _pct(gf_var, gf_base),
+        "conv_gflop_per_s": [base.get("conv_gflop_per_s"), var.get("conv_gflop_per_s")],
+        "top_conv": [conv_label(base["convs"][0]) if base.get("convs") else None,
+                     conv_label(var["convs"][0]) if var.get("convs") else None],
+        "top_conv_gflop_per_s": [base["convs"][0].get("gflop_per_s") if base.get("convs") else None,
+                                 var["convs"][0].get("gflop_per_s") if var.get("convs") else None],
+    }
+
+
+def _why_split(split: dict[str, Any], device: str) -> list[str]:
+    """The measured reasons: how much of the change is convolution and how much the rest, on this device."""
+    base = split["base_total_ms"]
+    kinds = sorted(((k, v) for k, v in split["kind_change_ms"].items() if k != "conv" and abs(v) >= 0.005 * base),
+                   key=lambda kv: -abs(kv[1]))
+    parts = ", ".join(f"{k} {v:+.2f}" for k, v in kinds) or "each kind under 0.5%"
+    where = "GPU kernel" if device.startswith("cuda") else "CPU operator"
+    gf, tp = split["conv_gflops_change_pct"], split["conv_gflop_per_s"]
+    conv = f"convs {split['conv_change_ms']:+.2f} ms ({100.0 * split['conv_change_ms'] / base:+.1f}%"
+    conv += f" for {gf:+.1f}% conv FLOPs" if gf is not None else ""
+    conv += f"; {tp[0]:.1f} -> {tp[1]:.1f} GFLOP/s)" if tp[0] and tp[1] else ")"
+    out = [f"profiled ({where} time per forward): non-conv ops {split['nonconv_change_ms']:+.2f} ms "
+           f"({100.0 * split['nonconv_change_ms'] / base:+.1f}% of the baseline's {base:.2f} ms: {parts}; non-conv "
+           f"work is {split['nonconv_share_base_pct']:.1f}% of the baseline's time here), {conv}"]
+    if tp[0] and tp[1] and abs(tp[1] / tp[0] - 1) > 0.05 and split["top_conv"][0] != split["top_conv"][1]:
+        t0, t1 = split["top_conv_gflop_per_s"]
+        out.append(f"the busiest convs differ in width ({split['top_conv'][0]} at {t0:.1f} GFLOP/s vs "
+                   f"{split['top_conv'][1]} at {t1:.1f}): the layer shape, not the FLOP count, sets the conv time")
+    return out
+
+
+def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, flops_change: float | None,
+              split: dict[str, Any] | None = None) -> str:
     reasons = []
-    if flops_change is not None and abs(flops_change) > 3.0:
+    if split is not None:
+        reasons += _why_split(split, device)
+    elif flops_change is not None and abs(flops_change) > 3.0:
         reasons.append(f"this variant has {flops_change:+.1f}% FLOPs vs its baseline, which a compute-bound device "
                        "turns into time directly")
     if device == "cpu":
-        reasons.append("the paper timed an Nvidia 1080Ti; on a CPU the 3x3 convolutions' arithmetic dominates, "
-                       "so memory-bound element-wise work (skip adds, attention multiplies, pooling, upsampling) "
-                       "and per-op launch cost weigh far less than on a GPU")
+        reasons.append("the paper timed an Nvidia 1080Ti, where memory-bound element-wise work (skip adds, "
+                       "attention multiplies, pooling, upsampling) weighs far more next to the convolutions than on "
+                       "a CPU")
     if size[0] * size[1] < 300 * 300:
         reasons.append(f"{size[0]}x{size[1]} inputs are smaller than DIV2K-valid x4 LR images (about 510x350), "
                        "which changes the share of fixed per-op costs")
     if noise > NOISY_CV_PCT:
-        reasons.append(f"the runs were noisy (combined cv {noise:.1f}%): the CPU is shared")
+        reasons.append(f"the runs were noisy (combined cv {noise:.1f}%): the machine is shared")
     return "; ".join(reasons)
 
 
@@ -167,7 +214,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             "convs": m.get("convs"),
             "mem_predicted_bytes": m.get("peak_memory_predicted_bytes"),
             "mem_measured_bytes": m.get("peak_memory_measured_bytes"),
-            "time_ms": t, "time_cv": cv, "paper": dict(v.paper),
+            "time_ms": t, "time_cv": cv, "paper": dict(v.paper), "op_time": m.get("op_time"),
         }
         base = docs.get(v.baseline, {}) if v.baseline and v.baseline != v.name else None
         if base is not None:
@@ -182,6 +229,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
                                                   bm.get("peak_memory_measured_bytes"))
             noise = 100.0 * math.hypot(cv or 0.0, bcv or 0.0)
             row["time_noise_pct"] = noise
+            row["time_split"] = time_split(bm.get("op_time"), m.get("op_time"))
         else:
             noise = 100.0 * (cv or 0.0)
         verdicts: list[str] = []
@@ -203,7 +251,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             text += (f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
                      if fastest else "")
             if not ok:
-                why = _why_time(study, device, size, noise, row.get("flops_change_pct"))
+                why = _why_time(study, device, size, noise, row.get("flops_change_pct"), row.get("time_split"))
                 text += f" - why: {why}" if why else ""
             verdicts.append("time " + text)
         mem_change = row.get("mem_measured_change_pct")
@@ -293,7 +341,7 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else Path("studies") / study.name
     t0 = time.perf_counter()
     specs = write_models_file(study, out)
-    cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads)
+    cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads, breakdown=True)
              for v in study.variants}
     previous: dict[str, Any] = {}
     if render_only:

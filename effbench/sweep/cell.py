@@ -104,6 +104,16 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
         partial["traceback"] = traceback.format_exc(limit=6)
 
+    if doc["status"] == "ok" and cell.breakdown:
+        try:
+            from ..timing import DTYPES
+            from ..timing.breakdown import op_time_breakdown
+
+            metrics["op_time"] = op_time_breakdown(model, (h, w), device=cell.device, dtype=DTYPES[cell.dtype],
+                                                   threads=cell.threads, forwards=5)
+        except Exception as exc:
+            partial["op_time_breakdown"] = f"{type(exc).__name__}: {exc}"
+
     if doc["status"] == "ok" and cell.device.startswith("cuda"):
         try:
             from ..memory import measure_cuda_memory

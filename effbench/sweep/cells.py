@@ -32,6 +32,7 @@ class Cell:
     dataset: str | None = None
     roofline: bool = False
     static: bool = True
+    breakdown: bool = False
 
     @property
     def model_name(self) -> str:
@@ -75,6 +76,7 @@ class SweepConfig:
     dataset: str | None = None
     roofline: bool = False
     static: bool = True
+    breakdown: bool = False
     timeout: float | None = None
     out: str | None = None
 
@@ -107,7 +109,7 @@ class SweepConfig:
                 if scale not in zoo_scales[spec]:
                     continue
             out.append(Cell(spec, scale, tuple(size), dev, proto, dt, self.repeats, self.threads, self.dataset,
-                            self.roofline, self.static))
+                            self.roofline, self.static, self.breakdown))
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out

@@ -1,0 +1,85 @@
+"""Where the time goes: the profiler's split of a forward by operator kind, and the conv throughput by shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from effbench.studies import get_study
+from effbench.studies.runner import analyse_study, time_split
+from effbench.timing.breakdown import KINDS, OP_KINDS, conv_label, op_kind, op_time_breakdown
+
+
+class _Mixed(nn.Module):
+    """One op of every kind the studies meet: conv, activation, multiply, pooling, concat, pixel shuffle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(16, 12, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.leaky_relu(self.a(x), 0.1)
+        g = torch.sigmoid(torch.nn.functional.adaptive_avg_pool2d(h, 1))
+        return torch.nn.functional.pixel_shuffle(self.b(torch.cat([h, h * g], 1)), 2)
+
+
+def test_every_kind_is_in_the_table_and_unknown_ops_are_other() -> None:
+    assert set(OP_KINDS.values()) <= set(KINDS)
+    assert op_kind("aten::mkldnn_convolution") == op_kind("aten::cudnn_convolution") == "conv"
+    assert op_kind("aten::mul_") == "elementwise" and op_kind("aten::cat") == "concat"
+    assert op_kind("aten::upsample_bilinear2d") == "resample" and op_kind("aten::std") == "reduction"
+    assert op_kind("aten::something_new") == "other"
+
+
+def test_the_kinds_add_up_to_the_profiled_time_and_conv_flops_are_exact() -> None:
+    model = _Mixed().train()
+    r = op_time_breakdown(model, (12, 10), forwards=2, threads=1)
+    assert r["total_ms"] == pytest.approx(sum(r["kinds"].values()))
+    assert r["total_ms"] == pytest.approx(sum(o["ms"] for o in r["ops"].values()))
+    for kind in ("conv", "elementwise", "reduction", "resample", "concat"):
+        assert r["kinds"][kind] > 0, kind
+    assert {conv_label(c) for c in r["convs"]} == {"3->8 3x3", "16->12 1x1"}
+    by_label = {conv_label(c): c for c in r["convs"]}
+    assert by_label["3->8 3x3"]["gflops"] * 1e9 == pytest.approx(2 * 8 * 3 * 9 * 12 * 10)
+    assert by_label["16->12 1x1"]["gflops"] * 1e9 == pytest.approx(2 * 12 * 16 * 12 * 10)
+    assert all(c["calls"] == 1 for c in r["convs"]) and r["conv_gflop_per_s"] > 0
+    assert model.training and next(model.parameters()).device.type == "cpu"  # the caller's model is untouched
+
+
+def test_bad_forwards_is_refused() -> None:
+    with pytest.raises(ValueError, match="forwards must be >= 1"):
+        op_time_breakdown(_Mixed(), (8, 8), forwards=0)
+
+
+def _ot(conv_ms: float, elementwise_ms: float, gflops: float, weight: list[int]) -> dict:
+    kinds = dict.fromkeys(KINDS, 0.0) | {"conv": conv_ms, "elementwise": elementwise_ms}
+    conv = {"input": [1, weight[1], 64, 64], "weight": weight, "calls": 30, "ms": conv_ms, "gflops": gflops,
+            "gflop_per_s": gflops / (conv_ms / 1e3)}
+    return {"total_ms": conv_ms + elementwise_ms, "kinds": kinds, "convs": [conv], "forwards": 5,
+            "conv_gflop_per_s": gflops / (conv_ms / 1e3)}
+
+
+def test_the_split_separates_memory_bound_work_from_the_convolutions() -> None:
+    base, cca = _ot(100.0, 2.0, 5.0, [52, 52, 3, 3]), _ot(100.0, 14.0, 5.0, [52, 52, 3, 3])
+    s = time_split(base, cca)
+    assert s["nonconv_change_ms"] == pytest.approx(12.0) and s["conv_change_ms"] == pytest.approx(0.0)
+    assert s["nonconv_share_base_pct"] == pytest.approx(100 * 2 / 102)
+    assert time_split(None, cca) is None
+
+
+def test_a_disagreement_is_explained_by_what_the_profiler_measured() -> None:
+    """FMEN faster than the 52-wide baseline with the same FLOPs: the reason given is the conv width."""
+    study = get_study("attention")
+
+    def doc(ms: float, ot: dict) -> dict:
+        return {"status": "ok", "metrics": {"params": 779_996, "flops": 10, "runtime_ms": {"median": ms, "cv": 0.01},
+                                            "op_time": ot}}
+
+    docs = {"Baseline": doc(100.0, _ot(98.0, 2.0, 5.0, [52, 52, 3, 3])),
+            "FMEN (HFAB)": doc(80.0, _ot(76.0, 4.0, 5.0, [64, 64, 3, 3]))}
+    row = {r["variant"]: r for r in analyse_study(study, docs, "cpu", (64, 64))}["FMEN (HFAB)"]
+    assert row["time_agrees"] is False
+    assert "non-conv ops +2.00 ms" in row["verdict"] and "convs -22.00 ms" in row["verdict"]
+    assert "52->52 3x3" in row["verdict"] and "64->64 3x3" in row["verdict"]
