@@ -26,6 +26,49 @@ def _paper_params(p: dict[str, Any]) -> str:
     return f"{p['params'] / 1e3:.0f}K" if "params" in p else "-"
 
 
+def _roofline_lines(doc: dict[str, Any]) -> list[str]:
+    """Per-op roofline: the paper's GPU at the paper's size, and this device at the study's size."""
+    rows = [r for r in doc["rows"] if r.get("roofline") and ("paper" in r["roofline"] or "ours" in r["roofline"])]
+    if not rows:
+        return []
+    from ..timing.roofline import DEVICE_PEAKS
+
+    paper_dev = DEVICE_PEAKS.get(doc.get("paper_device") or "", {})
+    ph, pw = doc.get("paper_size") or (0, 0)
+    h, w = doc["size"]
+    ours = next((r["roofline"]["ours"] for r in rows if "ours" in r["roofline"]), None)
+    lines = ["", "## What a per-operator roofline predicts", "",
+             "Each ATen operator of the forward (traced on `meta`) takes max(FLOPs / peak FLOP/s, bytes moved / "
+             "bandwidth); the sum is the bound of an unfused eager run (`effbench.timing.roofline.op_roofline`). "
+             "'memory-bound' is the part spent in operators limited by traffic (activations, adds, multiplies, "
+             "pooling, resampling, concat)."]
+    if paper_dev:
+        lines += ["", f"Paper's GPU: {paper_dev['name']}: {paper_dev['peak_flops_per_s'] / 1e12:.2f} TFLOP/s, "
+                  f"{paper_dev['peak_bytes_per_s'] / 1e9:.0f} GB/s (spec sheet), at {ph}x{pw}."]
+    if ours:
+        lines += ["", f"This device ({doc['device']}): {ours['peak_flops_per_s'] / 1e9:,.1f} GFLOP/s, "
+                  f"{ours['peak_bytes_per_s'] / 1e9:,.1f} GB/s, calibrated in each variant's process "
+                  f"({(doc.get('device_peaks') or {}).get('calibration', 'effbench.timing.roofline.calibrate_peaks')}"
+                  f"), at {h}x{w}."]
+    lines += ["", "| variant | paper GPU: bound ms | memory-bound | change | paper's change | this device: bound ms | "
+              "memory-bound | change | our measured change |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def cols(est: dict[str, Any] | None) -> str:
+        if not est:
+            return "- | -"
+        share = 100.0 * est["memory_ms"] / est["bound_ms"] if est["bound_ms"] else 0.0
+        return f"{est['bound_ms']:.2f} | {share:.1f}%"
+
+    for r in rows:
+        rl = r["roofline"]
+        basis = r.get("time_basis")
+        measured = r.get("time_min_change_pct") if basis == "fastest run" else r.get("time_change_pct")
+        lines.append(f"| {r['variant']} | {cols(rl.get('paper'))} | {_pct(r.get('roofline_paper_change_pct'))} | "
+                     f"{_pct(r['paper'].get('time_change_pct'))} | {cols(rl.get('ours'))} | "
+                     f"{_pct(r.get('roofline_ours_change_pct'))} | {_pct(measured)} |")
+    return lines
+
+
 def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
     """The profiler's split of each variant's time by operator kind, and each variant's busiest convs."""
     from ..timing.breakdown import KINDS
@@ -101,6 +144,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- **{r['variant']}**: not measured ({r['status']}: {r.get('error') or ''})")
         elif r["verdict"]:
             lines.append(f"- **{r['variant']}** (vs {r['baseline']}): {r['verdict']}")
+    lines += _roofline_lines(doc)
     lines += _time_breakdown_lines(doc)
     formula = doc.get("formula")
     if formula:

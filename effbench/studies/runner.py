@@ -14,7 +14,8 @@ from ..errors import UsageError
 from ..timing.breakdown import conv_label
 from .tables import Study, Variant, get_study
 
-__all__ = ["analyse_study", "block_memory", "fusion_formula", "run_study", "time_split", "write_models_file"]
+__all__ = ["analyse_study", "block_memory", "fusion_formula", "roofline_estimates", "run_study", "time_split",
+           "write_models_file"]
 
 MODELS_FILE = "study_models.py"
 NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
@@ -100,6 +101,38 @@ def block_memory(size: tuple[int, int], c: int = 64) -> list[dict[str, Any]]:
     return rows
 
 
+def roofline_estimates(study: Study, specs: dict[str, str], size: tuple[int, int],
+                       device_peaks: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Per variant, the per-operator roofline (:func:`effbench.timing.roofline.op_roofline`) on the paper's GPU at
+    the paper's size (``paper``, from published peaks) and on the measuring device at the study's size
+    (``ours``, from the peaks calibrated in the variant's cell). Static: models are traced on ``meta``."""
+    from ..spec import ModelSpec
+    from ..timing.roofline import DEVICE_PEAKS, op_records, op_roofline
+
+    paper_peaks = DEVICE_PEAKS.get(study.paper_device or "")
+    out: dict[str, dict[str, Any]] = {}
+    for v in study.variants:
+        try:
+            model = ModelSpec.parse(specs[v.name]).build(scale=v.scale).eval()
+            est: dict[str, Any] = {}
+            if paper_peaks and study.paper_size:
+                est["paper"] = op_roofline(op_records(model, (1, 3, *study.paper_size)), paper_peaks)
+            if device_peaks:
+                est["ours"] = op_roofline(op_records(model, (1, 3, *size)), device_peaks)
+            out[v.name] = est
+        except Exception as exc:  # an estimate is an explanation, never a reason to lose the measurements
+            out[v.name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def _device_peaks(docs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    for doc in docs.values():
+        rl = doc.get("metrics", {}).get("roofline")
+        if isinstance(rl, dict) and rl.get("peak_flops_per_s") and rl.get("peak_bytes_per_s"):
+            return {k: rl[k] for k in ("peak_flops_per_s", "peak_bytes_per_s", "calibration") if k in rl}
+    return None
+
+
 def _pct(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not b:
         return None
@@ -179,19 +212,41 @@ def _why_split(split: dict[str, Any], device: str) -> list[str]:
     return out
 
 
+def _why_roofline(study: Study, row: dict[str, Any], device: str, size: tuple[int, int]) -> list[str]:
+    """The roofline's reading: the paper's effect on the paper's GPU, and what the same model expects here."""
+    from ..timing.roofline import DEVICE_PEAKS
+
+    out = []
+    paper, ours = row.get("roofline_paper_change_pct"), row.get("roofline_ours_change_pct")
+    if paper is not None and study.paper_size:
+        gpu = DEVICE_PEAKS[study.paper_device or ""]["name"].split(" (")[0]
+        h, w = study.paper_size
+        out.append(f"a per-op roofline of the paper's {gpu} at {h}x{w} predicts {paper:+.1f}% (paper "
+                   f"{row['paper']['time_change_pct']:+.1f}%)")
+    if ours is not None:
+        peaks = (row.get("roofline") or {}).get("ours") or {}
+        rate = ""
+        if peaks:
+            rate = (f" ({peaks['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s, {peaks['peak_bytes_per_s'] / 1e9:,.0f} GB/s "
+                    "calibrated)")
+        out.append(f"the same model with this {'GPU' if device.startswith('cuda') else 'CPU'}'s peaks{rate} at "
+                   f"{size[0]}x{size[1]} predicts {ours:+.1f}%")
+    return out
+
+
 def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, flops_change: float | None,
-              split: dict[str, Any] | None = None) -> str:
-    reasons = []
+              split: dict[str, Any] | None = None, roofline: list[str] | None = None) -> str:
+    reasons = list(roofline or [])
     if split is not None:
         reasons += _why_split(split, device)
     elif flops_change is not None and abs(flops_change) > 3.0:
         reasons.append(f"this variant has {flops_change:+.1f}% FLOPs vs its baseline, which a compute-bound device "
                        "turns into time directly")
-    if device == "cpu":
+    if device == "cpu" and not roofline:
         reasons.append("the paper timed an Nvidia 1080Ti, where memory-bound element-wise work (skip adds, "
                        "attention multiplies, pooling, upsampling) weighs far more next to the convolutions than on "
                        "a CPU")
-    if size[0] * size[1] < 300 * 300:
+    if size[0] * size[1] < 300 * 300 and not roofline:
         reasons.append(f"{size[0]}x{size[1]} inputs are smaller than DIV2K-valid x4 LR images (about 510x350), "
                        "which changes the share of fixed per-op costs")
     if noise > NOISY_CV_PCT:
@@ -199,9 +254,11 @@ def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, fl
     return "; ".join(reasons)
 
 
-def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, size: tuple[int, int]
-                  ) -> list[dict[str, Any]]:
-    """One row per variant: our metrics, the change vs its baseline, the paper's figures and the verdicts."""
+def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, size: tuple[int, int],
+                  rooflines: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per variant: our metrics, the change vs its baseline, the paper's figures and the verdicts;
+    ``rooflines`` (from :func:`roofline_estimates`) adds the roofline's predicted changes and uses them as reasons."""
+    rooflines = rooflines or {}
     rows = []
     for v in study.variants:
         doc = docs.get(v.name, {})
@@ -230,8 +287,14 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             noise = 100.0 * math.hypot(cv or 0.0, bcv or 0.0)
             row["time_noise_pct"] = noise
             row["time_split"] = time_split(bm.get("op_time"), m.get("op_time"))
+            for where in ("paper", "ours"):
+                mine = rooflines.get(v.name, {}).get(where)
+                theirs = rooflines.get(v.baseline, {}).get(where)
+                if mine and theirs:
+                    row[f"roofline_{where}_change_pct"] = _pct(mine["bound_ms"], theirs["bound_ms"])
         else:
             noise = 100.0 * (cv or 0.0)
+        row["roofline"] = rooflines.get(v.name)
         verdicts: list[str] = []
         if "params" in v.paper and row["params"]:
             off = _pct(row["params"], v.paper["params"])
@@ -251,7 +314,8 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             text += (f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
                      if fastest else "")
             if not ok:
-                why = _why_time(study, device, size, noise, row.get("flops_change_pct"), row.get("time_split"))
+                why = _why_time(study, device, size, noise, row.get("flops_change_pct"), row.get("time_split"),
+                                _why_roofline(study, row, device, size))
                 text += f" - why: {why}" if why else ""
             verdicts.append("time " + text)
         mem_change = row.get("mem_measured_change_pct")
@@ -341,7 +405,8 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else Path("studies") / study.name
     t0 = time.perf_counter()
     specs = write_models_file(study, out)
-    cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads, breakdown=True)
+    cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads, roofline=True,
+                          breakdown=True)
              for v in study.variants}
     previous: dict[str, Any] = {}
     if render_only:
@@ -358,12 +423,14 @@ def run_study(
     else:
         summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
-    rows = analyse_study(study, docs, dev, (h, w))
+    rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, specs, (h, w), _device_peaks(docs)))
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})
     result: dict[str, Any] = {
         "schema": "effbench.study/1", "study": study.name, "title": study.title, "source": study.source,
         "paper_setting": study.paper_setting, "notes": study.notes, "device": dev, "size": [h, w],
         "repeats": repeats, "threads": threads, "command": command, "env": env, "rows": rows,
+        "paper_size": list(study.paper_size) if study.paper_size else None, "paper_device": study.paper_device,
+        "device_peaks": _device_peaks(docs),
         "sweep_status": dict(summary["status"]),
     }
     if study.name == "fusion" or any(v.spec.endswith("fusion_probe") for v in study.variants):

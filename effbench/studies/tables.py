@@ -16,6 +16,8 @@ from typing import Any
 __all__ = ["STUDIES", "Study", "Variant", "attention_variant", "get_study"]
 
 _V = "effbench.studies.variants"
+#: The typical DIV2K validation LR image at x4 (HR 2040x1356 -> 510x339), where Tables 1 and 2 were timed.
+DIV2K_VALID_X4 = (339, 510)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Study:
     paper_setting: str = ""
     notes: list[str] = field(default_factory=list)
     default_baseline: str | None = None
+    paper_size: tuple[int, int] | None = None  #: LR size the paper timed (DIV2K-valid x4: about 339x510)
+    paper_device: str | None = None  #: key of effbench.timing.roofline.DEVICE_PEAKS for the paper's GPU
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -103,7 +107,7 @@ def _blocks() -> Study:
             "The paper gives no PB time and no memory figures for Table 1; Sec. 3.3 states the direction: removing "
             "the skip saves one C x H x W feature of memory and its memory-access time.",
         ],
-        default_baseline="FMEN RB",
+        default_baseline="FMEN RB", paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
     )
 
 
@@ -136,7 +140,7 @@ def _attention() -> Study:
             "+4.4%), so the paper must have used a slimmer ESA; 3 channels give 783,571, equally within 1%.",
             "The HFAB row is FMEN itself (zoo `fmen`, 768,400 params in deploy form), as in the paper.",
         ],
-        default_baseline="Baseline",
+        default_baseline="Baseline", paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
     )
 
 

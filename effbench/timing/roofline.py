@@ -23,8 +23,15 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry as FLOP_RULES
 
-__all__ = ["calibrate_peaks", "count_traffic", "roofline"]
+__all__ = ["DEVICE_PEAKS", "calibrate_peaks", "count_traffic", "op_records", "op_roofline", "roofline"]
+
+#: Published FP32 peaks (spec sheets) of devices that papers timed on, for :func:`op_roofline` without the device.
+DEVICE_PEAKS: dict[str, dict[str, Any]] = {
+    "gtx1080ti": {"name": "NVIDIA GeForce GTX 1080 Ti (3584 cores x 2 x 1.582 GHz; 352-bit GDDR5X at 11 Gbps)",
+                  "peak_flops_per_s": 11.34e12, "peak_bytes_per_s": 484e9},
+}
 
 
 class _TrafficMode(TorchDispatchMode):
@@ -32,6 +39,7 @@ class _TrafficMode(TorchDispatchMode):
         super().__init__()
         self.bytes = 0
         self.ops = 0
+        self.records: list[tuple[str, float, int]] = []  # (aten op, FLOPs, bytes moved) in execution order
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
@@ -48,6 +56,9 @@ class _TrafficMode(TorchDispatchMode):
                 moved += t.numel() * t.element_size()
         self.bytes += moved
         self.ops += 1
+        packet = func._overloadpacket
+        flops = FLOP_RULES[packet](*args, **(kwargs or {}), out_val=out) if packet in FLOP_RULES else 0
+        self.records.append((f"aten::{packet.__name__}", float(flops), moved))
         return out
 
 
@@ -71,6 +82,45 @@ def count_traffic(
     if counter is not None:
         out["flops"] = counter.get_total_flops()
     return out
+
+
+def op_records(
+    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+) -> list[tuple[str, float, int]]:
+    """``(aten op, FLOPs, bytes moved)`` of every operator of one forward, counted on ``meta``.
+
+    FLOPs follow :mod:`torch.utils.flop_counter`'s rules (2 per multiply-accumulate; element-wise ops count 0).
+    """
+    meta = copy.deepcopy(model).to(device="meta", dtype=dtype)
+    x = torch.empty(input_shape, device="meta", dtype=dtype)
+    traffic = _TrafficMode()
+    with torch.no_grad(), traffic:
+        meta(x)
+    return traffic.records
+
+
+def op_roofline(records: list[tuple[str, float, int]], peaks: dict[str, Any]) -> dict[str, Any]:
+    """Per-operator roofline of an unfused (eager) forward: each op takes ``max(FLOPs / peak, bytes / bandwidth)``.
+
+    ``peaks`` has ``peak_flops_per_s`` and ``peak_bytes_per_s`` (:func:`calibrate_peaks` or
+    :data:`DEVICE_PEAKS`). Returns the summed bound ``bound_ms``, its ``compute_ms`` and ``memory_ms`` parts
+    (ops limited by arithmetic / by traffic) and ``kinds_ms`` (per :data:`effbench.timing.breakdown.OP_KINDS`).
+    """
+    from .breakdown import op_kind
+
+    flops_s, bytes_s = float(peaks["peak_flops_per_s"]), float(peaks["peak_bytes_per_s"])
+    compute = memory = 0.0
+    kinds: dict[str, float] = {}
+    for name, flops, moved in records:
+        t_c, t_m = flops / flops_s, moved / bytes_s
+        if t_c >= t_m:
+            compute += t_c
+        else:
+            memory += t_m
+        kind = op_kind(name)
+        kinds[kind] = kinds.get(kind, 0.0) + max(t_c, t_m) * 1e3
+    return {"bound_ms": (compute + memory) * 1e3, "compute_ms": compute * 1e3, "memory_ms": memory * 1e3,
+            "kinds_ms": kinds, "ops": len(records), "peak_flops_per_s": flops_s, "peak_bytes_per_s": bytes_s}
 
 
 def _best_ms(fn: Callable[[], Any], device: torch.device, runs: int = 5) -> float:
