@@ -205,3 +205,24 @@ def test_rb_skip_keeps_one_extra_feature_alive_and_erb_deploy_does_not() -> None
     assert rows["RB"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] + fmap
     assert rows["ERB (deploy)"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] == 2 * fmap
     assert all(r["exact"] for r in rows.values() if r["paper_x"] is not None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size", "rows"), [("attention", "64x64", 4), ("blocks", "16x16", 6)])
+def test_each_paper_study_runs_whole_on_the_cpu_and_reports_every_row(tmp_path: Path, name: str, size: str,
+                                                                     rows: int) -> None:
+    """The acceptance command, CI-sized: every variant measured in its own process, every row judged."""
+    from effbench.cli import main
+
+    out = tmp_path / name
+    assert main(["study", name, "--device", "cpu", "--size", size, "--repeats", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    doc = json.loads((out / "study.json").read_text())
+    assert len(doc["rows"]) == rows and all(r["status"] == "ok" for r in doc["rows"]), doc["sweep_status"]
+    paper_params = [r for r in doc["rows"] if "params" in r["paper"]]
+    assert paper_params and all(abs(r["params_off_pct"]) <= 1.0 for r in paper_params)
+    timed = [r for r in doc["rows"] if "time_change_pct" in r["paper"] and r["variant"] != r["baseline"]]
+    assert timed and all(r["verdict"] and r.get("roofline_paper_change_pct") is not None for r in timed)
+    assert all(r["op_time"]["total_ms"] > 0 for r in doc["rows"])
+    md = (out / "study.md").read_text()
+    assert "## Row by row" in md and "## What a per-operator roofline predicts" in md and "GTX 1080 Ti" in md

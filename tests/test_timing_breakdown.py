@@ -81,7 +81,8 @@ def test_a_disagreement_is_explained_by_what_the_profiler_measured() -> None:
             "FMEN (HFAB)": doc(80.0, _ot(76.0, 4.0, 5.0, [64, 64, 3, 3]))}
     row = {r["variant"]: r for r in analyse_study(study, docs, "cpu", (64, 64))}["FMEN (HFAB)"]
     assert row["time_agrees"] is False
-    assert "non-conv ops +2.00 ms" in row["verdict"] and "convs -22.00 ms" in row["verdict"]
+    assert "-20.00 ms in all" in row["verdict"] and "non-conv ops +2.00 ms" in row["verdict"]
+    assert "convs -22.00 ms" in row["verdict"]
     assert "52->52 3x3" in row["verdict"] and "64->64 3x3" in row["verdict"]
 
 
@@ -126,3 +127,40 @@ def test_on_the_papers_gpu_the_attention_blocks_cost_what_table2_says() -> None:
     assert est["Baseline+CCA"]["paper"]["compute_ms"] == pytest.approx(est["Baseline"]["paper"]["compute_ms"], rel=1e-3)
     cpu_cca = 100 * (est["Baseline+CCA"]["ours"]["bound_ms"] / est["Baseline"]["ours"]["bound_ms"] - 1)
     assert 0 < cpu_cca < cca / 2
+
+
+def test_interleaved_rounds_cancel_drift_that_separate_runs_mistake_for_a_change() -> None:
+    """The machine slows down 3x over the rounds; the variant is 10% slower in every round: paired says +10%."""
+    from effbench.timing.paired import paired_change
+
+    base = [10.0, 15.0, 20.0, 25.0, 30.0]
+    var = [11.0, 16.5, 22.0, 27.5, 33.0]
+    pc = paired_change({"a": base, "b": var}, "a", "b")
+    assert pc["change_pct"] == pytest.approx(10.0) and pc["noise_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert pc["rounds"] == 5
+    with pytest.raises(ValueError, match="no paired samples"):
+        paired_change({"a": [], "b": []}, "a", "b")
+
+
+def test_time_interleaved_takes_one_sample_of_each_model_per_round() -> None:
+    from effbench.timing.paired import time_interleaved
+
+    small, big = nn.Conv2d(3, 3, 1), nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(8)])
+    r = time_interleaved({"small": small, "big": big}, (32, 32), rounds=4, warmup=1, threads=1)
+    assert {k: len(v) for k, v in r["samples_ms"].items()} == {"small": 4, "big": 4}
+    assert all(t > 0 for ts in r["samples_ms"].values() for t in ts)
+    assert small.training  # copies were timed
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        time_interleaved({"small": small}, (8, 8), rounds=0)
+
+
+def test_the_time_verdict_uses_the_paired_change_when_there_is_one() -> None:
+    study = get_study("attention")
+    docs = {"Baseline": {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.2, "min": 90.0}}},
+            "Baseline+CCA": {"status": "ok", "metrics": {"runtime_ms": {"median": 90.0, "cv": 0.2, "min": 85.0}}}}
+    paired = {"Baseline": {"samples_ms": {"Baseline": [100.0, 150.0, 100.0, 120.0],
+                                          "Baseline+CCA": [112.0, 168.0, 112.0, 134.4]}}}
+    row = analyse_study(study, docs, "cpu", (64, 64), paired=paired)[1]
+    assert row["time_basis"] == "paired" and row["time_paired_change_pct"] == pytest.approx(12.0)
+    assert row["time_agrees"] is True and "interleaved rounds" in row["verdict"]
+    assert row["time_change_pct"] == pytest.approx(-10.0)  # what two separate, drifting runs would have said

@@ -14,8 +14,8 @@ from ..errors import UsageError
 from ..timing.breakdown import conv_label
 from .tables import Study, Variant, get_study
 
-__all__ = ["analyse_study", "block_memory", "fusion_formula", "roofline_estimates", "run_study", "time_split",
-           "write_models_file"]
+__all__ = ["analyse_study", "block_memory", "fusion_formula", "roofline_estimates", "run_study",
+           "time_groups_interleaved", "time_split", "write_models_file"]
 
 MODELS_FILE = "study_models.py"
 NOISY_CV_PCT = 5.0  #: above this combined cv (%) of two runtimes, verdicts compare fastest runs, not medians
@@ -202,9 +202,10 @@ def _why_split(split: dict[str, Any], device: str) -> list[str]:
     conv = f"convs {split['conv_change_ms']:+.2f} ms ({100.0 * split['conv_change_ms'] / base:+.1f}%"
     conv += f" for {gf:+.1f}% conv FLOPs" if gf is not None else ""
     conv += f"; {tp[0]:.1f} -> {tp[1]:.1f} GFLOP/s)" if tp[0] and tp[1] else ")"
-    out = [f"profiled ({where} time per forward): non-conv ops {split['nonconv_change_ms']:+.2f} ms "
+    out = [f"profiled ({where} time per forward): {split['total_change_ms']:+.2f} ms in all "
+           f"({100.0 * split['total_change_ms'] / base:+.1f}%) = non-conv ops {split['nonconv_change_ms']:+.2f} ms "
            f"({100.0 * split['nonconv_change_ms'] / base:+.1f}% of the baseline's {base:.2f} ms: {parts}; non-conv "
-           f"work is {split['nonconv_share_base_pct']:.1f}% of the baseline's time here), {conv}"]
+           f"work is {split['nonconv_share_base_pct']:.1f}% of the baseline's time here) + {conv}"]
     if tp[0] and tp[1] and abs(tp[1] / tp[0] - 1) > 0.05 and split["top_conv"][0] != split["top_conv"][1]:
         t0, t1 = split["top_conv_gflop_per_s"]
         out.append(f"the busiest convs differ in width ({split['top_conv'][0]} at {t0:.1f} GFLOP/s vs "
@@ -254,10 +255,50 @@ def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, fl
     return "; ".join(reasons)
 
 
+def _fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.1f}%"
+
+
+def _paired(paired: dict[str, dict[str, Any]] | None, v: Variant) -> dict[str, float] | None:
+    from ..timing.paired import paired_change
+
+    group = (paired or {}).get(v.baseline or "")
+    samples = (group or {}).get("samples_ms") or {}
+    if v.baseline == v.name or v.name not in samples or v.baseline not in samples:
+        return None
+    return paired_change(samples, v.baseline, v.name)
+
+
+def time_groups_interleaved(study: Study, specs: dict[str, str], docs: dict[str, dict[str, Any]], device: str,
+                            size: tuple[int, int], rounds: int, threads: int | None) -> dict[str, dict[str, Any]]:
+    """For each baseline, its variants and itself timed in interleaved rounds in this process
+    (:func:`effbench.timing.paired.time_interleaved`); keyed by the baseline's name. Variants whose sweep cell
+    failed are left out; a group that fails records its error instead of samples."""
+    from ..spec import ModelSpec
+    from ..timing.paired import time_interleaved
+
+    groups: dict[str, list[Variant]] = {}
+    for v in study.variants:
+        if v.baseline and docs.get(v.name, {}).get("status") == "ok":
+            groups.setdefault(v.baseline, []).append(v)
+    out: dict[str, dict[str, Any]] = {}
+    for base, members in groups.items():
+        if base not in [m.name for m in members] or len(members) < 2:
+            continue
+        try:
+            models = {m.name: ModelSpec.parse(specs[m.name]).build(scale=m.scale) for m in members}
+            out[base] = time_interleaved(models, size, device=device, rounds=rounds, threads=threads)
+        except Exception as exc:  # the sweep's measurements stand without it
+            out[base] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
 def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, size: tuple[int, int],
-                  rooflines: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                  rooflines: dict[str, dict[str, Any]] | None = None, paired: dict[str, dict[str, Any]] | None = None
+                  ) -> list[dict[str, Any]]:
     """One row per variant: our metrics, the change vs its baseline, the paper's figures and the verdicts;
-    ``rooflines`` (from :func:`roofline_estimates`) adds the roofline's predicted changes and uses them as reasons."""
+    ``rooflines`` (from :func:`roofline_estimates`) adds the roofline's predicted changes and uses them as reasons;
+    ``paired`` (from :func:`time_groups_interleaved`) gives the drift-free change that the time verdict then uses."""
     rooflines = rooflines or {}
     rows = []
     for v in study.variants:
@@ -300,21 +341,35 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             off = _pct(row["params"], v.paper["params"])
             row["params_off_pct"] = off
             verdicts.append(f"params {'within' if abs(off) <= 1.0 else 'NOT within'} 1% ({off:+.2f}%)")
-        if "time_change_pct" in v.paper and row.get("time_change_pct") is not None and v.baseline != v.name:
-            # On a shared, noisy machine (combined cv > 5%) the fastest run is the robust estimate of the cost.
-            fastest = noise > NOISY_CV_PCT and row.get("time_min_change_pct") is not None
-            ours = row["time_min_change_pct"] if fastest else row["time_change_pct"]
-            row["time_basis"] = "fastest run" if fastest else "median"
-            if noise > TOO_NOISY_CV_PCT:
+        pc = _paired(paired, v)
+        if pc is not None:
+            row["time_paired_change_pct"], row["time_paired_noise_pct"] = pc["change_pct"], pc["noise_pct"]
+            row["time_paired_rounds"] = pc["rounds"]
+        if "time_change_pct" in v.paper and v.baseline != v.name and (
+                pc is not None or row.get("time_change_pct") is not None):
+            # Best basis first: rounds interleaved in one process (drift cancels), else on a noisy machine
+            # (combined cv > 5%) the fastest runs, else the medians of the two processes.
+            fastest = pc is None and noise > NOISY_CV_PCT and row.get("time_min_change_pct") is not None
+            if pc is not None:
+                ours, row["time_basis"] = pc["change_pct"], "paired"
+            else:
+                ours = row["time_min_change_pct"] if fastest else row["time_change_pct"]
+                row["time_basis"] = "fastest run" if fastest else "median"
+            if pc is None and noise > TOO_NOISY_CV_PCT:
                 text, ok = (f"inconclusive: the runs are too noisy to judge (combined cv {noise:.0f}%; ours "
                             f"{ours:+.1f}% vs {v.paper['time_change_pct']:+.1f}%)"), None
+            elif pc is not None:
+                text, ok = _verdict_time(ours, v.paper["time_change_pct"], pc["noise_pct"])
+                text += (f" [paired: median of {pc['rounds']} interleaved rounds, +-{pc['noise_pct']:.1f}%; the "
+                         f"separate runs' medians differ by {_fmt_pct(row.get('time_change_pct'))}]")
             else:
                 text, ok = _verdict_time(ours, v.paper["time_change_pct"], NOISY_CV_PCT if fastest else noise)
             row["time_agrees"] = ok
             text += (f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
                      if fastest else "")
             if not ok:
-                why = _why_time(study, device, size, noise, row.get("flops_change_pct"), row.get("time_split"),
+                why = _why_time(study, device, size, pc["noise_pct"] if pc else noise, row.get("flops_change_pct"),
+                                row.get("time_split"),
                                 _why_roofline(study, row, device, size))
                 text += f" - why: {why}" if why else ""
             verdicts.append("time " + text)
@@ -376,7 +431,8 @@ def run_study(
 
     Every variant is one sweep cell (its own process): params/FLOPs/activations, predicted peak memory, runtime
     (steady protocol, ``repeats`` timed forwards; ``threads`` defaults to 1 on CPU), and on CUDA the measured
-    peak memory. Writes ``OUT/cells/``,
+    peak memory; then each baseline and its variants are timed again in interleaved rounds in this process
+    (``repeats`` rounds, at least 5), the basis of the time verdicts. Writes ``OUT/cells/``,
     ``OUT/results.csv``, ``OUT/study.json``, ``OUT/study.md`` and ``OUT/study.png`` (``OUT`` defaults to
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
@@ -390,7 +446,8 @@ def run_study(
     if not study.variants:
         raise UsageError(f"study {study.name!r} has no variants")
     dev = resolve_device(device).type if device == "auto" else device
-    resolve_device(dev)
+    if not render_only:  # re-rendering a GPU study's cells needs no GPU
+        resolve_device(dev)
     size = tuple(size) if size is not None else study.default_size  # type: ignore[assignment]
     h, w = int(size[0]), int(size[1])
     if h <= 0 or w <= 0:
@@ -423,7 +480,12 @@ def run_study(
     else:
         summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
-    rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, specs, (h, w), _device_peaks(docs)))
+    if render_only:
+        paired = previous.get("paired") or {}
+    else:
+        paired = time_groups_interleaved(study, specs, docs, dev, (h, w), max(int(repeats or 10), 5), threads)
+    rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, specs, (h, w), _device_peaks(docs)),
+                         paired)
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})
     result: dict[str, Any] = {
         "schema": "effbench.study/1", "study": study.name, "title": study.title, "source": study.source,
@@ -431,6 +493,7 @@ def run_study(
         "repeats": repeats, "threads": threads, "command": command, "env": env, "rows": rows,
         "paper_size": list(study.paper_size) if study.paper_size else None, "paper_device": study.paper_device,
         "device_peaks": _device_peaks(docs),
+        "paired": paired,
         "sweep_status": dict(summary["status"]),
     }
     if study.name == "fusion" or any(v.spec.endswith("fusion_probe") for v in study.variants):

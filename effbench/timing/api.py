@@ -20,7 +20,7 @@ from .ntire import evaluate_psnr, run_ntire, to_tensor
 from .steady import WarmupRule, make_timer, time_steady
 from .validate import check_output
 
-__all__ = ["benchmark", "DTYPES", "OutOfMemory", "resolve_device"]
+__all__ = ["benchmark", "DTYPES", "OutOfMemory", "num_threads", "resolve_device"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PROTOCOLS = ("steady", "ntire")
@@ -48,7 +48,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
+def num_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` CPU threads (``None``: unchanged), restoring the previous count after."""
     if n is None:
         yield
         return
@@ -244,7 +245,7 @@ def benchmark(
         "channels_last": channels_last, "cuda_graphs": cuda_graphs, "repeats": repeats, "threads": threads,
         "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule), "data_range": data_range,
     }
-    with _threads(threads), _map_errors():
+    with num_threads(threads), _map_errors():
         other = 0
         if dev.type == "cuda":  # what the process holds already, less the model's own tensors on that device
             own = sum(t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers()]

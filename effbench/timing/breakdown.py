@@ -9,13 +9,13 @@ times. Profiling adds overhead, so use shares and differences, not the absolute 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
+
+from .api import num_threads
 
 __all__ = ["KINDS", "OP_KINDS", "conv_label", "op_kind", "op_time_breakdown"]
 
@@ -75,17 +75,6 @@ def _attr(evt: Any, *names: str) -> float:
     return 0.0
 
 
-@contextlib.contextmanager
-def _num_threads(n: int | None) -> Iterator[None]:
-    prev = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 def op_time_breakdown(
     model: nn.Module,
     input_size: tuple[int, int],
@@ -112,7 +101,7 @@ def op_time_breakdown(
     model = copy.deepcopy(model).to(device=dev, dtype=dtype).eval()  # the caller's model stays where it is
     x = torch.randn(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with _num_threads(threads), torch.inference_mode():
+    with num_threads(threads), torch.inference_mode():
         model(x)
         if cuda:
             torch.cuda.synchronize(dev)
