@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per baseline group for the paired time change (default: --repeats, "
+                             "at least 5)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per variant process (default on CPU: 1, the steadiest for comparisons)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is killed")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: studies/NAME)")
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     doc = run_study(study, device=args.device, size=size, repeats=args.repeats, out_dir=args.out,
                     threads=args.threads, timeout=args.timeout, progress=not args.no_progress, command=command,
-                    render_only=args.render_only)
+                    render_only=args.render_only, rounds=args.rounds)
     for r in doc["rows"]:
         print(f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
               f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}")

@@ -426,13 +426,14 @@ def run_study(
     progress: bool = True,
     command: str | None = None,
     render_only: bool = False,
+    rounds: int | None = None,
 ) -> dict[str, Any]:
     """Run study ``name`` (``"blocks"``, ``"attention"``, ``"fusion"`` or a :class:`Study`) and write its report.
 
     Every variant is one sweep cell (its own process): params/FLOPs/activations, predicted peak memory, runtime
     (steady protocol, ``repeats`` timed forwards; ``threads`` defaults to 1 on CPU), and on CUDA the measured
     peak memory; then each baseline and its variants are timed again in interleaved rounds in this process
-    (``repeats`` rounds, at least 5), the basis of the time verdicts. Writes ``OUT/cells/``,
+    (``rounds``, default ``repeats`` and at least 5), the basis of the time verdicts. Writes ``OUT/cells/``,
     ``OUT/results.csv``, ``OUT/study.json``, ``OUT/study.md`` and ``OUT/study.png`` (``OUT`` defaults to
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
@@ -457,6 +458,8 @@ def run_study(
     repeats = repeats if repeats is not None else study.default_repeats
     if threads is None and dev == "cpu":
         threads = 1  # one thread per variant: comparisons on a (shared) CPU are far steadier
+    if rounds is not None and rounds < 1:
+        raise UsageError(f"rounds must be >= 1, got {rounds}")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}")
     out = Path(out_dir) if out_dir is not None else Path("studies") / study.name
@@ -483,7 +486,8 @@ def run_study(
     if render_only:
         paired = previous.get("paired") or {}
     else:
-        paired = time_groups_interleaved(study, specs, docs, dev, (h, w), max(int(repeats or 10), 5), threads)
+        paired = time_groups_interleaved(study, specs, docs, dev, (h, w), rounds or max(int(repeats or 10), 5),
+                                         threads)
     rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, specs, (h, w), _device_peaks(docs)),
                          paired)
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})

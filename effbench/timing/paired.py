@@ -33,12 +33,14 @@ def time_interleaved(
     warmup: int = 2,
     threads: int | None = None,
     min_sample_ms: float = 20.0,
+    best_of: int | None = None,
     in_channels: int = 3,
 ) -> dict[str, Any]:
     """Time every model once per round for ``rounds`` rounds, in an order that rotates by one each round.
 
-    Each model runs ``warmup`` untimed forwards first. A CPU sample is one forward; a CUDA sample is as many
-    back-to-back forwards as last ``min_sample_ms`` (as in the steady protocol), divided by their number.
+    Each model runs ``warmup`` untimed forwards first. A CPU sample is the fastest of ``best_of`` forwards
+    (default 3: interruptions by other jobs only ever add time); a CUDA sample is as many back-to-back forwards
+    as last ``min_sample_ms`` (as in the steady protocol), divided by their number (``best_of`` default 1).
     Returns ``samples_ms`` (name -> one time per round, ms per forward), ``rounds`` and ``calls_per_sample``.
     """
     if rounds < 1:
@@ -47,6 +49,9 @@ def time_interleaved(
         raise ValueError("no models to time")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    best_of = best_of if best_of is not None else (1 if cuda else 3)
+    if best_of < 1:
+        raise ValueError(f"best_of must be >= 1, got {best_of}")
     h, w = input_size
     x = torch.rand(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
     timer = make_timer(dev)
@@ -65,9 +70,8 @@ def time_interleaved(
             for i in range(len(names)):
                 n = names[(r + i) % len(names)]
                 fwd = lambda n=n: nets[n](x)  # noqa: E731
-                ms, _ = timer(fwd, calls[n]) if cuda else timer(fwd)
-                samples[n].append(ms)
-    return {"samples_ms": samples, "rounds": rounds, "calls_per_sample": calls, "device": str(dev),
+                samples[n].append(min((timer(fwd, calls[n]) if cuda else timer(fwd))[0] for _ in range(best_of)))
+    return {"samples_ms": samples, "rounds": rounds, "best_of": best_of, "calls_per_sample": calls, "device": str(dev),
             "threads": threads if threads is not None else torch.get_num_threads(), "order": "rotating"}
 
 
