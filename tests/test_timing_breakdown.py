@@ -164,3 +164,26 @@ def test_the_time_verdict_uses_the_paired_change_when_there_is_one() -> None:
     assert row["time_basis"] == "paired" and row["time_paired_change_pct"] == pytest.approx(12.0)
     assert row["time_agrees"] is True and "interleaved rounds" in row["verdict"]
     assert row["time_change_pct"] == pytest.approx(-10.0)  # what two separate, drifting runs would have said
+
+
+def test_the_median_of_interleaved_profiles_is_what_the_split_is_taken_from() -> None:
+    from effbench.timing.breakdown import median_breakdown
+
+    slow, fast, mid = _ot(130.0, 3.0, 5.0, [52, 52, 3, 3]), _ot(90.0, 2.0, 5.0, [52, 52, 3, 3]), _ot(100.0, 2.5, 5.0,
+                                                                                                   [52, 52, 3, 3])
+    for p in (slow, fast, mid):
+        p["ops"] = {"aten::mkldnn_convolution": {"kind": "conv", "ms": p["kinds"]["conv"], "calls": 30}}
+    m = median_breakdown([slow, fast, mid])
+    assert m["kinds"]["conv"] == 100.0 and m["kinds"]["elementwise"] == 2.5 and m["total_ms"] == 102.5
+    assert m["convs"][0]["ms"] == 100.0 and m["conv_gflop_per_s"] == pytest.approx(50.0) and m["passes"] == 3
+    with pytest.raises(ValueError, match="no breakdowns"):
+        median_breakdown([])
+
+    study = get_study("attention")
+    docs = {n: {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.01}}}
+            for n in ("Baseline", "Baseline+CCA")}
+    paired = {"Baseline": {"samples_ms": {"Baseline": [100.0] * 3, "Baseline+CCA": [103.0] * 3},
+                           "op_time": {"Baseline": m, "Baseline+CCA": _ot(100.0, 5.5, 5.0, [52, 52, 3, 3])}}}
+    row = analyse_study(study, docs, "cpu", (64, 64), paired=paired)[1]
+    assert row["time_split"]["source"] == "interleaved passes"
+    assert row["time_split"]["nonconv_change_ms"] == pytest.approx(3.0)

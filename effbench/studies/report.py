@@ -67,8 +67,9 @@ def _roofline_lines(doc: dict[str, Any]) -> list[str]:
 
     for r in rows:
         rl = r["roofline"]
-        measured = {"paired": r.get("time_paired_change_pct"), "fastest run": r.get("time_min_change_pct")}.get(
-            r.get("time_basis") or "", r.get("time_change_pct"))
+        measured = r.get("time_paired_change_pct")
+        if measured is None:
+            measured = r.get("time_min_change_pct") if r.get("time_basis") == "fastest run" else r.get("time_change_pct")
         lines.append(f"| {r['variant']} | {cols(rl.get('paper'))} | {_pct(r.get('roofline_paper_change_pct'))} | "
                      f"{_pct(r['paper'].get('time_change_pct'))} | {cols(rl.get('ours'))} | "
                      f"{_pct(r.get('roofline_ours_change_pct'))} | {_pct(measured)} |")
@@ -86,8 +87,11 @@ def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
     where = "GPU kernel" if str(doc["device"]).startswith("cuda") else "CPU operator"
     ot = rows[0]["op_time"]
     lines = ["", "## Where the time goes (torch.profiler)", "",
-             f"{where} self time per ATen operator, ms per forward (mean of {ot['forwards']} profiled forwards after "
-             "one warm-up, in the variant's own process), grouped by kind with `effbench.timing.breakdown.OP_KINDS`. "
+             f"{where} self time per ATen operator, ms per forward, "
+             + (f"the median of {ot['passes']} profiled forwards taken in passes interleaved with the variant's "
+                "baseline group (as the paired timing)" if ot.get("passes") else
+                f"the mean of {ot['forwards']} profiled forwards after one warm-up in the variant's own process")
+             + ", grouped by kind with `effbench.timing.breakdown.OP_KINDS`. "
              "Profiling adds overhead: read shares and differences. 'non-conv' is everything but convolutions: "
              "the memory-bound work.", "",
              "| variant | profiled ms | " + " | ".join(kinds) + " | non-conv share | conv GFLOP/s | change vs "

@@ -270,11 +270,14 @@ def _paired(paired: dict[str, dict[str, Any]] | None, v: Variant) -> dict[str, f
 
 
 def time_groups_interleaved(study: Study, specs: dict[str, str], docs: dict[str, dict[str, Any]], device: str,
-                            size: tuple[int, int], rounds: int, threads: int | None) -> dict[str, dict[str, Any]]:
+                            size: tuple[int, int], rounds: int, threads: int | None, profile_passes: int = 5
+                            ) -> dict[str, dict[str, Any]]:
     """For each baseline, its variants and itself timed in interleaved rounds in this process
-    (:func:`effbench.timing.paired.time_interleaved`); keyed by the baseline's name. Variants whose sweep cell
-    failed are left out; a group that fails records its error instead of samples."""
+    (:func:`effbench.timing.paired.time_interleaved`), then profiled in ``profile_passes`` interleaved passes
+    (``op_time``: the median :func:`~effbench.timing.breakdown.op_time_breakdown` per variant); keyed by the
+    baseline's name. Variants whose sweep cell failed are left out; a group that fails records its error."""
     from ..spec import ModelSpec
+    from ..timing.breakdown import median_breakdown, op_time_breakdown
     from ..timing.paired import time_interleaved
 
     groups: dict[str, list[Variant]] = {}
@@ -290,6 +293,17 @@ def time_groups_interleaved(study: Study, specs: dict[str, str], docs: dict[str,
             out[base] = time_interleaved(models, size, device=device, rounds=rounds, threads=threads)
         except Exception as exc:  # the sweep's measurements stand without it
             out[base] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        try:  # the profiler's split, in interleaved passes too: drift would otherwise swamp a few-% difference
+            names = list(models)
+            parts: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            for p in range(profile_passes):
+                for i in range(len(names)):
+                    n = names[(p + i) % len(names)]
+                    parts[n].append(op_time_breakdown(models[n], size, device=device, forwards=1, threads=threads))
+            out[base]["op_time"] = {n: median_breakdown(parts[n]) for n in names}
+        except Exception as exc:
+            out[base]["op_time_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
@@ -327,7 +341,12 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
                                                   bm.get("peak_memory_measured_bytes"))
             noise = 100.0 * math.hypot(cv or 0.0, bcv or 0.0)
             row["time_noise_pct"] = noise
-            row["time_split"] = time_split(bm.get("op_time"), m.get("op_time"))
+            group_ot = ((paired or {}).get(v.baseline or "") or {}).get("op_time") or {}
+            if v.name in group_ot and v.baseline in group_ot:  # profiled in interleaved passes: drift cancels
+                row["time_split"] = time_split(group_ot[v.baseline], group_ot[v.name])
+                row["time_split"]["source"] = "interleaved passes"
+            else:
+                row["time_split"] = time_split(bm.get("op_time"), m.get("op_time"))
             for where in ("paper", "ours"):
                 mine = rooflines.get(v.name, {}).get(where)
                 theirs = rooflines.get(v.baseline, {}).get(where)
@@ -336,6 +355,9 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
         else:
             noise = 100.0 * (cv or 0.0)
         row["roofline"] = rooflines.get(v.name)
+        group_ot = ((paired or {}).get(v.baseline or "") or {}).get("op_time") or {}
+        if v.name in group_ot:
+            row["op_time"] = group_ot[v.name]
         verdicts: list[str] = []
         if "params" in v.paper and row["params"]:
             off = _pct(row["params"], v.paper["params"])

@@ -10,6 +10,7 @@ times. Profiling adds overhead, so use shares and differences, not the absolute 
 from __future__ import annotations
 
 import copy
+import statistics
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 from .api import num_threads
 
-__all__ = ["KINDS", "OP_KINDS", "conv_label", "op_kind", "op_time_breakdown"]
+__all__ = ["KINDS", "OP_KINDS", "conv_label", "median_breakdown", "op_kind", "op_time_breakdown"]
 
 #: Kinds in report order.
 KINDS = ("conv", "elementwise", "reduction", "resample", "concat", "copy", "framework", "other")
@@ -157,3 +158,34 @@ def op_time_breakdown(
         "convs": convs,
         "conv_gflop_per_s": conv_gflops / (conv_ms / 1e3) if conv_ms > 0 and conv_gflops > 0 else None,
     }
+
+
+def median_breakdown(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One breakdown from several of the same model (e.g. taken in interleaved passes): the median of each
+    kind, operator and conv shape; ``total_ms`` is the sum of the kinds' medians."""
+    if not parts:
+        raise ValueError("no breakdowns to combine")
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+    kinds = {k: med([p["kinds"].get(k, 0.0) for p in parts]) for k in KINDS}
+    ops: dict[str, dict[str, Any]] = {}
+    for name in {n for p in parts for n in p["ops"]}:
+        first = next(p["ops"][name] for p in parts if name in p["ops"])
+        ops[name] = {"kind": first["kind"], "calls": first["calls"],
+                     "ms": med([p["ops"].get(name, {}).get("ms", 0.0) for p in parts])}
+    convs = []
+    keys = {(tuple(c["input"]), tuple(c["weight"])) for p in parts for c in p["convs"]}
+    for key in keys:
+        rows = [c for p in parts for c in p["convs"] if (tuple(c["input"]), tuple(c["weight"])) == key]
+        ms, gflops = med([c["ms"] for c in rows]), rows[0]["gflops"]
+        convs.append({"input": list(key[0]), "weight": list(key[1]), "calls": rows[0]["calls"], "ms": ms,
+                      "gflops": gflops, "gflop_per_s": gflops / (ms / 1e3) if ms > 0 else None})
+    convs.sort(key=lambda c: -c["ms"])
+    conv_ms, conv_gflops = sum(c["ms"] for c in convs), sum(c["gflops"] for c in convs)
+    return {**{k: parts[0][k] for k in ("device", "source", "threads") if k in parts[0]},
+            "forwards": sum(p.get("forwards", 1) for p in parts), "passes": len(parts),
+            "total_ms": sum(kinds.values()), "kinds": kinds,
+            "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["ms"])), "convs": convs,
+            "conv_gflop_per_s": conv_gflops / (conv_ms / 1e3) if conv_ms > 0 and conv_gflops > 0 else None}
