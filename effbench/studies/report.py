@@ -216,11 +216,23 @@ def render_png(doc: dict[str, Any], path: str | Path) -> Path | None:
             return None
         xs = range(len(rows))
         where = f"{doc['device']}, {doc['size'][0]}x{doc['size'][1]}"
-        series = [([r["paper"].get("time_change_pct", float("nan")) for r in rows], "paper (1080Ti)"),
-                  ([r.get("time_change_pct") or 0.0 for r in rows], f"ours, median ({where})"),
-                  ([r.get("time_min_change_pct") or 0.0 for r in rows], f"ours, fastest run ({where})")]
-        for k, (vals, label) in enumerate(series):
-            ax.bar([x + (k - 1) * 0.27 for x in xs], vals, width=0.27, label=label)
+        nan = float("nan")
+
+        def ours(r: dict[str, Any]) -> float:
+            v = r.get("time_paired_change_pct")
+            return v if v is not None else (r.get("time_change_pct") if r.get("time_change_pct") is not None else nan)
+
+        paired = any(r.get("time_paired_change_pct") is not None for r in rows)
+        series = [([r["paper"].get("time_change_pct", nan) for r in rows], "paper (1080Ti)", None),
+                  ([r.get("roofline_paper_change_pct", nan) for r in rows], "roofline, GTX 1080 Ti at the paper's size",
+                   None),
+                  ([ours(r) for r in rows], f"ours, {'paired' if paired else 'median'} ({where})",
+                   [r.get("time_paired_noise_pct") or 0.0 for r in rows] if paired else None),
+                  ([r.get("roofline_ours_change_pct", nan) for r in rows], f"roofline, this device ({where})", None)]
+        width = 0.8 / len(series)
+        for k, (vals, label, err) in enumerate(series):
+            ax.bar([x + (k - (len(series) - 1) / 2) * width for x in xs], [nan if v is None else v for v in vals],
+                   width=width, label=label, yerr=err, capsize=2 if err else 0)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(list(xs))
         ax.set_xticklabels([r["variant"] for r in rows], rotation=20, ha="right", fontsize=8)
