@@ -226,3 +226,20 @@ def test_each_paper_study_runs_whole_on_the_cpu_and_reports_every_row(tmp_path: 
     assert all(r["op_time"]["total_ms"] > 0 for r in doc["rows"])
     md = (out / "study.md").read_text()
     assert "## Row by row" in md and "## What a per-operator roofline predicts" in md and "GTX 1080 Ti" in md
+
+
+def test_pb_saves_no_whole_network_memory_in_eager_pytorch_and_the_report_says_why() -> None:
+    """Sec. 3.3: removing the skip frees one C x H x W. In FMEN run eagerly, the PB's first block still peaks at
+    4 x C x H x W: the skip's feature is gone, but the caller's reference keeps the block input alive."""
+    from effbench import create_model
+    from effbench.memory import predict_memory
+    from effbench.studies.runner import _why_same_peak
+
+    rb = predict_memory(create_model("fmen", block="rb"), (32, 32)).peak_summary()
+    pb = predict_memory(create_model("fmen", block="pb"), (32, 32)).peak_summary()
+    assert rb["features_x"] == pytest.approx(pb["features_x"])
+    assert sum(x for why, x in rb["parts"] if "residual" in why) == pytest.approx(2.0, abs=0.01)
+    assert sum(x for why, x in pb["parts"] if "Python reference" in why) == pytest.approx(1.0, abs=0.01)
+    why = _why_same_peak(rb, pb)
+    assert "caller still holds it" in why and "ERBs.0 (PB)" in why
+    assert "see the block-level table" in _why_same_peak(None, pb)

@@ -131,6 +131,20 @@ class MemoryReport:
             + "."
         )
 
+    def peak_summary(self) -> dict[str, Any]:
+        """Where the peak is and what is alive there, in C x H x W units: ``where``, ``block_type``, ``op``,
+        ``features_x`` and ``parts`` (``[why, x]``, largest first), as :meth:`sentence` says it."""
+        acts = [t for t in self.live_at_peak if t.role != "net"]
+        groups: dict[str, int] = {}
+        for t in acts:
+            groups[t.why] = groups.get(t.why, 0) + t.block_bytes
+        where = self.peak_block or "the model"
+        if self.peak_module != self.peak_block:
+            where += f" / {self.peak_module}"
+        return {"where": where, "block_type": self.peak_block_type, "op": op_word(self.peak_op),
+                "features_x": self.x(sum(t.block_bytes for t in acts)),
+                "parts": [[why, self.x(b)] for why, b in sorted(groups.items(), key=lambda kv: -kv[1])]}
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["live_at_peak"] = [asdict(t) for t in self.live_at_peak]

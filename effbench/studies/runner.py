@@ -255,6 +255,31 @@ def _why_time(study: Study, device: str, size: tuple[int, int], noise: float, fl
     return "; ".join(reasons)
 
 
+def _parts_text(at: dict[str, Any]) -> str:
+    return ", ".join(f"{x:.2f}x {why}" for why, x in at["parts"])
+
+
+def _why_same_peak(base: dict[str, Any] | None, var: dict[str, Any] | None) -> str:
+    """Why two variants have the same whole-network peak, from what the memory predictor found alive there."""
+    if not base or not var:
+        return ("the whole-network peak lies where the two variants do not differ; see the block-level table for "
+                "the blocks alone")
+    text = (f"the baseline peaks in {base['where']} ({base['block_type']}) at the {base['op']} with "
+            f"{base['features_x']:.1f} x C x H x W alive ({_parts_text(base)}); this variant in {var['where']} "
+            f"({var['block_type']}) at the {var['op']} with {var['features_x']:.1f} x C x H x W "
+            f"({_parts_text(var)})")
+    held = [why for why, _ in var["parts"] if "Python reference" in why]
+    kept = [why for why, _ in base["parts"] if "residual" in why]
+    if held and len(kept) > len([why for why, _ in var["parts"] if "residual" in why]):
+        text += ("; the feature the skip kept is gone, but the block's input stays alive while the block runs "
+                 "because the caller still holds it (eager Python: `h = block(h)` rebinds only after the call), "
+                 "so the saving shows only where a block's input is freed after its last use (the block-level "
+                 "table, an ahead-of-time memory plan)")
+    elif base["where"] == var["where"] and base["op"] == var["op"]:
+        text += "; the peak is where the variants do not differ, so the skip's feature never reaches it"
+    return text
+
+
 def _fmt_pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.1f}%"
 
@@ -403,9 +428,8 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             want = "lower" if v.paper["mem_direction"] < 0 else "higher"
             if mem_change == 0:
                 row["mem_agrees"] = None
-                text = (f"memory: {src} whole-network peak unchanged (paper: {want}) - why: the network's peak lies "
-                        "outside the compared blocks (upsampler or attention multiply), so the feature the skip "
-                        "keeps alive never reaches the whole-network peak; see the block-level table")
+                why = _why_same_peak(bm.get("peak_memory_at") if base is not None else None, m.get("peak_memory_at"))
+                text = f"memory: {src} whole-network peak unchanged (paper: {want}) - why: {why}"
             else:
                 row["mem_agrees"] = down == (v.paper["mem_direction"] < 0)
                 text = (f"memory {'agrees' if row['mem_agrees'] else 'disagrees'}: {src} whole-network peak "
@@ -434,6 +458,23 @@ def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
                 and c.get("device") == cell.device and c.get("scale") == cell.scale):
             return doc
     return {"status": "missing", "metrics": {}}
+
+
+def _fill_peak_summaries(study: Study, specs: dict[str, str], docs: dict[str, dict[str, Any]],
+                         size: tuple[int, int]) -> None:
+    """Cells measured before ``peak_memory_at`` existed get it from the (device-free) memory predictor again."""
+    from ..memory import predict_memory
+    from ..spec import ModelSpec
+
+    for v in study.variants:
+        m = docs.get(v.name, {}).get("metrics")
+        if docs.get(v.name, {}).get("status") != "ok" or not m or "peak_memory_at" in m:
+            continue
+        try:
+            model = ModelSpec.parse(specs[v.name]).build(scale=v.scale)
+            m["peak_memory_at"] = predict_memory(model, size, scale=v.scale).peak_summary()
+        except Exception:  # an explanation only; the report says so when it is missing
+            pass
 
 
 def run_study(
@@ -505,6 +546,7 @@ def run_study(
     else:
         summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
+    _fill_peak_summaries(study, specs, docs, (h, w))
     if render_only:
         paired = previous.get("paired") or {}
     else:

@@ -69,6 +69,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             mem = predict_memory(model, (h, w), scale=cell.scale)
             metrics["peak_memory_predicted_bytes"] = int(mem.peak_bytes)
             metrics["peak_memory_where"] = mem.sentence()
+            metrics["peak_memory_at"] = mem.peak_summary()
             # allocated bytes after each op: the report draws it as the model's memory timeline
             metrics["memory_timeline"] = [int(e["allocated_bytes"]) for e in mem.timeline]
         except Exception as exc:
