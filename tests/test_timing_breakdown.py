@@ -110,7 +110,7 @@ def test_op_records_count_conv_flops_and_every_byte_moved() -> None:
 def test_on_the_papers_gpu_the_attention_blocks_cost_what_table2_says() -> None:
     """Table 2 on a GTX 1080 Ti: the roofline puts CCA within 2 points of the paper's +11.7%, ESA's +15.2% within a
     factor 1.5, both from memory-bound ops; on a CPU (a 50:1 FLOP-to-byte machine) the same model predicts a few %."""
-    from effbench.studies.runner import roofline_estimates, write_models_file
+    from effbench.studies.runner import build_variants, roofline_estimates, write_models_file
 
     study = get_study("attention")
     import tempfile
@@ -119,7 +119,7 @@ def test_on_the_papers_gpu_the_attention_blocks_cost_what_table2_says() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         specs = write_models_file(study, Path(tmp))
         cpu = {"peak_flops_per_s": 50e9, "peak_bytes_per_s": 12e9}
-        est = roofline_estimates(study, specs, (64, 64), cpu)
+        est = roofline_estimates(study, build_variants(study, specs), (64, 64), cpu)
     base = est["Baseline"]["paper"]["bound_ms"]
     cca = 100 * (est["Baseline+CCA"]["paper"]["bound_ms"] / base - 1)
     esa = 100 * (est["Baseline+ESA"]["paper"]["bound_ms"] / base - 1)

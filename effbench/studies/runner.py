@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import UsageError
 from ..timing.breakdown import conv_label
 from .tables import Study, Variant, get_study
 
-__all__ = ["analyse_study", "block_memory", "fusion_formula", "roofline_estimates", "run_study",
+__all__ = ["analyse_study", "block_memory", "build_variants", "fusion_formula", "roofline_estimates", "run_study",
            "time_groups_interleaved", "time_split", "write_models_file"]
 
 MODELS_FILE = "study_models.py"
@@ -101,19 +103,36 @@ def block_memory(size: tuple[int, int], c: int = 64) -> list[dict[str, Any]]:
     return rows
 
 
-def roofline_estimates(study: Study, specs: dict[str, str], size: tuple[int, int],
+def build_variants(study: Study, specs: dict[str, str]) -> dict[str, Any]:
+    """Each variant's network built once (eval mode), by name; a variant that fails to build maps to its error
+    text. Everything that uses them (roofline, paired timing, profiles, memory) works on copies."""
+    from ..spec import ModelSpec
+
+    out: dict[str, Any] = {}
+    for v in study.variants:
+        try:
+            out[v.name] = ModelSpec.parse(specs[v.name]).build(scale=v.scale).eval()
+        except Exception as exc:
+            out[v.name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def roofline_estimates(study: Study, models: dict[str, Any], size: tuple[int, int],
                        device_peaks: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Per variant, the per-operator roofline (:func:`effbench.timing.roofline.op_roofline`) on the paper's GPU at
     the paper's size (``paper``, from published peaks) and on the measuring device at the study's size
-    (``ours``, from the peaks calibrated in the variant's cell). Static: models are traced on ``meta``."""
-    from ..spec import ModelSpec
+    (``ours``, from the peaks calibrated in the variant's cell). Static: ``models`` (:func:`build_variants`)
+    are traced on ``meta``."""
     from ..timing.roofline import DEVICE_PEAKS, op_records, op_roofline
 
     paper_peaks = DEVICE_PEAKS.get(study.paper_device or "")
     out: dict[str, dict[str, Any]] = {}
     for v in study.variants:
+        model = models.get(v.name)
+        if not isinstance(model, torch.nn.Module):
+            out[v.name] = {"error": str(model)}
+            continue
         try:
-            model = ModelSpec.parse(specs[v.name]).build(scale=v.scale).eval()
             est: dict[str, Any] = {}
             if paper_peaks and study.paper_size:
                 est["paper"] = op_roofline(op_records(model, (1, 3, *study.paper_size)), paper_peaks)
@@ -294,38 +313,37 @@ def _paired(paired: dict[str, dict[str, Any]] | None, v: Variant) -> dict[str, f
     return paired_change(samples, v.baseline, v.name)
 
 
-def time_groups_interleaved(study: Study, specs: dict[str, str], docs: dict[str, dict[str, Any]], device: str,
+def time_groups_interleaved(study: Study, models: dict[str, Any], docs: dict[str, dict[str, Any]], device: str,
                             size: tuple[int, int], rounds: int, threads: int | None, profile_passes: int = 5
                             ) -> dict[str, dict[str, Any]]:
     """For each baseline, its variants and itself timed in interleaved rounds in this process
     (:func:`effbench.timing.paired.time_interleaved`), then profiled in ``profile_passes`` interleaved passes
     (``op_time``: the median :func:`~effbench.timing.breakdown.op_time_breakdown` per variant); keyed by the
     baseline's name. Variants whose sweep cell failed are left out; a group that fails records its error."""
-    from ..spec import ModelSpec
     from ..timing.breakdown import median_breakdown, op_time_breakdown
     from ..timing.paired import time_interleaved
 
     groups: dict[str, list[Variant]] = {}
     for v in study.variants:
-        if v.baseline and docs.get(v.name, {}).get("status") == "ok":
+        if v.baseline and docs.get(v.name, {}).get("status") == "ok" and isinstance(models.get(v.name), torch.nn.Module):
             groups.setdefault(v.baseline, []).append(v)
     out: dict[str, dict[str, Any]] = {}
     for base, members in groups.items():
         if base not in [m.name for m in members] or len(members) < 2:
             continue
+        group = {m.name: models[m.name] for m in members}
         try:
-            models = {m.name: ModelSpec.parse(specs[m.name]).build(scale=m.scale) for m in members}
-            out[base] = time_interleaved(models, size, device=device, rounds=rounds, threads=threads)
+            out[base] = time_interleaved(group, size, device=device, rounds=rounds, threads=threads)
         except Exception as exc:  # the sweep's measurements stand without it
             out[base] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         try:  # the profiler's split, in interleaved passes too: drift would otherwise swamp a few-% difference
-            names = list(models)
+            names = list(group)
             parts: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
             for p in range(profile_passes):
                 for i in range(len(names)):
                     n = names[(p + i) % len(names)]
-                    parts[n].append(op_time_breakdown(models[n], size, device=device, forwards=1, threads=threads))
+                    parts[n].append(op_time_breakdown(group[n], size, device=device, forwards=1, threads=threads))
             out[base]["op_time"] = {n: median_breakdown(parts[n]) for n in names}
         except Exception as exc:
             out[base]["op_time_error"] = f"{type(exc).__name__}: {exc}"
@@ -460,18 +478,18 @@ def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
     return {"status": "missing", "metrics": {}}
 
 
-def _fill_peak_summaries(study: Study, specs: dict[str, str], docs: dict[str, dict[str, Any]],
+def _fill_peak_summaries(study: Study, models: dict[str, Any], docs: dict[str, dict[str, Any]],
                          size: tuple[int, int]) -> None:
     """Cells measured before ``peak_memory_at`` existed get it from the (device-free) memory predictor again."""
     from ..memory import predict_memory
-    from ..spec import ModelSpec
 
     for v in study.variants:
         m = docs.get(v.name, {}).get("metrics")
-        if docs.get(v.name, {}).get("status") != "ok" or not m or "peak_memory_at" in m:
+        model = models.get(v.name)
+        if docs.get(v.name, {}).get("status") != "ok" or not m or "peak_memory_at" in m or not isinstance(
+                model, torch.nn.Module):
             continue
         try:
-            model = ModelSpec.parse(specs[v.name]).build(scale=v.scale)
             m["peak_memory_at"] = predict_memory(model, size, scale=v.scale).peak_summary()
         except Exception:  # an explanation only; the report says so when it is missing
             pass
@@ -546,13 +564,14 @@ def run_study(
     else:
         summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
-    _fill_peak_summaries(study, specs, docs, (h, w))
+    models = build_variants(study, specs)
+    _fill_peak_summaries(study, models, docs, (h, w))
     if render_only:
         paired = previous.get("paired") or {}
     else:
-        paired = time_groups_interleaved(study, specs, docs, dev, (h, w), rounds or max(int(repeats or 10), 5),
+        paired = time_groups_interleaved(study, models, docs, dev, (h, w), rounds or max(int(repeats or 10), 5),
                                          threads)
-    rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, specs, (h, w), _device_peaks(docs)),
+    rows = analyse_study(study, docs, dev, (h, w), roofline_estimates(study, models, (h, w), _device_peaks(docs)),
                          paired)
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})
     result: dict[str, Any] = {

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import time
@@ -35,11 +34,11 @@ DEVICE_PEAKS: dict[str, dict[str, Any]] = {
 
 
 class _TrafficMode(TorchDispatchMode):
+    """Records ``(aten op, FLOPs, bytes moved)`` for every non-view operator dispatched under it."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.bytes = 0
-        self.ops = 0
-        self.records: list[tuple[str, float, int]] = []  # (aten op, FLOPs, bytes moved) in execution order
+        self.records: list[tuple[str, float, int]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
@@ -54,34 +53,10 @@ class _TrafficMode(TorchDispatchMode):
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 moved += t.numel() * t.element_size()
-        self.bytes += moved
-        self.ops += 1
         packet = func._overloadpacket
         flops = FLOP_RULES[packet](*args, **(kwargs or {}), out_val=out) if packet in FLOP_RULES else 0
         self.records.append((f"aten::{packet.__name__}", float(flops), moved))
         return out
-
-
-def count_traffic(
-    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32, *, flops: bool = False
-) -> dict[str, Any]:
-    """Estimated bytes moved by one forward (and, with ``flops``, flop_counter's FLOPs), counted on ``meta``."""
-    meta = copy.deepcopy(model).to(device="meta", dtype=dtype)
-    x = torch.empty(input_shape, device="meta", dtype=dtype)
-    traffic = _TrafficMode()
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.no_grad())
-        counter = None
-        if flops:  # slow on first use (seconds): only when effbench.profile is unavailable
-            from torch.utils.flop_counter import FlopCounterMode
-
-            counter = stack.enter_context(FlopCounterMode(display=False))
-        stack.enter_context(traffic)
-        meta(x)
-    out: dict[str, Any] = {"bytes_moved": traffic.bytes, "aten_ops": traffic.ops}
-    if counter is not None:
-        out["flops"] = counter.get_total_flops()
-    return out
 
 
 def op_records(
@@ -97,6 +72,17 @@ def op_records(
     with torch.no_grad(), traffic:
         meta(x)
     return traffic.records
+
+
+def count_traffic(
+    model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32, *, flops: bool = False
+) -> dict[str, Any]:
+    """Estimated bytes moved by one forward (and, with ``flops``, flop_counter's FLOPs), counted on ``meta``."""
+    records = op_records(model, input_shape, dtype)
+    out: dict[str, Any] = {"bytes_moved": sum(r[2] for r in records), "aten_ops": len(records)}
+    if flops:
+        out["flops"] = sum(r[1] for r in records)
+    return out
 
 
 def op_roofline(records: list[tuple[str, float, int]], peaks: dict[str, Any]) -> dict[str, Any]:
