@@ -187,3 +187,11 @@ def test_the_median_of_interleaved_profiles_is_what_the_split_is_taken_from() ->
     row = analyse_study(study, docs, "cpu", (64, 64), paired=paired)[1]
     assert row["time_split"]["source"] == "interleaved passes"
     assert row["time_split"]["nonconv_change_ms"] == pytest.approx(3.0)
+
+
+def test_convs_of_one_shape_with_and_without_bias_are_one_row_with_both_counted() -> None:
+    """The plain stack of the fusion study chains 1x1 convs, the last with a bias: all of them must count."""
+    model = nn.Sequential(nn.Conv2d(4, 4, 1, bias=False), nn.Conv2d(4, 4, 1, bias=False), nn.Conv2d(4, 4, 1))
+    r = op_time_breakdown(model, (8, 8), forwards=2, threads=1, in_channels=4)
+    assert len(r["convs"]) == 1 and r["convs"][0]["calls"] == 3
+    assert r["convs"][0]["gflops"] * 1e9 == pytest.approx(3 * 2 * 4 * 4 * 8 * 8)

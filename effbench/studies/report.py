@@ -26,6 +26,12 @@ def _paper_params(p: dict[str, Any]) -> str:
     return f"{p['params'] / 1e3:.0f}K" if "params" in p else "-"
 
 
+def _paper_change(p: dict[str, Any]) -> str:
+    if p.get("time_change_pct") is not None:
+        return _pct(p["time_change_pct"])
+    return {1: "slower", -1: "faster"}.get(int(p.get("time_direction", 0)), "-")
+
+
 def _paired_cell(r: dict[str, Any]) -> str:
     if r.get("time_paired_change_pct") is None:
         return "-"
@@ -71,7 +77,7 @@ def _roofline_lines(doc: dict[str, Any]) -> list[str]:
         if measured is None:
             measured = r.get("time_min_change_pct") if r.get("time_basis") == "fastest run" else r.get("time_change_pct")
         lines.append(f"| {r['variant']} | {cols(rl.get('paper'))} | {_pct(r.get('roofline_paper_change_pct'))} | "
-                     f"{_pct(r['paper'].get('time_change_pct'))} | {cols(rl.get('ours'))} | "
+                     f"{_paper_change(r['paper'])} | {cols(rl.get('ours'))} | "
                      f"{_pct(r.get('roofline_ours_change_pct'))} | {_pct(measured)} |")
     return lines
 
@@ -141,7 +147,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"| {r['variant']}{status} | {_paper_params(p)} | {_num(r['params'])} | "
             f"{_num(r['flops'] and r['flops'] / 1e9, '{:.2f}')} | {_num(r['convs'])} | "
             f"{_mib(r['mem_predicted_bytes'])} | {_mib(r['mem_measured_bytes'])} | {_num(p.get('time_ms'), '{:.2f}')} | "
-            f"{t} | {_pct(p.get('time_change_pct'))} | {_pct(r.get('time_change_pct'))} | "
+            f"{t} | {_paper_change(p)} | {_pct(r.get('time_change_pct'))} | "
             f"{_pct(r.get('time_min_change_pct'))} | {_paired_cell(r)} | "
             f"{_pct(r.get('mem_predicted_change_pct'))} | {_pct(r.get('mem_measured_change_pct'))} |")
     lines += ["", "## Row by row: does our measurement agree with the paper?", "",

@@ -241,8 +241,10 @@ def _why_roofline(study: Study, row: dict[str, Any], device: str, size: tuple[in
     if paper is not None and study.paper_size:
         gpu = DEVICE_PEAKS[study.paper_device or ""]["name"].split(" (")[0]
         h, w = study.paper_size
-        out.append(f"a per-op roofline of the paper's {gpu} at {h}x{w} predicts {paper:+.1f}% (paper "
-                   f"{row['paper']['time_change_pct']:+.1f}%)")
+        claim = row["paper"].get("time_change_pct")
+        said = f"{claim:+.1f}%" if claim is not None else ("slower" if row["paper"].get("time_direction", 0) > 0
+                                                            else "faster")
+        out.append(f"a per-op roofline of the paper's {gpu} at {h}x{w} predicts {paper:+.1f}% (paper {said})")
     if ours is not None:
         peaks = (row.get("roofline") or {}).get("ours") or {}
         rate = ""
@@ -350,6 +352,29 @@ def time_groups_interleaved(study: Study, models: dict[str, Any], docs: dict[str
     return out
 
 
+def _verdict_direction(study: Study, row: dict[str, Any], v: Variant, pc: dict[str, float] | None, noise: float,
+                       device: str, size: tuple[int, int]) -> list[str]:
+    """A claim of direction only (``paper["time_direction"]``: +1 slower, -1 faster than the baseline)."""
+    ours = pc["change_pct"] if pc else row.get("time_change_pct")
+    if ours is None:
+        return []
+    margin = pc["noise_pct"] if pc else max(noise, NOISY_CV_PCT)
+    row["time_basis"] = "paired" if pc else "median"
+    want = "slower" if v.paper["time_direction"] > 0 else "faster"
+    if abs(ours) <= margin:
+        text, ok = f"inconclusive: {ours:+.1f}% is within run noise (+-{margin:.1f}%) (paper: {want})", False
+    elif (ours > 0) == (v.paper["time_direction"] > 0):
+        text, ok = f"agrees in direction: {ours:+.1f}% (+-{margin:.1f}%) (paper: {want})", True
+    else:
+        text, ok = f"disagrees in direction: {ours:+.1f}% (+-{margin:.1f}%) (paper: {want})", False
+    row["time_agrees"] = ok
+    if not ok:
+        why = _why_time(study, device, size, margin, row.get("flops_change_pct"), row.get("time_split"),
+                        _why_roofline(study, row, device, size))
+        text += f" - why: {why}" if why else ""
+    return ["time " + text]
+
+
 def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, size: tuple[int, int],
                   rooflines: dict[str, dict[str, Any]] | None = None, paired: dict[str, dict[str, Any]] | None = None
                   ) -> list[dict[str, Any]]:
@@ -438,6 +463,8 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
                                 _why_roofline(study, row, device, size))
                 text += f" - why: {why}" if why else ""
             verdicts.append("time " + text)
+        if "time_direction" in v.paper and "time_change_pct" not in v.paper and v.baseline != v.name:
+            verdicts += _verdict_direction(study, row, v, pc, noise, device, size)
         mem_change = row.get("mem_measured_change_pct")
         mem_change = mem_change if mem_change is not None else row.get("mem_predicted_change_pct")
         if "mem_direction" in v.paper and mem_change is not None:

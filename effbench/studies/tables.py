@@ -150,12 +150,14 @@ def _fusion() -> Study:
         rows.append(Variant(f"plain N={n}", f"{_V}:plain_probe", {"n": n, "c": 64}, baseline=f"plain N={n}",
                             scale=1, group=f"N={n}", paper={"mem_x": 2.0}))
         rows.append(Variant(f"fusion N={n}", f"{_V}:fusion_probe", {"n": n, "c": 64}, baseline=f"plain N={n}",
-                            scale=1, group=f"N={n}", paper={"mem_x": 2.0 * n, "mem_direction": 1}))
+                            scale=1, group=f"N={n}", paper={"mem_x": 2.0 * n, "mem_direction": 1, "time_direction": 1}))
     return Study(
         "fusion", "Plain vs fusion topology, peak memory (paper Sec. 3.1, Fig. 2)", "FMEN paper Sec. 3.1, Fig. 2",
         rows, default_size=(128, 128), default_repeats=10,
         paper_setting="analysis (no measurement): peak >= 2 x N x C x H x W at the concat of N features, "
-                      "2 x C x H x W for a plain stack",
+                      "2 x C x H x W for a plain stack; and (Sec. 2) fusion 'usually reduces inference speed because "
+                      "of introducing extra nodes (e.g., concatenation, 1x1 convolution) and frequent memory access'",
+        paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
         notes=[
             "N = number of C x H x W features fused (the paper's N): the fusion block is "
             "`effbench.memory.fusion_block(N - 1, C)` (input + N - 1 chained 3x3 convs, concat of N, 1x1 fuse "

@@ -133,18 +133,20 @@ def op_time_breakdown(
         kinds[kind] += ms
         ops[evt.key] = {"kind": kind, "ms": ms, "calls": evt.count // forwards}
 
-    convs = []
+    by_shape: dict[tuple[tuple[int, ...], tuple[int, ...]], dict[str, Any]] = {}
     for evt in prof.key_averages(group_by_input_shape=True):
         if evt.key != "aten::conv2d":
             continue
         shapes = list(evt.input_shapes or [])
-        inp = list(shapes[0]) if shapes else []
-        weight = list(shapes[1]) if len(shapes) > 1 else []
-        ms = total_us(evt) / 1e3 / forwards
-        gflops = float(evt.flops or 0) / 1e9 / forwards
-        convs.append({"input": inp, "weight": weight, "calls": evt.count // forwards, "ms": ms, "gflops": gflops,
-                      "gflop_per_s": gflops / (ms / 1e3) if ms > 0 else None})
-    convs.sort(key=lambda c: -c["ms"])
+        key = (tuple(shapes[0]) if shapes else (), tuple(shapes[1]) if len(shapes) > 1 else ())
+        row = by_shape.setdefault(key, {"input": list(key[0]), "weight": list(key[1]), "calls": 0, "ms": 0.0,
+                                        "gflops": 0.0})  # with and without bias: one row
+        row["calls"] += evt.count // forwards
+        row["ms"] += total_us(evt) / 1e3 / forwards
+        row["gflops"] += float(evt.flops or 0) / 1e9 / forwards
+    convs = sorted(by_shape.values(), key=lambda c: -c["ms"])
+    for c in convs:
+        c["gflop_per_s"] = c["gflops"] / (c["ms"] / 1e3) if c["ms"] > 0 else None
     conv_ms = sum(c["ms"] for c in convs)
     conv_gflops = sum(c["gflops"] for c in convs)
     return {
