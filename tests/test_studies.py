@@ -233,7 +233,7 @@ def test_pb_saves_no_whole_network_memory_in_eager_pytorch_and_the_report_says_w
     4 x C x H x W: the skip's feature is gone, but the caller's reference keeps the block input alive."""
     from effbench import create_model
     from effbench.memory import predict_memory
-    from effbench.studies.runner import _why_same_peak
+    from effbench.studies.verdicts import _why_same_peak
 
     rb = predict_memory(create_model("fmen", block="rb"), (32, 32)).peak_summary()
     pb = predict_memory(create_model("fmen", block="pb"), (32, 32)).peak_summary()

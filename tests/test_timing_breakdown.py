@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from effbench.studies import get_study
-from effbench.studies.runner import analyse_study, time_split
+from effbench.studies.verdicts import analyse_study, time_split
 from effbench.timing.breakdown import KINDS, OP_KINDS, conv_label, op_kind, op_time_breakdown
 
 

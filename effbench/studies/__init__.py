@@ -10,8 +10,9 @@ through the sweep machinery and writes ``study.json``, ``study.md`` and ``study.
 
 from __future__ import annotations
 
-from .runner import analyse_study, block_memory, fusion_formula, run_study, write_models_file
+from .runner import block_memory, fusion_formula, run_study, write_models_file
 from .tables import STUDIES, Study, Variant, attention_variant, get_study
+from .verdicts import analyse_study
 
 __all__ = [
     "STUDIES",
