@@ -26,6 +26,16 @@ def _paper_params(p: dict[str, Any]) -> str:
     return f"{p['params'] / 1e3:.0f}K" if "params" in p else "-"
 
 
+def _paired_setting(doc: dict[str, Any]) -> str:
+    groups = [g for g in (doc.get("paired") or {}).values() if g.get("samples_ms")]
+    if not groups:
+        return ""
+    g = groups[0]
+    return (f"; then each baseline with its variants in one process, {g['rounds']} interleaved rounds (best of "
+            f"{g.get('best_of', 1)} forwards per sample) and {next(iter(g.get('op_time', {}).values()), {}).get('passes', 0)}"
+            " interleaved profiler passes")
+
+
 def _paper_change(p: dict[str, Any]) -> str:
     if p.get("time_change_pct") is not None:
         return _pct(p["time_change_pct"])
@@ -131,7 +141,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
              f"Source: {doc['source']}. Paper setting: {doc['paper_setting']}.", "",
              f"Ours: device `{doc['device']}`{f' ({hw})' if hw else ''}, LR input {h}x{w}, "
              f"steady protocol, {doc['repeats']} timed forwards per variant, threads {doc.get('threads') or 'default'}"
-             f", torch {env.get('torch_version') or env.get('torch', '?')}; each variant in a fresh process (effbench.sweep).", ""]
+             f", torch {env.get('torch_version') or env.get('torch', '?')}; each variant in a fresh process (effbench.sweep)"
+             + _paired_setting(doc) + ".", ""]
     if doc.get("command"):
         lines += [f"Command: `{doc['command']}`", ""]
     rows = doc["rows"]
