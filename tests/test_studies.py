@@ -183,7 +183,7 @@ def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
     assert fusion["mem_predicted_change_pct"] > 0  # the concat keeps more alive than the plain stack
     assert all(f["exact"] for f in doc["formula"])
     assert (out / "study.md").read_text().count("| yes |") == 2 and (out / "study.png").is_file()
-    assert all(r["op_time"]["kinds"]["conv"] > 0 for r in doc["rows"])  # profiled in the variant's process
+    assert all(r["op_time"]["kinds"]["conv"] > 0 for r in doc["rows"])  # profiled with its baseline group
     assert fusion["time_split"]["kind_change_ms"]["concat"] > 0  # only the fusion block concatenates
     assert "## Where the time goes" in (out / "study.md").read_text()
 

@@ -274,8 +274,10 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else Path("studies") / study.name
     t0 = time.perf_counter()
     specs = write_models_file(study, out)
+    names = {v.name for v in study.variants}
+    # a variant compared with a baseline is profiled later, in interleaved passes with its group; others here
     cells = {v.name: Cell(specs[v.name], v.scale, (h, w), dev, "steady", "fp32", repeats, threads, roofline=True,
-                          breakdown=True)
+                          breakdown=v.baseline not in names)
              for v in study.variants}
     previous: dict[str, Any] = {}
     if render_only:

@@ -213,6 +213,8 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
         doc = docs.get(v.name, {})
         m = doc.get("metrics", {})
         t, cv = _runtime(doc)
+        # profiled in interleaved passes with its baseline group (drift cancels); else the cell's own profile
+        group_ot = ((paired or {}).get(v.baseline or "") or {}).get("op_time") or {}
         row: dict[str, Any] = {
             "variant": v.name, "group": v.group, "spec": v.spec, "kwargs": v.kwargs, "baseline": v.baseline,
             "status": doc.get("status", "missing"), "error": doc.get("error"),
@@ -220,7 +222,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
             "convs": m.get("convs"),
             "mem_predicted_bytes": m.get("peak_memory_predicted_bytes"),
             "mem_measured_bytes": m.get("peak_memory_measured_bytes"),
-            "time_ms": t, "time_cv": cv, "paper": dict(v.paper), "op_time": m.get("op_time"),
+            "time_ms": t, "time_cv": cv, "paper": dict(v.paper), "op_time": group_ot.get(v.name, m.get("op_time")),
         }
         base = docs.get(v.baseline, {}) if v.baseline and v.baseline != v.name else None
         if base is not None:
@@ -235,8 +237,7 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
                                                   bm.get("peak_memory_measured_bytes"))
             noise = 100.0 * math.hypot(cv or 0.0, bcv or 0.0)
             row["time_noise_pct"] = noise
-            group_ot = ((paired or {}).get(v.baseline or "") or {}).get("op_time") or {}
-            if v.name in group_ot and v.baseline in group_ot:  # profiled in interleaved passes: drift cancels
+            if v.name in group_ot and v.baseline in group_ot:
                 row["time_split"] = time_split(group_ot[v.baseline], group_ot[v.name])
                 row["time_split"]["source"] = "interleaved passes"
             else:
@@ -249,9 +250,6 @@ def analyse_study(study: Study, docs: dict[str, dict[str, Any]], device: str, si
         else:
             noise = 100.0 * (cv or 0.0)
         row["roofline"] = rooflines.get(v.name)
-        group_ot = ((paired or {}).get(v.baseline or "") or {}).get("op_time") or {}
-        if v.name in group_ot:
-            row["op_time"] = group_ot[v.name]
         verdicts: list[str] = []
         if "params" in v.paper and row["params"]:
             off = _pct(row["params"], v.paper["params"])

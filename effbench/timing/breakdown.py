@@ -68,6 +68,12 @@ def conv_label(conv: dict[str, Any]) -> str:
     return f"{w[1]}->{w[0]} {w[2]}x{w[3]}" if len(w) == 4 else "?"
 
 
+def _conv_rate(convs: list[dict[str, Any]]) -> float | None:
+    """GFLOP/s over all convolution rows."""
+    ms, gflops = sum(c["ms"] for c in convs), sum(c["gflops"] for c in convs)
+    return gflops / (ms / 1e3) if ms > 0 and gflops > 0 else None
+
+
 def _attr(evt: Any, *names: str) -> float:
     for n in names:  # torch < 2.5 says "cuda", later versions "device"
         v = getattr(evt, n, None)
@@ -147,8 +153,6 @@ def op_time_breakdown(
     convs = sorted(by_shape.values(), key=lambda c: -c["ms"])
     for c in convs:
         c["gflop_per_s"] = c["gflops"] / (c["ms"] / 1e3) if c["ms"] > 0 else None
-    conv_ms = sum(c["ms"] for c in convs)
-    conv_gflops = sum(c["gflops"] for c in convs)
     return {
         "device": str(dev),
         "source": "torch.profiler self " + ("device (kernel)" if cuda else "CPU") + " time per ATen operator",
@@ -158,7 +162,7 @@ def op_time_breakdown(
         "kinds": kinds,
         "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["ms"])),
         "convs": convs,
-        "conv_gflop_per_s": conv_gflops / (conv_ms / 1e3) if conv_ms > 0 and conv_gflops > 0 else None,
+        "conv_gflop_per_s": _conv_rate(convs),
     }
 
 
@@ -185,9 +189,8 @@ def median_breakdown(parts: list[dict[str, Any]]) -> dict[str, Any]:
         convs.append({"input": list(key[0]), "weight": list(key[1]), "calls": rows[0]["calls"], "ms": ms,
                       "gflops": gflops, "gflop_per_s": gflops / (ms / 1e3) if ms > 0 else None})
     convs.sort(key=lambda c: -c["ms"])
-    conv_ms, conv_gflops = sum(c["ms"] for c in convs), sum(c["gflops"] for c in convs)
     return {**{k: parts[0][k] for k in ("device", "source", "threads") if k in parts[0]},
             "forwards": sum(p.get("forwards", 1) for p in parts), "passes": len(parts),
             "total_ms": sum(kinds.values()), "kinds": kinds,
             "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["ms"])), "convs": convs,
-            "conv_gflop_per_s": conv_gflops / (conv_ms / 1e3) if conv_ms > 0 and conv_gflops > 0 else None}
+            "conv_gflop_per_s": _conv_rate(convs)}
