@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from effbench.memory import predict_memory
-from effbench.registry import create_model, list_models, model_info
+from effbench.zoo.registry import create_model, list_models, model_info
 
 SIZE = (1080, 1920)
 MODELS = list_models()

@@ -13,19 +13,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from ._zoo import install_finder as _install_zoo_finder  # noqa: E402
-
-_install_zoo_finder()  # effbench.models resolves in a source checkout too
-
 _EXPORTS = {
-    "create_model": "effbench.registry",
-    "list_models": "effbench.registry",
-    "model_info": "effbench.registry",
-    "register_model": "effbench.registry",
-    "PretrainedCfg": "effbench.registry",
-    "reparameterize": "effbench.reparam",
-    "load_model": "effbench.spec",
-    "ModelSpec": "effbench.spec",
+    "create_model": "effbench.zoo.registry",
+    "list_models": "effbench.zoo.registry",
+    "model_info": "effbench.zoo.registry",
+    "register_model": "effbench.zoo.registry",
+    "PretrainedCfg": "effbench.zoo.registry",
+    "reparameterize": "effbench.zoo.reparam",
+    "load_model": "effbench.zoo.spec",
+    "ModelSpec": "effbench.zoo.spec",
     "profile": "effbench.counting",
     "predict_memory": "effbench.memory",
     "benchmark": "effbench.timing",

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from effbench.memory import predict_memory, replay_memory_cpu
-from effbench.registry import create_model, list_models, model_info
+from effbench.zoo.registry import create_model, list_models, model_info
 
 ZOO = list_models()
 FORMS = [(n, True) for n in ZOO] + [(n, False) for n in ZOO if model_info(n).has_deploy_form]

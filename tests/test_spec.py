@@ -11,7 +11,7 @@ from torch import nn
 
 import effbench
 from effbench.errors import CheckpointError, ModelError, UnknownModelError, UsageError
-from effbench.spec import ModelSpec, load_model
+from effbench.zoo.spec import ModelSpec, load_model
 
 USER_MODEL = textwrap.dedent(
     """
@@ -143,7 +143,7 @@ def test_pretrained_needs_a_zoo_model_and_a_valid_scale(user_file: Path) -> None
 def test_resolve_model_knows_the_input_range_of_zoo_instances_and_specs():
     """IMDN works on [0,1] images: an IMDN instance must not be fed [0,255] just because it is not a spec."""
     import effbench
-    from effbench.spec import resolve_model
+    from effbench.zoo.spec import resolve_model
 
     assert resolve_model(effbench.create_model("imdn", scale=4)).data_range == 1.0
     assert resolve_model("imdn", scale=4).data_range == 1.0

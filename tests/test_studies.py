@@ -147,7 +147,7 @@ def test_a_user_attention_block_by_spec_is_one_line(tmp_path: Path) -> None:
     study = get_study("attention")
     mine = attention_variant("Baseline+Gate", f"{f}:Gate", k=1)
     specs = write_models_file(type(study)("t", "t", "t", [study.variant("Baseline"), mine]), tmp_path / "out")
-    from effbench.spec import load_model
+    from effbench.zoo.spec import load_model
 
     base, gated = load_model(specs["Baseline"]), load_model(specs["Baseline+Gate"])
     c = ATTENTION_WIDTH

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import effbench
-from effbench import weights as W
+from effbench.zoo import weights as W
 from effbench.errors import CheckpointError
-from effbench.registry import model_info
+from effbench.zoo.registry import model_info
 
 # file in ../shared/weights -> (zoo model, scale)
 OFFICIAL = {

@@ -11,8 +11,8 @@ from torch import nn
 
 import effbench
 from effbench.errors import CheckpointError
-from effbench.reparam import Reparameterizable, is_deploy_form, reparameterize
-from effbench.weights import load_checkpoint
+from effbench.zoo.reparam import Reparameterizable, is_deploy_form, reparameterize
+from effbench.zoo.weights import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

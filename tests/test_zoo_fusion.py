@@ -16,8 +16,8 @@ from torch import nn
 
 import effbench
 from effbench.errors import UsageError
-from effbench.registry import model_info
-from effbench.weights import KEY_LAYOUTS, read_state_dict
+from effbench.zoo.registry import model_info
+from effbench.zoo.weights import KEY_LAYOUTS, read_state_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import argparse
 from torch import nn
 
 from ..errors import UsageError
-from ..spec import ModelSpec
+from ..zoo.spec import ModelSpec
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:

@@ -8,8 +8,8 @@ import json
 import sys
 from typing import Any
 
-from ..registry import list_models, model_info
-from ..weights import checkpoint_status, weights_dir
+from ..zoo.registry import list_models, model_info
+from ..zoo.weights import checkpoint_status, weights_dir
 
 NAME = "zoo"
 HELP = "list the model zoo: scales, params per scale, data range, checkpoint availability"

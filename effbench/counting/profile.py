@@ -93,7 +93,7 @@ def _input_shape(input_size: int | Sequence[int], batch: int, channels: int) -> 
 
 
 def _resolve_model(model: nn.Module | str, scale: int | None) -> tuple[nn.Module, str]:
-    from ..spec import resolve_model
+    from ..zoo.spec import resolve_model
 
     r = resolve_model(model, scale=scale or 4)
     return r.model, r.name

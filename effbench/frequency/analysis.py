@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import EffbenchError, ModelError, UsageError
-from ..spec import ModelSpec, resolve_model
+from ..zoo.spec import ModelSpec, resolve_model
 from .data import InputSource, array_inputs, dataset_inputs
 from .select import ModuleSelector, select_modules
 from .spectrum import frequency_axis, high_share, normalised_curve, resample_curve

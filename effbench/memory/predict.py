@@ -368,7 +368,7 @@ def analyse(
 
 
 def _resolve_model(model: nn.Module | str, scale: int, deploy: bool) -> tuple[nn.Module, str]:
-    from ..spec import resolve_model
+    from ..zoo.spec import resolve_model
 
     r = resolve_model(model, scale=scale, deploy=deploy)
     return r.model, r.name

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, UsageError
-from ..spec import ModelSpec, resolve_model
+from ..zoo.spec import ModelSpec, resolve_model
 from .datasets import SRDataset, is_grey, open_dataset
 from .metrics import PROTOCOLS, Protocol, score, to_uint8
 

@@ -84,7 +84,7 @@ def block_memory(size: tuple[int, int], c: int = 64) -> list[dict[str, Any]]:
     blocks): the paper's Sec. 3.3 claim that RB's skip keeps one extra C x H x W alive, which PB and the deploy-form
     ERB do not; the train-form ERB is listed for contrast (it is never what runs at inference)."""
     from ..memory import predict_memory
-    from ..models.fmen import make_block
+    from ..zoo.models.fmen import make_block
 
     h, w = size
     fmap = c * h * w * 4
@@ -103,7 +103,7 @@ def block_memory(size: tuple[int, int], c: int = 64) -> list[dict[str, Any]]:
 def build_variants(study: Study, specs: dict[str, str]) -> dict[str, Any]:
     """Each variant's network built once (eval mode), by name; a variant that fails to build maps to its error
     text. Everything that uses them (roofline, paired timing, profiles, memory) works on copies."""
-    from ..spec import ModelSpec
+    from ..zoo.spec import ModelSpec
 
     out: dict[str, Any] = {}
     for v in study.variants:

@@ -115,9 +115,9 @@ def _attention() -> Study:
     rows = [
         Variant("Baseline", f"{_V}:attention_net", {}, baseline="Baseline",
                 paper={"params": 779e3, "time_ms": 45.25, "time_change_pct": 0.0}),
-        attention_variant("Baseline+CCA", "effbench.models.imdn:CCA",
+        attention_variant("Baseline+CCA", "effbench.zoo.models.imdn:CCA",
                           paper={"params": 782e3, "time_ms": 50.55, "time_change_pct": 11.7}),
-        attention_variant("Baseline+ESA", "effbench.models.rfdn:ESA", reduction=13,
+        attention_variant("Baseline+ESA", "effbench.zoo.models.rfdn:ESA", reduction=13,
                           paper={"params": 784e3, "time_ms": 52.11, "time_change_pct": 15.2}),
         Variant("FMEN (HFAB)", "fmen", {}, baseline="Baseline",
                 paper={"params": 769e3, "time_ms": 46.13, "time_change_pct": 1.9}),

@@ -41,7 +41,7 @@ ATTENTION_WIDTH = 52
 
 def resolve_attr(spec: str) -> Any:
     """The object named by ``file.py:Name`` or ``package.module:Name`` (a class or a factory)."""
-    from ..spec import ModelSpec
+    from ..zoo.spec import ModelSpec
 
     if ":" not in spec:
         raise UsageError(f"an attention block is given as file.py:Name or package.module:Name, got {spec!r}")
@@ -60,7 +60,7 @@ def build_variant(spec: str, kwargs: Mapping[str, Any] | None = None, scale: int
     """Build one study variant in eval mode: a zoo name (``create_model(name, scale, **kwargs)``) or a
     ``file.py:Name`` / ``package.module:Name`` class or factory (called with ``kwargs``, plus ``scale`` when it
     takes one)."""
-    from ..spec import ModelSpec
+    from ..zoo.spec import ModelSpec
 
     kwargs = dict(kwargs or {})
     parsed = ModelSpec.parse(spec, kwargs=kwargs)
@@ -74,8 +74,8 @@ def build_variant(spec: str, kwargs: Mapping[str, Any] | None = None, scale: int
 def edsr_erb(scale: int = 4, n_resblocks: int = 16, n_feats: int = 64) -> nn.Module:
     """EDSR-baseline with every residual block replaced by an ERB in deploy form (RRRB -> ReLU -> RRRB, i.e. two
     3x3 convs with no skip), keeping EDSR's ReLU, long skip, mean shifts and upsampler (paper Sec. 4.2)."""
-    from ..models.edsr import EDSR
-    from ..models.fmen import ERB
+    from ..zoo.models.edsr import EDSR
+    from ..zoo.models.fmen import ERB
 
     net = EDSR(upscale=scale, n_resblocks=n_resblocks, n_feats=n_feats, block="rb")
     for i in range(n_resblocks):
@@ -95,7 +95,7 @@ def attention_net(
     """The attention study's network (paper Sec. 4.4): ``ERBBackbone`` with 15 deploy-form ERBs of ``n_feats``
     channels and, when ``attention`` is a spec, ``attention(n_feats, **attention_kwargs)`` after every ``every``
     blocks (5 blocks with the defaults)."""
-    from ..models.fmen import ERBBackbone
+    from ..zoo.models.fmen import ERBBackbone
 
     factory: Callable[[int], nn.Module] | None = None
     if attention is not None:

@@ -36,7 +36,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.sweep.cells.Cell` in this process; always returns a result document."""
     from ..errors import EffbenchError, ModelError
     from ..results import new_result
-    from ..spec import ModelSpec
+    from ..zoo.spec import ModelSpec
 
     t0 = time.perf_counter()
     h, w = cell.size

@@ -85,7 +85,7 @@ class SweepConfig:
         such as ``bicubic`` only when named)."""
         if self.models and self.models != ["zoo"]:
             return list(self.models)
-        from ..registry import list_models, model_info
+        from ..zoo.registry import list_models, model_info
 
         return [m for m in list_models()
                 if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)]
@@ -103,7 +103,7 @@ class SweepConfig:
         ):
             if ":" not in spec:  # skip zoo models without this scale
                 if spec not in zoo_scales:
-                    from ..registry import model_info
+                    from ..zoo.registry import model_info
 
                     zoo_scales[spec] = model_info(spec).scales
                 if scale not in zoo_scales[spec]:

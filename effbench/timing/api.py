@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ModelError, UsageError
 from ..results import new_result
-from ..spec import ModelSpec, resolve_model
+from ..zoo.spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire, to_tensor
 from .steady import WarmupRule, make_timer, time_steady

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effbench.registry import PretrainedCfg, register_model
-from effbench.reparam import (
+from effbench.zoo.registry import PretrainedCfg, register_model
+from effbench.zoo.reparam import (
     Reparameterizable,
     bn_shift,
     conv3x3_from,
@@ -37,7 +37,7 @@ from effbench.reparam import (
     fold_rrrb,
     pad_with,
 )
-from effbench.weights import register_key_layout
+from effbench.zoo.weights import register_key_layout
 
 __all__ = ["RRRB", "ERB", "HFAB", "RB", "PB", "FMEN", "ERBBackbone", "make_block", "fmen", "fmen_s"]
 

@@ -1,5 +1,5 @@
 """The effbench model zoo: one architecture per file, each registering its factories with
-:func:`effbench.registry.register_model`. Every module in this package is imported on first use of the
+:func:`effbench.zoo.registry.register_model`. Every module in this package is imported on first use of the
 registry, so adding a file adds its models."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from effbench.quality.imresize import imresize
-from effbench.registry import register_model
+from effbench.zoo.registry import register_model
 
 
 class Bicubic(nn.Module):

@@ -1,6 +1,6 @@
 """Structural re-parameterisation: turn a train-time model into its deploy form.
 
-Each re-parameterisable block (FMEN's RRRB and HFAB, see ``effbench.models.fmen``) derives from
+Each re-parameterisable block (FMEN's RRRB and HFAB, see ``effbench.zoo.models.fmen``) derives from
 :class:`Reparameterizable` and implements :meth:`Reparameterizable.fuse_`, which rewrites that block *in place*
 into its deploy form (plain 3x3 convolutions, BatchNorm merged) with exactly the same eval-mode function.
 :func:`reparameterize` walks a module tree and fuses every such block; third-party blocks following the RepVGG

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from effbench.errors import UsageError
-from effbench.registry import PretrainedCfg, register_model
+from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["DIV2K_RGB_MEAN", "EDSR", "MeanShift", "PlainBlock", "ResBlock", "Upsampler"]
 

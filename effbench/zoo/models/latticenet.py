@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from effbench.errors import UsageError
-from effbench.registry import PretrainedCfg, register_model
+from effbench.zoo.registry import PretrainedCfg, register_model
 
 from .edsr import MeanShift
 

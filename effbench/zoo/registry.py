@@ -1,6 +1,6 @@
 """The model zoo registry, in the spirit of timm: entry points registered by decorator, one ``create_model``.
 
-Each architecture file in ``models/`` (shipped as ``effbench.models``) registers its factories with
+Each architecture file in ``effbench/zoo/models/`` registers its factories with
 :func:`register_model`, together with a :class:`ModelInfo` (scales, input data range, paper reference and the
 official checkpoints per scale).
 """
@@ -14,14 +14,14 @@ from typing import Any
 
 from torch import nn
 
-from .errors import UnknownModelError, UsageError
+from ..errors import UnknownModelError, UsageError
 
 
 @dataclass(frozen=True)
 class PretrainedCfg:
     """One official checkpoint: where it lives, its SHA-256 and how its keys map onto our modules.
 
-    ``key_layout`` names a key-remapping rule known to :mod:`effbench.weights` (e.g. ``"module_prefix"``,
+    ``key_layout`` names a key-remapping rule known to :mod:`effbench.zoo.weights` (e.g. ``"module_prefix"``,
     ``"ntire_model_n"``); ``None`` means the keys already match.
     """
 
@@ -95,9 +95,10 @@ def register_model(
 
 
 def _load_zoo() -> None:
-    from ._zoo import import_zoo
+    """Import the zoo's model files (each registers its factories on import)."""
+    import importlib
 
-    import_zoo()
+    importlib.import_module("effbench.zoo.models")
 
 
 def list_models() -> list[str]:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effbench.errors import UsageError
-from effbench.registry import PretrainedCfg, register_model
+from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["ESA", "RFDB", "RFDN"]
 

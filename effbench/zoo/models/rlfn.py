@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effbench.registry import PretrainedCfg, register_model
+from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["ESA", "RLFB", "RLFN", "rlfn"]
 

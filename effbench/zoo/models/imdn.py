@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from effbench.errors import UsageError
-from effbench.registry import PretrainedCfg, register_model
-from effbench.weights import StateDict, register_key_layout
+from effbench.zoo.registry import PretrainedCfg, register_model
+from effbench.zoo.weights import StateDict, register_key_layout
 
 __all__ = [
     "CCA",
