@@ -14,7 +14,7 @@ import statistics
 
 import pytest
 
-from effbench.report.selftest import run_scenario
+from effbench.ci.selftest import run_scenario
 
 
 @pytest.mark.parametrize("scenario", ["unchanged", "slower"])

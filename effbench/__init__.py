@@ -30,11 +30,11 @@ _EXPORTS = {
     "ssim": "effbench.quality",
     "evaluate": "effbench.quality",
     "psd": "effbench.frequency",
-    "EffbenchError": "effbench.errors",
-    "UsageError": "effbench.errors",
-    "ModelError": "effbench.errors",
-    "CheckpointError": "effbench.errors",
-    "UnknownModelError": "effbench.errors",
+    "EffbenchError": "effbench.base.errors",
+    "UsageError": "effbench.base.errors",
+    "ModelError": "effbench.base.errors",
+    "CheckpointError": "effbench.base.errors",
+    "UnknownModelError": "effbench.base.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

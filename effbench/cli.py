@@ -12,7 +12,7 @@ import pkgutil
 import sys
 
 from . import commands
-from .errors import EffbenchError
+from .base.errors import EffbenchError
 
 
 def _command_modules():

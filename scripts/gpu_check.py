@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     models: list[str] = []
 
     def p_env() -> None:
-        from effbench.env import capture_env
+        from effbench.base.env import capture_env
 
         R["env"] = capture_env(args.device)
         # references (bicubic: MATLAB imresize in numpy) are not networks: nothing to measure on a GPU

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import effbench
+from effbench.base.errors import ModelError, UsageError
 from effbench.cli import main
 from effbench.counting import compare_conventions, profile
-from effbench.errors import ModelError, UsageError
 
 
 def prof(model: nn.Module, hw=(16, 16), convention: str = "full", **kw):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import effbench
-from effbench.errors import ModelError, UsageError
+from effbench.base.errors import ModelError, UsageError
 from effbench.frequency import (
     PSDResult,
     high_share,

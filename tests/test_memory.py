@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effbench.errors import ModelError, UsageError
+from effbench.base.errors import ModelError, UsageError
 from effbench.memory import (
     CachingAllocator,
     PlainAllocator,

@@ -57,8 +57,8 @@ def test_plugin_records_into_pytest_benchmark_storage_and_gates(pytester: pytest
                                                                   tmp_path: Path) -> None:
     from torch import nn
 
-    from effbench.report.gate import gate
-    from effbench.report.pytest_plugin import static_metrics
+    from effbench.ci.gate import gate
+    from effbench.pytest_plugin import static_metrics
 
     # pytester runs in-process and unloads the modules each run imported; import torch's lazily loaded
     # tracing modules once here so that they are not registered twice.
@@ -93,7 +93,7 @@ def test_plugin_module_imports_cheaply() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, effbench.report.pytest_plugin; "
+    code = ("import sys, effbench.pytest_plugin; "
             "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from effbench.base.errors import ModelError, UsageError
+from effbench.base.imresize import contributions
 from effbench.cli import main
-from effbench.errors import ModelError, UsageError
 from effbench.quality import (
     DatasetError,
     crop_border,
@@ -30,7 +31,6 @@ from effbench.quality import (
     ssim,
     to_uint8,
 )
-from effbench.quality.imresize import contributions
 
 RNG = np.random.default_rng(0)
 

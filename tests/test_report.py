@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from effbench.base.results import new_result, write_json_atomic
 from effbench.cli import main
 from effbench.report import render_report
 from effbench.report.table import build_table
-from effbench.results import new_result, write_json_atomic
 
 # Table 4 (FMEN paper, NTIRE 2022 protocol on a 1080Ti): params, FLOPs, runtime ms, memory MiB, activations M,
 # convs, DIV2K val PSNR.

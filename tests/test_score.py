@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from effbench.base.results import new_result, write_json_atomic
 from effbench.cli import main
 from effbench.report.scores import YEARS, competition_rank, compute_scores
-from effbench.results import new_result, write_json_atomic
 
 
 def entry(name: str, runtime: float, flops_g: float, params_m: float, psnr: float | None = None, **extra) -> dict:

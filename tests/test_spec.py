@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import effbench
-from effbench.errors import CheckpointError, ModelError, UnknownModelError, UsageError
+from effbench.base.errors import CheckpointError, ModelError, UnknownModelError, UsageError
 from effbench.zoo.spec import ModelSpec, load_model
 
 USER_MODEL = textwrap.dedent(

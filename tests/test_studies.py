@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from effbench.errors import EffbenchError, UsageError
+from effbench.base.errors import EffbenchError, UsageError
 from effbench.studies import STUDIES, Variant, analyse_study, attention_variant, fusion_formula, get_study
-from effbench.studies.report import render_markdown, render_png
+from effbench.studies.report import render_png, render_study_markdown
 from effbench.studies.runner import write_models_file
 from effbench.studies.variants import ATTENTION_WIDTH, PlainFuse, build_variant, edsr_erb
 
@@ -134,7 +134,7 @@ def test_report_renders_the_paper_beside_ours(tmp_path: Path) -> None:
     doc = {"study": "fusion", "title": study.title, "source": study.source, "paper_setting": study.paper_setting,
            "notes": study.notes, "device": "cpu", "size": [16, 16], "repeats": 1, "threads": 1, "env": {},
            "rows": analyse_study(study, docs, "cpu", (16, 16)), "formula": fusion_formula(study, (16, 16))}
-    md = render_markdown(doc)
+    md = render_study_markdown(doc)
     assert "| fusion N=6 |" in md and "10 of 10 rows reproduce the formula exactly" in md
     assert render_png(doc, tmp_path / "s.png").stat().st_size > 0
 

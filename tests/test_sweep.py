@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from effbench.errors import UsageError
+from effbench.base.errors import UsageError
 from effbench.sweep import Cell, SweepConfig, load_config, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def test_a_cell_process_that_dies_is_recorded_as_an_error_with_its_output(tmp_pa
 
 
 def test_default_sweep_compares_networks_not_the_bicubic_reference():
-    from effbench.sweep.cells import SweepConfig
+    from effbench.sweep.config import SweepConfig
 
     models = SweepConfig(scales=[4]).resolved_models()
     assert "bicubic" not in models and {"fmen_s", "e_rfdn", "imdn_ntire"} <= set(models)

@@ -13,7 +13,7 @@ import torch
 from sweep_models import NaNOutput, Nearest, Raises, Sleep20ms, WrongShape
 
 import effbench
-from effbench.errors import ModelError, UsageError
+from effbench.base.errors import ModelError, UsageError
 from effbench.timing import BadOutputError, NonFiniteOutputError, WarmupRule, summarize
 from effbench.timing.data import find_pairs, synthetic_pairs
 from effbench.timing.steady import _warmup
@@ -163,7 +163,7 @@ def test_roofline_counts_the_bytes_of_inputs_weights_and_outputs():
 
 
 def test_environment_is_recorded_and_gpu_fields_are_absent_on_cpu():
-    from effbench.env import capture_env
+    from effbench.base.env import capture_env
 
     env = capture_env("cpu")
     assert env["torch_version"] == torch.__version__ and env["cpu_count"] >= 1 and env["torch_threads"] >= 1

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import effbench
+from effbench.base.errors import CheckpointError
 from effbench.zoo import weights as W
-from effbench.errors import CheckpointError
 from effbench.zoo.registry import model_info
 
 # file in ../shared/weights -> (zoo model, scale)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import effbench
-from effbench.errors import CheckpointError
+from effbench.base.errors import CheckpointError
 from effbench.zoo.reparam import Reparameterizable, is_deploy_form, reparameterize
 from effbench.zoo.weights import load_checkpoint
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import effbench
-from effbench.errors import UsageError
+from effbench.base.errors import UsageError
 from effbench.zoo.registry import model_info
 from effbench.zoo.weights import KEY_LAYOUTS, read_state_dict
 

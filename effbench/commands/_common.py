@@ -6,7 +6,7 @@ import argparse
 
 from torch import nn
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from ..zoo.spec import ModelSpec
 
 

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report.baseline import save_baseline, update_baseline
+    from ..ci.baseline import save_baseline, update_baseline
 
     if args.action == "save":
         p = save_baseline(args.results, args.file)

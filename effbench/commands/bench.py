@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         deploy=not args.train_form,
     )
     if args.out:
-        from ..results import write_json_atomic
+        from ..base.results import write_json_atomic
 
         write_json_atomic(args.out, doc)
     if args.json:

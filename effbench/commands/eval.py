@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from ._common import add_model_arguments, spec_from_args
 
 NAME = "eval"

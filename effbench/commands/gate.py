@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report.gate import gate, parse_percent
+    from ..ci.gate import gate, parse_percent
 
     thresholds = {k: parse_percent(getattr(args, k))
                   for k in ("runtime", "memory", "flops", "params", "activations", "convs")}

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from ._common import add_model_arguments, parse_size, spec_from_args
 
 NAME = "memory"

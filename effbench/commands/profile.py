@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from ._common import add_model_arguments, model_from_args, parse_size
 
 NAME = "profile"

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from ._common import add_model_arguments, model_from_args
 
 NAME = "psd"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 NAME = "report"
 HELP = "Render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders."

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 NAME = "run"
 HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and write results + a report"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 NAME = "score"
 HELP = "Score results under an NTIRE Efficient SR challenge year's rules (2022-2023 ranks, 2024-2026 scores)."
@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..base.results import load_results
     from ..report.scores import compute_scores, scores_markdown
-    from ..results import load_results
 
     try:
         docs = load_results(args.results)

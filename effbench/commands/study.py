@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 NAME = "study"
 HELP = "run a paper study (blocks: Table 1, attention: Table 2, fusion: Sec. 3.1) and report it beside the paper"

@@ -7,7 +7,7 @@ tensors is recorded (:func:`trace_model`) and each convention is a table of pure
 
 from __future__ import annotations
 
-from ._trace import Trace, record
+from ._trace import OpTrace, record
 from .conventions import CONVENTIONS, Convention, Cost, get_convention
 from .profile import DEFAULT_CONVENTION, Profile, compare_conventions, profile, profile_trace, trace_model
 
@@ -20,7 +20,7 @@ __all__ = [
     "Convention",
     "Cost",
     "Profile",
-    "Trace",
+    "OpTrace",
     "compare_conventions",
     "get_convention",
     "profile",

@@ -1,4 +1,4 @@
-"""Record one forward pass as a :class:`Trace`: module calls, torch-function calls and aten ops with their shapes.
+"""Record one forward pass as a :class:`OpTrace`: module calls, torch-function calls and aten ops with their shapes.
 
 The forward runs on meta tensors (or under :class:`~torch._subclasses.fake_tensor.FakeTensorMode`), so no
 arithmetic is done and no memory is allocated: a 1920x1080 input costs as much as a 64x64 one. Three recorders run at once:
@@ -28,7 +28,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..errors import ModelError
+from ..base.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -112,11 +112,11 @@ class OpCall:
     kwargs: dict[str, Any]
     output: Any
     module: str
-    function: int  # index into Trace.functions of the enclosing torch-level call, -1 if none
+    function: int  # index into OpTrace.functions of the enclosing torch-level call, -1 if none
 
 
 @dataclass
-class Trace:
+class OpTrace:
     """Everything one forward pass did, in shapes only."""
 
     input_shape: tuple[int, ...]
@@ -244,7 +244,7 @@ if hasattr(torch.ops.aten, "convolution"):
 class _Recorder:
     """Module stack and the shared trace; global hooks are registered by :meth:`hooks`."""
 
-    def __init__(self, model: nn.Module, trace: Trace) -> None:
+    def __init__(self, model: nn.Module, trace: OpTrace) -> None:
         self.trace = trace
         self.names: dict[int, str] = {}
         for name, mod in model.named_modules(remove_duplicate=False):
@@ -329,7 +329,7 @@ def record(
     input_shape: Sequence[int],
     dtype: torch.dtype = torch.float32,
     name: str | None = None,
-) -> Trace:
+) -> OpTrace:
     """Run ``model`` once on a shapes-only input of ``input_shape`` and return what it did.
 
     Engines, tried in turn: ``meta`` (meta-device copies of the parameters passed with
@@ -346,8 +346,8 @@ def record(
         device = torch.device("cpu")
     params = _param_count(model)
 
-    def attempt(engine: str) -> tuple[Trace, Any]:
-        trace = Trace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
+    def attempt(engine: str) -> tuple[OpTrace, Any]:
+        trace = OpTrace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
         rec = _Recorder(model, trace)
         tensors = _named_tensors(model)
         if engine == "meta":

@@ -1,4 +1,4 @@
-"""Counting conventions: tables of pure counting rules applied to a recorded :class:`~._trace.Trace`.
+"""Counting conventions: tables of pure counting rules applied to a recorded :class:`~._trace.OpTrace`.
 
 A rule takes one recorded call (an aten op, a torch-level function call or a module call) and returns a
 :class:`Cost`. Rules are registered into a convention's tables with a decorator, in the style of
@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
-from ._trace import FunctionCall, ModuleCall, OpCall, TensorMeta, Trace, tensors_in
+from ..base.errors import UsageError
+from ._trace import FunctionCall, ModuleCall, OpCall, OpTrace, TensorMeta, tensors_in
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def arg(call: OpCall | FunctionCall, i: int = 0) -> Any:
 
 
 @dataclass
-class Row:
+class TallyRow:
     """One line of a breakdown (per module or per operator); ``bytes`` is the output size of the counted calls."""
 
     name: str
@@ -85,27 +85,27 @@ class Counts:
     flops: int
     activations: int
     convs: int
-    by_module: list[Row]
-    by_op: list[Row]
+    by_module: list[TallyRow]
+    by_op: list[TallyRow]
     unknown_ops: list[str] = field(default_factory=list)
 
 
 class Tally:
     """Accumulates costs into totals, a per-operator table and an inclusive per-module table."""
 
-    def __init__(self, trace: Trace) -> None:
-        self.total = Row("total")
-        self.ops: dict[str, Row] = {}
-        self.modules: dict[str, Row] = {}
+    def __init__(self, trace: OpTrace) -> None:
+        self.total = TallyRow("total")
+        self.ops: dict[str, TallyRow] = {}
+        self.modules: dict[str, TallyRow] = {}
         self.kinds = {c.name: type(c.module).__name__ for c in trace.modules if c.in_model}
         self.kinds.setdefault("", self.kinds.get("", ""))
-        self.modules[""] = Row("", self.kinds.get("", ""))
+        self.modules[""] = TallyRow("", self.kinds.get("", ""))
 
     def add(self, op_name: str, module: str, cost: Cost, nbytes: int = 0) -> None:
         self.total.add(cost, nbytes)
-        self.ops.setdefault(op_name, Row(op_name, "op")).add(cost, nbytes)
+        self.ops.setdefault(op_name, TallyRow(op_name, "op")).add(cost, nbytes)
         for name in _ancestors(module):
-            self.modules.setdefault(name, Row(name, self.kinds.get(name, ""))).add(cost, nbytes)
+            self.modules.setdefault(name, TallyRow(name, self.kinds.get(name, ""))).add(cost, nbytes)
 
     def counts(self, unknown: Iterable[str] = ()) -> Counts:
         t = self.total
@@ -149,7 +149,7 @@ class Convention:
             rule = self.op_rules.get(packet[:-1])
         return rule
 
-    def count(self, trace: Trace) -> Counts:  # pragma: no cover - abstract
+    def count(self, trace: OpTrace) -> Counts:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 
-from ._trace import OpCall, Trace, tensors_in
+from ._trace import OpCall, OpTrace, tensors_in
 from .conventions import Convention, Cost, Counts, Tally, arg, out, register_convention
 
 
@@ -58,7 +58,7 @@ class Full(Convention):
     def is_zero(self, packet: str) -> bool:
         return packet in self.zero_ops or (packet.endswith("_") and packet[:-1] in self.zero_ops)
 
-    def count(self, trace: Trace) -> Counts:
+    def count(self, trace: OpTrace) -> Counts:
         tally = Tally(trace)
         unknown: list[str] = []
         for op in trace.ops:

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ._trace import FunctionCall, OpCall, TensorMeta, Trace, tensors_in
+from ._trace import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
 from .conventions import Convention, Cost, Counts, Tally, arg, out, register_convention
 
 FunctionRule = Callable[[FunctionCall], Cost]
@@ -48,7 +48,7 @@ class Fvcore(Convention):
 
         return wrap
 
-    def count(self, trace: Trace) -> Counts:
+    def count(self, trace: OpTrace) -> Counts:
         tally = Tally(trace)
         whole: set[int] = set()
         for i, call in enumerate(trace.functions):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ._trace import ModuleCall, Trace, tensors_in
+from ._trace import ModuleCall, OpTrace, tensors_in
 from .conventions import Convention, Cost, Counts, Tally, out, register_convention
 
 ModuleRule = Callable[[ModuleCall], Cost]
@@ -53,7 +53,7 @@ class Ntire2022(Convention):
                 return rule
         return None
 
-    def count(self, trace: Trace) -> Counts:
+    def count(self, trace: OpTrace) -> Counts:
         tally = Tally(trace)
         for call in trace.modules:
             if not call.in_model or call.output is None:

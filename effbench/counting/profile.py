@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from ._trace import Trace, record
-from .conventions import Convention, Row, get_convention
+from ..base.errors import UsageError
+from ._trace import OpTrace, record
+from .conventions import Convention, TallyRow, get_convention
 
 DEFAULT_CONVENTION = "full"
 
@@ -64,7 +64,7 @@ class Profile:
         return d
 
     def metrics(self) -> dict[str, Any]:
-        """The subset that goes into a result document's ``metrics`` (see :mod:`effbench.results`)."""
+        """The subset that goes into a result document's ``metrics`` (see :mod:`effbench.base.results`)."""
         m = {k: getattr(self, k) for k in ("params", "flops", "macs", "activations", "convs")}
         if self.peak_memory_bytes is not None:
             m["peak_memory_predicted_bytes"] = self.peak_memory_bytes
@@ -115,7 +115,7 @@ def trace_model(
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
     label: str | None = None,
-) -> tuple[Trace, str]:
+) -> tuple[OpTrace, str]:
     """Record one shapes-only forward pass (the input of every convention); returns the trace and a model label."""
     net, default_label = _resolve_model(model, scale)
     label = label or default_label
@@ -123,7 +123,7 @@ def trace_model(
     trace = record(net, shape, dtype=dtype, name=label)
     if scale is not None:
         if len(trace.output_shape) != 4 or trace.output_shape[2:] != (shape[2] * scale, shape[3] * scale):
-            from ..errors import ModelError
+            from ..base.errors import ModelError
 
             got = "x".join(map(str, trace.output_shape))
             raise ModelError(
@@ -133,7 +133,7 @@ def trace_model(
     return trace, label
 
 
-def profile_trace(trace: Trace, convention: str | Convention = DEFAULT_CONVENTION, label: str = "") -> Profile:
+def profile_trace(trace: OpTrace, convention: str | Convention = DEFAULT_CONVENTION, label: str = "") -> Profile:
     """Apply one convention's rules to a recorded trace."""
     conv = get_convention(convention)
     c = conv.count(trace)
@@ -154,7 +154,7 @@ def profile_trace(trace: Trace, convention: str | Convention = DEFAULT_CONVENTIO
     )
 
 
-def _row(r: Row) -> dict[str, Any]:
+def _row(r: TallyRow) -> dict[str, Any]:
     d = r.as_dict()
     return d
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import EffbenchError, ModelError, UsageError
+from ..base.errors import EffbenchError, ModelError, UsageError
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import InputSource, array_inputs, dataset_inputs
 from .select import ModuleSelector, select_modules
@@ -132,7 +132,7 @@ class PSDResult:
 
     def to_dict(self, curves: bool = True) -> dict[str, Any]:
         """A result document (schema ``effbench.result/1``) with the study under ``"psd"``."""
-        from ..results import new_result
+        from ..base.results import new_result
 
         metrics = {f"psd.{b.name}.input_high_share": b.input_high for b in self.blocks}
         metrics.update({f"psd.{b.name}.output_high_share": b.output_high for b in self.blocks})
@@ -192,7 +192,7 @@ class PSDResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def save_json(self, path: str | Path) -> Path:
-        from ..results import write_json_atomic
+        from ..base.results import write_json_atomic
 
         return write_json_atomic(path, self.to_dict())
 

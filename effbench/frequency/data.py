@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -55,7 +55,7 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     """The LR input of an HR ``uint8`` image, as the benchmark packs make it: crop to a multiple of ``scale``,
     then MATLAB-compatible bicubic :func:`effbench.imresize` on ``uint8`` (rounded like MATLAB)."""
     try:
-        from ..quality import imresize
+        from ..base.imresize import imresize
     except ImportError as exc:
         raise UsageError(
             "making LR images from an HR-only folder needs effbench.imresize (effbench.quality), which is not "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 ModuleSelector = str | Sequence[str | nn.Module] | None
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from torch import Tensor
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 __all__ = [
     "power_spectrum",

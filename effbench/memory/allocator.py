@@ -160,6 +160,6 @@ def make_allocator(device_model: str) -> PlainAllocator | CachingAllocator:
         return PlainAllocator()
     if device_model == "cuda":
         return CachingAllocator()
-    from ..errors import UsageError
+    from ..base.errors import UsageError
 
     raise UsageError(f"unknown device model {device_model!r}; expected 'cuda' or 'plain'")

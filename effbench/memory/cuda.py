@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 
 def _stat(stats: dict[str, Any], key: str) -> int | None:

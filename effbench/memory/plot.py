@@ -16,7 +16,7 @@ def plot_timeline(reports: list[MemoryReport], path: str | Path, labels: list[st
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        from ..errors import UsageError
+        from ..base.errors import UsageError
 
         raise UsageError(f"--plot expects a .png file name, got {str(path)!r}")
     labels = labels or [r.model or f"model {i + 1}" for i, r in enumerate(reports)]

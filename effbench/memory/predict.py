@@ -38,9 +38,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError, UsageError
+from ..base.errors import ModelError, UsageError
 from .allocator import make_allocator, round_size
-from .tracker import Trace, record_forward
+from .tracker import StorageTrace, record_forward
 
 _OP_WORDS = {
     "add": "residual add",
@@ -157,7 +157,7 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
-def _main_feature(trace: Trace) -> tuple[tuple[int, ...], int]:
+def _main_feature(trace: StorageTrace) -> tuple[tuple[int, ...], int]:
     """The main feature map: the output of the first convolution that changes the number of channels of the input
     (an SR network's head, i.e. the trunk width; a mean-shift 1x1 conv is skipped), else the first convolution's
     output, else the 4-D activation shape holding the most bytes over the pass (count x size)."""
@@ -189,7 +189,7 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _simulate(trace: Trace, device_model: str, donate_input: bool) -> dict[str, Any]:
+def _simulate(trace: StorageTrace, device_model: str, donate_input: bool) -> dict[str, Any]:
     """Run the allocator over the protocol; return per-op allocated bytes of both passes and the peak position."""
     n = len(trace.ops)
     frees: dict[int, list[int]] = {}
@@ -243,7 +243,7 @@ def _simulate(trace: Trace, device_model: str, donate_input: bool) -> dict[str, 
     return {"series": per_pass, "peak": peak, "plain_peak": plain.peak, "input_last_use": input_last_use}
 
 
-def _why(trace: Trace, sid: int, at: int, role: str, donate_input: bool) -> str:
+def _why(trace: StorageTrace, sid: int, at: int, role: str, donate_input: bool) -> str:
     s = trace.storages[sid]
     op = trace.ops[at]
     if s.kind in ("parameter", "buffer"):
@@ -265,7 +265,7 @@ def _why(trace: Trace, sid: int, at: int, role: str, donate_input: bool) -> str:
 
 
 def analyse(
-    trace: Trace,
+    trace: StorageTrace,
     *,
     device_model: str = "cuda",
     donate_input: bool = False,
@@ -274,7 +274,7 @@ def analyse(
     model_name: str = "",
     feature_shape: tuple[int, int, int] | None = None,
 ) -> MemoryReport:
-    """Turn a :class:`~effbench.memory.tracker.Trace` into a :class:`MemoryReport`."""
+    """Turn a :class:`~effbench.memory.tracker.StorageTrace` into a :class:`MemoryReport`."""
     if not trace.ops:
         raise ModelError("the forward pass ran no tensor operation on the input")
     sim = _simulate(trace, device_model, donate_input)

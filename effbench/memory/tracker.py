@@ -51,7 +51,7 @@ class OpRec:
 
 
 @dataclass
-class Trace:
+class StorageTrace:
     """The record of one forward pass: resident storages, ops, the output's storages."""
 
     storages: list[StorageRec]
@@ -234,7 +234,7 @@ def record_forward(
     make_input: Callable[[], torch.Tensor],
     replace: dict[int, torch.Tensor] | None,
     device: torch.device,
-) -> Trace:
+) -> StorageTrace:
     """Run one forward of ``model`` under :class:`StorageTracker` and return the trace.
 
     ``replace`` maps ``id(tensor)`` of the model's parameters and buffers to stand-ins (fake tensors) that are
@@ -265,4 +265,4 @@ def record_forward(
                 output.append(sid)
     alive = [s for s in tracker.alive_activations() if s not in output]
     del out
-    return Trace(tracker.storages, tracker.ops, tracker.resident, output + alive, dict(modules.types), set(modules.leaves))
+    return StorageTrace(tracker.storages, tracker.ops, tracker.resident, output + alive, dict(modules.types), set(modules.leaves))

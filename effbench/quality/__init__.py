@@ -3,13 +3,13 @@ readers and :func:`evaluate` (a model over a test set)."""
 
 from __future__ import annotations
 
+from ..base.imresize import imresize
 from .datasets import DatasetError, Sample, SRDataset, make_lr, open_dataset, read_image
 from .evaluate import evaluate, super_resolve
-from .imresize import imresize
-from .metrics import PROTOCOLS, crop_border, mod_crop, psnr, rgb_to_y, score, ssim, to_uint8
+from .metrics import SCORE_PROTOCOLS, crop_border, mod_crop, psnr, rgb_to_y, score, ssim, to_uint8
 
 __all__ = [
-    "PROTOCOLS",
+    "SCORE_PROTOCOLS",
     "DatasetError",
     "Sample",
     "SRDataset",

@@ -7,7 +7,7 @@ Three layouts are recognised (``open_dataset`` picks one):
 - ``div2k``: ``ROOT/<X>_HR/<name>.png`` + ``ROOT/<X>_LR.../<name>x<s>.png`` or ``ROOT/<X>_LR.../X<s>/<name>x<s>.png``
   (DIV2K / NTIRE, e.g. ``DIV2K_valid_HR/0801.png`` + ``DIV2K_valid_LR/0801x4.png``);
 - ``hr_only``: ``ROOT/HR/*.png`` or images directly in ``ROOT`` (B100, Urban100): the LR image is MATLAB's
-  ``imresize(modcrop(HR, s), 1/s, 'bicubic')``, reproduced exactly by :func:`effbench.quality.imresize`.
+  ``imresize(modcrop(HR, s), 1/s, 'bicubic')``, reproduced exactly by :func:`effbench.base.imresize`.
 
 Images are returned as ``uint8`` ``(H, W, 3)`` RGB; grey images are replicated into three channels (the usual
 convention of SR test code), alpha channels dropped. A missing, unreadable or mis-sized image raises
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
-from .imresize import imresize
+from ..base.errors import UsageError
+from ..base.imresize import imresize
 from .metrics import mod_crop
 
 __all__ = ["DatasetError", "Sample", "SRDataset", "open_dataset", "read_image", "make_lr", "IMAGE_EXTENSIONS"]

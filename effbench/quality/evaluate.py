@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelError, UsageError
+from ..base.errors import ModelError, UsageError
 from ..zoo.spec import ModelSpec, resolve_model
 from .datasets import SRDataset, is_grey, open_dataset
-from .metrics import PROTOCOLS, Protocol, score, to_uint8
+from .metrics import SCORE_PROTOCOLS, Protocol, score, to_uint8
 
 __all__ = ["evaluate", "super_resolve"]
 
@@ -75,8 +75,8 @@ def evaluate(
     Returns ``{"model", "dataset", "scale", "protocol", "data_range", "layout", "lr_source", "n_images",
     "psnr", "ssim", "images": [{"name", "psnr", "ssim", "hr_size", "grey"}, ...]}`` (means over images).
     """
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if protocol not in SCORE_PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(SCORE_PROTOCOLS)}")
     dataset = dataset_dir if isinstance(dataset_dir, SRDataset) else open_dataset(dataset_dir, scale)
     if dataset.scale != scale:
         raise UsageError(f"the data set was opened at x{dataset.scale}, not x{scale}")

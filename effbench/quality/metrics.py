@@ -20,12 +20,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
-__all__ = ["rgb_to_y", "to_uint8", "crop_border", "mod_crop", "psnr", "ssim", "score", "PROTOCOLS"]
+__all__ = ["rgb_to_y", "to_uint8", "crop_border", "mod_crop", "psnr", "ssim", "score", "SCORE_PROTOCOLS"]
 
 Protocol = Literal["paper", "ntire"]
-PROTOCOLS: tuple[str, ...] = ("paper", "ntire")
+SCORE_PROTOCOLS: tuple[str, ...] = ("paper", "ntire")
 NTIRE_BORDER = 4
 
 
@@ -149,8 +149,8 @@ def score(sr: np.ndarray, hr: np.ndarray, scale: int, protocol: Protocol = "pape
 
     The HR image is cropped to a multiple of ``scale`` first; the SR image must have that cropped size.
     """
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if protocol not in SCORE_PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(SCORE_PROTOCOLS)}")
     hr = mod_crop(hr, scale)
     if sr.shape != hr.shape:
         raise UsageError(f"SR image shape {sr.shape} does not match the HR image cropped to x{scale}: {hr.shape}")

@@ -1,4 +1,4 @@
-"""Reports, NTIRE scores, the CI regression gate and the pytest plugin.
+"""Reports: tables, markdown, HTML, figures and NTIRE scores (rendering only; the CI gate lives in :mod:`effbench.ci`).
 
 Imported lazily: ``import effbench.report`` pulls in neither torch nor matplotlib.
 """
@@ -12,16 +12,9 @@ _EXPORTS = {
     "render_report": "effbench.report.render",
     "build_table": "effbench.report.table",
     "split_groups": "effbench.report.table",
-    "render_markdown": "effbench.report.markdown",
+    "render_table_markdown": "effbench.report.markdown",
     "compute_scores": "effbench.report.scores",
     "YEARS": "effbench.report.scores",
-    "run_gate": "effbench.report.gate",  # the function effbench.report.gate.gate (the name `gate` is the module)
-    "GateResult": "effbench.report.gate",
-    "load_for_gate": "effbench.report.gate",
-    "mann_whitney_u": "effbench.report.stats",
-    "bootstrap_ratio_ci": "effbench.report.stats",
-    "save_baseline": "effbench.report.baseline",
-    "update_baseline": "effbench.report.baseline",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -41,7 +41,7 @@ def deltas(table: Table, baseline: str) -> list[str]:
     """``"FMEN-S vs E-RFDN: params -21.2%, ..."`` for each model against the baseline row."""
     base = next((r for r in table.rows if r.model == baseline), None)
     if base is None:
-        from ..errors import UsageError
+        from ..base.errors import UsageError
 
         raise UsageError(f"baseline model {baseline!r} is not in the results; models: "
                          f"{', '.join(r.model for r in table.rows)}")
@@ -79,7 +79,7 @@ def delta_records(table: Table, baseline: str) -> list[dict[str, Any]]:
     return out
 
 
-def render_markdown(table: Table, title: str | None = None, baseline: str | None = None) -> str:
+def render_table_markdown(table: Table, title: str | None = None, baseline: str | None = None) -> str:
     """The markdown table with header, bold/italic marks, footnote references and footnotes."""
     ranks = table.ranks()
     footnotes: list[str] = []

@@ -8,15 +8,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from .markdown import delta_records, render_markdown
+from ..base.errors import UsageError
+from .markdown import delta_records, render_table_markdown
 from .table import Table, build_table, split_groups
 
 FORMATS = ("md", "csv", "json", "html")
 
 
 def _load(results: Any) -> list[dict[str, Any]]:
-    from ..results import load_results
+    from ..base.results import load_results
 
     if isinstance(results, (str, os.PathLike)):
         return load_results([results])
@@ -84,7 +84,7 @@ def render_report(
         parts = [f"# {title}", ""]
         for name, t in sections:
             has_base = baseline if baseline in {r.model for r in t.rows} else None
-            parts.append(render_markdown(t, title=name, baseline=has_base))
+            parts.append(render_table_markdown(t, title=name, baseline=has_base))
         pngs = [p for p in fig_paths if p.suffix == ".png"]
         if pngs:
             parts += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
@@ -105,7 +105,7 @@ def render_report(
         pd.concat(frames, ignore_index=True).to_csv(p, index=False, float_format="%.6g")
         written.append(p)
     if "json" in formats:
-        from ..results import write_json_atomic
+        from ..base.results import write_json_atomic
 
         doc = {
             "schema": "effbench.report/1",

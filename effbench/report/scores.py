@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from .table import runtime_ms
 
 

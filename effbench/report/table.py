@@ -42,7 +42,7 @@ GROUP_FIELDS = ("device", "input_shape", "scale", "dtype", "protocol", "conventi
 
 
 @dataclass
-class Row:
+class TableRow:
     """One model's row: values in table units (``None`` when missing) and the footnotes attached to cells."""
 
     model: str
@@ -56,7 +56,7 @@ class Row:
 class Table:
     """A comparison table of results measured under one set of conditions."""
 
-    rows: list[Row]
+    rows: list[TableRow]
     meta: dict[str, Any]  # device, device_name, input_shape, scale, protocol, convention, dtype
     columns: tuple[Column, ...] = COLUMNS
 
@@ -169,7 +169,7 @@ def split_groups(docs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = None) -> Table:
     """Build the table of results measured under one set of conditions (see :func:`split_groups`)."""
     docs = merge_by_model(docs)
-    rows: list[Row] = []
+    rows: list[TableRow] = []
     mem_sources: set[str] = set()
     for d in docs:
         m = d.get("metrics") or {}
@@ -201,7 +201,7 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
                         "memory_mib": "no peak memory (neither measured nor predicted)",
                         "runtime_ms": "runtime not measured"}.get(col.key, f"{col.title.lower()} not counted")
                 notes.setdefault(col.key, []).append(what)
-        rows.append(Row(str(d.get("model")), values, notes, source, status))
+        rows.append(TableRow(str(d.get("model")), values, notes, source, status))
     if order:
         pos = {name: i for i, name in enumerate(order)}
         rows.sort(key=lambda r: pos.get(r.model, len(pos)))

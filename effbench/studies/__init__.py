@@ -10,8 +10,8 @@ through the sweep machinery and writes ``study.json``, ``study.md`` and ``study.
 
 from __future__ import annotations
 
+from .catalogue import STUDIES, Study, Variant, attention_variant, get_study
 from .runner import block_memory, fusion_formula, run_study, write_models_file
-from .tables import STUDIES, Study, Variant, attention_variant, get_study
 from .verdicts import analyse_study
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..timing.breakdown import conv_label
 
-__all__ = ["render_markdown", "render_png"]
+__all__ = ["render_study_markdown", "render_png"]
 
 
 def _num(v: Any, fmt: str = "{:,.0f}") -> str:
@@ -132,7 +132,7 @@ def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
+def render_study_markdown(doc: dict[str, Any]) -> str:
     """The study report: setting, the paper-vs-ours table, verdicts, configuration notes, fusion formula table."""
     env = doc.get("env") or {}
     h, w = doc["size"]

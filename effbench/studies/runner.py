@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
-from .tables import Study, Variant, get_study
+from ..base.errors import UsageError
+from .catalogue import Study, Variant, get_study
 from .verdicts import analyse_study
 
 __all__ = ["block_memory", "build_variants", "fusion_formula", "roofline_estimates", "run_study",
@@ -247,10 +247,10 @@ def run_study(
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
     """
-    from ..results import write_json_atomic
+    from ..base.results import write_json_atomic
     from ..sweep import Cell, run_sweep
     from ..timing import resolve_device
-    from .report import render_markdown, render_png
+    from .report import render_png, render_study_markdown
 
     study = get_study(name) if isinstance(name, str) else name
     if not study.variants:
@@ -319,7 +319,7 @@ def run_study(
         result["block_memory"] = block_memory((h, w))
     result["seconds"] = previous.get("seconds", 0.0) if render_only else time.perf_counter() - t0
     write_json_atomic(out / "study.json", result)
-    (out / "study.md").write_text(render_markdown(result))
+    (out / "study.md").write_text(render_study_markdown(result))
     png = render_png(result, out / "study.png")
     result["files"] = [str(out / "study.json"), str(out / "study.md")] + ([str(png)] if png else [])
     return result

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 __all__ = [
     "ATTENTION_WIDTH",

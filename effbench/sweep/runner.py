@@ -5,7 +5,7 @@ Layout of an output folder ``OUT``::
     OUT/cells/<cell_id>.json   one result document per cell (written atomically by the cell or by the runner)
     OUT/logs/<cell_id>.log     the cell process's stdout and stderr
     OUT/runs.log               one ``start <cell_id>`` line per cell process launched (audit of re-runs)
-    OUT/results.csv            the combined table (effbench.results.results_frame), plus results.parquet
+    OUT/results.csv            the combined table (effbench.base.results.results_frame), plus results.parquet
                                when pyarrow is installed
     OUT/report/                the report (effbench.report.render_report), when asked
 
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..results import new_result, write_json_atomic
-from .cells import Cell
+from ..base.results import new_result, write_json_atomic
+from .config import Cell
 
 __all__ = ["run_sweep", "is_finished", "write_table"]
 
@@ -71,7 +71,7 @@ def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict
     log = out / "logs" / f"{cell.cell_id}.log"
     with open(log, "w") as logf:
         proc = subprocess.Popen(
-            [python, "-m", "effbench.sweep.cell", json.dumps(cell.to_dict()), str(result)],
+            [python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
             stdout=logf, stderr=subprocess.STDOUT, env=_child_env(), stdin=subprocess.DEVNULL,
         )
         try:
@@ -98,7 +98,7 @@ def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict
 
 def write_table(out: str | Path) -> list[Path]:
     """Combine ``OUT/cells/*.json`` into ``OUT/results.csv`` (and ``results.parquet`` with pyarrow)."""
-    from ..results import load_results, results_frame
+    from ..base.results import load_results, results_frame
 
     out = Path(out)
     docs = load_results([out / "cells"]) if (out / "cells").is_dir() else []
@@ -132,7 +132,7 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "status": Counter, "seconds", "table"}``.
 
-    Each cell runs in its own process (``python -m effbench.sweep.cell``). ``resume`` skips cells whose result
+    Each cell runs in its own process (``python -m effbench.sweep.worker``). ``resume`` skips cells whose result
     already parses; ``timeout`` (seconds) bounds each cell. Interrupting the sweep keeps every finished cell.
     """
     out = Path(out)
@@ -143,7 +143,7 @@ def run_sweep(
     ids = [c.cell_id for c in cells]
     dup = [i for i, n in Counter(ids).items() if n > 1]
     if dup:
-        from ..errors import UsageError
+        from ..base.errors import UsageError
 
         raise UsageError(f"duplicate sweep cells: {', '.join(dup)}")
     todo = [c for c in cells if not (resume and is_finished(out / "cells" / f"{c.cell_id}.json"))]

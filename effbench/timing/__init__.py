@@ -6,7 +6,7 @@ Public entry point: :func:`benchmark` (re-exported as ``effbench.benchmark``).
 
 from __future__ import annotations
 
-from .api import DTYPES, OutOfMemory, benchmark, resolve_device
+from .bench import DTYPES, OutOfMemory, benchmark, resolve_device
 from .steady import WarmupRule, summarize
 from .validate import BadOutputError, NonFiniteOutputError, check_output
 

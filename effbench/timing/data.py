@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 
 __all__ = ["ImagePair", "find_pairs", "load_rgb", "synthetic_pairs"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
+from ..base.errors import ModelError
 
 __all__ = ["BadOutputError", "NonFiniteOutputError", "check_output"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import UnknownModelError, UsageError
+from ..base.errors import UnknownModelError, UsageError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ModelError, UsageError
+from ..base.errors import ModelError, UsageError
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..base.errors import CheckpointError
 
 if TYPE_CHECKING:
     from .registry import ModelInfo, PretrainedCfg

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from effbench.quality.imresize import imresize
+from effbench.base.imresize import imresize
 from effbench.zoo.registry import register_model
 
 

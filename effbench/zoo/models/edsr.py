@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from effbench.errors import UsageError
+from effbench.base.errors import UsageError
 from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["DIV2K_RGB_MEAN", "EDSR", "MeanShift", "PlainBlock", "ResBlock", "Upsampler"]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from effbench.errors import UsageError
+from effbench.base.errors import UsageError
 from effbench.zoo.registry import PretrainedCfg, register_model
 from effbench.zoo.weights import StateDict, register_key_layout
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effbench.errors import UsageError
+from effbench.base.errors import UsageError
 from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["ESA", "RFDB", "RFDN"]

@@ -112,7 +112,7 @@ def read_energy_mj(handle: Any | None = None) -> int | None:
 
 def capture_env(device: str | torch.device = "cpu") -> dict[str, Any]:
     """Describe the software and hardware a result was measured on (the result schema's ``env``)."""
-    from . import __version__
+    from .. import __version__
 
     dev = torch.device(device)
     env: dict[str, Any] = {

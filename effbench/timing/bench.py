@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError, UsageError
-from ..results import new_result
+from ..base.errors import ModelError, UsageError
+from ..base.results import new_result
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire, to_tensor
@@ -23,7 +23,7 @@ from .validate import check_output
 __all__ = ["benchmark", "DTYPES", "OutOfMemory", "num_threads", "resolve_device"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PROTOCOLS = ("steady", "ntire")
+TIMING_PROTOCOLS = ("steady", "ntire")
 
 
 class OutOfMemory(ModelError):
@@ -96,7 +96,7 @@ def _resolve_model(
 
 def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
     """Joules per forward from NVML's total-energy counter over a loop of at least ``seconds``."""
-    from ..env import nvml_handle, read_energy_mj
+    from ..base.env import nvml_handle, read_energy_mj
 
     handle = nvml_handle(device.index)
     if handle is None or read_energy_mj(handle) is None:
@@ -207,11 +207,11 @@ def benchmark(
     ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
     one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
     image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
-    Raises :class:`~effbench.errors.UsageError` for bad arguments and :class:`~effbench.errors.ModelError`
+    Raises :class:`~effbench.base.errors.UsageError` for bad arguments and :class:`~effbench.base.errors.ModelError`
     (``BadOutputError``, ``NonFiniteOutputError``, ``OutOfMemory``) when the model fails.
     """
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
+    if protocol not in TIMING_PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
     dev = resolve_device(device)
@@ -292,6 +292,6 @@ def benchmark(
 
 
 def _env(dev: torch.device) -> dict[str, Any]:
-    from ..env import capture_env
+    from ..base.env import capture_env
 
     return capture_env(dev)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..base.errors import UsageError
 from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
 # metric name in the result schema -> (threshold name, display name, unit scale, unit)
@@ -179,7 +179,7 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
         if isinstance(data, dict) and isinstance(data.get("benchmarks"), list):
             entries = [_from_pytest_benchmark(b) for b in data["benchmarks"]]
             return {e.label: e for e in entries}
-    from ..results import load_results
+    from ..base.results import load_results
 
     try:
         docs = load_results([p])
@@ -187,7 +187,7 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
         raise UsageError(f"a results file under {p} is not valid JSON: {exc}") from None
     if not docs:
         raise UsageError(f"no effbench results (schema effbench.result/1) or pytest-benchmark data in {p}")
-    from .table import merge_by_model
+    from ..report.table import merge_by_model
 
     docs = merge_by_model(docs)
     names = [d.get("model") for d in docs]
@@ -297,7 +297,6 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
     return GateResult(checks, alpha, th)
 
 
-run_gate = gate  # exported as effbench.report.run_gate (effbench.report.gate is this module)
 
 
 def parse_percent(text: str) -> float:

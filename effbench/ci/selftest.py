@@ -76,7 +76,7 @@ def result_doc(name: str, samples: list[float], metrics: dict[str, float], shape
     """A result document (schema effbench.result/1) holding the timing samples and static metrics."""
     import statistics
 
-    from ..results import new_result
+    from ..base.results import new_result
 
     rt = {"median": statistics.median(samples), "mean": statistics.fmean(samples),
           "std": statistics.stdev(samples), "repeats": len(samples), "samples": samples}

@@ -25,7 +25,7 @@ from typing import TypeVar, overload
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from .errors import UsageError
 
 __all__ = ["imresize", "contributions", "cubic_kernel"]
 

@@ -176,8 +176,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (_blocks(), _attention(), _fusio
 
 
 def get_study(name: str) -> Study:
-    """The study called ``name``; a :class:`~effbench.errors.UsageError` names the known ones otherwise."""
-    from ..errors import UsageError
+    """The study called ``name``; a :class:`~effbench.base.errors.UsageError` names the known ones otherwise."""
+    from ..base.errors import UsageError
 
     try:
         return STUDIES[name]

@@ -41,7 +41,7 @@ SCHEMA = "effbench.result/1"
 
 def new_result(model: str, spec: str | None = None, **fields: Any) -> dict[str, Any]:
     """A result document with the schema's bookkeeping fields filled in."""
-    from . import __version__
+    from .. import __version__
 
     doc: dict[str, Any] = {
         "schema": SCHEMA,

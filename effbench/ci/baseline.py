@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..results import SCHEMA, load_results, write_json_atomic
-from .table import group_key, merge_by_model
+from ..base.errors import UsageError
+from ..base.results import SCHEMA, load_results, write_json_atomic
+from ..report.table import group_key, merge_by_model
 
 
 def _key(doc: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""One sweep cell, run in a fresh process: ``python -m effbench.sweep.cell CELL_JSON OUT_JSON``.
+"""One sweep cell, run in a fresh process: ``python -m effbench.sweep.worker CELL_JSON OUT_JSON``.
 
 Computes static metrics (``effbench.profile``, full convention), the predicted peak memory
 (``effbench.predict_memory``), the runtime (``effbench.benchmark``), the measured peak memory on CUDA
@@ -33,9 +33,9 @@ def _log_start(out: Path, cell_id: str) -> None:
 
 
 def measure_cell(cell: Any) -> dict[str, Any]:
-    """Measure one :class:`~effbench.sweep.cells.Cell` in this process; always returns a result document."""
-    from ..errors import EffbenchError, ModelError
-    from ..results import new_result
+    """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document."""
+    from ..base.errors import EffbenchError, ModelError
+    from ..base.results import new_result
     from ..zoo.spec import ModelSpec
 
     t0 = time.perf_counter()
@@ -127,7 +127,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             partial["measure_cuda_memory"] = f"{type(exc).__name__}: {exc}"
 
     if not doc["env"]:
-        from ..env import capture_env
+        from ..base.env import capture_env
 
         try:
             doc["env"] = capture_env(cell.device)
@@ -141,12 +141,12 @@ def measure_cell(cell: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..results import write_json_atomic
-    from .cells import Cell
+    from ..base.results import write_json_atomic
+    from .config import Cell
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m effbench.sweep.cell CELL_JSON OUT_JSON", file=sys.stderr)
+        print("usage: python -m effbench.sweep.worker CELL_JSON OUT_JSON", file=sys.stderr)
         return 2
     cell = Cell.from_dict(json.loads(argv[0]))
     out = Path(argv[1])
