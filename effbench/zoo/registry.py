@@ -95,10 +95,13 @@ def register_model(
 
 
 def _load_zoo() -> None:
-    """Import the zoo's model files (each registers its factories on import)."""
+    """Import the zoo's model files and the plugins (each registers its factories on import)."""
     import importlib
 
+    from ..base.plugins import load_plugins
+
     importlib.import_module("effbench.zoo.models")
+    load_plugins()
 
 
 def list_models() -> list[str]:

@@ -1,0 +1,84 @@
+"""Plugins: modules outside effbench that register models, counting conventions or metrics.
+
+A plugin is an ordinary Python module that, on import, calls the registration functions of the layers it extends
+(:func:`effbench.zoo.registry.register_model`, :func:`effbench.counting.register_convention`,
+:func:`effbench.base.catalogue.register_metric`). effbench imports every plugin named in
+
+- the ``EFFBENCH_PLUGINS`` environment variable: entries separated by ``,`` or the OS path separator, each a dotted
+  module name (``my_lab.sr_models``) or the path of a ``.py`` file;
+- the ``effbench.plugins`` entry-point group of installed distributions;
+
+once per process, the first time any registry is queried (:func:`load_plugins`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+from .errors import UsageError
+
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "load_plugins", "plugin_names"]
+
+ENV_VAR = "EFFBENCH_PLUGINS"
+ENTRY_POINT_GROUP = "effbench.plugins"
+
+_loaded: dict[str, ModuleType] = {}
+_loading = False
+
+
+def plugin_names() -> list[str]:
+    """The plugins named by ``EFFBENCH_PLUGINS`` and the ``effbench.plugins`` entry points, in load order."""
+    names = [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", os.environ.get(ENV_VAR, "")) if p.strip()]
+    try:
+        names += [ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    except Exception:  # a broken distribution's metadata must not take effbench down
+        pass
+    return names
+
+
+def _import(name: str) -> ModuleType:
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise UsageError(f"{ENV_VAR}: plugin file not found: {path}")
+        mod_name = f"effbench_plugin_{path.stem}_{abs(hash(str(path))):x}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise UsageError(f"{ENV_VAR}: cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[mod_name]
+            raise
+        return module
+    return importlib.import_module(name.split(":", 1)[0])
+
+
+def load_plugins() -> list[ModuleType]:
+    """Import every plugin not imported yet (idempotent; re-reads ``EFFBENCH_PLUGINS`` on each call)."""
+    global _loading
+    if _loading:  # a plugin that queries a registry while it is being imported
+        return list(_loaded.values())
+    _loading = True
+    try:
+        for name in plugin_names():
+            if name in _loaded:
+                continue
+            try:
+                _loaded[name] = _import(name)
+            except UsageError:
+                raise
+            except Exception as exc:
+                raise UsageError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    finally:
+        _loading = False
+    return list(_loaded.values())
