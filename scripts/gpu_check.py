@@ -33,6 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from effbench.report.gpu import render_gpu_figures, render_gpu_markdown  # noqa: E402
 
 PAPER = {"runtime_change": -0.331, "memory_change": -0.74, "fmen_s_ms": 28.07, "e_rfdn_ms": 41.97,
          "fmen_s_mib": 204.6, "e_rfdn_mib": 788.13, "source": "FMEN paper Table 4 (1080Ti, DIV2K valid, NTIRE script)"}
@@ -272,157 +273,6 @@ def part_overhead(R: dict) -> None:
                      "overhead_pct": 100 * med / WORK_MS, "overhead_max_us": max(over) * 1e3}
 
 
-# ----------------------------------------------------------------------------------------------------- output
-def _fmt(v: Any, spec: str = ".3f") -> str:
-    return format(v, spec) if isinstance(v, (int, float)) else "-"
-
-
-def render_markdown(R: dict) -> str:
-    env = R.get("env", {})
-    L = [f"# effbench GPU validation: {env.get('gpu_name', R.get('device'))}", ""]
-    L.append(f"Run {R['started']} for {R.get('seconds', 0):.0f} s; device `{R['device']}`; torch "
-             f"{env.get('torch_version')}, CUDA {env.get('cuda_version')}, cuDNN {env.get('cudnn_version')}, driver "
-             f"{env.get('gpu_driver')}; TF32 matmul {env.get('tf32_matmul')}, cuDNN TF32 {env.get('tf32_cudnn')}; "
-             f"SM clock {env.get('gpu_clock_sm_mhz')}/{env.get('gpu_clock_sm_max_mhz')} MHz, "
-             f"{env.get('gpu_temperature_c')} C, {env.get('gpu_power_w')} W. Dry run: {R['dry_run']}.")
-    L.append("")
-    L.append("## Parts")
-    L.append("| part | status | seconds | error |\n|---|---|---|---|")
-    for k, v in R["parts"].items():
-        err = (v.get("error") or "").splitlines()[0][:120] if v.get("error") else ""
-        L.append(f"| {k} | {v['status']} | {_fmt(v.get('seconds'), '.1f')} | {err} |")
-    pk = R.get("peaks") or {}
-    if pk:
-        L += ["", f"Roofline peaks ({pk.get('calibration')}): {pk['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
-              f"(matmul {pk['matmul_flops_per_s'] / 1e9:.1f}, conv {pk['conv_flops_per_s'] / 1e9:.1f}), copy "
-              f"{pk['peak_bytes_per_s'] / 1e9:.1f} GB/s; TF32 {pk.get('tf32')}."]
-    L += ["", "## Steady protocol (5 repeats of the whole measurement; run-to-run CV of the median)", "",
-          "| model | input HxW | CUDA graphs | median ms | run-to-run CV % | within-run CV % | first call ms | peak MiB | "
-          "mJ/image | bound ms | measured/bound | status |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in R["steady"]:
-        cv = r.get("run_to_run_cv")
-        mem = r.get("peak_memory_bytes")
-        e = r.get("energy_j_per_image")
-        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {'yes' if r.get('cuda_graphs') else 'no'} | "
-                 f"{_fmt(r.get('median_ms'))} | {_fmt(cv * 100 if cv is not None else None, '.2f')} | "
-                 f"{_fmt(r['within_run_cv'] * 100 if r.get('within_run_cv') is not None else None, '.2f')} | "
-                 f"{_fmt(r.get('first_call_ms'), '.1f')} | {_fmt(mem / 2**20 if mem else None, '.1f')} | "
-                 f"{_fmt(e * 1e3 if e else None, '.2f')} | {_fmt(r.get('bound_ms'))} | "
-                 f"{_fmt(r.get('measured_over_bound'), '.1f')} | {r.get('status')} {r.get('error', '')[:80]} |")
-    for graphs in (False, True):
-        cvs = [r["run_to_run_cv"] for r in R["steady"]
-               if r.get("run_to_run_cv") is not None and bool(r.get("cuda_graphs")) == graphs]
-        if cvs:
-            L += ["", f"Run-to-run CV of the steady median{' with CUDA graphs' if graphs else ''}: max "
-                  f"{max(cvs) * 100:.2f} % over {len(cvs)} model/size cells; under 1 % for "
-                  f"{sum(c < 0.01 for c in cvs)} of {len(cvs)}."]
-    L += ["", "## NTIRE protocol (fresh process per model and size; mean over images, no warm-up)", "",
-          "| model | input HxW | mean ms | first image ms | median ms | images | max_memory_allocated MiB | PSNR | status |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for r in R["ntire"]:
-        L.append(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r.get('mean_ms'))} | "
-                 f"{_fmt(r.get('first_image_ms'), '.1f')} | {_fmt(r.get('median_ms'))} | {r.get('images', '-')} | "
-                 f"{_fmt(r.get('memory_mib'), '.1f')} | {_fmt(r.get('psnr'), '.2f')} | {r.get('status')} "
-                 f"{(r.get('error') or '')[:80]} |")
-    if R["ntire"]:
-        L.append(f"\nImages: {next((r.get('dataset') for r in R['ntire'] if r.get('dataset')), '-')}.")
-    L += ["", "## Peak memory: measured vs predicted", "",
-          "Measured: max_memory_allocated after reset_peak_memory_stats, one warm and one measured forward under "
-          "no_grad (cudnn.benchmark False). Predicted: effbench.predict_memory (device_model='cuda'). 'With ws' adds "
-          "each conv's cuDNN workspace, measured in a separate forward, to the predicted live bytes at that conv.", "",
-          "| model | scale | input HxW | measured MiB | predicted MiB | diff % | with ws MiB | diff with ws % "
-          "| max ws MiB | predicted peak at | status |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in R["memory"]:
-        mb, pb, wb = r.get("measured_bytes"), r.get("predicted_bytes"), r.get("predicted_with_workspace_bytes")
-        ws = r.get("cudnn_workspace_max_bytes")
-        L.append(f"| {r['model']} | x{r.get('scale', 4)} | {r['size'][0]}x{r['size'][1]} | "
-                 f"{_fmt(mb / 2**20 if mb else None, '.2f')} | {_fmt(pb / 2**20 if pb else None, '.2f')} | "
-                 f"{_fmt(r.get('error_pct'), '.2f')} | {_fmt(wb / 2**20 if wb else None, '.2f')} | "
-                 f"{_fmt(r.get('difference_with_workspace_pct'), '.2f')} | {_fmt(ws / 2**20 if ws is not None else None, '.2f')} "
-                 f"| {r.get('predicted_peak_module') or '-'} | {r.get('status')} {(r.get('error') or '')[:80]} |")
-    hl = R.get("headline") or {}
-    if hl.get("rows"):
-        L += ["", "## Headline: FMEN-S vs E-RFDN (paper: -33 % runtime, -74 % peak memory)", "",
-              "| protocol | input HxW | FMEN-S ms | E-RFDN ms | runtime change | FMEN-S MiB | E-RFDN MiB | memory change |",
-              "|---|---|---|---|---|---|---|---|"]
-        for r in hl["rows"]:
-            rc, mc = r["runtime_change"], r["memory_change"]
-            L.append(f"| {r['protocol']} | {r['size'][0]}x{r['size'][1]} | {_fmt(r['fmen_s_ms'])} | "
-                     f"{_fmt(r['e_rfdn_ms'])} | {_fmt(rc * 100 if rc is not None else None, '+.1f')} % | "
-                     f"{_fmt(r['fmen_s_mib'], '.1f')} | {_fmt(r['e_rfdn_mib'], '.1f')} | "
-                     f"{_fmt(mc * 100 if mc is not None else None, '+.1f')} % |")
-        p = hl["paper"]
-        L.append(f"| paper | DIV2K valid | {p['fmen_s_ms']} | {p['e_rfdn_ms']} | -33.1 % | {p['fmen_s_mib']} | "
-                 f"{p['e_rfdn_mib']} | -74.0 % |")
-    ov = R.get("overhead")
-    if ov:
-        L += ["", f"Timing harness overhead on a {ov['work_ms']} ms CPU workload: median {ov['overhead_median_us']:.2f} us "
-              f"per run = {ov['overhead_pct']:.4f} % (max {ov['overhead_max_us']:.1f} us)."]
-    L += ["", "Figures: runtime.png (steady median vs NTIRE mean), memory.png (measured vs predicted), cv.png "
-          "(run-to-run CV)."]
-    return "\n".join(L) + "\n"
-
-
-def render_plots(R: dict, folder: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    ok = [r for r in R["steady"] if r.get("status") == "ok" and not r.get("cuda_graphs")]
-    if ok:
-        sizes = sorted({tuple(r["size"]) for r in ok})
-        fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
-        for ax, size in zip(axes[0], sizes):
-            rows = [r for r in ok if tuple(r["size"]) == size]
-            names = [r["model"] for r in rows]
-            xs = range(len(rows))
-            ax.bar([x - 0.2 for x in xs], [r["median_ms"] for r in rows], 0.4, label="steady median")
-            nt = {r["model"]: r.get("mean_ms") for r in R["ntire"] if tuple(r["size"]) == size and r.get("status") == "ok"}
-            ax.bar([x + 0.2 for x in xs], [nt.get(n) or 0 for n in names], 0.4, label="NTIRE mean")
-            ax.set_xticks(list(xs), names, rotation=45, ha="right")
-            ax.set_ylabel("ms")
-            ax.set_title(f"runtime, input {size[0]}x{size[1]}")
-            ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "runtime.png", dpi=110)
-        plt.close(fig)
-        written.append("runtime.png")
-        fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{r['model']}\n{r['size'][0]}x{r['size'][1]}" for r in ok if r.get("run_to_run_cv") is not None]
-        vals = [100 * r["run_to_run_cv"] for r in ok if r.get("run_to_run_cv") is not None]
-        ax.bar(range(len(vals)), vals)
-        ax.axhline(1.0, color="red", linestyle="--", label="1 %")
-        ax.set_xticks(range(len(vals)), labels, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("run-to-run CV of the median (%)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "cv.png", dpi=110)
-        plt.close(fig)
-        written.append("cv.png")
-    mem = [r for r in R["memory"] if r.get("measured_bytes") and r.get("predicted_bytes")]
-    if mem:
-        fig, ax = plt.subplots(figsize=(5, 5))
-        x = [r["predicted_bytes"] / 2**20 for r in mem]
-        y = [r["measured_bytes"] / 2**20 for r in mem]
-        ax.scatter(x, y)
-        for r, xi, yi in zip(mem, x, y):
-            ax.annotate(f"{r['model']} {r['size'][0]}x{r['size'][1]}", (xi, yi), fontsize=6)
-        lim = max(x + y) * 1.05
-        ax.plot([0, lim], [0, lim], "k--", linewidth=0.8)
-        ax.set_xlabel("predicted peak (MiB)")
-        ax.set_ylabel("measured peak (MiB)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        fig.tight_layout()
-        fig.savefig(folder / "memory.png", dpi=110)
-        plt.close(fig)
-        written.append("memory.png")
-    return written
-
-
 def write_outputs(R: dict, work: Path, out: Path) -> None:
     name = slug(R.get("env", {}).get("gpu_name") or f"{R['device']}-dry-run")
     folder = work / "reports" / "gpu" / name
@@ -433,10 +283,10 @@ def write_outputs(R: dict, work: Path, out: Path) -> None:
     clean = {k: v for k, v in R.items() if not k.startswith("_")}
     (folder / "results.json").write_text(json.dumps(clean, indent=1, default=_json_default))
     try:
-        R["figures"] = render_plots(R, folder)
+        R["figures"] = render_gpu_figures(R, folder)
     except Exception as exc:
         R["parts"]["plots"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    (folder / "report.md").write_text(render_markdown(R))
+    (folder / "report.md").write_text(render_gpu_markdown(R))
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".gpu_report.tar.gz.tmp"
     with tarfile.open(tmp, "w:gz") as tar:
