@@ -79,3 +79,26 @@ def test_a_missing_plugin_is_a_usage_error_naming_it(tmp_path: Path) -> None:
     proc = _effbench(["zoo"], str(tmp_path / "nope.py"), tmp_path)
     assert proc.returncode == 2
     assert "nope.py" in proc.stderr and "EFFBENCH_PLUGINS" in proc.stderr
+
+
+def test_a_command_is_one_file_in_the_commands_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import effbench.commands
+    from effbench.cli import main
+
+    (tmp_path / "toy_hello.py").write_text(textwrap.dedent('''
+        NAME = "toy-hello"
+        HELP = "say hello (a toy command)"
+
+
+        def add_arguments(parser):
+            parser.add_argument("--who", default="world")
+
+
+        def run(args):
+            print(f"hello {args.who}")
+            return 0
+    '''))
+    monkeypatch.setattr(effbench.commands, "__path__", [*effbench.commands.__path__, str(tmp_path)])
+    assert main(["toy-hello", "--who", "effbench"]) == 0
+    assert capsys.readouterr().out == "hello effbench\n"
