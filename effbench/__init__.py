@@ -1,7 +1,7 @@
 """effbench: measure how efficient image super-resolution models really are.
 
-The pipeline: a model (:func:`create_model`, :func:`load_model` for any spec) -> static counting
-(:func:`profile`), memory prediction (:func:`predict_memory`), timing (:func:`benchmark`), quality
+The pipeline: a model (:func:`create_model`; :func:`resolve_model` for any spec, with its :class:`ModelIdentity`)
+-> static counting (:func:`profile`), memory prediction (:func:`predict_memory`), timing (:func:`benchmark`), quality
 (:func:`evaluate`, :func:`imresize`), frequency analysis (:func:`psd`) -> results -> reports.
 Public names are imported lazily so that ``import effbench`` stays fast.
 """
@@ -22,6 +22,9 @@ _EXPORTS = {
     "reparameterize": "effbench.zoo.reparam",
     "load_model": "effbench.zoo.spec",
     "ModelSpec": "effbench.zoo.spec",
+    "ModelIdentity": "effbench.zoo",
+    "resolve_model": "effbench.zoo",
+    "display_names": "effbench.zoo",
     "profile": "effbench.counting",
     "predict_memory": "effbench.memory",
     "benchmark": "effbench.timing",

@@ -6,6 +6,9 @@ Schema ``effbench.result/1`` (every producer writes it, every consumer reads it)
       "schema": "effbench.result/1",
       "model": "fmen_s",              # display name (zoo name or attribute)
       "spec": "fmen_s",               # the spec string as given
+      "model_key": "336d0027088c",    # identity.key: what reports, gates and scores group by
+      "identity": {"key", "name", "spec", "path", "module", "kwargs", "weights", "weights_sha256", "scale",
+                   "form", "data_range"},  # effbench.zoo.ModelIdentity.as_dict()
       "scale": 4,
       "input_shape": [1, 3, 256, 256],
       "device": "cpu" | "cuda",
@@ -39,14 +42,21 @@ from typing import Any
 SCHEMA = "effbench.result/1"
 
 
-def new_result(model: str, spec: str | None = None, **fields: Any) -> dict[str, Any]:
-    """A result document with the schema's bookkeeping fields filled in."""
+def new_result(model: str, spec: str | None = None, *, identity: dict[str, Any] | None = None,
+               **fields: Any) -> dict[str, Any]:
+    """A result document with the schema's bookkeeping fields filled in.
+
+    ``identity`` is the model's ``ModelIdentity.as_dict()``; it is stored with its key as ``model_key``, which
+    reports, gates and scores group by (documents without one are grouped by ``model``).
+    """
     from .. import __version__
 
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "model": model,
         "spec": spec or model,
+        "model_key": identity["key"] if identity else None,
+        "identity": identity,
         "status": "ok",
         "error": None,
         "metrics": {},

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.identity import ModelIdentity, display_names, result_key
 from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
 # metric name in the result schema -> (threshold name, display name, unit scale, unit)
@@ -117,8 +118,7 @@ class GateResult:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _label(doc: dict[str, Any], with_conditions: bool) -> str:
-    name = str(doc.get("model"))
+def _label(doc: dict[str, Any], name: str, with_conditions: bool) -> str:
     if not with_conditions:
         return name
     shape = "x".join(map(str, doc.get("input_shape") or [])) or "?"
@@ -190,10 +190,11 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
     from ..report.table import merge_by_model
 
     docs = merge_by_model(docs)
-    names = [d.get("model") for d in docs]
+    names = display_names(ModelIdentity.of_result(d) for d in docs)
+    keys = [result_key(d) for d in docs]
     out: dict[str, Entry] = {}
-    for d in docs:
-        label = _label(d, names.count(d.get("model")) > 1)
+    for d, key in zip(docs, keys):
+        label = _label(d, names[key], keys.count(key) > 1)
         out[label] = _from_result(d, label)
     return out
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.identity import ModelIdentity, display_names, result_key
 from .table import runtime_ms
 
 
@@ -77,9 +78,11 @@ def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     from .table import merge_by_model
 
     out = []
-    for d in merge_by_model([d for d in docs if d.get("status", "ok") == "ok"]):
+    merged = merge_by_model([d for d in docs if d.get("status", "ok") == "ok"])
+    shown = display_names(ModelIdentity.of_result(d) for d in merged)
+    for d in merged:
         m = d.get("metrics") or {}
-        out.append({"model": str(d.get("model")), "runtime": runtime_ms(m), "flops": _num(m, "flops"),
+        out.append({"model": shown[result_key(d)], "runtime": runtime_ms(m), "flops": _num(m, "flops"),
                     "params": _num(m, "params"), "activations": _num(m, "activations"), "memory": _memory(m),
                     "psnr": _num(m, "psnr")})
     names = [e["model"] for e in out]

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base.identity import ModelIdentity, display_names, result_key
+
 MIB = 2**20
 
 
@@ -129,7 +131,7 @@ def merge_by_model(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     merged: dict[tuple, dict[str, Any]] = {}
     for d in sorted(docs, key=lambda d: str(d.get("created") or "")):
-        key = (d.get("model"), group_key(d))
+        key = (result_key(d), group_key(d))
         if key not in merged:
             merged[key] = {**d, "metrics": dict(d.get("metrics") or {})}
             continue
@@ -157,9 +159,9 @@ def split_groups(docs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     out = []
     for key, members in groups.items():
         extra = []
-        models = {(m.get("model"), m.get("scale")) for m in members}
+        models = {(result_key(m), m.get("scale")) for m in members}
         for d in loose:
-            if (d.get("model"), d.get("scale")) in models:
+            if (result_key(d), d.get("scale")) in models:
                 # take on the group's conditions so that merging puts it on the same row
                 extra.append({**d, **dict(zip(GROUP_FIELDS, key, strict=True)), "input_shape": list(key[1])})
         out.append(members + extra)
@@ -169,6 +171,7 @@ def split_groups(docs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = None) -> Table:
     """Build the table of results measured under one set of conditions (see :func:`split_groups`)."""
     docs = merge_by_model(docs)
+    names = display_names(ModelIdentity.of_result(d) for d in docs)
     rows: list[TableRow] = []
     mem_sources: set[str] = set()
     for d in docs:
@@ -201,7 +204,7 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
                         "memory_mib": "no peak memory (neither measured nor predicted)",
                         "runtime_ms": "runtime not measured"}.get(col.key, f"{col.title.lower()} not counted")
                 notes.setdefault(col.key, []).append(what)
-        rows.append(TableRow(str(d.get("model")), values, notes, source, status))
+        rows.append(TableRow(names[result_key(d)], values, notes, source, status))
     if order:
         pos = {name: i for i, name in enumerate(order)}
         rows.sort(key=lambda r: pos.get(r.model, len(pos)))

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
+from ..base.identity import ModelIdentity, identity_key
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,45 @@ class ModelSpec:
 
     @property
     def is_zoo(self) -> bool:
+        """A zoo name (no ``location:attr``)."""
         return ":" not in self.target
+
+    @property
+    def location(self) -> str:
+        """The file or module part of ``location:attr`` (empty for a zoo name)."""
+        return self.target.rpartition(":")[0]
+
+    @property
+    def attr(self) -> str:
+        """The attribute part of ``location:attr`` (empty for a zoo name)."""
+        return "" if self.is_zoo else self.target.rpartition(":")[2]
+
+    @property
+    def is_file(self) -> bool:
+        """A ``path/to/file.py:Name`` spec."""
+        loc = self.location
+        return not self.is_zoo and (loc.endswith(".py") or "/" in loc or "\\" in loc)
+
+    @property
+    def is_module(self) -> bool:
+        """A ``package.module:Name`` spec."""
+        return not self.is_zoo and not self.is_file
+
+    @property
+    def file_path(self) -> Path | None:
+        """The absolute path of a file spec's file (``None`` for zoo and module specs)."""
+        return Path(self.location).expanduser().resolve() if self.is_file else None
+
+    @property
+    def resolved_target(self) -> str:
+        """The target with a file spec's path made absolute: the same model from any working folder."""
+        path = self.file_path
+        return self.target if path is None else f"{path}:{self.attr}"
 
     @property
     def name(self) -> str:
         """A short display name: the zoo name or the attribute name."""
-        return self.target if self.is_zoo else self.target.rsplit(":", 1)[1]
+        return self.target if self.is_zoo else self.attr
 
     def data_range(self) -> float:
         """Input data range: the zoo's metadata, a ``data_range`` attribute on user models, else 255."""
@@ -93,11 +127,11 @@ class ModelSpec:
         return model.eval()
 
     def _resolve(self) -> Any:
-        location, _, attr = self.target.rpartition(":")
+        location, attr = self.location, self.attr
         if not location or not attr:
             raise UsageError(f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name")
-        if location.endswith(".py") or "/" in location or "\\" in location:
-            path = Path(location).expanduser().resolve()
+        path = self.file_path
+        if path is not None:
             if not path.is_file():
                 raise UsageError(f"model file not found: {path}")
             mod_name = f"effbench_user_{abs(hash(str(path)))}"
@@ -124,29 +158,20 @@ class ModelSpec:
             raise UsageError(f"{location!r} has no attribute {attr!r}") from None
 
 
-def load_model(
-    spec: str | ModelSpec,
-    scale: int = 4,
-    *,
-    pretrained: bool = False,
-    deploy: bool = True,
-    weights: str | None = None,
-    kwargs: str | dict[str, Any] | None = None,
-) -> nn.Module:
-    """Build any model from a spec (zoo name, ``file.py:Name`` or ``package.module:Name``)."""
-    if isinstance(spec, str):
-        spec = ModelSpec.parse(spec, kwargs=kwargs, weights=weights)
-    return spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
-
-
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model ready to measure, with the names and input range the harness reports."""
+    """A model ready to measure, with its identity."""
 
     model: nn.Module
-    name: str  # display name: zoo name, attribute name, or the class name of an instance
-    spec: str  # the spec string (the class name for an instance)
-    data_range: float
+    identity: ModelIdentity
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def data_range(self) -> float:
+        return self.identity.data_range
 
 
 def module_data_range(model: nn.Module) -> float:
@@ -160,32 +185,81 @@ def module_data_range(model: nn.Module) -> float:
     return ranges.pop() if len(ranges) == 1 else 255.0
 
 
+def _instance_identity(model: nn.Module, scale: int | None, form: str) -> ModelIdentity:
+    cls = type(model)
+    layout = [(n, tuple(t.shape), str(t.dtype)) for n, t in [*model.named_parameters(), *model.named_buffers()]]
+    key = identity_key(cls=f"{cls.__module__}.{cls.__qualname__}", layout=layout, scale=scale, form=form)
+    return ModelIdentity(name=cls.__name__, spec=cls.__name__, key=key, module=cls.__module__, scale=scale,
+                         form=form, data_range=module_data_range(model))
+
+
+def _weights_file(spec: ModelSpec, scale: int, pretrained: bool) -> Path | None:
+    """The checkpoint file a built spec loaded (``None`` when none)."""
+    if spec.is_zoo and (pretrained or spec.weights is not None):
+        from .registry import model_info
+        from .weights import resolve_checkpoint
+
+        return resolve_checkpoint(model_info(spec.target), scale, spec.weights)[0].resolve()
+    return Path(spec.weights).expanduser().resolve() if spec.weights is not None else None
+
+
 def resolve_model(
     model_or_spec: nn.Module | str | ModelSpec,
     *,
-    scale: int = 4,
+    scale: int | None = 4,
     pretrained: bool = False,
     deploy: bool = True,
     weights: str | None = None,
+    kwargs: str | dict[str, Any] | None = None,
 ) -> ResolvedModel:
-    """The one way every measurement turns its ``model_or_spec`` argument into a model.
+    """The one way every entry point turns its ``model_or_spec`` argument into a model with its identity.
 
-    An ``nn.Module`` is used as it is (``pretrained``/``weights`` then make no sense); a spec string or
-    :class:`ModelSpec` is built at ``scale`` (``weights`` overrides the spec's).
+    An ``nn.Module`` is used as it is (``pretrained``/``weights``/``kwargs`` then make no sense; ``scale=None``
+    records that its scale is unknown). A spec string or :class:`ModelSpec` is built in eval mode at ``scale``
+    (``None``: 4) with ``kwargs`` (merged over the spec's) and ``weights`` (overriding the spec's).
     """
+    form = "deploy" if deploy else "train"
     if isinstance(model_or_spec, nn.Module):
-        if pretrained or weights is not None:
-            raise UsageError("pretrained/weights apply to a model spec, not to a model instance")
-        name = type(model_or_spec).__name__
-        return ResolvedModel(model_or_spec, name, name, module_data_range(model_or_spec))
+        if pretrained or weights is not None or kwargs:
+            raise UsageError("pretrained/weights/kwargs apply to a model spec, not to a model instance")
+        return ResolvedModel(model_or_spec, _instance_identity(model_or_spec, scale, form))
     if isinstance(model_or_spec, str):
-        spec = ModelSpec.parse(model_or_spec, weights=weights)
+        spec = ModelSpec.parse(model_or_spec, kwargs=kwargs, weights=weights)
     elif isinstance(model_or_spec, ModelSpec):
-        spec = model_or_spec if weights is None else ModelSpec(model_or_spec.target, model_or_spec.kwargs, weights)
+        extra = ModelSpec.parse(model_or_spec.target, kwargs=kwargs).kwargs
+        spec = ModelSpec(model_or_spec.target, {**model_or_spec.kwargs, **extra},
+                         model_or_spec.weights if weights is None else weights)
     else:
         raise UsageError(
             "expected an nn.Module or a model spec (zoo name, path/file.py:Name, package.module:Name), "
             f"got {type(model_or_spec).__name__}"
         )
+    scale = 4 if scale is None else scale
     model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
-    return ResolvedModel(model, spec.name, spec.target, spec.data_range())
+    wfile = _weights_file(spec, scale, pretrained)
+    from .weights import sha256_of
+
+    wsha = sha256_of(wfile) if wfile is not None else None
+    key = identity_key(spec=spec.resolved_target, kwargs=spec.kwargs, weights=wsha, scale=scale, form=form)
+    path = spec.file_path
+    identity = ModelIdentity(
+        name=spec.name, spec=spec.target, key=key, path=str(path) if path else None,
+        module=spec.location if spec.is_module else None, kwargs=dict(spec.kwargs),
+        weights=str(wfile) if wfile else None, weights_sha256=wsha, scale=scale, form=form,
+        data_range=spec.data_range(),
+    )
+    return ResolvedModel(model, identity)
+
+
+def load_model(
+    spec: str | ModelSpec,
+    scale: int = 4,
+    *,
+    pretrained: bool = False,
+    deploy: bool = True,
+    weights: str | None = None,
+    kwargs: str | dict[str, Any] | None = None,
+) -> nn.Module:
+    """Build any model from a spec (zoo name, ``file.py:Name`` or ``package.module:Name``)."""
+    return resolve_model(spec, scale=scale, pretrained=pretrained, deploy=deploy, weights=weights,
+                         kwargs=kwargs).model
