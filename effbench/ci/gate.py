@@ -1,10 +1,12 @@
 """The CI regression gate: compare current results against a baseline, per model and metric.
 
-Deterministic metrics (params, FLOPs/MACs, activations, convs, predicted and measured peak memory) fail on any
-increase beyond their threshold (default 0%: any increase fails).
+Which metrics are gated, against which threshold, and how, comes from the metric catalogue
+(:mod:`effbench.base.catalogue`): every metric with a ``gate`` threshold is checked. Deterministic ones (params,
+FLOPs/MACs, activations, convs, predicted and measured peak memory) fail on any increase beyond their threshold
+(default 0%: any increase fails).
 
-Runtime fails only when the slowdown is beyond the threshold *and* statistically significant: with the recorded
-samples of both runs, a one-sided Mann-Whitney U test of H1 "current samples are stochastically larger than the
+A measured metric (runtime) fails only when the slowdown is beyond the threshold (default 5%) *and* statistically
+significant: with the recorded samples of both runs, a one-sided Mann-Whitney U test of H1 "current samples are stochastically larger than the
 baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.05), and the median ratio must exceed
 1 + threshold. When only summary statistics are recorded (pytest-benchmark JSON saved without
 ``--benchmark-save-data``) a one-sided Welch t-test on the means (baseline scaled the same way) is used. A
@@ -24,23 +26,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..base.catalogue import Metric, metric, metrics, number
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
 from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
-# metric name in the result schema -> (threshold name, display name, unit scale, unit)
-DETERMINISTIC: dict[str, tuple[str, str, float, str]] = {
-    "params": ("params", "params", 1e3, "K"),
-    "flops": ("flops", "FLOPs", 1e9, "G"),
-    "macs": ("flops", "MACs", 1e9, "G"),
-    "activations": ("activations", "activations", 1e6, "M"),
-    "convs": ("convs", "convs", 1.0, ""),
-    "peak_memory_predicted_bytes": ("memory", "memory (predicted)", 2**20, "MiB"),
-    "peak_memory_measured_bytes": ("memory", "memory (measured)", 2**20, "MiB"),
-}
-DEFAULT_THRESHOLDS = {"runtime": 5.0, "memory": 0.0, "flops": 0.0, "params": 0.0, "activations": 0.0,
-                      "convs": 0.0}
+MEASURED_THRESHOLD = 5.0  # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
 MIN_SAMPLES = 3
+
+
+def gated(kind: str) -> tuple[Metric, ...]:
+    """The catalogue's gated metrics of one kind (``"deterministic"`` or ``"measured"``; measured ones are gated
+    as lower-is-better: the test asks whether the current samples are larger)."""
+    return tuple(m for m in metrics() if m.gate and m.kind == kind)
+
+
+def default_thresholds() -> dict[str, float]:
+    """Threshold name -> default percent: 5% for a measured metric, 0% (any increase fails) otherwise."""
+    out: dict[str, float] = {}
+    for m in metrics():
+        if m.gate:
+            out[m.gate] = max(out.get(m.gate, 0.0), MEASURED_THRESHOLD if m.kind == "measured" else 0.0)
+    return out
 
 
 @dataclass
@@ -51,8 +58,8 @@ class Entry:
     status: str = "ok"
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # deterministic metrics
-    runtime_samples: list[float] = field(default_factory=list)  # ms
-    runtime_summary: dict[str, float] = field(default_factory=dict)  # median, mean, std, n (ms)
+    samples: dict[str, list[float]] = field(default_factory=dict)  # measured metric -> its samples
+    summaries: dict[str, dict[str, float]] = field(default_factory=dict)  # measured metric -> median, mean, std, n
 
 
 @dataclass
@@ -126,43 +133,48 @@ def _label(doc: dict[str, Any], name: str, with_conditions: bool) -> str:
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-        return None
-    return float(v)
+    return None if isinstance(v, dict) else number(v)
 
 
 def _from_result(doc: dict[str, Any], label: str) -> Entry:
     e = Entry(label, status=doc.get("status", "ok"), error=doc.get("error"))
     m = doc.get("metrics") or {}
-    for k in DETERMINISTIC:
-        if (v := _num(m.get(k))) is not None:
-            e.metrics[k] = v
-    rt = m.get("runtime_ms")
-    if isinstance(rt, dict):
-        e.runtime_samples = [float(s) for s in rt.get("samples") or [] if _num(s) is not None]
-        for k, k2 in (("median", "median"), ("mean", "mean"), ("std", "std"), ("repeats", "n")):
-            if (v := _num(rt.get(k))) is not None:
-                e.runtime_summary[k2] = v
-    elif (v := _num(rt)) is not None:
-        e.runtime_summary["median"] = v
+    for g in gated("deterministic"):
+        if (v := _num(m.get(g.key))) is not None:
+            e.metrics[g.key] = v
+    for g in gated("measured"):
+        stats = m.get(g.key)
+        if isinstance(stats, dict):
+            e.samples[g.key] = [float(s) for s in stats.get("samples") or [] if _num(s) is not None]
+            summary = {k2: v for k, k2 in (("median", "median"), ("mean", "mean"), ("std", "std"), ("repeats", "n"))
+                       if (v := _num(stats.get(k))) is not None}
+        else:
+            summary = {} if (v := _num(stats)) is None else {"median": v}
+        if summary:
+            e.summaries[g.key] = summary
     return e
 
 
 def _from_pytest_benchmark(bench: dict[str, Any]) -> Entry:
+    """An entry of pytest-benchmark's JSON: its timings (seconds) as ``runtime_ms``, static metrics from
+    ``extra_info``."""
     e = Entry(str(bench.get("fullname") or bench.get("name")))
     st = bench.get("stats") or {}
     data = st.get("data") or []
     iters = st.get("iterations") or 1
-    e.runtime_samples = [1e3 * float(s) for s in data]
-    for k, k2 in (("median", "median"), ("mean", "mean"), ("stddev", "std"), ("rounds", "n")):
-        if (v := _num(st.get(k))) is not None:
-            e.runtime_summary[k2] = v if k == "rounds" else 1e3 * v
+    if data:
+        e.samples["runtime_ms"] = [1e3 * float(s) for s in data]
+    summary = {k2: v if k == "rounds" else 1e3 * v
+               for k, k2 in (("median", "median"), ("mean", "mean"), ("stddev", "std"), ("rounds", "n"))
+               if (v := _num(st.get(k))) is not None}
     if iters != 1:
-        e.runtime_summary["iterations"] = float(iters)
+        summary["iterations"] = float(iters)
+    if summary:
+        e.summaries["runtime_ms"] = summary
     extra = bench.get("extra_info") or {}
-    for k in DETERMINISTIC:
-        if (v := _num(extra.get(k))) is not None:
-            e.metrics[k] = v
+    for g in gated("deterministic"):
+        if (v := _num(extra.get(g.key))) is not None:
+            e.metrics[g.key] = v
     return e
 
 
@@ -202,21 +214,24 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
 # --------------------------------------------------------------------------------------------- comparing
 
 
-def _fmt(v: float, scale: float, unit: str) -> str:
+def _fmt(v: float, m: Metric) -> str:
+    scale, unit = m.scale, m.unit
     if unit == "G" and abs(v) < 1e8:  # small models: MFLOPs read better than 0.012G
         scale, unit = 1e6, "M"
     x = v / scale
     return f"{x:.0f}{unit}" if scale == 1.0 else f"{x:.3f}{unit}" if x < 10 else f"{x:.2f}{unit}"
 
 
-def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> Check | None:
-    bs, cs = b.runtime_samples, c.runtime_samples
-    if not bs and not b.runtime_summary:
+def _measured_check(model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha: float) -> Check | None:
+    """A measured metric: fails when beyond the threshold and significantly larger (see the module docstring)."""
+    bs, cs = b.samples.get(m.key, []), c.samples.get(m.key, [])
+    bsum, csum = b.summaries.get(m.key, {}), c.summaries.get(m.key, {})
+    if not bs and not bsum:
         return None
     limit = 1.0 + thr / 100.0
-    chk = Check(model, "runtime", "pass", threshold_pct=thr)
-    if not cs and not c.runtime_summary:
-        chk.verdict, chk.detail = "missing", "no runtime in the current results"
+    chk = Check(model, m.label, "pass", threshold_pct=thr)
+    if not cs and not csum:
+        chk.verdict, chk.detail = "missing", f"no {m.label} in the current results"
         return chk
     if len(bs) >= MIN_SAMPLES and len(cs) >= MIN_SAMPLES:
         import numpy as np
@@ -229,11 +244,11 @@ def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> 
             lo, hi = bootstrap_ratio_ci(cs, bs)
             test = f"MWU p={p:.2g}, median ratio 95% CI [{lo:.3f}, {hi:.3f}], n={len(bs)}/{len(cs)}"
     else:
-        sb, sc = b.runtime_summary, c.runtime_summary
+        sb, sc = bsum, csum
         mb = sb.get("median", sb.get("mean"))
         mc = sc.get("median", sc.get("mean"))
         if mb is None or mc is None:
-            chk.verdict, chk.detail = "missing", "runtime recorded on one side only"
+            chk.verdict, chk.detail = "missing", f"{m.label} recorded on one side only"
             return chk
         if all(k in s for s in (sb, sc) for k in ("mean", "std", "n")) and sb["n"] >= 2 and sc["n"] >= 2:
             _, p = welch_t(sc["mean"], sc["std"], int(sc["n"]), sb["mean"] * limit, sb["std"] * limit, int(sb["n"]))
@@ -241,7 +256,7 @@ def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> 
             mb, mc = sb["mean"], sc["mean"]
         else:
             p, test = None, "no repeats recorded: significance cannot be tested"
-    chk.base, chk.cur = f"{mb:.3f} ms", f"{mc:.3f} ms"
+    chk.base, chk.cur = f"{mb:.3f} {m.unit}".rstrip(), f"{mc:.3f} {m.unit}".rstrip()
     ratio = mc / mb if mb else math.inf
     chk.change_pct = 100.0 * (ratio - 1.0)
     if ratio <= limit:
@@ -258,10 +273,11 @@ def _runtime_check(model: str, b: Entry, c: Entry, thr: float, alpha: float) -> 
 def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.PathLike[str] | dict[str, Entry],
          thresholds: dict[str, float] | None = None, alpha: float = 0.05) -> GateResult:
     """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent."""
-    th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    unknown = set(th) - set(DEFAULT_THRESHOLDS)
+    defaults = default_thresholds()
+    th = {**defaults, **(thresholds or {})}
+    unknown = set(th) - set(defaults)
     if unknown:
-        raise UsageError(f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_THRESHOLDS)}")
+        raise UsageError(f"unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}")
     if any(v < 0 for v in th.values()):
         raise UsageError("thresholds must be >= 0 %")
     if not 0 < alpha < 1:
@@ -278,21 +294,25 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
             checks.append(Check(name, "(run)", "fail", detail=f"current run failed: {c.status}: {c.error}"))
             continue
         for k, bv in b.metrics.items():
-            tname, disp, scale, unit = DETERMINISTIC[k]
+            m = metric(k)
             if k not in c.metrics:
-                checks.append(Check(name, disp, "missing", _fmt(bv, scale, unit),
+                checks.append(Check(name, m.label, "missing", _fmt(bv, m),
                                     detail="metric absent from the current results"))
                 continue
             cv = c.metrics[k]
             change = 100.0 * (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
-            limit = bv * (1.0 + th[tname] / 100.0)
-            verdict = "fail" if cv > limit else "pass"
-            detail = f"+{cv - bv:,.0f} (deterministic: any increase beyond the threshold fails)" if verdict == "fail" else ""
-            checks.append(Check(name, disp, verdict, _fmt(bv, scale, unit), _fmt(cv, scale, unit), change,
-                                th[tname], detail))
-        rt = _runtime_check(name, b, c, th["runtime"], alpha)
-        if rt is not None:
-            checks.append(rt)
+            if m.better == "higher":  # a drop is the regression
+                worse, word = cv < bv * (1.0 - th[m.gate] / 100.0), "decrease"
+            else:
+                worse, word = cv > bv * (1.0 + th[m.gate] / 100.0), "increase"
+            verdict = "fail" if worse else "pass"
+            detail = (f"{cv - bv:+,.0f} (deterministic: any {word} beyond the threshold fails)"
+                      if verdict == "fail" else "")
+            checks.append(Check(name, m.label, verdict, _fmt(bv, m), _fmt(cv, m), change, th[m.gate], detail))
+        for m in gated("measured"):
+            chk = _measured_check(name, m, b, c, th[m.gate], alpha)
+            if chk is not None:
+                checks.append(chk)
     for name in cur.keys() - base.keys():
         checks.append(Check(name, "(model)", "new", detail="not in the baseline"))
     return GateResult(checks, alpha, th)

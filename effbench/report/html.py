@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .markdown import deltas, describe_conditions
-from .table import COLUMNS, Table, format_value
+from .table import Table
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -39,14 +39,14 @@ def table_html(table: Table, title: str, baseline: str | None = None) -> str:
 
     out = [f"<h2>{html.escape(title)}</h2>", "<ul>"]
     out += [f"<li>{_md_inline(line)}</li>" for line in describe_conditions(table)]
-    out.append("</ul><table><tr><th>Method</th>" + "".join(f"<th>{c.title}</th>" for c in COLUMNS) + "</tr>")
+    out.append("</ul><table><tr><th>Method</th>" + "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns) + "</tr>")
     for r in table.rows:
         cells = [f"<td>{html.escape(r.model)}{''.join(ref(t) for t in r.notes.get('', []))}</td>"]
-        for c in COLUMNS:
-            mark = ranks.get(c.key, {}).get(r.model)
+        for c in table.columns:
+            mark = ranks.get(c.column, {}).get(r.model)
             cls = {1: ' class="best"', 2: ' class="second"'}.get(mark, "")
-            text = html.escape(format_value(r.values.get(c.key), c))
-            cells.append(f"<td{cls}>{text}{''.join(ref(t) for t in r.notes.get(c.key, []))}</td>")
+            text = html.escape(c.display(r.values.get(c.column)))
+            cells.append(f"<td{cls}>{text}{''.join(ref(t) for t in r.notes.get(c.column, []))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")
     if notes:

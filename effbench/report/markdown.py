@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .table import COLUMNS, Table, format_value
+from ..base.catalogue import Metric
+from .table import Table
 
-_DELTA_COLUMNS = ("params_k", "flops_g", "runtime_ms", "memory_mib", "activations_m", "convs")
-_DELTA_NAMES = {"params_k": "params", "flops_g": "FLOPs", "runtime_ms": "runtime", "memory_mib": "memory",
-                "activations_m": "activations", "convs": "convs"}
+
+def _in_db(col: Metric) -> bool:
+    """Values in dB are logarithmic already: compare them by difference, not by percent."""
+    return col.unit == "dB"
+
+
+def units_line(table: Table) -> str:
+    """``Units: Params K, ..., PSNR dB. **Bold**: best, ...`` for the table's columns (from the catalogue)."""
+    units = ", ".join(f"{c.title} {c.unit}" + (" (median)" if c.kind == "measured" else "")
+                      for c in table.columns if c.unit)
+    higher = [c.title for c in table.columns if c.better == "higher"]
+    rule = "lower is better" + (f" except {', '.join(higher)}" if higher else "")
+    return f"- Units: {units}. **Bold**: best, *italic*: second best ({rule})."
 
 
 def describe_conditions(table: Table) -> list[str]:
@@ -32,8 +43,7 @@ def describe_conditions(table: Table) -> list[str]:
         f"- Device: {device}; dtype: {m.get('dtype') or 'unknown'}",
         f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{m.get('scale') or '?'})",
         f"- FLOPs convention: {m.get('convention') or 'unspecified'}; Memory: {mem}",
-        "- Units: Params K, FLOPs G, Runtime ms (median), Memory MiB, Activations M, PSNR dB. "
-        "**Bold**: best, *italic*: second best (lower is better except PSNR).",
+        units_line(table),
     ]
 
 
@@ -50,31 +60,34 @@ def deltas(table: Table, baseline: str) -> list[str]:
         if r is base:
             continue
         parts = []
-        for key in _DELTA_COLUMNS:
-            a, b = r.values.get(key), base.values.get(key)
-            if a is None or b is None or b == 0:
+        for col in table.columns:
+            a, b = r.values.get(col.column), base.values.get(col.column)
+            if col.better is None or a is None or b is None:
                 continue
-            parts.append(f"{_DELTA_NAMES[key]} {100.0 * (a - b) / b:+.1f}%")
-        pa, pb = r.values.get("psnr_db"), base.values.get("psnr_db")
-        if pa is not None and pb is not None:
-            parts.append(f"PSNR {pa - pb:+.2f} dB")
+            if _in_db(col):
+                parts.append(f"{col.label} {a - b:+.2f} dB")
+            elif b != 0:
+                parts.append(f"{col.label} {100.0 * (a - b) / b:+.1f}%")
         lines.append(f"{r.model} vs {baseline}: " + (", ".join(parts) if parts else "no common metric"))
     return lines
 
 
 def delta_records(table: Table, baseline: str) -> list[dict[str, Any]]:
-    """The deltas as records (percent per metric, dB for PSNR), for JSON output."""
+    """The deltas as records (``<column>_pct`` per metric, ``<column>_delta`` for dB columns), for JSON output."""
     base = next((r for r in table.rows if r.model == baseline), None)
     if base is None:
         return []
     out = []
     for r in table.rows:
         rec: dict[str, Any] = {"method": r.model, "baseline": baseline}
-        for key in _DELTA_COLUMNS:
-            a, b = r.values.get(key), base.values.get(key)
-            rec[f"{key}_pct"] = None if a is None or b is None or b == 0 else 100.0 * (a - b) / b
-        pa, pb = r.values.get("psnr_db"), base.values.get("psnr_db")
-        rec["psnr_db_delta"] = None if pa is None or pb is None else pa - pb
+        for col in table.columns:
+            if col.better is None:
+                continue
+            a, b = r.values.get(col.column), base.values.get(col.column)
+            if _in_db(col):
+                rec[f"{col.column}_delta"] = None if a is None or b is None else a - b
+            else:
+                rec[f"{col.column}_pct"] = None if a is None or b is None or b == 0 else 100.0 * (a - b) / b
         out.append(rec)
     return out
 
@@ -91,19 +104,19 @@ def render_table_markdown(table: Table, title: str | None = None, baseline: str 
 
     lines = [f"### {title}" if title else "### Efficiency comparison", ""]
     lines += describe_conditions(table) + [""]
-    lines.append("| Method | " + " | ".join(c.title for c in COLUMNS) + " |")
-    lines.append("|:--|" + "|".join("--:" for _ in COLUMNS) + "|")
+    lines.append("| Method | " + " | ".join(c.title for c in table.columns) + " |")
+    lines.append("|:--|" + "|".join("--:" for _ in table.columns) + "|")
     for r in table.rows:
         name = r.model + "".join(ref(t) for t in r.notes.get("", []))
         cells = []
-        for c in COLUMNS:
-            text = format_value(r.values.get(c.key), c)
-            mark = ranks.get(c.key, {}).get(r.model)
+        for c in table.columns:
+            text = c.display(r.values.get(c.column))
+            mark = ranks.get(c.column, {}).get(r.model)
             if mark == 1:
                 text = f"**{text}**"
             elif mark == 2:
                 text = f"*{text}*"
-            text += "".join(ref(t) for t in r.notes.get(c.key, []))
+            text += "".join(ref(t) for t in r.notes.get(c.column, []))
             cells.append(text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if footnotes:

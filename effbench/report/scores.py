@@ -25,9 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..base.catalogue import Metric, lookup, metric
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
-from .table import runtime_ms
+
+# what the challenge rules call each metric -> its catalogue key (memory: measured, else predicted)
+RULE_METRICS = {"runtime": "runtime_ms", "flops": "flops", "params": "params", "activations": "activations",
+                "memory": "peak_memory_bytes", "psnr": "psnr"}
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,8 @@ YEARS: dict[int, Year] = {
 }
 
 
-def _num(m: dict[str, Any], key: str) -> float | None:
-    v = m.get(key)
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
-        return float(v)
-    return None
-
-
-def _memory(m: dict[str, Any]) -> float | None:
-    v = _num(m, "peak_memory_measured_bytes")
-    return v if v is not None else _num(m, "peak_memory_predicted_bytes")
+def _rule_metric(name: str) -> Metric:
+    return metric(RULE_METRICS[name])
 
 
 def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,9 +78,7 @@ def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     shown = display_names(ModelIdentity.of_result(d) for d in merged)
     for d in merged:
         m = d.get("metrics") or {}
-        out.append({"model": shown[result_key(d)], "runtime": runtime_ms(m), "flops": _num(m, "flops"),
-                    "params": _num(m, "params"), "activations": _num(m, "activations"), "memory": _memory(m),
-                    "psnr": _num(m, "psnr")})
+        out.append({"model": shown[result_key(d)], **{name: lookup(m, _rule_metric(name))[0] for name in RULE_METRICS}})
     names = [e["model"] for e in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -100,9 +94,11 @@ def _eligibility(e: dict[str, Any], y: Year) -> tuple[bool | None, str]:
     return ok, f"PSNR {e['psnr']:.2f} {'>=' if ok else '<'} {y.psnr_threshold:.2f} dB ({y.psnr_dataset})"
 
 
-def competition_rank(values: dict[str, float]) -> dict[str, int]:
-    """1 + the number of strictly better (smaller) values: ties share a rank ("1224" ranking)."""
-    return {k: 1 + sum(1 for o in values.values() if o < v) for k, v in values.items()}
+def competition_rank(values: dict[str, float], better: str = "lower") -> dict[str, int]:
+    """1 + the number of strictly better values (smaller, or larger with ``better="higher"``): ties share a rank
+    ("1224" ranking)."""
+    sign = -1.0 if better == "higher" else 1.0
+    return {k: 1 + sum(1 for o in values.values() if sign * o < sign * v) for k, v in values.items()}
 
 
 def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | None = None):
@@ -159,7 +155,7 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
         ok, why = _eligibility(e, y)
         rows.append({"model": e["model"], "runtime_ms": e["runtime"], "flops_g": _g(e["flops"]),
                      "params_m": _m(e["params"]), "activations_m": _m(e["activations"]),
-                     "memory_mib": None if e["memory"] is None else e["memory"] / 2**20, "psnr": e["psnr"],
+                     "memory_mib": None if e["memory"] is None else e["memory"] / _rule_metric("memory").scale, "psnr": e["psnr"],
                      "eligible": ok, "note": why})
     frame = pd.DataFrame(rows)
     eligible = [e for e, r in zip(entries, rows) if r["eligible"] is not False]
@@ -167,7 +163,8 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
         complete = [e for e in eligible if all(e[k] is not None for k in metrics)]
         summed = {e["model"]: 0.0 for e in complete}
         for k in metrics:
-            for name, r in competition_rank({e["model"]: e[k] for e in complete}).items():
+            better = _rule_metric(k).better or "lower"
+            for name, r in competition_rank({e["model"]: e[k] for e in complete}, better).items():
                 summed[name] += r
         track_rank = competition_rank(summed)
         if len(metrics) > 1:
@@ -200,7 +197,7 @@ def scores_markdown(frame) -> str:
                      f"{y.psnr_dataset}.")
     else:
         lines.append("Tracks (rank = rank of the summed per-metric ranks): " + "; ".join(
-            f"{t}: {' + '.join(ms)}" for t, ms in (y.tracks or {}).items()) + ". Ties share a rank. PSNR "
+            f"{t}: {' + '.join(_rule_metric(k).label for k in ms)}" for t, ms in (y.tracks or {}).items()) + ". Ties share a rank. PSNR "
                      f"threshold {y.psnr_threshold:.2f} dB on {y.psnr_dataset}.")
     lines.append("")
     cols = list(frame.columns)

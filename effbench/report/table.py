@@ -2,42 +2,22 @@
 
 Table 4 of the FMEN paper reports Params in K, FLOPs in G, Runtime in ms, Memory in M (MiB, from
 ``torch.cuda.max_memory_allocated``), Activations in M, Convs as a count and PSNR in dB; the best value of each
-column is red and the second best blue. Here best is **bold** and second best *italic*; lower is better except
-PSNR. A metric that is missing is a dash with a footnote, never 0.
+column is red and the second best blue. Here best is **bold** and second best *italic*. The columns, their units,
+rounding and directions come from the metric catalogue (:mod:`effbench.base.catalogue`): Table 4's columns are in
+every table, any other catalogued column appears when a result of the table carries it. A metric that is missing
+is a dash with a footnote, never 0.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base.catalogue import Metric, columns, lookup
 from ..base.identity import ModelIdentity, display_names, result_key
 
 MIB = 2**20
-
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: where its value comes from, its unit, its rounding and which way is better."""
-
-    key: str  # frame column name, e.g. "params_k"
-    title: str  # markdown header, e.g. "Params"
-    unit: str  # suffix printed after the value ("K", "G", "ms", "M", "")
-    decimals: int
-    higher_is_better: bool = False
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("params_k", "Params", "K", 0),
-    Column("flops_g", "FLOPs", "G", 2),
-    Column("runtime_ms", "Runtime", "ms", 2),
-    Column("memory_mib", "Memory", "M", 2),
-    Column("activations_m", "Activations", "M", 2),
-    Column("convs", "Convs", "", 0),
-    Column("psnr_db", "PSNR", "", 2, higher_is_better=True),
-)
 
 # Fields that make two results comparable in one table.
 GROUP_FIELDS = ("device", "input_shape", "scale", "dtype", "protocol", "convention")
@@ -48,9 +28,9 @@ class TableRow:
     """One model's row: values in table units (``None`` when missing) and the footnotes attached to cells."""
 
     model: str
-    values: dict[str, float | None]
+    values: dict[str, float | None]  # column key -> value in the column's unit
     notes: dict[str, list[str]] = field(default_factory=dict)  # column key ("" = the row) -> footnote texts
-    memory_source: str | None = None  # "measured" | "predicted" | None
+    sources: dict[str, str] = field(default_factory=dict)  # column filled from one of several metrics -> its origin
     status: str = "ok"
 
 
@@ -60,14 +40,16 @@ class Table:
 
     rows: list[TableRow]
     meta: dict[str, Any]  # device, device_name, input_shape, scale, protocol, convention, dtype
-    columns: tuple[Column, ...] = COLUMNS
+    columns: tuple[Metric, ...]  # the catalogue metrics shown, in column order
 
     def ranks(self) -> dict[str, dict[str, int]]:
         """Per column, model -> 1 (best) or 2 (second best), compared at the displayed rounding."""
         out: dict[str, dict[str, int]] = {}
         for col in self.columns:
-            vals = {r.model: round(v, col.decimals) for r in self.rows if (v := r.values.get(col.key)) is not None}
-            distinct = sorted(set(vals.values()), reverse=col.higher_is_better)
+            if col.better is None:
+                continue
+            vals = {r.model: round(v, col.decimals) for r in self.rows if (v := r.values.get(col.column)) is not None}
+            distinct = sorted(set(vals.values()), reverse=col.better == "higher")
             marks: dict[str, int] = {}
             for place, target in enumerate(distinct[:2], start=1):
                 for m, v in vals.items():
@@ -75,38 +57,31 @@ class Table:
                         marks[m] = place
             # A single model (or all equal) is trivially "best": do not decorate a column without a contest.
             if len(vals) >= 2:
-                out[col.key] = marks
+                out[col.column] = marks
         return out
 
     def frame(self):
         """The table as a pandas DataFrame in the paper's units (NaN where missing)."""
         import pandas as pd
 
+        sourced = [c for c in self.columns if c.sources]
+        names = ["method", *[c.column for c in self.columns], *[source_field(c) for c in sourced], "status"]
         records = []
         for r in self.rows:
             rec: dict[str, Any] = {"method": r.model}
             for col in self.columns:
-                v = r.values.get(col.key)
-                rec[col.key] = float("nan") if v is None else v
-            rec["memory_source"] = r.memory_source
+                v = r.values.get(col.column)
+                rec[col.column] = float("nan") if v is None else v
+            for col in sourced:
+                rec[source_field(col)] = r.sources.get(col.column)
             rec["status"] = r.status
             records.append(rec)
-        return pd.DataFrame(records, columns=["method", *[c.key for c in self.columns], "memory_source", "status"])
+        return pd.DataFrame(records, columns=names)
 
 
-def _metric(metrics: dict[str, Any], name: str) -> float | None:
-    v = metrics.get(name)
-    if isinstance(v, dict):
-        v = v.get("median", v.get("mean"))
-    if v is None or isinstance(v, (list, dict, str, bool)):
-        return None
-    v = float(v)
-    return None if math.isnan(v) else v
-
-
-def runtime_ms(metrics: dict[str, Any]) -> float | None:
-    """Median runtime in ms from ``metrics['runtime_ms']`` (a stats dict or a plain number)."""
-    return _metric(metrics, "runtime_ms")
+def source_field(col: Metric) -> str:
+    """The frame field naming where a column with several sources took each value (``memory_source``)."""
+    return f"{col.label.lower()}_source"
 
 
 def _shape_key(doc: dict[str, Any]) -> tuple | None:
@@ -172,55 +147,43 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
     """Build the table of results measured under one set of conditions (see :func:`split_groups`)."""
     docs = merge_by_model(docs)
     names = display_names(ModelIdentity.of_result(d) for d in docs)
+    shown = [c for c in columns() if c.always_shown or any(lookup(d.get("metrics") or {}, c)[0] is not None
+                                                             for d in docs)]
     rows: list[TableRow] = []
-    mem_sources: set[str] = set()
+    origins: dict[str, set[str]] = {c.column: set() for c in shown if c.sources}
+    fallbacks: list[tuple[TableRow, str, str]] = []  # a cell filled by a later source: row, column, its note
     for d in docs:
         m = d.get("metrics") or {}
         status = d.get("status", "ok")
         notes: dict[str, list[str]] = {}
         values: dict[str, float | None] = {}
-        p = _metric(m, "params")
-        values["params_k"] = None if p is None else p / 1e3
-        f = _metric(m, "flops")
-        values["flops_g"] = None if f is None else f / 1e9
-        values["runtime_ms"] = runtime_ms(m)
-        measured, predicted = _metric(m, "peak_memory_measured_bytes"), _metric(m, "peak_memory_predicted_bytes")
-        source = "measured" if measured is not None else ("predicted" if predicted is not None else None)
-        mem = measured if measured is not None else predicted
-        values["memory_mib"] = None if mem is None else mem / MIB
-        if source:
-            mem_sources.add(source)
-        a = _metric(m, "activations")
-        values["activations_m"] = None if a is None else a / 1e6
-        values["convs"] = _metric(m, "convs")
-        values["psnr_db"] = _metric(m, "psnr")
+        sources: dict[str, str] = {}
+        row = TableRow(names[result_key(d)], values, notes, sources, status)
+        for col in shown:
+            v, source = lookup(m, col)
+            values[col.column] = None if v is None else v / col.scale
+            if col.sources and source is not None and source.origin:
+                sources[col.column] = source.origin
+                origins[col.column].add(source.origin)
+                if source.key != col.sources[0] and source.fallback_note:
+                    fallbacks.append((row, col.column, source.fallback_note))
+            if v is None and status == "ok":
+                notes.setdefault(col.column, []).append(col.missing_note)
         if status != "ok":
             notes.setdefault("", []).append(f"{status}: {d.get('error') or 'no message'}")
         for fail in d.get("_failures", []):
             notes.setdefault("", []).append(f"a cell failed ({fail})")
-        for col in COLUMNS:
-            if values[col.key] is None and status == "ok":
-                what = {"psnr_db": "PSNR not measured (no quality run in these results)",
-                        "memory_mib": "no peak memory (neither measured nor predicted)",
-                        "runtime_ms": "runtime not measured"}.get(col.key, f"{col.title.lower()} not counted")
-                notes.setdefault(col.key, []).append(what)
-        rows.append(TableRow(names[result_key(d)], values, notes, source, status))
+        rows.append(row)
     if order:
         pos = {name: i for i, name in enumerate(order)}
         rows.sort(key=lambda r: pos.get(r.model, len(pos)))
     first = docs[0] if docs else {}
     meta = {f: first.get(f) for f in GROUP_FIELDS}
     meta["device_name"] = next((n for d in docs if (n := _device_name(d))), None)
-    meta["memory_sources"] = sorted(mem_sources)
-    for r in rows:
-        if r.memory_source == "predicted" and len(mem_sources) > 1:
-            r.notes.setdefault("memory_mib", []).append("predicted (no measured peak in this result)")
-    return Table(rows, meta)
-
-
-def format_value(v: float | None, col: Column, unit: bool = True) -> str:
-    """``894K``, ``58.53G``, ``50.86ms``, ``471.76M``, ``43``, ``29.13``; ``-`` when missing."""
-    if v is None:
-        return "-"
-    text = f"{v:,.{col.decimals}f}" if col.key == "flops_g" and v >= 1000 else f"{v:.{col.decimals}f}"
-    return text + (col.unit if unit else "")
+    for col in shown:
+        if col.sources:
+            meta[f"{source_field(col)}s"] = sorted(origins[col.column])
+    for row, column, note in fallbacks:
+        if len(origins[column]) > 1:  # the table mixes sources: say which cells took the fallback
+            row.notes.setdefault(column, []).append(note)
+    return Table(rows, meta, tuple(shown))
