@@ -3,8 +3,8 @@
 The forward runs on meta tensors (or under :class:`~torch._subclasses.fake_tensor.FakeTensorMode`), so no
 arithmetic is done and no memory is allocated: a 1920x1080 input costs as much as a 64x64 one. Three recorders run at once:
 
-- global module forward pre/post hooks (removed in a ``finally``) keep a stack of qualified module names and record
-  every module call with its output shape;
+- :class:`~effbench.base.modules.ModuleStack` (global module forward pre/post hooks, removed on exit) keeps the
+  stack of qualified module names and records every module call with its output shape;
 - a :class:`~torch.overrides.TorchFunctionMode` records the outermost torch-level call (``F.interpolate``,
   ``torch.matmul``, ``Tensor.__add__``...), the level at which the JIT tracer (and so fvcore) names operators;
 - a :class:`~torch.utils._python_dispatch.TorchDispatchMode` records every aten op (functional calls included).
@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.errors import ModelError
+from ..base.modules import Frame, ModuleStack
 
 
 @dataclass(frozen=True)
@@ -242,35 +243,24 @@ if hasattr(torch.ops.aten, "convolution"):
 
 
 class _Recorder:
-    """Module stack and the shared trace; global hooks are registered by :meth:`hooks`."""
+    """The shared trace, the enclosing torch-level call and the module stack (:class:`ModuleStack`)."""
 
     def __init__(self, model: nn.Module, trace: OpTrace) -> None:
         self.trace = trace
-        self.names: dict[int, str] = {}
-        for name, mod in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(mod), name)
-        self.stack: list[tuple[int, ModuleCall, str]] = []
+        self.modules = ModuleStack(model, on_enter=self._enter, on_exit=self._exit)
         self.current_function = -1
 
     def module_name(self) -> str:
         """Qualified name of the innermost model module being called ("" for the model itself)."""
-        return self.stack[-1][2] if self.stack else ""
+        return self.modules.current_in_model
 
-    def pre_hook(self, module: nn.Module, args: Any) -> None:
-        in_model = id(module) in self.names
-        current = self.module_name()
-        name = self.names[id(module)] if in_model else f"{current}.<{type(module).__name__}>".lstrip(".")
-        call = ModuleCall(name, module, in_model, inputs=_meta(args))
-        self.stack.append((id(module), call, name if in_model else current))
+    def _enter(self, frame: Frame, args: Any) -> ModuleCall:
+        call = ModuleCall(frame.name, frame.module, frame.in_model, inputs=_meta(args))
         self.trace.modules.append(call)
+        return call
 
-    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        # always_call=True: also runs when forward raised; pop the matching frame.
-        while self.stack:
-            mid, call, _ = self.stack.pop()
-            if mid == id(module):
-                call.output = _meta(output)
-                break
+    def _exit(self, frame: Frame, output: Any) -> None:
+        frame.data.output = _meta(output)
 
 
 @contextlib.contextmanager
@@ -295,19 +285,11 @@ def _run(
     recorder: _Recorder,
     param_overrides: dict[str, torch.Tensor] | None,
 ) -> Any:
-    from torch.nn.modules import module as module_mod
-
-    pre = module_mod.register_module_forward_pre_hook(recorder.pre_hook)
-    post = module_mod.register_module_forward_hook(recorder.post_hook, always_call=True)
-    try:
-        x = make_input()
-        with _FunctionRecorder(recorder), _DispatchRecorder(recorder), torch.no_grad():
-            if param_overrides:
-                return torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
-            return model(x)
-    finally:
-        pre.remove()
-        post.remove()
+    x = make_input()
+    with recorder.modules, _FunctionRecorder(recorder), _DispatchRecorder(recorder), torch.no_grad():
+        if param_overrides:
+            return torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
+        return model(x)
 
 
 def _data_dependent_errors() -> tuple[type[BaseException], ...]:

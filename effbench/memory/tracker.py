@@ -20,6 +20,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from ..base.modules import ModuleStack
+
 
 @dataclass
 class StorageRec:
@@ -62,52 +64,13 @@ class StorageTrace:
     leaves: set[str] = field(default_factory=set)  # modules without children
 
 
-class _ModuleStack:
-    """Global forward hooks that keep the stack of qualified module names (the model itself is left untouched)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-        for n, m in model.named_modules():
-            self.names[id(m)] = n
-        self.types = {n: type(m).__name__ for n, m in model.named_modules()}
-        self.leaves = {n for n, m in model.named_modules() if next(m.children(), None) is None}
-        self.stack: list[str] = []
-        self._handles: list[Any] = []
-
-    def _pre(self, module: nn.Module, args: Any) -> None:
-        name = self.names.get(id(module))
-        if name is None:
-            parent = self.stack[-1] if self.stack else ""
-            name = f"{parent}.<{type(module).__name__}>" if parent else f"<{type(module).__name__}>"
-            self.types.setdefault(name, type(module).__name__)
-        self.stack.append(name)
-
-    def _post(self, module: nn.Module, args: Any, out: Any) -> None:
-        if self.stack:
-            self.stack.pop()
-
-    def __enter__(self) -> _ModuleStack:
-        from torch.nn.modules import module as mod
-
-        self._handles = [mod.register_module_forward_pre_hook(self._pre)]
-        try:
-            self._handles.append(mod.register_module_forward_hook(self._post, always_call=True))
-        except TypeError:  # torch without always_call
-            self._handles.append(mod.register_module_forward_hook(self._post))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-
-
 _LIFT_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
 
 
 class StorageTracker(TorchDispatchMode):
     """A dispatch mode recording allocations and frees of storages on one device."""
 
-    def __init__(self, device: torch.device, modules: _ModuleStack) -> None:
+    def __init__(self, device: torch.device, modules: ModuleStack) -> None:
         super().__init__()
         self.device = device
         self.modules = modules
@@ -177,7 +140,7 @@ class StorageTracker(TorchDispatchMode):
         kwargs = kwargs or {}
         freed = self.collect_frees()
         index = len(self.ops)
-        module = self.modules.stack[-1] if self.modules.stack else ""
+        module = self.modules.current
         inputs: list[int] = []
         fresh = func in _LIFT_FRESH  # the argument is a constant just made (torch.tensor, from_numpy): not external
         for t in tree_leaves((args, kwargs)):
@@ -205,7 +168,7 @@ class StorageTracker(TorchDispatchMode):
         for sid in set(inputs) | set(aliases) | set(outputs):
             self.storages[sid].uses.append(index)
         self.ops.append(
-            OpRec(index, str(func), module, tuple(self.modules.stack), inputs, outputs, aliases, freed)
+            OpRec(index, str(func), module, self.modules.path(), inputs, outputs, aliases, freed)
         )
         return out
 
@@ -240,7 +203,7 @@ def record_forward(
     ``replace`` maps ``id(tensor)`` of the model's parameters and buffers to stand-ins (fake tensors) that are
     swapped in through :func:`torch.func.functional_call`; ``None`` runs the model as it is.
     """
-    modules = _ModuleStack(model)
+    modules = ModuleStack(model)
     tracker = StorageTracker(device, modules)
     state = None
     if replace is not None:

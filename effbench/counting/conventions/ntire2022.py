@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
-from ._trace import ModuleCall, OpTrace, tensors_in
-from .conventions import Convention, Cost, Counts, Tally, out, register_convention
+from .._trace import ModuleCall, OpTrace, tensors_in
+from . import Convention, Cost, Counts, Tally, out, register_convention
 
 ModuleRule = Callable[[ModuleCall], Cost]
 
@@ -31,17 +32,24 @@ ModuleRule = Callable[[ModuleCall], Cost]
 class Ntire2022(Convention):
     name = "ntire2022"
     description = "official NTIRE 2022/2023 hook tool (module calls only; FLOPs = MACs)"
+    order = 1
 
     def __init__(self) -> None:
         super().__init__()
         self.module_rules: dict[type[nn.Module], ModuleRule] = {}
+
+    def table_for(self, key: Any) -> dict[Any, Any]:
+        """Module types (``nn.Conv2d``) key the module table."""
+        if isinstance(key, type) and issubclass(key, nn.Module):
+            return self.module_rules
+        return super().table_for(key)
 
     def module(self, *types: type[nn.Module]) -> Callable[[ModuleRule], ModuleRule]:
         """Register a rule for module types (matched with isinstance, nearest base class first)."""
 
         def wrap(fn: ModuleRule) -> ModuleRule:
             for t in types:
-                self.module_rules[t] = fn
+                self.add_rule(t, fn)
             return fn
 
         return wrap

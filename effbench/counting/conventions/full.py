@@ -39,41 +39,22 @@ from __future__ import annotations
 
 import math
 
-from ._trace import OpCall, OpTrace, tensors_in
-from .conventions import Convention, Cost, Counts, Tally, arg, out, register_convention
+from .._trace import OpCall, tensors_in
+from . import ZERO, Convention, Cost, arg, out, register_convention
 
 
 class Full(Convention):
     name = "full"
     description = "every arithmetic aten op counted, functional calls included (FLOPs = 2 x MACs + the rest)"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.zero_ops: set[str] = set()
+    order = 0
 
     def zero(self, *packets: str) -> None:
         """Declare ops that move data but do no arithmetic (counted 0 FLOPs, bytes reported)."""
-        self.zero_ops.update(packets)
+        self.op(*packets)(_data_movement)
 
-    def is_zero(self, packet: str) -> bool:
-        return packet in self.zero_ops or (packet.endswith("_") and packet[:-1] in self.zero_ops)
 
-    def count(self, trace: OpTrace) -> Counts:
-        tally = Tally(trace)
-        unknown: list[str] = []
-        for op in trace.ops:
-            o = tensors_in(op.output)
-            nbytes = o[0].nbytes if o else 0
-            name = op.packet.split(".", 1)[1] if "." in op.packet else op.packet
-            rule = self.op_rule(op.packet)
-            if rule is not None:
-                tally.add(name, op.module, rule(op), nbytes)
-            elif self.is_zero(op.packet):
-                tally.add(name, op.module, Cost(), nbytes)
-            else:
-                unknown.append(op.packet)
-                tally.add(name, op.module, Cost(), nbytes)
-        return tally.counts(unknown)
+def _data_movement(op: OpCall) -> Cost:
+    return ZERO
 
 
 FULL = register_convention(Full())

@@ -24,8 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ._trace import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
-from .conventions import Convention, Cost, Counts, Tally, arg, out, register_convention
+from .._trace import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
+from . import Convention, Cost, Counts, Tally, arg, out, register_convention
 
 FunctionRule = Callable[[FunctionCall], Cost]
 
@@ -33,17 +33,24 @@ FunctionRule = Callable[[FunctionCall], Cost]
 class Fvcore(Convention):
     name = "fvcore"
     description = "fvcore FlopCountAnalysis default handles (conv, matmul family, norms, upsample; FLOPs = MACs)"
+    order = 2
 
     def __init__(self) -> None:
         super().__init__()
         self.function_rules: dict[str, FunctionRule] = {}
+
+    def table_for(self, key: Any) -> dict[Any, Any]:
+        """Plain names (``"interpolate"``) key the torch-level function table, ``"aten.*"`` the op table."""
+        if isinstance(key, str) and "." not in key:
+            return self.function_rules
+        return super().table_for(key)
 
     def function(self, *names: str) -> Callable[[FunctionRule], FunctionRule]:
         """Register a rule for torch-level calls by function name (``"interpolate"``, ``"__matmul__"``)."""
 
         def wrap(fn: FunctionRule) -> FunctionRule:
             for n in names:
-                self.function_rules[n] = fn
+                self.add_rule(n, fn)
             return fn
 
         return wrap
