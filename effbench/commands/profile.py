@@ -8,24 +8,28 @@ import sys
 from typing import Any
 
 from ..base.errors import UsageError
+from ..counting.conventions import convention_names
+from ..counting.profile import DEFAULT_CONVENTION
 from ._common import add_model_arguments, model_from_args, parse_size
 
 NAME = "profile"
-HELP = "count params, FLOPs/MACs, activations and convolutions (conventions: full, ntire2022, fvcore)"
+HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--size", default="256x256", help="input size HxW (default 256x256)")
-    parser.add_argument("--convention", default="full", choices=("full", "ntire2022", "fvcore"),
-                        help="counting convention (default: full, every arithmetic op)")
+    names = convention_names()
+    parser.add_argument("--convention", default=DEFAULT_CONVENTION, choices=names,
+                        help=f"counting convention: {', '.join(names)} (default: {DEFAULT_CONVENTION}, every "
+                             "arithmetic op)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--channels", type=int, default=3, help="input channels (default 3)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--by-module", action="store_true", help="also print the per-module breakdown")
     group.add_argument("--by-op", action="store_true", help="also print the per-operator breakdown")
     parser.add_argument("--compare-conventions", action="store_true",
-                        help="print the totals under all three conventions side by side (one trace)")
+                        help="print the totals under every convention side by side (one trace)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
@@ -47,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch and --channels must be positive")
     model, spec = model_from_args(args)
     kw: dict[str, Any] = dict(scale=args.scale, batch=args.batch, channels=args.channels)
-    prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **kw)
+    others = None
+    if args.compare_conventions:  # one trace for every convention
+        names = dict.fromkeys((*convention_names(), args.convention))
+        others = compare_conventions(model, (h, w), conventions=list(names), peak_memory=not args.no_memory, **kw)
+        prof = others[args.convention]
+    else:
+        prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **kw)
     prof.model = spec.name
-    others = compare_conventions(model, (h, w), **kw) if args.compare_conventions else None
 
     if args.json:
         doc = prof.to_dict(breakdowns=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from ..base.errors import UsageError
 from ._trace import OpTrace, record
-from .conventions import Convention, TallyRow, get_convention
+from .conventions import Convention, Rule, TallyRow, convention_names, get_convention
 
 DEFAULT_CONVENTION = "full"
 
@@ -169,6 +169,7 @@ def profile(
     dtype: torch.dtype = torch.float32,
     *,
     peak_memory: bool = True,
+    overrides: Mapping[Any, Rule] | None = None,
 ) -> Profile:
     """Count params, MACs, FLOPs, activations and convolutions of ``model`` for a ``batch x channels x H x W`` input.
 
@@ -178,9 +179,12 @@ def profile(
     When ``scale`` is given, the output must be ``scale`` times the input, else :class:`ModelError`.
 
     The forward runs on fake tensors: no arithmetic, no allocation, nothing left on the model. The predicted peak
-    memory comes from :func:`effbench.predict_memory` (``None`` with ``peak_memory=False``).
+    memory comes from :func:`effbench.predict_memory` (``None`` with ``peak_memory=False``). ``overrides`` replaces
+    single rules of the convention for this run only, e.g. ``{"aten.add": lambda op: Cost(flops=...)}``.
     """
     conv = get_convention(convention)
+    if overrides:
+        conv = conv.with_overrides(overrides)
     net, label = _resolve_model(model, scale)
     trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
     prof = profile_trace(trace, conv, label)
@@ -192,13 +196,24 @@ def profile(
 def compare_conventions(
     model: nn.Module | str,
     input_size: int | Sequence[int] = (256, 256),
-    conventions: Sequence[str] = ("full", "ntire2022", "fvcore"),
+    conventions: Sequence[str | Convention] | None = None,
     scale: int | None = None,
     batch: int = 1,
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
+    *,
+    peak_memory: bool = False,
 ) -> dict[str, Profile]:
-    """Profiles of one model under several conventions from a single trace (so the gaps are like for like)."""
-    convs = [get_convention(c) for c in conventions]
-    trace, label = trace_model(model, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype)
-    return {c.name: profile_trace(trace, c, label) for c in convs}
+    """Profiles of one model under several conventions (default: every registered one) from a single trace, so
+    the gaps are like for like and the model runs once. ``peak_memory=True`` predicts the peak memory once and
+    puts it on every profile."""
+    convs = [get_convention(c) for c in (convention_names() if conventions is None else conventions)]
+    if not convs:
+        raise UsageError("compare_conventions needs at least one convention")
+    net, label = _resolve_model(model, scale)
+    trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
+    peak = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype) if peak_memory else None
+    profiles = {c.name: profile_trace(trace, c, label) for c in convs}
+    for p in profiles.values():
+        p.peak_memory_bytes = peak
+    return profiles
