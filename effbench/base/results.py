@@ -32,6 +32,7 @@ Schema ``effbench.result/1`` (every producer writes it, every consumer reads it)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -39,7 +40,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 SCHEMA = "effbench.result/1"
+_log = logging.getLogger("effbench.results")
 
 
 def new_result(model: str, spec: str | None = None, *, identity: dict[str, Any] | None = None,
@@ -99,23 +103,98 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+class UnreadableResultError(UsageError):
+    """A results file that cannot be read as result documents (raised by ``load_results(strict=True)``)."""
+
+
+def validate_result(doc: Any) -> str | None:
+    """Why ``doc`` is not a valid result document (schema ``effbench.result/1``), or None when it is."""
+    if not isinstance(doc, dict):
+        return f"not a result document (a JSON {type(doc).__name__}, expected an object)"
+    if not doc:
+        return "an empty document ({})"
+    if "schema" not in doc:
+        return "no 'schema' field"
+    if doc["schema"] != SCHEMA:
+        return f"schema {doc['schema']!r}, expected {SCHEMA!r}"
+    for key, kind in (("model", str), ("status", str), ("metrics", dict)):
+        if key not in doc:
+            return f"no {key!r} field"
+        if not isinstance(doc[key], kind):
+            return f"{key!r} is a {type(doc[key]).__name__}, expected a {kind.__name__}"
+    return None
+
+
+def _foreign(doc: Any) -> bool:
+    """True for another kind of effbench document (a report, a study): not a result, and not a broken one."""
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    return isinstance(schema, str) and not schema.startswith("effbench.result/")
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot be read ({exc})"
+    if not text.strip():
+        return None, "is empty"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"is not valid JSON (truncated or corrupt: {exc.msg} at line {exc.lineno} column {exc.colno})"
+
+
+def load_results(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> list[dict[str, Any]]:
     """Read result documents from files and folders (folders: every ``*.json`` below, temporary files skipped).
 
-    A file may hold one document or a list of them.
+    A file may hold one document or a list of them; other effbench documents (a report, a study: another
+    ``schema``) are passed over. A file that does not parse, or a document that fails :func:`validate_result`,
+    is skipped with a warning naming the file (logger ``effbench.results``), or, with ``strict``, raises
+    :class:`UnreadableResultError` naming it. A file reached twice is read once; of two documents of the same
+    ``cell_id`` only the newer is kept (warned).
     """
     docs: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    by_cell: dict[str, tuple[int, str]] = {}
+
+    def bad(where: str, reason: str) -> None:
+        if strict:
+            raise UnreadableResultError(f"unreadable results file {where}: {reason}")
+        _log.warning("effbench: skipping unreadable results file %s: %s", where, reason)
+
     for p in paths:
         p = Path(p)
-        files = sorted(p.rglob("*.json")) if p.is_dir() else [p]
         if not p.exists():
             raise FileNotFoundError(f"results not found: {p}")
+        files = sorted(p.rglob("*.json")) if p.is_dir() else [p]
         for f in files:
-            if f.name.startswith("."):
+            if f.name.startswith(".") or f.resolve() in seen:
                 continue
-            data = json.loads(f.read_text())
+            seen.add(f.resolve())
+            data, problem = _read_json(f)
+            if problem:
+                bad(str(f), problem)
+                continue
             items = data if isinstance(data, list) else [data]
-            docs.extend(d for d in items if isinstance(d, dict) and d.get("schema") == SCHEMA)
+            for i, item in enumerate(items):
+                if _foreign(item):
+                    continue
+                where = f"{f} (entry {i})" if isinstance(data, list) else str(f)
+                if (problem := validate_result(item)) is not None:
+                    bad(where, problem)
+                    continue
+                cell_id = item.get("cell_id")
+                if isinstance(cell_id, str) and cell_id in by_cell:
+                    j, other = by_cell[cell_id]
+                    keep_new = str(item.get("created") or "") >= str(docs[j].get("created") or "")
+                    _log.warning("effbench: cell %s appears twice (%s and %s); keeping the one from %s", cell_id,
+                                 other, where, where if keep_new else other)
+                    if keep_new:
+                        docs[j], by_cell[cell_id] = item, (j, where)
+                    continue
+                if isinstance(cell_id, str):
+                    by_cell[cell_id] = (len(docs), where)
+                docs.append(item)
     return docs
 
 

@@ -178,8 +178,11 @@ def _from_pytest_benchmark(bench: dict[str, Any]) -> Entry:
     return e
 
 
-def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
-    """Read a sweep folder, a saved results JSON (one document or a list) or a pytest-benchmark JSON file."""
+def load_for_gate(path: str | os.PathLike[str], *, strict: bool = False) -> dict[str, Entry]:
+    """Read a sweep folder, a saved results JSON (one document or a list) or a pytest-benchmark JSON file.
+
+    An unreadable results file is skipped with a warning naming it, or with ``strict`` refused (UsageError).
+    """
     p = Path(path)
     if not p.exists():
         raise UsageError(f"results not found: {p}")
@@ -193,10 +196,7 @@ def load_for_gate(path: str | os.PathLike[str]) -> dict[str, Entry]:
             return {e.label: e for e in entries}
     from ..base.results import load_results
 
-    try:
-        docs = load_results([p])
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"a results file under {p} is not valid JSON: {exc}") from None
+    docs = load_results([p], strict=strict)
     if not docs:
         raise UsageError(f"no effbench results (schema effbench.result/1) or pytest-benchmark data in {p}")
     from ..report.table import merge_by_model

@@ -24,14 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="significance level of the runtime test (default 0.05)")
     parser.add_argument("--summary", default=None, metavar="FILE",
                         help="write the markdown summary here too (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ci.gate import gate, parse_percent
+    from ..ci.gate import gate, load_for_gate, parse_percent
 
     thresholds = {k: parse_percent(getattr(args, k))
                   for k in ("runtime", "memory", "flops", "params", "activations", "convs")}
-    result = gate(args.baseline, args.current, thresholds=thresholds, alpha=args.alpha)
+    base, cur = (load_for_gate(p, strict=args.strict) for p in (args.baseline, args.current))
+    result = gate(base, cur, thresholds=thresholds, alpha=args.alpha)
     text = result.markdown()
     print(text)
     if args.summary:

@@ -19,19 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of md,csv,json,html (default: all)")
     parser.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
     parser.add_argument("--title", default="effbench report", help="report title")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..base.results import load_results
     from ..report.render import render_report
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     if not formats:
         raise UsageError("--format is empty; choose from md,csv,json,html")
     try:
-        paths = render_report(args.results, args.out, baseline=args.baseline, formats=formats,
-                              figures=not args.no_figures, title=args.title)
+        docs = load_results(args.results, strict=args.strict)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    paths = render_report(docs, args.out, baseline=args.baseline, formats=formats, figures=not args.no_figures,
+                          title=args.title)
     for p in paths:
         print(p)
     md = [p for p in paths if p.suffix == ".md"]

@@ -2,15 +2,22 @@
 
 With no arguments: the default comparison, every zoo model at x4 and 256x256 on the best device present,
 into ``runs/default``, followed by a report in ``runs/default/report``.
+
+Exit codes: 0 every cell of the sweep ok, 1 some cell ended not ok (error, timeout, oom, ...), 2 usage error,
+3 the output folder is locked by another runner (named in the message; see ``--wait``), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM). Interrupted or terminated, finished cells are kept and ``results.csv`` is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
+from ..sweep.runner import RESUME_MODES
 
 NAME = "run"
 HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and write results + a report"
@@ -35,7 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-static", action="store_true",
                         help="skip static metrics and memory prediction (runtime only)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
-    parser.add_argument("--resume", action="store_true", help="skip cells whose result JSON already parses")
+    parser.add_argument("--resume", nargs="?", const="rerun-failed", default=None, choices=RESUME_MODES,
+                        help="skip cells already measured ok and rerun the others (failed, timed out, unreadable); "
+                             "--resume=keep-failed also keeps the failed ones")
+    parser.add_argument("--wait", nargs="?", const=math.inf, default=None, type=float, metavar="SECONDS",
+                        help="if another runner holds the output folder, wait for it (at most SECONDS; no value: "
+                             "no limit) instead of refusing")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per cell before it is killed (default 900)")
     parser.add_argument("--no-report", action="store_true", help="do not render the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -43,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..sweep import SweepConfig, load_config, run_sweep
+    from ..sweep.lock import OutputLock
+    from ..sweep.runner import SweepTerminated
     from ._common import parse_size
 
     cfg = load_config(args.config) if args.config else SweepConfig()
@@ -58,25 +72,41 @@ def run(args: argparse.Namespace) -> int:
     cfg.static = cfg.static and not args.no_static
     if cfg.timeout is not None and cfg.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {cfg.timeout}")
+    if args.wait is not None and not args.wait >= 0:
+        raise UsageError(f"--wait must be a non-negative number of seconds, got {args.wait}")
     cells = cfg.cells()
     if cfg.repeats is None and all(c.device == "cpu" for c in cells):
         cells = [dataclasses.replace(c, repeats=3) for c in cells]  # modest by default on CPU
     out = Path(cfg.out or "runs/default")
-    print(f"effbench run: {len(cells)} cells -> {out}")
-    summary = run_sweep(cells, out, resume=args.resume, timeout=cfg.timeout or 900.0,
-                        progress=not args.no_progress)
-    status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "nothing to run"
-    print(f"ran {summary['ran']} cells, skipped {summary['skipped']} finished ones in {summary['seconds']:.1f} s: "
-          f"{status}")
-    for p in summary.get("table", []):
-        print(f"table: {p}")
-    if not args.no_report:
+    with OutputLock(out, wait=args.wait):  # held over the sweep and its report
+        print(f"effbench run: {len(cells)} cells -> {out}")
         try:
-            from ..report import render_report
+            summary = run_sweep(cells, out, resume=args.resume or False, timeout=cfg.timeout or 900.0,
+                                progress=not args.no_progress, lock=False)
+        except SweepTerminated:
+            print(f"effbench run: terminated (SIGTERM): the running cell was killed; finished cells are kept in "
+                  f"{out / 'cells'} and the table in {out / 'results.csv'}", file=sys.stderr)
+            return 143
+        for cell_id, why in summary["rerun"].items():
+            print(f"resume: reran {cell_id} (was {why.splitlines()[0]})")
+        status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "nothing to run"
+        print(f"ran {summary['ran']} cells, skipped {summary['skipped']} finished ones in {summary['seconds']:.1f} s: "
+              f"{status}")
+        for p in summary.get("table", []):
+            print(f"table: {p}")
+        if not args.no_report:
+            try:
+                from ..report import render_report
 
-            written = render_report(out / "cells", out / "report", title="effbench comparison")
-            md = [p for p in written if str(p).endswith(".md")]
-            print(f"report: {md[0] if md else out / 'report'}")
-        except Exception as exc:  # the measurements are on disk; a report problem must not hide them
-            print(f"effbench run: report not written ({type(exc).__name__}: {exc})")
-    return 0 if summary["status"].get("ok", 0) == summary["ran"] else 1
+                written = render_report(out / "cells", out / "report", title="effbench comparison")
+                md = [p for p in written if str(p).endswith(".md")]
+                print(f"report: {md[0] if md else out / 'report'}")
+            except Exception as exc:  # the measurements are on disk; a report problem must not hide them
+                print(f"effbench run: report not written ({type(exc).__name__}: {exc})")
+    final = summary["final"]
+    not_ok = sum(n for k, n in final.items() if k != "ok")
+    if not_ok:
+        print(f"effbench run: {not_ok} of {len(cells)} cells are not ok "
+              f"({', '.join(f'{k} {n}' for k, n in sorted(final.items()) if k != 'ok')}); exit code 1",
+              file=sys.stderr)
+    return 1 if not_ok else 0

@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model normalising the 2024+ scores (default: the year's baseline: RLFN 2024, "
                              "EFDN 2025, SPAN 2026)")
     parser.add_argument("--csv", default=None, metavar="FILE", help="also write the score table as CSV")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report.scores import compute_scores, scores_markdown
 
     try:
-        docs = load_results(args.results)
+        docs = load_results(args.results, strict=args.strict)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     frame = compute_scores(docs, args.year, baseline=args.baseline)

@@ -1,44 +1,83 @@
-"""Run sweep cells, each in a fresh subprocess, with a per-cell timeout, resume and a rich progress bar.
+"""Run sweep cells, each in a fresh supervised subprocess, under an exclusive lock on the output folder, with a
+per-cell timeout, an honest resume and a rich progress bar.
 
 Layout of an output folder ``OUT``::
 
+    OUT/.effbench.lock         held while a runner works on OUT (effbench.sweep.lock): a second runner refuses
     OUT/cells/<cell_id>.json   one result document per cell (written atomically by the cell or by the runner)
     OUT/logs/<cell_id>.log     the cell process's stdout and stderr
-    OUT/runs.log               one ``start <cell_id>`` line per cell process launched (audit of re-runs)
+    OUT/runs.log               one ``start <cell_id> pid=N`` line per cell process launched (audit of re-runs)
     OUT/results.csv            the combined table (effbench.base.results.results_frame), plus results.parquet
                                when pyarrow is installed
     OUT/report/                the report (effbench.report.render_report), when asked
 
-A cell is finished when its JSON exists and parses; ``resume=True`` skips finished cells. A crash, a hang past
-the timeout or a CUDA out-of-memory becomes that cell's status, and the sweep goes on.
+A cell is finished when its JSON is a valid result document (:func:`effbench.base.results.validate_result`)
+with status ``ok``; ``resume=True`` skips finished cells and reruns the others (failed, timed out, empty,
+truncated), ``resume="keep-failed"`` also keeps valid documents of failed cells. A crash, a hang past the
+timeout, an out-of-memory kill becomes that cell's status, and the sweep goes on. The cell process dies with the
+runner (its own process group, parent-death signal); SIGTERM of the runner is handled like Ctrl-C: the cell is
+killed, finished cells are kept, the table is written and :class:`SweepTerminated` is raised.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..base.results import new_result, write_json_atomic
+from ..base.results import new_result, validate_result, write_json_atomic
 from .config import Cell
+from .lock import OutputLock
+from .supervise import (
+    OomEvidence,
+    death_reason,
+    kill_group,
+    memory_limit_bytes,
+    oom_kill_count,
+    peak_rss_bytes,
+    start_supervised,
+)
 
-__all__ = ["run_sweep", "is_finished", "write_table"]
+__all__ = ["RESUME_MODES", "SweepTerminated", "cell_state", "is_finished", "run_sweep", "write_table"]
 
 _PKG_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+_POLL_S = 0.2
+RESUME_MODES = ("rerun-failed", "keep-failed")
 
 
-def is_finished(path: Path) -> bool:
-    """True when ``path`` holds a parseable result document."""
+class SweepTerminated(KeyboardInterrupt):
+    """The runner got SIGTERM: the running cell was killed, finished cells and the table kept (CLI exit 143)."""
+
+
+def cell_state(path: Path) -> tuple[str, str | None]:
+    """``(status, reason)`` of a cell result file: its status when it is a valid document, else ``missing`` or
+    ``unreadable`` with the reason."""
     try:
-        return isinstance(json.loads(path.read_text()), dict)
-    except (OSError, ValueError):
-        return False
+        text = path.read_text()
+    except FileNotFoundError:
+        return "missing", None
+    except OSError as exc:
+        return "unreadable", str(exc)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        return "unreadable", f"not valid JSON ({exc})"
+    problem = validate_result(doc)
+    return ("unreadable", problem) if problem else (doc["status"], doc.get("error"))
+
+
+def is_finished(path: Path, *, keep_failed: bool = False) -> bool:
+    """True when ``path`` holds a valid result document with status ``ok`` (any status with ``keep_failed``)."""
+    status, _ = cell_state(path)
+    return status == "ok" or (keep_failed and status not in ("missing", "unreadable"))
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -58,6 +97,15 @@ def _failure_doc(cell: Cell, status: str, error: str) -> dict[str, Any]:
     return doc
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Identity of the file at ``path`` (inode, mtime): an atomic rewrite changes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     parts = [_PKG_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -66,34 +114,52 @@ def _child_env() -> dict[str, str]:
 
 
 def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict[str, Any] | None:
-    """Run one cell process; returns a failure document when the process left no result, else None."""
+    """Run one supervised cell process; returns a failure document when it left no valid result, else None."""
     result = out / "cells" / f"{cell.cell_id}.json"
     log = out / "logs" / f"{cell.cell_id}.log"
+    old = _stamp(result)  # a rerun: the old document must not pass for the new one, nor be lost if interrupted
+    oom_before = oom_kill_count()
+    peak = None
     with open(log, "w") as logf:
-        proc = subprocess.Popen(
-            [python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
-            stdout=logf, stderr=subprocess.STDOUT, env=_child_env(), stdin=subprocess.DEVNULL,
-        )
+        proc = start_supervised([python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
+                                log=logf, env=_child_env())
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return _failure_doc(cell, "timeout", f"no result after {timeout:g} s (per-cell timeout); process killed")
-        except BaseException:  # Ctrl-C or a kill of the runner: take the cell process down too
-            proc.kill()
-            proc.wait()
+            while (rc := proc.poll()) is None:
+                peak = peak_rss_bytes(proc.pid) or peak
+                if deadline is not None and time.monotonic() >= deadline:
+                    kill_group(proc)
+                    return _failure_doc(cell, "timeout",
+                                        f"no result after {timeout:g} s (per-cell timeout); process killed")
+                time.sleep(_POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic())))
+        except BaseException:  # Ctrl-C, SIGTERM of the runner: take the cell's process group down too
+            kill_group(proc)
             raise
-    if is_finished(result):
+    status, _ = cell_state(result)
+    if _stamp(result) != old and status not in ("missing", "unreadable"):
         return None
+    status, what = death_reason(rc, OomEvidence(oom_before, oom_kill_count(), peak, memory_limit_bytes()))
     tail = _tail(log)
-    if rc < 0:
-        what = f"the cell process died with signal {-rc}"
-    else:
-        what = f"the cell process exited with code {rc} and wrote no result"
-    low = tail.lower()
-    status = "oom" if "out of memory" in low else "error"
+    if status == "error" and "out of memory" in tail.lower():
+        status = "oom"
     return _failure_doc(cell, status, f"{what}; last output:\n{tail}" if tail else what)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises :class:`SweepTerminated` like Ctrl-C raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SweepTerminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def write_table(out: str | Path) -> list[Path]:
@@ -125,31 +191,57 @@ def run_sweep(
     cells: Sequence[Cell],
     out: str | Path,
     *,
-    resume: bool = False,
+    resume: bool | Literal["rerun-failed", "keep-failed"] = False,
     timeout: float | None = None,
     progress: bool = True,
     python: str | None = None,
+    lock: bool = True,
+    wait: float | None = None,
 ) -> dict[str, Any]:
-    """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "status": Counter, "seconds", "table"}``.
+    """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "rerun", "status", "final", "seconds", "table"}``.
 
-    Each cell runs in its own process (``python -m effbench.sweep.worker``). ``resume`` skips cells whose result
-    already parses; ``timeout`` (seconds) bounds each cell. Interrupting the sweep keeps every finished cell.
+    Each cell runs in its own supervised process (``python -m effbench.sweep.worker``). ``resume`` (``True`` or
+    ``"rerun-failed"``) skips cells whose result is valid and ``ok`` and reruns the rest (``"rerun"`` maps each
+    rerun cell to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
+    each cell. ``lock`` takes ``OUT``'s lock for the run (pass False when the caller holds it), waiting up to
+    ``wait`` seconds for another runner (None: refuse at once). ``"status"`` counts the statuses of the cells
+    run now, ``"final"`` those of every cell of the sweep afterwards. An interrupt (Ctrl-C, SIGTERM) keeps every
+    finished cell and writes the table.
     """
-    out = Path(out)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
-    for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
-        stale.unlink(missing_ok=True)
+    if resume not in (False, True, *RESUME_MODES):
+        from ..base.errors import UsageError
+
+        raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     ids = [c.cell_id for c in cells]
     dup = [i for i, n in Counter(ids).items() if n > 1]
     if dup:
         from ..base.errors import UsageError
 
         raise UsageError(f"duplicate sweep cells: {', '.join(dup)}")
-    todo = [c for c in cells if not (resume and is_finished(out / "cells" / f"{c.cell_id}.json"))]
-    summary: dict[str, Any] = {"ran": 0, "skipped": len(cells) - len(todo), "status": Counter(), "out": str(out)}
+    out = Path(out)
+    with OutputLock(out, wait=wait) if lock else nullcontext():
+        return _run_locked(cells, out, resume=resume, timeout=timeout, progress=progress,
+                           python=python or sys.executable)
+
+
+def _run_locked(cells: Sequence[Cell], out: Path, *, resume: bool | str, timeout: float | None, progress: bool,
+                python: str) -> dict[str, Any]:
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
+    todo: list[Cell] = []
+    rerun: dict[str, str] = {}
+    for c in cells:
+        status, reason = cell_state(out / "cells" / f"{c.cell_id}.json")
+        if resume and (status == "ok" or (resume == "keep-failed" and status not in ("missing", "unreadable"))):
+            continue
+        todo.append(c)
+        if resume and status != "missing":
+            rerun[c.cell_id] = f"{status}: {reason}" if reason else status
+    summary: dict[str, Any] = {"ran": 0, "skipped": len(cells) - len(todo), "rerun": rerun, "status": Counter(),
+                               "out": str(out)}
     t0 = time.perf_counter()
-    py = python or sys.executable
 
     bar = None
     if progress and todo:
@@ -166,26 +258,25 @@ def run_sweep(
         bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
     try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("sweep", total=len(todo))
-        for cell in todo:
+        with _sigterm_as_interrupt():
             if bar is not None:
-                bar.update(task, description=f"{cell.model_name} {cell.size[0]}x{cell.size[1]} {cell.device}")
-            failure = _run_cell(cell, out, timeout, py)
-            path = out / "cells" / f"{cell.cell_id}.json"
-            if failure is not None:
-                write_json_atomic(path, failure)
-                status = failure["status"]
-            else:
-                status = json.loads(path.read_text()).get("status", "error")
-            summary["status"][status] += 1
-            summary["ran"] += 1
-            if bar is not None:
-                bar.advance(task)
+                bar.start()
+                task = bar.add_task("sweep", total=len(todo))
+            for cell in todo:
+                if bar is not None:
+                    bar.update(task, description=f"{cell.model_name} {cell.size[0]}x{cell.size[1]} {cell.device}")
+                failure = _run_cell(cell, out, timeout, python)
+                path = out / "cells" / f"{cell.cell_id}.json"
+                if failure is not None:
+                    write_json_atomic(path, failure)
+                summary["status"][cell_state(path)[0]] += 1
+                summary["ran"] += 1
+                if bar is not None:
+                    bar.advance(task)
     finally:
         if bar is not None:
             bar.stop()
+        summary["final"] = Counter(cell_state(out / "cells" / f"{c.cell_id}.json")[0] for c in cells)
         summary["table"] = [str(p) for p in write_table(out)]
         summary["seconds"] = time.perf_counter() - t0
     return summary
