@@ -282,17 +282,6 @@ def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_p
     assert main(argv) == 0 and _starts(out) == []
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--resume", "sweep.toml"], "'sweep.toml' is not a resume mode (rerun-failed, keep-failed); put CONFIG.toml"),
-    (["--wait", "sweep.toml"], "'sweep.toml' is not a number of seconds; put CONFIG.toml before --wait"),
-    (["--wait", "-1"], "--wait: must be a non-negative number of seconds, got -1"),
-])
-def test_bad_resume_and_wait_values_are_refused_before_anything_runs(argv: list[str], message: str, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["run", *argv])
-    assert exc.value.code == 2 and message in capsys.readouterr().err
-
-
 # ----------------------------------------------------------------------------------------------- unreadable results
 
 

@@ -5,7 +5,7 @@ which way is better, the footnote under a dash), markdown and HTML (headers, the
 (deterministic metrics fail on any growth, measured ones go through a statistical test; the threshold each is checked
 against) and the NTIRE scores (which way each ranked metric is better). The producers' typed results
 (:class:`~effbench.counting.Profile`, :class:`~effbench.memory.MemoryReport`,
-:class:`~effbench.timing.BenchmarkResult`, :class:`~effbench.quality.Evaluation`) return ``.metrics()`` dicts whose
+:class:`~effbench.timing.bench.BenchmarkResult`, :class:`~effbench.quality.evaluate.Evaluation`) return ``.metrics()`` dicts whose
 keys are catalogue keys.
 
 Where registrations live: the built-in metrics are registered below, in the order of the report's columns (the

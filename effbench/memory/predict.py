@@ -39,7 +39,6 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
-from ..base.identity import ModelIdentity
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
 
@@ -100,7 +99,6 @@ class MemoryReport:
     dtype: str
     model: str = ""
     notes: list[str] = field(default_factory=list)
-    identity: ModelIdentity | None = None  # set by predict_memory() and replay_memory_cpu()
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -146,6 +144,14 @@ class MemoryReport:
         return {"where": where, "block_type": self.peak_block_type, "op": op_word(self.peak_op),
                 "features_x": self.x(sum(t.block_bytes for t in acts)),
                 "parts": [[why, self.x(b)] for why, b in sorted(groups.items(), key=lambda kv: -kv[1])]}
+
+    def metrics(self) -> dict[str, Any]:
+        """What goes into a result document's ``metrics`` (keys of :mod:`effbench.base.catalogue`): the predicted
+        peak, where it is (in words and in C x H x W units) and the allocated bytes after each op (the report draws
+        it as the model's memory timeline)."""
+        return {"peak_memory_predicted_bytes": int(self.peak_bytes), "peak_memory_where": self.sentence(),
+                "peak_memory_at": self.peak_summary(),
+                "memory_timeline": [int(e["allocated_bytes"]) for e in self.timeline]}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -369,6 +375,13 @@ def analyse(
     )
 
 
+def _resolve_model(model: nn.Module | str, scale: int, deploy: bool) -> tuple[nn.Module, str]:
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    return r.model, r.name
+
+
 def _check_size(input_size: tuple[int, int] | int, batch: int, channels: int) -> tuple[int, int]:
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
@@ -405,10 +418,7 @@ def predict_memory(
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     h, w = _check_size(input_size, batch, channels)
-    from ..zoo.spec import resolve_model
-
-    r = resolve_model(model, scale=scale, deploy=deploy)
-    net, name = r.model, r.name
+    net, name = _resolve_model(model, scale, deploy)
     make_allocator(device_model)  # validates the name
     shape = (batch, channels, h, w)
     mode = FakeTensorMode(allow_non_fake_inputs=False)
@@ -425,10 +435,8 @@ def predict_memory(
             raise
         except Exception as exc:
             raise ModelError(f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}") from exc
-    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                     model_name=name, feature_shape=feature_shape)
-    report.identity = r.identity
-    return report
+    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                   model_name=name, feature_shape=feature_shape)
 
 
 def replay_memory_cpu(
@@ -449,10 +457,7 @@ def replay_memory_cpu(
     The model must live on the CPU; it is run as it is, under ``torch.no_grad()``.
     """
     h, w = _check_size(input_size, batch, channels)
-    from ..zoo.spec import resolve_model
-
-    r = resolve_model(model, scale=scale, deploy=deploy)
-    net, name = r.model, r.name
+    net, name = _resolve_model(model, scale, deploy)
     make_allocator(device_model)
     for t in [*net.parameters(), *net.buffers()]:
         if t.device.type != "cpu":
@@ -466,7 +471,5 @@ def replay_memory_cpu(
         trace = record_forward(net, lambda: torch.rand(shape, generator=gen, dtype=dtype), None, dev)
     except Exception as exc:
         raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
-    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                     model_name=name)
-    report.identity = r.identity
-    return report
+    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                   model_name=name)

@@ -15,7 +15,16 @@ from ..zoo.spec import ModelSpec, resolve_model
 from .datasets import SRDataset, is_grey, open_dataset
 from .metrics import SCORE_PROTOCOLS, Protocol, score, to_uint8
 
-__all__ = ["evaluate", "super_resolve"]
+__all__ = ["Evaluation", "evaluate", "super_resolve"]
+
+
+class Evaluation(dict[str, Any]):
+    """What :func:`evaluate` returns: the summary dict (model, dataset, protocol, means, per-image scores), with
+    :meth:`metrics`."""
+
+    def metrics(self) -> dict[str, Any]:
+        """The mean scores, keyed by :mod:`effbench.base.catalogue` keys (``psnr``, ``ssim``)."""
+        return {k: self[k] for k in ("psnr", "ssim") if k in self}
 
 
 def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: float = 255.0,
@@ -42,6 +51,12 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: floa
     return to_uint8(y[0].permute(1, 2, 0).float().cpu(), data_range)
 
 
+def _resolve_model(model_or_spec: nn.Module | str | ModelSpec, scale: int, data_range: float | None,
+                   pretrained: bool, weights: str | None) -> tuple[nn.Module, str, float]:
+    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, weights=weights)
+    return r.model.eval(), r.name, r.data_range if data_range is None else data_range
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
@@ -58,7 +73,7 @@ def evaluate(
     *,
     pretrained: bool = False,
     weights: str | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Super-resolve every image of a test set and score it.
 
     ``model_or_spec``: a module, or a spec (zoo name, ``file.py:Name``, ``package.module:Name``; ``pretrained``
@@ -74,9 +89,7 @@ def evaluate(
     dataset = dataset_dir if isinstance(dataset_dir, SRDataset) else open_dataset(dataset_dir, scale)
     if dataset.scale != scale:
         raise UsageError(f"the data set was opened at x{dataset.scale}, not x{scale}")
-    resolved = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, weights=weights)
-    model, ident = resolved.model.eval(), resolved.identity
-    name, rng = ident.name, ident.data_range if data_range is None else data_range
+    model, name, rng = _resolve_model(model_or_spec, scale, data_range, pretrained, weights)
     if not rng > 0:
         raise UsageError(f"data_range must be positive, got {rng}")
     model = model.to(device)
@@ -103,11 +116,8 @@ def evaluate(
                 Image.fromarray(sr).save(out_dir / f"{sample.name}.png")
             bar.update(task, advance=1, last=f"{sample.name}: {p:.2f} dB")
 
-    return {
+    return Evaluation({
         "model": name,
-        "spec": ident.spec,
-        "model_key": ident.key,
-        "identity": ident.as_dict(),
         "dataset": dataset.name,
         "dataset_dir": str(dataset.root),
         "scale": scale,
@@ -119,4 +129,4 @@ def evaluate(
         "psnr": _mean([r["psnr"] for r in images]),
         "ssim": _mean([r["ssim"] for r in images]),
         "images": images,
-    }
+    })

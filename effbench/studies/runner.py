@@ -193,16 +193,14 @@ def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
         return json.loads((out / "cells" / f"{cell.cell_id}.json").read_text())
     except (OSError, ValueError):
         pass
-    from ..zoo.spec import ModelSpec
-
-    fn = ModelSpec.parse(cell.spec).attr
+    fn = cell.spec.rsplit(":", 1)[1]
     for path in sorted((out / "cells").glob(f"{fn}-*.json")):
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         c = doc.get("cell", {})
-        if (ModelSpec.parse(str(c.get("spec") or fn)).attr == fn and list(c.get("size", [])) == list(cell.size)
+        if (str(c.get("spec", "")).endswith(f":{fn}") and list(c.get("size", [])) == list(cell.size)
                 and c.get("device") == cell.device and c.get("scale") == cell.scale):
             return doc
     return {"status": "missing", "metrics": {}}

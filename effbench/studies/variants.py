@@ -43,10 +43,9 @@ def resolve_attr(spec: str) -> Any:
     """The object named by ``file.py:Name`` or ``package.module:Name`` (a class or a factory)."""
     from ..zoo.spec import ModelSpec
 
-    parsed = ModelSpec.parse(spec)
-    if parsed.is_zoo:
+    if ":" not in spec:
         raise UsageError(f"an attention block is given as file.py:Name or package.module:Name, got {spec!r}")
-    return parsed._resolve()
+    return ModelSpec.parse(spec)._resolve()
 
 
 def _takes(fn: Callable[..., Any], name: str) -> bool:

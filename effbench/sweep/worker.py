@@ -36,7 +36,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document."""
     from ..base.errors import EffbenchError, ModelError
     from ..base.results import new_result
-    from ..zoo.spec import resolve_model
+    from ..zoo.spec import ModelSpec
 
     t0 = time.perf_counter()
     h, w = cell.size
@@ -47,15 +47,14 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     partial: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     try:
-        resolved = resolve_model(cell.spec, scale=cell.scale)
+        spec = ModelSpec.parse(cell.spec)
+        model = spec.build(scale=cell.scale)
     except EffbenchError as exc:
         doc.update(status="error", error=f"building the model failed: {exc}")
         return doc
     except Exception as exc:
         doc.update(status="error", error=f"building the model failed: {type(exc).__name__}: {exc}")
         return doc
-    model, ident = resolved.model, resolved.identity
-    doc.update(model=ident.name, model_key=ident.key, identity=ident.as_dict())
 
     if cell.static:
         try:
@@ -67,12 +66,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         try:
             from ..memory import predict_memory
 
-            mem = predict_memory(model, (h, w), scale=cell.scale)
-            metrics["peak_memory_predicted_bytes"] = int(mem.peak_bytes)
-            metrics["peak_memory_where"] = mem.sentence()
-            metrics["peak_memory_at"] = mem.peak_summary()
-            # allocated bytes after each op: the report draws it as the model's memory timeline
-            metrics["memory_timeline"] = [int(e["allocated_bytes"]) for e in mem.timeline]
+            metrics.update(predict_memory(model, (h, w), scale=cell.scale).metrics())
         except Exception as exc:
             partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
 
@@ -83,7 +77,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         res = benchmark(model, (h, w), scale=cell.scale, device=cell.device, protocol=cell.protocol,
                         dtype=cell.dtype, repeats=cell.repeats, threads=cell.threads, roofline=cell.roofline,
                         dataset=cell.dataset if cell.protocol == "ntire" else None)
-        metrics.update(res["metrics"])
+        metrics.update(res.metrics())
         if cell.dataset and cell.protocol != "ntire":
             import torch
 
@@ -92,7 +86,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             from ..timing.ntire import evaluate_psnr
 
             metrics.update(evaluate_psnr(model, find_pairs(cell.dataset, cell.scale), torch.device(cell.device),
-                                         data_range=ident.data_range, scale=cell.scale, dtype=DTYPES[cell.dtype]))
+                                         data_range=spec.data_range(), scale=cell.scale, dtype=DTYPES[cell.dtype]))
             res["dataset"] = cell.dataset
         doc["input_shape"] = res["input_shape"]
         doc["env"] = res["env"]

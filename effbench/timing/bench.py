@@ -20,10 +20,20 @@ from .ntire import evaluate_psnr, run_ntire, to_tensor
 from .steady import WarmupRule, make_timer, time_steady
 from .validate import check_output
 
-__all__ = ["benchmark", "DTYPES", "OutOfMemory", "num_threads", "resolve_device"]
+__all__ = ["BenchmarkResult", "benchmark", "DTYPES", "OutOfMemory", "num_threads", "resolve_device"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TIMING_PROTOCOLS = ("steady", "ntire")
+
+
+class BenchmarkResult(dict[str, Any]):
+    """What :func:`benchmark` returns: the ``effbench.result/1`` document itself (a dict, written as JSON as it is),
+    with :meth:`metrics`."""
+
+    def metrics(self) -> dict[str, Any]:
+        """The measured metrics, keyed by :mod:`effbench.base.catalogue` keys (runtime statistics, measured peak
+        memory and energy on CUDA, PSNR with a data set, the roofline bound)."""
+        return dict(self.get("metrics") or {})
 
 
 class OutOfMemory(ModelError):
@@ -81,6 +91,17 @@ def _map_errors() -> Iterator[None]:
         raise ModelError(f"forward failed: {type(exc).__name__}: {msg.splitlines()[0] if msg else ''}") from exc
     except Exception as exc:
         raise ModelError(f"forward failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _resolve_model(
+    model_or_spec: nn.Module | str | ModelSpec, scale: int | None, pretrained: bool, deploy: bool = True
+) -> tuple[nn.Module, str, str, float, int | None]:
+    if isinstance(model_or_spec, nn.Module):  # an instance: its scale is whatever its output says
+        r = resolve_model(model_or_spec)
+        return r.model, r.name, r.spec, r.data_range, scale
+    scale = 4 if scale is None else scale
+    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
+    return r.model, r.name, r.spec, r.data_range, scale
 
 
 def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
@@ -187,7 +208,7 @@ def benchmark(
     pretrained: bool = False,
     deploy: bool = True,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> BenchmarkResult:
     """Measure the runtime of a model (module, zoo name or spec) and return an ``effbench.result/1`` document.
 
     ``protocol="steady"`` (default): cold first call, warm-up until timings settle (:class:`WarmupRule`), then
@@ -220,17 +241,14 @@ def benchmark(
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0
 
-    # a spec is built at x4 unless told; an instance without a scale has whatever scale its output says
-    resolved = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
-    model, ident = resolved.model, resolved.identity
-    name, data_range, scale = ident.name, ident.data_range, ident.scale
+    model, name, spec, data_range, scale = _resolve_model(model_or_spec, scale, pretrained, deploy)
     pairs = find_pairs(dataset, scale or 4) if dataset is not None else None
     if pairs is not None:
         h, w = pairs[0].lr_array().shape[:2]
-    result = new_result(
-        name, ident.spec, identity=ident.as_dict(), scale=scale, input_shape=[1, 3, h, w], device=dev.type,
-        dtype=dtype, protocol=protocol, convention=None,
-    )
+    result = BenchmarkResult(new_result(
+        name, spec, scale=scale, input_shape=[1, 3, h, w], device=dev.type, dtype=dtype, protocol=protocol,
+        convention=None,
+    ))
     result["dataset"] = str(dataset) if dataset is not None else (
         f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)
     result["settings"] = {
