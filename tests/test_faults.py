@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -133,13 +132,19 @@ def test_wait_waits_for_the_holder_then_runs_and_a_bounded_wait_gives_up(tmp_pat
     holder.acquire()
     with pytest.raises(LockHeldError, match=rf"PID {os.getpid()} .*after waiting 0.3 s"):
         OutputLock(out, wait=0.3).acquire()
-    threading.Timer(1.5, holder.release).start()
-    t0 = time.monotonic()
-    done = subprocess.run(_run_cmd(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "waiting for the lock" in done.stderr and time.monotonic() - t0 >= 1.5
-    assert "skipped 1 finished" in done.stdout and _starts(out) == []
+    waiter = subprocess.Popen(_run_cmd(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = waiter.stderr.readline()  # the runner says it waits, and does: it is still running
+        time.sleep(0.5)
+        assert "waiting for the lock" in said and f"PID {os.getpid()}" in said and waiter.poll() is None
+        holder.release()
+        stdout, stderr = waiter.communicate(timeout=120)
+    finally:
+        holder.release()
+        waiter.kill()
+    assert waiter.returncode == 0, stdout + stderr
+    assert "skipped 1 finished" in stdout and _starts(out) == []
 
 
 def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path, capfd):
@@ -280,6 +285,17 @@ def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_p
     assert "1 of 2 cells are not ok (error 1)" in capsys.readouterr().err
     argv = _run_cmd(out, [f"{MODELS}:Nearest"], "--resume")[3:]
     assert main(argv) == 0 and _starts(out) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resume", "sweep.toml"], "'sweep.toml' is not a resume mode (rerun-failed, keep-failed); put CONFIG.toml"),
+    (["--wait", "sweep.toml"], "'sweep.toml' is not a number of seconds; put CONFIG.toml before --wait"),
+    (["--wait", "-1"], "--wait: must be a non-negative number of seconds, got -1"),
+])
+def test_bad_resume_and_wait_values_are_refused_before_anything_runs(argv: list[str], message: str, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------- unreadable results
