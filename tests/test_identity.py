@@ -133,3 +133,29 @@ def test_two_same_name_models_give_two_rows_and_two_gate_entries(two_nets, tmp_p
     assert sorted(entries) == ["Net (a/model.py)", "Net (b/model.py)"]
     assert {e["model"]: e["params"] for e in _entries(docs)} == {
         "Net (a/model.py)": _params(two_nets[0]), "Net (b/model.py)": _params(two_nets[1])}
+
+
+def test_two_same_name_models_swept_together_keep_their_own_rows(two_nets) -> None:
+    from effbench.report.table import build_table
+    from effbench.sweep.config import Cell
+    from effbench.sweep.worker import measure_cell
+
+    docs = [measure_cell(Cell(s, 4, (16, 16), repeats=1, threads=1)) for s in two_nets]
+    assert [d["status"] for d in docs] == ["ok", "ok"] and docs[0]["model_key"] != docs[1]["model_key"]
+    rows = {r.model: r.values["params_k"] for r in build_table(docs).rows}
+    assert rows == {"Net (a/model.py)": pytest.approx(_params(two_nets[0]) / 1e3),
+                    "Net (b/model.py)": pytest.approx(_params(two_nets[1]) / 1e3)}
+
+
+def test_each_entry_point_keeps_the_identity_of_what_it_measured(two_nets) -> None:
+    from effbench.counting import profile
+    from effbench.memory import predict_memory
+    from effbench.timing import benchmark
+
+    want = resolve_model(two_nets[1]).identity
+    assert profile(two_nets[1], (8, 8), peak_memory=False).identity == want
+    assert predict_memory(two_nets[1], (8, 8)).identity == want
+    doc = benchmark(two_nets[1], (8, 8), repeats=1, threads=1)
+    assert doc["model_key"] == want.key and doc["identity"] == want.as_dict()
+    resolved = resolve_model(two_nets[1], kwargs={"feats": 8})  # what a command resolved is passed through
+    assert profile(resolved, (8, 8), scale=4, peak_memory=False).identity == resolved.identity != want

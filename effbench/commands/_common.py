@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from torch import nn
-
 from ..base.errors import UsageError
-from ..zoo.spec import ModelSpec
+from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
@@ -26,10 +24,11 @@ def spec_from_args(args: argparse.Namespace, spec: str | None = None) -> ModelSp
     return ModelSpec.parse(spec if spec is not None else args.spec, kwargs=args.kwargs, weights=args.weights)
 
 
-def model_from_args(args: argparse.Namespace, spec: str | None = None) -> tuple[nn.Module, ModelSpec]:
-    s = spec_from_args(args, spec)
-    model = s.build(scale=args.scale, pretrained=args.pretrained, deploy=not args.train_form)
-    return model, s
+def model_from_args(args: argparse.Namespace, spec: str | None = None, *, deploy: bool | None = None
+                    ) -> ResolvedModel:
+    """The model named on the command line, built once, with its identity (``deploy`` overrides --train-form)."""
+    return resolve_model(spec_from_args(args, spec), scale=args.scale, pretrained=args.pretrained,
+                         deploy=not args.train_form if deploy is None else deploy)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import math
 import sys
 
 from ..base.errors import UsageError
-from ._common import add_model_arguments, spec_from_args
+from ._common import add_model_arguments, model_from_args
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
@@ -44,16 +44,13 @@ def run(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise UsageError(f"--scale must be a positive integer, got {args.scale}")
     datasets = [open_dataset(d, args.scale) for d in args.dataset]  # fail fast on a bad folder
-    spec = spec_from_args(args)
-    model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=not args.train_form)
-    data_range = args.data_range if args.data_range is not None else spec.data_range()
+    resolved = model_from_args(args)
+    name = resolved.name
     results = []
     for ds in datasets:
         save = Path(args.save) / ds.name if args.save else None
-        res = evaluate(model, ds, args.scale, protocol=args.protocol, data_range=data_range, device=args.device,
-                       save_dir=save, progress=True)
-        res["model"] = spec.name
-        res["spec"] = args.spec
+        res = evaluate(resolved, ds, args.scale, protocol=args.protocol, data_range=args.data_range,
+                       device=args.device, save_dir=save, progress=True)
         results.append(res)
 
     if args.json:
@@ -62,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Console()
     what = "Y, border = scale" if args.protocol == "paper" else "RGB, border 4"
-    table = Table(title=f"{spec.name} x{args.scale} ({args.protocol} protocol: {what})")
+    table = Table(title=f"{name} x{args.scale} ({args.protocol} protocol: {what})")
     for col in ("data set", "images", "LR", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="left" if col in ("data set", "LR") else "right")
     for res in results:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..base.errors import UsageError
-from ._common import add_model_arguments, parse_size, spec_from_args
+from ._common import add_model_arguments, model_from_args, parse_size
 
 NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
@@ -128,10 +128,8 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
 
     docs = []
     for spec_text, form in zip(specs, forms):
-        spec = spec_from_args(args, spec_text)
-        model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=form == "deploy")
+        model = model_from_args(args, spec_text, deploy=form == "deploy")
         doc = measure_cuda_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype])
-        doc["model"] = spec.name
         doc["form"] = form
         docs.append(doc)
     if args.json:
@@ -190,13 +188,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_measure(args, specs, forms, size)
     reports, labels = [], []
     for spec_text, form in zip(specs, forms):
-        spec = spec_from_args(args, spec_text)
-        model = spec.build(scale=args.scale, pretrained=args.pretrained, deploy=form == "deploy")
+        model = model_from_args(args, spec_text, deploy=form == "deploy")
         r = predict_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype],
                            device_model=args.device_model, donate_input=args.donate_input)
-        r.model = spec.name
         reports.append(r)
-        labels.append(f"{spec.name}" + (f" ({form})" if args.forms or form == "train" else ""))
+        labels.append(f"{model.name}" + (f" ({form})" if args.forms or form == "train" else ""))
 
     if args.json:
         doc: dict[str, Any] = {"reports": [r.to_dict() for r in reports], "labels": labels}

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = parse_size(args.size)
     if args.batch <= 0 or args.channels <= 0:
         raise UsageError("--batch and --channels must be positive")
-    model, spec = model_from_args(args)
+    model = model_from_args(args)
     kw: dict[str, Any] = dict(scale=args.scale, batch=args.batch, channels=args.channels)
     others = None
     if args.compare_conventions:  # one trace for every convention
@@ -58,11 +58,10 @@ def run(args: argparse.Namespace) -> int:
         prof = others[args.convention]
     else:
         prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **kw)
-    prof.model = spec.name
 
     if args.json:
         doc = prof.to_dict(breakdowns=True)
-        doc["spec"] = spec.target
+        doc["spec"] = model.identity.spec
         doc["scale"] = args.scale
         if others is not None:
             doc["conventions"] = {k: p.to_dict(breakdowns=False) for k, p in others.items()}

@@ -43,13 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be >= 1, got {args.max_images}")
-    model, spec = model_from_args(args)
     res = psd(
-        model, args.dataset, modules=args.modules, split=args.split, tile=args.tile, device=args.device,
-        data_range=spec.data_range(), progress=not (args.no_progress or args.json), scale=args.scale,
+        model_from_args(args), args.dataset, modules=args.modules, split=args.split, tile=args.tile,
+        device=args.device, progress=not (args.no_progress or args.json), scale=args.scale,
         max_images=args.max_images, lr=args.lr, preview=args.preview, remove_mean=args.remove_mean,
     )
-    res.model, res.spec = spec.name, spec.target
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", res.model)
     out = Path(args.out) if args.out else Path(f"psd-{safe}")
     doc = res.to_dict()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..base.errors import UsageError
+from ..base.identity import ModelIdentity
 from ._trace import OpTrace, record
 from .conventions import Convention, Rule, TallyRow, convention_names, get_convention
 
@@ -41,11 +42,14 @@ class Profile:
     by_op: list[dict[str, Any]] = field(default_factory=list)
     unknown_ops: list[str] = field(default_factory=list)
     engine: str = "fake"
+    identity: ModelIdentity | None = None  # set by profile() and compare_conventions()
 
     def to_dict(self, breakdowns: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (the keys of ``effbench profile --json``)."""
         d: dict[str, Any] = {
             "model": self.model,
+            "model_key": self.identity.key if self.identity else None,
+            "identity": self.identity.as_dict() if self.identity else None,
             "params": self.params,
             "flops": self.flops,
             "macs": self.macs,
@@ -92,13 +96,6 @@ def _input_shape(input_size: int | Sequence[int], batch: int, channels: int) -> 
     return int(batch), int(channels), h, w
 
 
-def _resolve_model(model: nn.Module | str, scale: int | None) -> tuple[nn.Module, str]:
-    from ..zoo.spec import resolve_model
-
-    r = resolve_model(model, scale=scale or 4)
-    return r.model, r.name
-
-
 def _peak_memory(model: nn.Module, input_size: tuple[int, int], batch: int, channels: int,
                  dtype: torch.dtype) -> int:
     from ..memory import predict_memory
@@ -117,8 +114,10 @@ def trace_model(
     label: str | None = None,
 ) -> tuple[OpTrace, str]:
     """Record one shapes-only forward pass (the input of every convention); returns the trace and a model label."""
-    net, default_label = _resolve_model(model, scale)
-    label = label or default_label
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale)
+    net, label = r.model, label or r.name
     shape = _input_shape(input_size, batch, channels)
     trace = record(net, shape, dtype=dtype, name=label)
     if scale is not None:
@@ -185,9 +184,13 @@ def profile(
     conv = get_convention(convention)
     if overrides:
         conv = conv.with_overrides(overrides)
-    net, label = _resolve_model(model, scale)
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale)
+    net, label = r.model, r.name
     trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
     prof = profile_trace(trace, conv, label)
+    prof.identity = r.identity
     if peak_memory:
         prof.peak_memory_bytes = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype)
     return prof
@@ -210,10 +213,13 @@ def compare_conventions(
     convs = [get_convention(c) for c in (convention_names() if conventions is None else conventions)]
     if not convs:
         raise UsageError("compare_conventions needs at least one convention")
-    net, label = _resolve_model(model, scale)
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale)
+    net, label = r.model, r.name
     trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
     peak = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype) if peak_memory else None
     profiles = {c.name: profile_trace(trace, c, label) for c in convs}
     for p in profiles.values():
-        p.peak_memory_bytes = peak
+        p.peak_memory_bytes, p.identity = peak, r.identity
     return profiles

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..base.errors import EffbenchError, ModelError, UsageError
+from ..base.identity import ModelIdentity
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import InputSource, array_inputs, dataset_inputs
 from .select import ModuleSelector, select_modules
@@ -114,6 +115,7 @@ class PSDResult:
     preview_image: str | None = None
     remove_mean: bool = False
     averaging: str = AVERAGING
+    identity: ModelIdentity | None = None
 
     def __getitem__(self, name: str) -> BlockPSD:
         for b in self.blocks:
@@ -139,6 +141,7 @@ class PSDResult:
         return new_result(
             self.model,
             self.spec,
+            identity=self.identity.as_dict() if self.identity else None,
             scale=self.scale,
             device=self.device,
             dtype="fp32",
@@ -207,13 +210,6 @@ class PSDResult:
         from .plots import plot_maps
 
         return plot_maps(self, path)
-
-
-def _resolve_model(
-    model_or_spec: nn.Module | str | ModelSpec, scale: int, weights: str | None, data_range: float | None
-) -> tuple[nn.Module, str, str, float | None]:
-    r = resolve_model(model_or_spec, scale=scale, weights=weights)
-    return r.model, r.name, r.spec, r.data_range if data_range is None else data_range
 
 
 def tile_boxes(h: int, w: int, tile: int | None) -> list[tuple[int, int, int, int]]:
@@ -339,7 +335,10 @@ def psd(
     """
     if not 0.0 < split < 1.0:
         raise UsageError(f"split must be a fraction of the Nyquist frequency in (0, 1), got {split}")
-    model, name, spec_str, data_range = _resolve_model(model_or_spec, scale, weights, data_range)
+    resolved = resolve_model(model_or_spec, scale=scale, weights=weights)
+    model, ident = resolved.model, resolved.identity
+    name = ident.name
+    data_range = ident.data_range if data_range is None else data_range
     if isinstance(images_or_dataset, (str, Path)):
         if data_range is None:
             raise UsageError(f"cannot tell the data range of {name}; pass data_range= (1.0 or 255.0)")
@@ -391,7 +390,7 @@ def psd(
         model.to(old_device)
         model.train(was_training)
     result = PSDResult(
-        model=name, spec=spec_str, scale=scale, split=split, tile=tile, device=str(dev),
+        model=name, spec=ident.spec, identity=ident, scale=scale, split=split, tile=tile, device=str(dev),
         data_range=float(data_range) if data_range is not None else float("nan"), images=list(source.names),
         source=source.description, selection=selection, preview_image=preview_name, remove_mean=remove_mean,
     )

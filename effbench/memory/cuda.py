@@ -47,12 +47,14 @@ def measure_cuda_memory(
     ``allocated_peak_bytes`` from ``memory_stats()``, ``cudnn_workspace_max_bytes``, ``cudnn_workspace_by_module``,
     the predicted peak location, and the environment (GPU name, torch, CUDA, cuDNN versions).
     """
-    from .predict import _check_size, _resolve_model, predict_memory
+    from ..zoo.spec import resolve_model
+    from .predict import _check_size, predict_memory
 
     if not torch.cuda.is_available():
         raise UsageError("measure_cuda_memory needs a CUDA device; none is available")
     h, w = _check_size(input_size, batch, channels)
-    net, name = _resolve_model(model, scale, deploy)
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    net, name = r.model, r.name
     pred = predict_memory(net, (h, w), batch=batch, channels=channels, dtype=dtype, device_model="cuda")
     dev = torch.device(device)
 
@@ -113,6 +115,8 @@ def measure_cuda_memory(
             with_ws = max(with_ws, e["allocated_bytes"] + per_conv[e["module"]])
     return {
         "model": name,
+        "model_key": r.identity.key,
+        "identity": r.identity.as_dict(),
         "input_shape": [batch, channels, h, w],
         "dtype": str(dtype).replace("torch.", ""),
         "measured_peak_bytes": int(peak),

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
+from ..base.identity import ModelIdentity
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
 
@@ -99,6 +100,7 @@ class MemoryReport:
     dtype: str
     model: str = ""
     notes: list[str] = field(default_factory=list)
+    identity: ModelIdentity | None = None  # set by predict_memory() and replay_memory_cpu()
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -375,13 +377,6 @@ def analyse(
     )
 
 
-def _resolve_model(model: nn.Module | str, scale: int, deploy: bool) -> tuple[nn.Module, str]:
-    from ..zoo.spec import resolve_model
-
-    r = resolve_model(model, scale=scale, deploy=deploy)
-    return r.model, r.name
-
-
 def _check_size(input_size: tuple[int, int] | int, batch: int, channels: int) -> tuple[int, int]:
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
@@ -418,7 +413,10 @@ def predict_memory(
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     h, w = _check_size(input_size, batch, channels)
-    net, name = _resolve_model(model, scale, deploy)
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    net, name = r.model, r.name
     make_allocator(device_model)  # validates the name
     shape = (batch, channels, h, w)
     mode = FakeTensorMode(allow_non_fake_inputs=False)
@@ -435,8 +433,10 @@ def predict_memory(
             raise
         except Exception as exc:
             raise ModelError(f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}") from exc
-    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                   model_name=name, feature_shape=feature_shape)
+    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                     model_name=name, feature_shape=feature_shape)
+    report.identity = r.identity
+    return report
 
 
 def replay_memory_cpu(
@@ -457,7 +457,10 @@ def replay_memory_cpu(
     The model must live on the CPU; it is run as it is, under ``torch.no_grad()``.
     """
     h, w = _check_size(input_size, batch, channels)
-    net, name = _resolve_model(model, scale, deploy)
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    net, name = r.model, r.name
     make_allocator(device_model)
     for t in [*net.parameters(), *net.buffers()]:
         if t.device.type != "cpu":
@@ -471,5 +474,7 @@ def replay_memory_cpu(
         trace = record_forward(net, lambda: torch.rand(shape, generator=gen, dtype=dtype), None, dev)
     except Exception as exc:
         raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
-    return analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                   model_name=name)
+    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
+                     model_name=name)
+    report.identity = r.identity
+    return report

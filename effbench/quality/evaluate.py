@@ -51,12 +51,6 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: floa
     return to_uint8(y[0].permute(1, 2, 0).float().cpu(), data_range)
 
 
-def _resolve_model(model_or_spec: nn.Module | str | ModelSpec, scale: int, data_range: float | None,
-                   pretrained: bool, weights: str | None) -> tuple[nn.Module, str, float]:
-    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, weights=weights)
-    return r.model.eval(), r.name, r.data_range if data_range is None else data_range
-
-
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
@@ -89,7 +83,9 @@ def evaluate(
     dataset = dataset_dir if isinstance(dataset_dir, SRDataset) else open_dataset(dataset_dir, scale)
     if dataset.scale != scale:
         raise UsageError(f"the data set was opened at x{dataset.scale}, not x{scale}")
-    model, name, rng = _resolve_model(model_or_spec, scale, data_range, pretrained, weights)
+    resolved = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, weights=weights)
+    model, ident = resolved.model.eval(), resolved.identity
+    name, rng = ident.name, ident.data_range if data_range is None else data_range
     if not rng > 0:
         raise UsageError(f"data_range must be positive, got {rng}")
     model = model.to(device)
@@ -118,6 +114,9 @@ def evaluate(
 
     return Evaluation({
         "model": name,
+        "spec": ident.spec,
+        "model_key": ident.key,
+        "identity": ident.as_dict(),
         "dataset": dataset.name,
         "dataset_dir": str(dataset.root),
         "scale": scale,

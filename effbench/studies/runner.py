@@ -193,14 +193,16 @@ def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
         return json.loads((out / "cells" / f"{cell.cell_id}.json").read_text())
     except (OSError, ValueError):
         pass
-    fn = cell.spec.rsplit(":", 1)[1]
+    from ..zoo.spec import ModelSpec
+
+    fn = ModelSpec.parse(cell.spec).attr
     for path in sorted((out / "cells").glob(f"{fn}-*.json")):
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         c = doc.get("cell", {})
-        if (str(c.get("spec", "")).endswith(f":{fn}") and list(c.get("size", [])) == list(cell.size)
+        if (ModelSpec.parse(str(c.get("spec") or fn)).attr == fn and list(c.get("size", [])) == list(cell.size)
                 and c.get("device") == cell.device and c.get("scale") == cell.scale):
             return doc
     return {"status": "missing", "metrics": {}}

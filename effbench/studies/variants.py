@@ -43,9 +43,10 @@ def resolve_attr(spec: str) -> Any:
     """The object named by ``file.py:Name`` or ``package.module:Name`` (a class or a factory)."""
     from ..zoo.spec import ModelSpec
 
-    if ":" not in spec:
+    parsed = ModelSpec.parse(spec)
+    if parsed.is_zoo:
         raise UsageError(f"an attention block is given as file.py:Name or package.module:Name, got {spec!r}")
-    return ModelSpec.parse(spec)._resolve()
+    return parsed._resolve()
 
 
 def _takes(fn: Callable[..., Any], name: str) -> bool:

@@ -8,9 +8,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
+
+if TYPE_CHECKING:
+    from ..zoo.spec import ModelSpec
 
 __all__ = ["Cell", "SweepConfig", "load_config"]
 
@@ -36,12 +39,12 @@ class Cell:
 
     @property
     def model_name(self) -> str:
-        return self.spec if ":" not in self.spec else self.spec.rsplit(":", 1)[1]
+        return _parse(self.spec).name
 
     @property
     def cell_id(self) -> str:
         name = self.model_name
-        if ":" in self.spec:  # two files may define the same class name
+        if not _parse(self.spec).is_zoo:  # two files may define the same class name
             name += "-" + hashlib.sha1(self.spec.encode()).hexdigest()[:6]
         parts = [name, f"x{self.scale}", f"{self.size[0]}x{self.size[1]}", self.device.replace(":", ""),
                  self.dtype, self.protocol]
@@ -101,7 +104,7 @@ class SweepConfig:
         for spec, scale, size, dev, proto, dt in product(
             self.resolved_models(), self.scales, self.sizes, devices, self.protocols, self.dtypes
         ):
-            if ":" not in spec:  # skip zoo models without this scale
+            if _parse(spec).is_zoo:  # skip zoo models without this scale
                 if spec not in zoo_scales:
                     from ..zoo.registry import model_info
 
@@ -113,6 +116,12 @@ class SweepConfig:
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out
+
+
+def _parse(spec: str) -> ModelSpec:
+    from ..zoo.spec import ModelSpec
+
+    return ModelSpec.parse(spec)
 
 
 def _size(v: Any) -> tuple[int, int]:

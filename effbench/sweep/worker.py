@@ -36,7 +36,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document."""
     from ..base.errors import EffbenchError, ModelError
     from ..base.results import new_result
-    from ..zoo.spec import ModelSpec
+    from ..zoo.spec import resolve_model
 
     t0 = time.perf_counter()
     h, w = cell.size
@@ -47,14 +47,15 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     partial: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     try:
-        spec = ModelSpec.parse(cell.spec)
-        model = spec.build(scale=cell.scale)
+        resolved = resolve_model(cell.spec, scale=cell.scale)
     except EffbenchError as exc:
         doc.update(status="error", error=f"building the model failed: {exc}")
         return doc
     except Exception as exc:
         doc.update(status="error", error=f"building the model failed: {type(exc).__name__}: {exc}")
         return doc
+    model, ident = resolved.model, resolved.identity
+    doc.update(model=ident.name, model_key=ident.key, identity=ident.as_dict())
 
     if cell.static:
         try:
@@ -86,7 +87,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             from ..timing.ntire import evaluate_psnr
 
             metrics.update(evaluate_psnr(model, find_pairs(cell.dataset, cell.scale), torch.device(cell.device),
-                                         data_range=spec.data_range(), scale=cell.scale, dtype=DTYPES[cell.dtype]))
+                                         data_range=ident.data_range, scale=cell.scale, dtype=DTYPES[cell.dtype]))
             res["dataset"] = cell.dataset
         doc["input_shape"] = res["input_shape"]
         doc["env"] = res["env"]

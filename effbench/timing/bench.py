@@ -93,17 +93,6 @@ def _map_errors() -> Iterator[None]:
         raise ModelError(f"forward failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _resolve_model(
-    model_or_spec: nn.Module | str | ModelSpec, scale: int | None, pretrained: bool, deploy: bool = True
-) -> tuple[nn.Module, str, str, float, int | None]:
-    if isinstance(model_or_spec, nn.Module):  # an instance: its scale is whatever its output says
-        r = resolve_model(model_or_spec)
-        return r.model, r.name, r.spec, r.data_range, scale
-    scale = 4 if scale is None else scale
-    r = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
-    return r.model, r.name, r.spec, r.data_range, scale
-
-
 def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
     """Joules per forward from NVML's total-energy counter over a loop of at least ``seconds``."""
     from ..base.env import nvml_handle, read_energy_mj
@@ -241,13 +230,16 @@ def benchmark(
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0
 
-    model, name, spec, data_range, scale = _resolve_model(model_or_spec, scale, pretrained, deploy)
+    # a spec is built at x4 unless told; an instance without a scale has whatever scale its output says
+    resolved = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
+    model, ident = resolved.model, resolved.identity
+    name, data_range, scale = ident.name, ident.data_range, ident.scale
     pairs = find_pairs(dataset, scale or 4) if dataset is not None else None
     if pairs is not None:
         h, w = pairs[0].lr_array().shape[:2]
     result = BenchmarkResult(new_result(
-        name, spec, scale=scale, input_shape=[1, 3, h, w], device=dev.type, dtype=dtype, protocol=protocol,
-        convention=None,
+        name, ident.spec, identity=ident.as_dict(), scale=scale, input_shape=[1, 3, h, w], device=dev.type,
+        dtype=dtype, protocol=protocol, convention=None,
     ))
     result["dataset"] = str(dataset) if dataset is not None else (
         f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)

@@ -204,7 +204,7 @@ def _weights_file(spec: ModelSpec, scale: int, pretrained: bool) -> Path | None:
 
 
 def resolve_model(
-    model_or_spec: nn.Module | str | ModelSpec,
+    model_or_spec: nn.Module | str | ModelSpec | ResolvedModel,
     *,
     scale: int | None = 4,
     pretrained: bool = False,
@@ -216,8 +216,13 @@ def resolve_model(
 
     An ``nn.Module`` is used as it is (``pretrained``/``weights``/``kwargs`` then make no sense; ``scale=None``
     records that its scale is unknown). A spec string or :class:`ModelSpec` is built in eval mode at ``scale``
-    (``None``: 4) with ``kwargs`` (merged over the spec's) and ``weights`` (overriding the spec's).
+    (``None``: 4) with ``kwargs`` (merged over the spec's) and ``weights`` (overriding the spec's). A
+    :class:`ResolvedModel` (what a command resolved from its arguments) is passed through with its identity.
     """
+    if isinstance(model_or_spec, ResolvedModel):
+        if pretrained or weights is not None or kwargs:
+            raise UsageError("pretrained/weights/kwargs apply to a model spec, not to a resolved model")
+        return model_or_spec
     form = "deploy" if deploy else "train"
     if isinstance(model_or_spec, nn.Module):
         if pretrained or weights is not None or kwargs:
