@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..base.errors import UsageError
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 
 
@@ -30,19 +29,3 @@ def model_from_args(args: argparse.Namespace, spec: str | None = None, *, deploy
     return resolve_model(spec_from_args(args, spec), scale=args.scale, pretrained=args.pretrained,
                          deploy=not args.train_form if deploy is None else deploy)
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x256' or '256' -> (H, W)."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        if len(parts) == 1:
-            h = w = int(parts[0])
-        elif len(parts) == 2:
-            h, w = int(parts[0]), int(parts[1])
-        else:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"bad size {text!r}: expected HxW, e.g. 256x256") from None
-    if h <= 0 or w <= 0:
-        raise UsageError(f"bad size {text!r}: height and width must be positive")
-    return h, w

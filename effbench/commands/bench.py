@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ._common import add_model_arguments, parse_size, spec_from_args
+from ..base.inputs import parse_size
+from ._common import add_model_arguments, spec_from_args
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"

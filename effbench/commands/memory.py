@@ -6,15 +6,12 @@ import argparse
 import json
 from typing import Any
 
-import torch
-
 from ..base.errors import UsageError
-from ._common import add_model_arguments, model_from_args, parse_size
+from ..base.inputs import DTYPES, parse_size
+from ._common import add_model_arguments, model_from_args
 
 NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
-
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action.help = "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name)"
     parser.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="fp32", help="input and parameter dtype")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="input and parameter dtype")
     parser.add_argument("--device-model", choices=("cuda", "plain"), default="cuda",
                         help="cuda: CUDA caching allocator, warm + measured forward (default); "
                              "plain: live blocks rounded to 512 bytes")
@@ -129,7 +126,7 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
     docs = []
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
-        doc = measure_cuda_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype])
+        doc = measure_cuda_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
         doc["form"] = form
         docs.append(doc)
     if args.json:
@@ -189,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     reports, labels = [], []
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
-        r = predict_memory(model, size, batch=args.batch, dtype=_DTYPES[args.dtype],
+        r = predict_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype],
                            device_model=args.device_model, donate_input=args.donate_input)
         reports.append(r)
         labels.append(f"{model.name}" + (f" ({form})" if args.forms or form == "train" else ""))

@@ -8,9 +8,10 @@ import sys
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.inputs import parse_size
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
-from ._common import add_model_arguments, model_from_args, parse_size
+from ._common import add_model_arguments, model_from_args
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"

@@ -54,10 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..base.inputs import parse_size
     from ..sweep import SweepConfig, load_config, run_sweep
     from ..sweep.lock import OutputLock
     from ..sweep.runner import SweepTerminated
-    from ._common import parse_size
 
     cfg = load_config(args.config) if args.config else SweepConfig()
     for key in ("models", "scales", "devices", "protocols", "dtypes", "repeats", "threads", "dataset", "timeout",

@@ -57,8 +57,8 @@ def _split(text: str, flag: str) -> tuple[str, str, dict[str, object]]:
 def run(args: argparse.Namespace) -> int:
     import copy
 
+    from ..base.inputs import parse_size
     from ..studies import Variant, attention_variant, get_study, run_study
-    from ._common import parse_size
 
     study = copy.deepcopy(get_study(args.name))
     for text in args.variant:

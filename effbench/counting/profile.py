@@ -11,6 +11,7 @@ from torch import nn
 
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity
+from ..base.inputs import check_size
 from ._trace import OpTrace, record
 from .conventions import Convention, Rule, TallyRow, convention_names, get_convention
 
@@ -83,19 +84,6 @@ class Profile:
         return pd.DataFrame(self.by_module if by == "module" else self.by_op)
 
 
-def _input_shape(input_size: int | Sequence[int], batch: int, channels: int) -> tuple[int, int, int, int]:
-    if isinstance(input_size, int):
-        input_size = (input_size, input_size)
-    try:
-        h, w = (int(s) for s in input_size)
-    except (TypeError, ValueError):
-        raise UsageError(f"input_size must be (H, W) or an int, got {input_size!r}") from None
-    for label, v in (("height", h), ("width", w), ("batch", batch), ("channels", channels)):
-        if int(v) <= 0:
-            raise UsageError(f"{label} must be positive, got {v}")
-    return int(batch), int(channels), h, w
-
-
 def _peak_memory(model: nn.Module, input_size: tuple[int, int], batch: int, channels: int,
                  dtype: torch.dtype) -> int:
     from ..memory import predict_memory
@@ -118,7 +106,7 @@ def trace_model(
 
     r = resolve_model(model, scale=scale)
     net, label = r.model, label or r.name
-    shape = _input_shape(input_size, batch, channels)
+    shape = (batch, channels, *check_size(input_size, batch=batch, channels=channels))
     trace = record(net, shape, dtype=dtype, name=label)
     if scale is not None:
         if len(trace.output_shape) != 4 or trace.output_shape[2:] != (shape[2] * scale, shape[3] * scale):

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor
 
 from ..base.errors import UsageError
-
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+from ..base.images import IMAGE_EXTENSIONS, list_images, make_lr, read_image, to_tensor
 
 
 @dataclass(frozen=True)
@@ -31,50 +30,13 @@ class InputSource:
             yield name, self.load(i)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise UsageError(f"cannot read image {path}: {exc}") from None
-    return arr
-
-
-def _uint8_to_tensor(arr: np.ndarray, data_range: float) -> Tensor:
-    t = torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).to(torch.float32)
-    return (t * (data_range / 255.0)).unsqueeze(0)
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """The LR input of an HR ``uint8`` image, as the benchmark packs make it: crop to a multiple of ``scale``,
-    then MATLAB-compatible bicubic :func:`effbench.imresize` on ``uint8`` (rounded like MATLAB)."""
-    try:
-        from ..base.imresize import imresize
-    except ImportError as exc:
-        raise UsageError(
-            "making LR images from an HR-only folder needs effbench.imresize (effbench.quality), which is not "
-            f"available ({exc}); give a folder with LR images (LR_bicubic/X{scale}/ or lr=True) instead"
-        ) from None
-    h, w = hr.shape[:2]
-    if h < scale or w < scale:
-        raise UsageError(f"an HR image of {h} x {w} is smaller than the scale x{scale}")
-    hr = np.ascontiguousarray(hr[: h - h % scale, : w - w % scale])
-    return np.asarray(imresize(hr, 1.0 / scale), dtype=np.uint8)
-
-
 def dataset_inputs(
     path: str | Path, *, scale: int, data_range: float, lr: bool = False, max_images: int | None = None
 ) -> InputSource:
     """Model inputs from a data set folder.
 
     Layouts, in this order: ``DIR/LR_bicubic/X{scale}/`` (given LR images); ``DIR/HR/`` (HR images, LR made
-    with :func:`make_lr`); ``DIR`` holding images itself (HR, or already LR with ``lr=True``).
+    with :func:`effbench.base.images.make_lr`); ``DIR`` holding images itself (HR, or already LR with ``lr=True``).
     Pixel values are mapped from 0..255 to 0..``data_range``.
     """
     root = Path(path).expanduser()
@@ -83,24 +45,24 @@ def dataset_inputs(
     if max_images is not None and max_images < 1:
         raise UsageError(f"max_images must be >= 1, got {max_images}")
     lr_dir = root / "LR_bicubic" / f"X{scale}"
-    if lr_dir.is_dir() and _image_files(lr_dir):
-        files, given_lr, where = _image_files(lr_dir), True, f"{lr_dir} (given LR x{scale})"
+    if lr_dir.is_dir() and list_images(lr_dir):
+        files, given_lr, where = list_images(lr_dir), True, f"{lr_dir} (given LR x{scale})"
     elif (root / "HR").is_dir():
-        files, given_lr, where = _image_files(root / "HR"), lr, f"{root / 'HR'}"
+        files, given_lr, where = list_images(root / "HR"), lr, f"{root / 'HR'}"
     else:
-        files, given_lr, where = _image_files(root), lr, str(root)
+        files, given_lr, where = list_images(root), lr, str(root)
     if not files:
-        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {where}")
+        raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {where}")
     if max_images is not None:
         files = files[:max_images]
     if not given_lr:
         where += f" (HR; LR x{scale} made with effbench.imresize)"
 
     def load(i: int) -> Tensor:
-        arr = _read_rgb(files[i])
+        arr = read_image(files[i])
         if not given_lr:
             arr = make_lr(arr, scale)
-        return _uint8_to_tensor(arr, data_range)
+        return to_tensor(arr, data_range)
 
     return InputSource([f.name for f in files], load, where)
 

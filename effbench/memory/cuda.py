@@ -47,12 +47,13 @@ def measure_cuda_memory(
     ``allocated_peak_bytes`` from ``memory_stats()``, ``cudnn_workspace_max_bytes``, ``cudnn_workspace_by_module``,
     the predicted peak location, and the environment (GPU name, torch, CUDA, cuDNN versions).
     """
+    from ..base.inputs import check_size
     from ..zoo.spec import resolve_model
-    from .predict import _check_size, predict_memory
+    from .predict import predict_memory
 
     if not torch.cuda.is_available():
         raise UsageError("measure_cuda_memory needs a CUDA device; none is available")
-    h, w = _check_size(input_size, batch, channels)
+    h, w = check_size(input_size, batch=batch, channels=channels)
     r = resolve_model(model, scale=scale, deploy=deploy)
     net, name = r.model, r.name
     pred = predict_memory(net, (h, w), batch=batch, channels=channels, dtype=dtype, device_model="cuda")

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
+from ..base.inputs import check_size
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
 
@@ -377,18 +378,6 @@ def analyse(
     )
 
 
-def _check_size(input_size: tuple[int, int] | int, batch: int, channels: int) -> tuple[int, int]:
-    if isinstance(input_size, int):
-        input_size = (input_size, input_size)
-    try:
-        h, w = (int(v) for v in input_size)
-    except (TypeError, ValueError):
-        raise UsageError(f"input_size must be (H, W), got {input_size!r}") from None
-    if h <= 0 or w <= 0 or batch <= 0 or channels <= 0:
-        raise UsageError(f"input size, batch and channels must be positive, got {(h, w)}, {batch}, {channels}")
-    return h, w
-
-
 def predict_memory(
     model: nn.Module | str,
     input_size: tuple[int, int] | int = (256, 256),
@@ -412,7 +401,7 @@ def predict_memory(
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    h, w = _check_size(input_size, batch, channels)
+    h, w = check_size(input_size, batch=batch, channels=channels)
     from ..zoo.spec import resolve_model
 
     r = resolve_model(model, scale=scale, deploy=deploy)
@@ -456,7 +445,7 @@ def replay_memory_cpu(
 
     The model must live on the CPU; it is run as it is, under ``torch.no_grad()``.
     """
-    h, w = _check_size(input_size, batch, channels)
+    h, w = check_size(input_size, batch=batch, channels=channels)
     from ..zoo.spec import resolve_model
 
     r = resolve_model(model, scale=scale, deploy=deploy)

@@ -3,10 +3,11 @@ readers and :func:`evaluate` (a model over a test set)."""
 
 from __future__ import annotations
 
+from ..base.images import DatasetError, make_lr, mod_crop, read_image, to_uint8
 from ..base.imresize import imresize
-from .datasets import DatasetError, Sample, SRDataset, make_lr, open_dataset, read_image
+from .datasets import Sample, SRDataset, open_dataset
 from .evaluate import evaluate, super_resolve
-from .metrics import SCORE_PROTOCOLS, crop_border, mod_crop, psnr, rgb_to_y, score, ssim, to_uint8
+from .metrics import SCORE_PROTOCOLS, crop_border, psnr, rgb_to_y, score, ssim
 
 __all__ = [
     "SCORE_PROTOCOLS",

@@ -24,53 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..base.errors import UsageError
-from ..base.imresize import imresize
-from .metrics import mod_crop
+from ..base.images import IMAGE_EXTENSIONS, DatasetError, list_images, make_lr, read_image
 
-__all__ = ["DatasetError", "Sample", "SRDataset", "open_dataset", "read_image", "make_lr", "IMAGE_EXTENSIONS"]
-
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
-
-
-class DatasetError(UsageError):
-    """A data set folder or one of its images is missing, unreadable or inconsistent (names the path)."""
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an 8-bit image as ``uint8`` ``(H, W, 3)`` RGB; grey is replicated, alpha dropped."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if mode in ("L", "LA", "1"):
-                grey = np.asarray(im.convert("L"))
-                return np.repeat(grey[:, :, None], 3, axis=2)
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise DatasetError(f"{path}: {mode} images (16-bit or float) are not supported; use 8-bit images")
-            arr = np.asarray(im.convert("RGB"))
-    except DatasetError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from exc
-    return np.array(arr, copy=True)  # writable and contiguous
-
-
-def is_grey(path: str | Path) -> bool:
-    """Whether an image file is stored as a single grey channel."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.mode in ("L", "LA", "1")
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """The benchmark LR image: MATLAB ``imresize(modcrop(hr, scale), 1/scale, 'bicubic')`` on ``uint8``."""
-    return imresize(mod_crop(hr, scale), 1 / scale)
+__all__ = ["Sample", "SRDataset", "open_dataset"]
 
 
 @dataclass(frozen=True)
@@ -82,10 +38,6 @@ class Sample:
     lr: np.ndarray
     hr_path: Path
     lr_path: Path | None  # None when the LR image was made with imresize
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _find_lr(folder: Path, stem: str, scale: int) -> Path | None:
@@ -145,7 +97,7 @@ class SRDataset(Sequence[Sample]):
 
 def _paired(hr_dir: Path, lr_dir: Path, scale: int) -> list[tuple[Path, Path | None]]:
     pairs: list[tuple[Path, Path | None]] = []
-    for hr in _images(hr_dir):
+    for hr in list_images(hr_dir):
         lr = _find_lr(lr_dir, hr.stem, scale)
         if lr is None:
             raise DatasetError(f"no LR image for {hr}: expected {lr_dir / f'{hr.stem}x{scale}{hr.suffix}'}")
@@ -168,7 +120,7 @@ def open_dataset(root: str | Path, scale: int) -> SRDataset:
                 pairs, layout = _paired(hr_dir, lr_dir, scale), "paired"
                 break
         else:
-            pairs, layout = [(p, None) for p in _images(hr_dir)], "hr_only"
+            pairs, layout = [(p, None) for p in list_images(hr_dir)], "hr_only"
     else:
         hr_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.upper().endswith("_HR"))
         if len(hr_dirs) > 1:
@@ -185,7 +137,7 @@ def open_dataset(root: str | Path, scale: int) -> SRDataset:
                 )
             pairs, layout = _paired(hr_dirs[0], lr_dir, scale), "div2k"
         else:
-            pairs, layout = [(p, None) for p in _images(root)], "hr_only"
+            pairs, layout = [(p, None) for p in list_images(root)], "hr_only"
     if not pairs:
         raise DatasetError(f"no images found in {root} (looked for HR/, *_HR/ and images in the folder itself)")
     return SRDataset(root, scale, layout, pairs)

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
+from ..base.images import is_grey, to_tensor, to_uint8, write_image
 from ..zoo.spec import ModelSpec, resolve_model
-from .datasets import SRDataset, is_grey, open_dataset
-from .metrics import SCORE_PROTOCOLS, Protocol, score, to_uint8
+from .datasets import SRDataset, open_dataset
+from .metrics import SCORE_PROTOCOLS, Protocol, score
 
 __all__ = ["Evaluation", "evaluate", "super_resolve"]
 
@@ -28,13 +29,13 @@ class Evaluation(dict[str, Any]):
 
 
 def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: float = 255.0,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", *, dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Run ``model`` on one ``uint8`` ``(h, w, 3)`` LR image; returns the ``uint8`` ``(h*s, w*s, 3)`` SR image.
 
-    The input is scaled to ``[0, data_range]``; the output is scaled back, clamped and rounded.
+    The input is scaled to ``[0, data_range]`` in ``dtype``; the output is scaled back, clamped and rounded
+    (:func:`effbench.base.images.to_uint8`).
     """
-    x = torch.from_numpy(np.array(lr, copy=True)).permute(2, 0, 1)[None].to(device=device, dtype=torch.float32)
-    x = x * (data_range / 255.0)
+    x = to_tensor(lr, data_range, device, dtype)
     try:
         with torch.inference_mode():
             y = model(x)
@@ -48,7 +49,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: floa
                          f"expected {want}")
     if not torch.isfinite(y).all():
         raise ModelError("the model returned NaN or infinite values")
-    return to_uint8(y[0].permute(1, 2, 0).float().cpu(), data_range)
+    return to_uint8(y[0].permute(1, 2, 0), data_range)
 
 
 def _mean(values: list[float]) -> float:
@@ -107,9 +108,7 @@ def evaluate(
             images.append({"name": sample.name, "psnr": p, "ssim": s, "hr_size": list(sample.hr.shape[:2]),
                            "grey": is_grey(sample.hr_path)})
             if out_dir is not None:
-                from PIL import Image
-
-                Image.fromarray(sr).save(out_dir / f"{sample.name}.png")
+                write_image(out_dir / f"{sample.name}.png", sr)
             bar.update(task, advance=1, last=f"{sample.name}: {p:.2f} dB")
 
     return Evaluation({

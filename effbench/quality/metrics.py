@@ -21,34 +21,13 @@ import numpy as np
 import torch
 
 from ..base.errors import UsageError
+from ..base.images import as_array, mod_crop
 
-__all__ = ["rgb_to_y", "to_uint8", "crop_border", "mod_crop", "psnr", "ssim", "score", "SCORE_PROTOCOLS"]
+__all__ = ["rgb_to_y", "crop_border", "psnr", "ssim", "score", "SCORE_PROTOCOLS"]
 
 Protocol = Literal["paper", "ntire"]
 SCORE_PROTOCOLS: tuple[str, ...] = ("paper", "ntire")
 NTIRE_BORDER = 4
-
-
-def _as_numpy(img: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(img, torch.Tensor):
-        img = img.detach().cpu()
-        if img.dim() == 4 and img.shape[0] == 1:
-            img = img[0]
-        if img.dim() == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
-            img = img.permute(1, 2, 0)  # CHW -> HWC
-        return img.numpy()
-    if not isinstance(img, np.ndarray):
-        raise UsageError(f"expected a numpy array or torch tensor image, got {type(img).__name__}")
-    return img
-
-
-def to_uint8(img: np.ndarray | torch.Tensor, data_range: float = 255.0) -> np.ndarray:
-    """Scale ``[0, data_range]`` to ``[0, 255]``, clamp and round half away from zero to ``uint8`` (HWC numpy)."""
-    a = _as_numpy(img)
-    if a.dtype == np.uint8:
-        return a
-    a = a.astype(np.float64) * (255.0 / data_range)
-    return np.clip(np.floor(a + 0.5), 0, 255).astype(np.uint8)
 
 
 def rgb_to_y(img: np.ndarray, *, round_to_uint8: bool = False) -> np.ndarray:
@@ -67,12 +46,6 @@ def rgb_to_y(img: np.ndarray, *, round_to_uint8: bool = False) -> np.ndarray:
     else:
         raise UsageError(f"rgb_to_y needs an (H, W, 3) or (H, W) image, got shape {a.shape}")
     return np.clip(np.floor(y + 0.5), 0, 255) if round_to_uint8 else y
-
-
-def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so that height and width are multiples of ``scale`` (MATLAB ``modcrop``)."""
-    h, w = img.shape[:2]
-    return img[: h - h % scale, : w - w % scale]
 
 
 def crop_border(img: np.ndarray, border: int) -> np.ndarray:
@@ -94,8 +67,8 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 def psnr(img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, border: int = 0,
          peak: float = 255.0) -> float:
     """PSNR in dB of two same-shape images in ``[0, peak]`` after cropping ``border`` pixels; ``inf`` if equal."""
-    a = crop_border(_as_numpy(img1).astype(np.float64), border)
-    b = crop_border(_as_numpy(img2).astype(np.float64), border)
+    a = crop_border(as_array(img1).astype(np.float64), border)
+    b = crop_border(as_array(img2).astype(np.float64), border)
     _check_pair(a, b)
     mse = float(np.mean((a - b) ** 2))
     if mse == 0:
@@ -136,8 +109,8 @@ def ssim(img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, bo
 
     ``(H, W)`` images give the SSIM of one channel; ``(H, W, C)`` images the mean over channels (as BasicSR).
     """
-    a = crop_border(_as_numpy(img1).astype(np.float64), border)
-    b = crop_border(_as_numpy(img2).astype(np.float64), border)
+    a = crop_border(as_array(img1).astype(np.float64), border)
+    b = crop_border(as_array(img2).astype(np.float64), border)
     _check_pair(a, b)
     if a.shape[0] < 11 or a.shape[1] < 11:
         raise UsageError(f"SSIM needs images of at least 11x11 pixels after the border crop, got {a.shape[:2]}")

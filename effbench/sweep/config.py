@@ -94,7 +94,7 @@ class SweepConfig:
                 if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)]
 
     def cells(self) -> list[Cell]:
-        from ..timing import resolve_device
+        from ..base.inputs import resolve_device
 
         devices = [resolve_device(d).type if d == "auto" else d for d in self.devices]
         for d in devices:
@@ -125,10 +125,10 @@ def _parse(spec: str) -> ModelSpec:
 
 
 def _size(v: Any) -> tuple[int, int]:
-    from ..commands._common import parse_size
+    from ..base.inputs import check_size, parse_size
 
     if isinstance(v, (list, tuple)) and len(v) == 2:
-        return int(v[0]), int(v[1])
+        return check_size(v)
     return parse_size(str(v))
 
 

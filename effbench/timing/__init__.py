@@ -6,7 +6,8 @@ Public entry point: :func:`benchmark` (re-exported as ``effbench.benchmark``).
 
 from __future__ import annotations
 
-from .bench import DTYPES, OutOfMemory, benchmark, resolve_device
+from ..base.inputs import DTYPES, resolve_device
+from .bench import OutOfMemory, benchmark
 from .steady import WarmupRule, summarize
 from .validate import BadOutputError, NonFiniteOutputError, check_output
 

@@ -13,16 +13,17 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
+from ..base.images import to_tensor
+from ..base.inputs import check_size, num_threads, resolve_device, resolve_dtype
 from ..base.results import new_result
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
-from .ntire import evaluate_psnr, run_ntire, to_tensor
+from .ntire import evaluate_psnr, run_ntire
 from .steady import WarmupRule, make_timer, time_steady
 from .validate import check_output
 
-__all__ = ["BenchmarkResult", "benchmark", "DTYPES", "OutOfMemory", "num_threads", "resolve_device"]
+__all__ = ["BenchmarkResult", "benchmark", "OutOfMemory"]
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TIMING_PROTOCOLS = ("steady", "ntire")
 
 
@@ -40,37 +41,6 @@ class OutOfMemory(ModelError):
     """The device ran out of memory during the measurement (sweep status ``oom``)."""
 
     status = "oom"
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present) -> a usable torch.device."""
-    if isinstance(device, str) and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UsageError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device 'cuda' requested but CUDA is not available here (use --device cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise UsageError(f"unsupported device {dev.type!r}: use cpu or cuda")
-    return dev
-
-
-@contextlib.contextmanager
-def num_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` CPU threads (``None``: unchanged), restoring the previous count after."""
-    if n is None:
-        yield
-        return
-    if n < 1:
-        raise UsageError(f"threads must be >= 1, got {n}")
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 @contextlib.contextmanager
@@ -211,21 +181,17 @@ def benchmark(
     """
     if protocol not in TIMING_PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
-    if dtype not in DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}: use {', '.join(DTYPES)}")
+    tdtype = resolve_dtype(dtype)
     dev = resolve_device(device)
     if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
         raise UsageError("CUDA graphs need --device cuda and the steady protocol")
-    h, w = (int(v) for v in input_size)
-    if h <= 0 or w <= 0:
-        raise UsageError(f"input size must be positive, got {input_size}")
+    h, w = check_size(input_size)
     if repeats is None:
         repeats = 100 if dev.type == "cuda" else 10
     if repeats < 1:
         raise UsageError(f"repeats must be >= 1, got {repeats}")
     if images < 1:
         raise UsageError(f"images must be >= 1, got {images}")
-    tdtype = DTYPES[dtype]
     rule = warmup or (WarmupRule(window=10) if dev.type == "cuda" else WarmupRule(window=3, max_seconds=3.0))
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0

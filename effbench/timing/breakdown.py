@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .bench import num_threads
+from ..base.inputs import num_threads
 
 __all__ = ["KINDS", "OP_KINDS", "conv_label", "median_breakdown", "op_kind", "op_time_breakdown"]
 

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..base.errors import UsageError
+from ..base.images import list_images, read_image
 
-__all__ = ["ImagePair", "find_pairs", "load_rgb", "synthetic_pairs"]
-
-_IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = ["ImagePair", "find_pairs", "synthetic_pairs"]
 
 
 @dataclass(frozen=True)
@@ -34,28 +33,12 @@ class ImagePair:
     hr: Path | np.ndarray | None = None
 
     def lr_array(self) -> np.ndarray:
-        return self.lr if isinstance(self.lr, np.ndarray) else load_rgb(self.lr)
+        return self.lr if isinstance(self.lr, np.ndarray) else read_image(self.lr)
 
     def hr_array(self) -> np.ndarray | None:
         if self.hr is None:
             return None
-        return self.hr if isinstance(self.hr, np.ndarray) else load_rgb(self.hr)
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """Read an image file as an RGB uint8 array (H, W, 3)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as exc:
-        raise UsageError(f"cannot read image {path}: {exc}") from exc
-    return arr
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMG_EXT)
+        return self.hr if isinstance(self.hr, np.ndarray) else read_image(self.hr)
 
 
 def _stem(path: Path, scale: int) -> str:
@@ -63,10 +46,10 @@ def _stem(path: Path, scale: int) -> str:
 
 
 def _pair_folders(lr_dir: Path, hr_dir: Path | None, scale: int) -> list[ImagePair]:
-    lrs = _images(lr_dir)
+    lrs = list_images(lr_dir)
     if not lrs:
         raise UsageError(f"no images in {lr_dir}")
-    hrs = {p.stem: p for p in _images(hr_dir)} if hr_dir is not None and hr_dir.is_dir() else {}
+    hrs = {p.stem: p for p in list_images(hr_dir)} if hr_dir is not None and hr_dir.is_dir() else {}
     pairs = []
     for lr in lrs:
         stem = _stem(lr, scale)
@@ -90,7 +73,7 @@ def find_pairs(root: str | Path, scale: int = 4, split: str = "valid") -> list[I
             return _pair_folders(lr_dir, root / "HR", scale)
     if (root / "LR").is_dir():
         return _pair_folders(root / "LR", root / "HR", scale)
-    if _images(root):
+    if list_images(root):
         return _pair_folders(root, None, scale)
     raise UsageError(
         f"no LR images found in {root}: expected *_{split}_LR/ + *_{split}_HR/, HR/ + LR_bicubic/X{scale}/, "

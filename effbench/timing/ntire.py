@@ -7,6 +7,9 @@ the runtime is the mean over images with no warm-up (the first image's set-up co
 peak memory is ``max_memory_allocated() / 1024**2`` read after the loop and never reset (so run it in a fresh
 process, as the sweep does, to match the official number); PSNR in RGB on uint8 images with a border of
 ``scale`` pixels (4 at x4), HR cropped to a multiple of the scale. On CPU the timer is ``perf_counter``.
+One departure: the SR output goes to ``uint8`` by effbench's one rounding rule (:func:`effbench.base.images.to_uint8`,
+MATLAB's half away from zero), where the script's ``tensor2uint`` uses numpy's half-to-even; they differ on exact
+ties only.
 """
 
 from __future__ import annotations
@@ -19,25 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..quality import psnr
+from ..base.images import mod_crop, to_tensor, to_uint8
+from ..quality import psnr, super_resolve
 from .data import ImagePair
 from .steady import summarize
 from .validate import check_output
 
-__all__ = ["evaluate_psnr", "run_ntire", "to_uint8"]
+__all__ = ["evaluate_psnr", "run_ntire"]
 
 
-def to_tensor(img: np.ndarray, data_range: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 HWC -> 1x3xHxW in [0, data_range] (the NTIRE script's ``uint2tensor4``)."""
-    img = img if img.flags.writeable and img.flags.c_contiguous else np.array(img, copy=True, order="C")
-    t = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0 / data_range).unsqueeze(0)
-    return t.to(device=device, dtype=dtype)
-
-
-def to_uint8(out: torch.Tensor, data_range: float) -> np.ndarray:
-    """1x3xHxW model output -> uint8 HWC (clamp to [0, data_range], scale to 255, round; ``tensor2uint``)."""
-    x = out.detach().squeeze(0).float().clamp(0, data_range).cpu().numpy()
-    return np.uint8((np.transpose(x, (1, 2, 0)) * 255.0 / data_range).round())
+def _rgb_psnr(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:
+    """The challenge's PSNR: RGB ``uint8``, HR cropped to a multiple of ``scale``, a border of ``scale`` pixels."""
+    return psnr(sr, mod_crop(hr, scale), border=scale)
 
 
 def run_ntire(
@@ -86,9 +82,7 @@ def run_ntire(
             hr = pair.hr_array()
             if hr is not None:
                 n_hr += 1
-                s = scale or 1
-                hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
-                psnrs.append(psnr(to_uint8(out, data_range), hr, border=s))
+                psnrs.append(_rgb_psnr(to_uint8(out[0].permute(1, 2, 0), data_range), hr, scale or 1))
             del out, x
         if not samples:
             raise ValueError("the ntire protocol got no images")
@@ -119,16 +113,15 @@ def evaluate_psnr(
     scale: int,
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
-    """Mean PSNR over the pairs that have an HR image (same conversion and border as the challenge), untimed."""
+    """Mean PSNR over the pairs that have an HR image (same conversion and border as the challenge), untimed:
+    each image through :func:`effbench.quality.super_resolve`, as :func:`effbench.quality.evaluate` does."""
     values = []
-    with torch.inference_mode():
-        for pair in pairs:
-            hr = pair.hr_array()
-            if hr is None:
-                continue
-            out = model(to_tensor(pair.lr_array(), data_range, device, dtype))
-            hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-            values.append(psnr(to_uint8(out, data_range), hr, border=scale))
+    for pair in pairs:
+        hr = pair.hr_array()
+        if hr is None:
+            continue
+        sr = super_resolve(model, pair.lr_array(), scale, data_range, device, dtype=dtype)
+        values.append(_rgb_psnr(sr, hr, scale))
     if not values:
         return {}
     return {"psnr": sum(values) / len(values),

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .bench import num_threads
+from ..base.inputs import num_threads
 from .steady import make_timer
 
 __all__ = ["paired_change", "time_interleaved"]

@@ -1,0 +1,273 @@
+"""The base layer's shared chores (sizes, images, uint8 rounding) and the layering rules around it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import effbench
+from effbench.base.errors import UsageError
+from effbench.base.images import (
+    DatasetError,
+    list_images,
+    make_lr,
+    mod_crop,
+    read_image,
+    to_tensor,
+    to_uint8,
+    write_image,
+)
+from effbench.base.imresize import imresize
+from effbench.base.inputs import check_size, parse_size, resolve_dtype
+from effbench.quality import super_resolve
+from effbench.timing.data import ImagePair
+from effbench.timing.ntire import evaluate_psnr
+
+PACKAGE = Path(effbench.__file__).parent
+
+# ------------------------------------------------------------------------------------------------ uint8 rounding
+
+
+def test_to_uint8_rounds_halves_up_as_matlab_not_to_even() -> None:
+    halves = np.array([0.5, 1.5, 2.5, 3.5, 254.5])
+    assert np.round(halves).tolist() == [0, 2, 2, 4, 254]  # banker's rounding: what this rule must not do
+    assert to_uint8(halves, 255.0).tolist() == [1, 2, 3, 4, 255]
+
+
+def test_to_uint8_clamps_scales_and_moves_tensors_to_hwc() -> None:
+    assert to_uint8(np.array([-3.0, 0.2, 0.998, 7.0]), 1.0).tolist() == [0, 51, 254, 255]
+    out = torch.zeros(1, 3, 2, 5)
+    out[0, 1] = 10.5
+    img = to_uint8(out.half(), 255.0)
+    assert img.shape == (2, 5, 3) and img.dtype == np.uint8
+    assert img[..., 1].tolist() == [[11] * 5] * 2 and img[..., [0, 2]].max() == 0
+
+
+class Constant(nn.Module):
+    """An x2 'model' whose every output pixel is ``value`` (an exact tie for the uint8 rounding)."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return torch.full((n, c, 2 * h, 2 * w), self.value, dtype=x.dtype, device=x.device)
+
+
+def test_the_psnr_paths_of_quality_and_timing_round_the_same_way() -> None:
+    lr = np.zeros((6, 7, 3), dtype=np.uint8)
+    sr = super_resolve(Constant(2.5), lr, 2)
+    assert (sr == 3).all()  # 2.5 rounds up, as MATLAB's im2uint8 does
+    hr = np.full((12, 14, 3), 3, dtype=np.uint8)
+    assert evaluate_psnr(
+        Constant(2.5), [ImagePair("a", lr, hr)], torch.device("cpu"), data_range=255.0, scale=2
+    )["psnr"] == float("inf")
+
+
+def test_to_tensor_is_the_inverse_of_to_uint8() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    for data_range in (1.0, 255.0):
+        t = to_tensor(img, data_range)
+        assert t.shape == (1, 3, 4, 6) and t.dtype == torch.float32 and float(t.max()) <= data_range
+        np.testing.assert_array_equal(to_uint8(t, data_range), img)
+
+
+# ------------------------------------------------------------------------------------------------ sizes and dtypes
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("256x256", (256, 256)), ("256", (256, 256)), ("270x480", (270, 480)), ("270X480", (270, 480))],
+)
+def test_parse_size_reads_hxw_or_a_square_side(text: str, size: tuple[int, int]) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0x5", "-3", "axb", "1x2x3", ""])
+def test_parse_size_rejects_bad_text_naming_it(text: str) -> None:
+    with pytest.raises(UsageError, match=f"bad size {text!r}"):
+        parse_size(text)
+
+
+def test_check_size_names_the_bad_dimension() -> None:
+    assert check_size(64) == (64, 64)
+    assert check_size((270, 480), batch=2, channels=1) == (270, 480)
+    for size, kw, what in [
+        ((0, 8), {}, "height"),
+        ((8, -1), {}, "width"),
+        ((8, 8), {"batch": 0}, "batch"),
+        ((8, 8), {"channels": 0}, "channels"),
+    ]:
+        with pytest.raises(UsageError, match=f"{what} must be positive"):
+            check_size(size, **kw)
+    with pytest.raises(UsageError, match=r"\(H, W\)"):
+        check_size("big")  # type: ignore[arg-type]
+
+
+def test_resolve_dtype_names_the_choices() -> None:
+    assert resolve_dtype("bf16") is torch.bfloat16
+    with pytest.raises(UsageError, match="unknown dtype 'fp64': use fp32, fp16, bf16"):
+        resolve_dtype("fp64")
+
+
+# ------------------------------------------------------------------------------------------------ image files
+
+
+def test_write_then_read_gives_the_same_pixels(tmp_path: Path) -> None:
+    img = np.random.default_rng(1).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    path = write_image(tmp_path / "sub" / "a.png", img)
+    back = read_image(path)
+    assert back.dtype == np.uint8 and back.flags.writeable
+    np.testing.assert_array_equal(back, img)
+
+
+def test_read_image_replicates_grey_and_names_a_missing_or_16_bit_file(tmp_path: Path) -> None:
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    write_image(tmp_path / "g.png", grey)
+    np.testing.assert_array_equal(read_image(tmp_path / "g.png"), np.repeat(grey[:, :, None], 3, axis=2))
+    with pytest.raises(DatasetError, match=r"image not found: .*nope\.png"):
+        read_image(tmp_path / "nope.png")
+    Image.fromarray(np.zeros((3, 3), dtype=np.uint16)).save(tmp_path / "deep.png")
+    with pytest.raises(DatasetError, match=r"deep\.png: I;16"):
+        read_image(tmp_path / "deep.png")
+    with pytest.raises(UsageError, match="uint8"):
+        write_image(tmp_path / "f.png", np.zeros((2, 2, 3)))
+
+
+def test_list_images_keeps_image_files_only_sorted(tmp_path: Path) -> None:
+    for name in ("b.PNG", "a.jpg", "c.txt", "d.webp"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "e.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "d.webp"]
+    with pytest.raises(DatasetError, match="not found"):
+        list_images(tmp_path / "missing")
+
+
+def test_make_lr_is_matlab_imresize_of_the_mod_cropped_image() -> None:
+    hr = np.random.default_rng(2).integers(0, 256, (10, 9, 3), dtype=np.uint8)
+    lr = make_lr(hr, 4)
+    assert lr.shape == (2, 2, 3) and lr.dtype == np.uint8
+    np.testing.assert_array_equal(lr, imresize(mod_crop(hr, 4), 1 / 4))
+    with pytest.raises(UsageError, match="smaller than the scale x4"):
+        make_lr(hr[:3], 4)
+
+
+def test_the_packages_share_one_image_reader_and_one_rounding() -> None:
+    import effbench.frequency.data as frequency_data
+    import effbench.quality as quality
+    import effbench.timing.data as timing_data
+
+    assert quality.read_image is read_image and quality.to_uint8 is to_uint8 and quality.make_lr is make_lr
+    assert timing_data.read_image is read_image and frequency_data.read_image is read_image
+
+
+# ------------------------------------------------------------------------------------------------ layering
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports, at top level or inside functions."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.add(target)
+            for a in node.names:  # `from . import ntire` imports the module effbench.timing.ntire
+                sub = PACKAGE.parent / Path(*f"{target}.{a.name}".split("."))
+                if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
+                    found.add(f"{target}.{a.name}")
+    return found
+
+
+def _modules(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_the_import_reader_sees_relative_and_nested_imports() -> None:
+    got = _imports(PACKAGE / "timing" / "bench.py")
+    assert {"effbench.base.inputs", "effbench.timing.ntire", "effbench.timing.roofline"} <= got
+
+
+def test_the_base_layer_imports_nothing_above_it() -> None:
+    # The root package may be imported (for __version__) because it is a lazy facade: at import time it loads no
+    # effbench module at all (checked first).
+    root = ast.parse((PACKAGE / "__init__.py").read_text())
+    eager = [
+        n
+        for n in root.body
+        if (isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("effbench")))
+        or (isinstance(n, ast.Import) and any(a.name.startswith("effbench") for a in n.names))
+    ]
+    assert not eager, "effbench/__init__.py imports effbench modules eagerly"
+    offenders = {
+        f"{_module_name(p)} imports {m}"
+        for p in _modules(PACKAGE / "base")
+        for m in _imports(p)
+        if m.startswith("effbench.") and not m.startswith("effbench.base.") and m != "effbench.base"
+    }
+    assert not offenders, sorted(offenders)
+
+
+def test_only_the_cli_imports_the_commands() -> None:
+    allowed = PACKAGE / "commands"
+    offenders = {
+        f"{_module_name(p)} imports {m}"
+        for p in _modules(PACKAGE)
+        if allowed not in p.parents and p != PACKAGE / "cli.py"
+        for m in _imports(p)
+        if m == "effbench.commands" or m.startswith("effbench.commands.")
+    }
+    assert not offenders, sorted(offenders)
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (module -> modules it imports), or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_cycle_finder_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_timing_has_no_import_cycle() -> None:
+    modules = {_module_name(p): p for p in _modules(PACKAGE / "timing") if p.name != "__init__.py"}
+    graph = {name: {m for m in _imports(p) if m in modules} for name, p in modules.items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
