@@ -1,7 +1,8 @@
 """The ``effbench`` command line. Each sub-command lives in ``effbench/commands/<name>.py`` and defines
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; they are discovered automatically.
 
-Exit codes: 0 success, 1 a model or measurement error, 2 a usage error (unknown model, bad option).
+Exit codes: 0 success, 1 a model or measurement error (``effbench run``: any cell not ok), 2 a usage error (unknown
+model, bad option), 3 an output folder locked by another runner, 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:  # building the parser loads the plugins (a convention adds a --convention choice)
+        parser = build_parser()
+    except EffbenchError as exc:
+        print(f"effbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
     try:
         return int(args._run(args) or 0)
