@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from typing import Any
 
 import torch
 
-__all__ = ["capture_env", "cpu_model", "nvml_handle", "nvml_state", "read_energy_mj"]
+__all__ = [
+    "LoadProbe", "available_memory", "capture_env", "cpu_freq_mhz", "cpu_model", "nvml_handle", "nvml_state",
+    "read_energy_mj",
+]
 
 
 def cpu_model() -> str | None:
@@ -110,8 +114,120 @@ def read_energy_mj(handle: Any | None = None) -> int | None:
     return _try(nv.nvmlDeviceGetTotalEnergyConsumption, handle)
 
 
-def capture_env(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Describe the software and hardware a result was measured on (the result schema's ``env``)."""
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def cpu_freq_mhz() -> float | None:
+    """Mean current frequency of the CPUs (``scaling_cur_freq``), or None where cpufreq is not exposed."""
+    freqs = []
+    for i in range(os.cpu_count() or 0):
+        text = _read(f"/sys/devices/system/cpu/cpu{i}/cpufreq/scaling_cur_freq")
+        if text and text.strip().isdigit():
+            freqs.append(int(text) / 1000.0)
+    return sum(freqs) / len(freqs) if freqs else None
+
+
+def _busy_ticks() -> int | None:
+    """Busy CPU time of the whole machine in clock ticks (``/proc/stat``: all but idle and iowait)."""
+    text = _read("/proc/stat")
+    if not text or not text.startswith("cpu "):
+        return None
+    f = [int(v) for v in text.splitlines()[0].split()[1:]]
+    return sum(f[:8]) - f[3] - f[4]  # user nice system idle iowait irq softirq steal
+
+
+def _own_ticks() -> int | None:
+    """CPU time of this process (all threads) and its waited-for children, in clock ticks (``/proc/self/stat``)."""
+    text = _read("/proc/self/stat")
+    if not text:
+        return None
+    f = text.rsplit(")", 1)[1].split()  # the fields after the command name
+    return int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # utime stime cutime cstime
+
+
+class LoadProbe:
+    """How busy the machine was while a measurement ran: start it before, :meth:`finish` after.
+
+    ``other_cpu_s`` is the CPU time of every other process during the interval (machine busy time from
+    ``/proc/stat`` minus this process's from ``/proc/self/stat``), ``other_cpu_share`` that time over the
+    interval's capacity (wall time x CPUs); plus the load averages and the mean CPU frequency when readable.
+    """
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+        self._busy0 = _busy_ticks()
+        self._own0 = _own_ticks()
+
+    def finish(self) -> dict[str, Any]:
+        """The load figures of the interval since construction (fields that cannot be read are left out)."""
+        wall = time.perf_counter() - self._t0
+        out: dict[str, Any] = {"wall_s": wall}
+        busy, own = _busy_ticks(), _own_ticks()
+        if None not in (busy, own, self._busy0, self._own0):
+            tick = os.sysconf("SC_CLK_TCK")
+            other = max(0, (busy - self._busy0) - (own - self._own0)) / tick  # type: ignore[operator]
+            out["other_cpu_s"] = other
+            out["other_cpu_share"] = other / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+        if hasattr(os, "getloadavg"):
+            out["loadavg_1m"], out["loadavg_5m"], out["loadavg_15m"] = os.getloadavg()
+        out["cpu_freq_mhz"] = cpu_freq_mhz()
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _meminfo_available() -> int | None:
+    text = _read("/proc/meminfo")
+    for line in (text or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """Bytes the memory cgroup still allows: limit - usage + reclaimable page cache (v2, else v1); None if unlimited."""
+    for limit_f, usage_f, stat_f, inactive in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat",
+         "inactive_file"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+    ):
+        limit, usage = _read(limit_f), _read(usage_f)
+        if limit is None or usage is None:
+            continue
+        if not limit.strip().isdigit() or int(limit) >= 2**60:  # "max", or v1's "no limit" sentinel
+            return None
+        cache = 0
+        for line in (_read(stat_f) or "").splitlines():
+            key, _, val = line.partition(" ")
+            if key == inactive and val.strip().isdigit():
+                cache = int(val)
+        return max(0, int(limit) - int(usage) + cache)
+    return None
+
+
+def available_memory(device: str | torch.device = "cpu") -> tuple[int, str] | None:
+    """Bytes a new allocation can still get on ``device`` and where the figure comes from, or None if unknown.
+
+    CPU: the smaller of ``MemAvailable`` (``/proc/meminfo``) and the memory cgroup's headroom; CUDA:
+    ``torch.cuda.mem_get_info`` plus what the caching allocator holds reserved but unused.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        return int(free + cached), "torch.cuda.mem_get_info"
+    figures = [(v, src) for v, src in ((_meminfo_available(), "MemAvailable"), (_cgroup_available(), "cgroup limit"))
+               if v is not None]
+    return min(figures) if figures else None
+
+
+def capture_env(device: str | torch.device = "cpu", load: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Describe the software and hardware a result was measured on (the result schema's ``env``); ``load``
+    (from :class:`LoadProbe`) is recorded under ``env.load``."""
     from .. import __version__
 
     dev = torch.device(device)
@@ -126,6 +242,7 @@ def capture_env(device: str | torch.device = "cpu") -> dict[str, Any]:
         "torch_interop_threads": _try(torch.get_num_interop_threads),
         "float32_matmul_precision": _try(torch.get_float32_matmul_precision),
         "device": dev.type,
+        "load": load,
     }
     if dev.type == "cuda" and torch.cuda.is_available():
         idx = dev.index if dev.index is not None else torch.cuda.current_device()

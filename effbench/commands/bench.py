@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..base.inputs import parse_size
+from ..base.timeout import positive_seconds, time_limit
 from ._common import add_model_arguments, spec_from_args
 
 NAME = "bench"
@@ -26,11 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     parser.add_argument("--cuda-graphs", action="store_true", help="replay the forward as a CUDA graph (steady)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 100 on CUDA, 10 on CPU)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed runs (default: 100 on CUDA; on CPU until the median's 95%% CI is within 2%%, "
+                             "20 s at most)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--images", type=int, default=10, help="synthetic images for --protocol ntire (default 10)")
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="stop with exit code 3 if the measurement takes longer")
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
 
 
@@ -50,6 +55,12 @@ def _print_human(doc: dict[str, Any]) -> None:
               f"CV {rt.get('cv', 0) * 100:.2f}%  min {_fmt_ms(rt.get('min'))}  IQR {_fmt_ms(rt.get('iqr'))}")
         print(f"  first call {_fmt_ms(rt.get('first_call'))}  warm-up {rt.get('warmup_runs')} runs "
               f"({rt.get('warmup_stopped')})  timed {rt.get('repeats')} runs")
+        if rt.get("ci_rel") is not None:
+            print(f"  median 95% CI [{_fmt_ms(rt['ci_low'])}, {_fmt_ms(rt['ci_high'])}] (+-{rt['ci_rel'] * 100:.1f}%)")
+        if rt.get("noisy"):
+            load = doc.get("env", {}).get("load", {})
+            print(f"  NOISY: {rt.get('noisy_reason')}; other processes used "
+                  f"{100 * load.get('other_cpu_share', float('nan')):.0f}% of the CPUs meanwhile")
     if "peak_memory_measured_bytes" in m:
         print(f"  peak memory {m['peak_memory_measured_bytes'] / 2**20:.2f} MiB")
     if "energy_j_per_image" in m:
@@ -66,6 +77,11 @@ def _print_human(doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with time_limit(args.timeout, f"bench of {args.spec}"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..timing import benchmark
 
     spec = spec_from_args(args)

@@ -6,8 +6,10 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
 
 from ..base.errors import UsageError
+from ..base.timeout import positive_seconds, time_limit
 from ._common import add_model_arguments, model_from_args
 
 NAME = "eval"
@@ -25,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--save", default=None, metavar="DIR", help="write SR images to DIR/<dataset>/<name>.png")
     parser.add_argument("--per-image", action="store_true", help="print every image's scores")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip unreadable images (listed in the result) instead of stopping at the first")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="stop with exit code 3 if the measurement takes longer")
 
 
 def _fmt(v: float, digits: int) -> str:
@@ -33,13 +39,16 @@ def _fmt(v: float, digits: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    with time_limit(args.timeout, f"eval of {args.spec}"):
+        return _run(args)
 
-    from rich.console import Console
-    from rich.table import Table
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
     from ..quality import evaluate
     from ..quality.datasets import open_dataset
+    from ..quality.evaluate import EvaluationStopped
 
     if args.scale < 1:
         raise UsageError(f"--scale must be a positive integer, got {args.scale}")
@@ -47,16 +56,31 @@ def run(args: argparse.Namespace) -> int:
     resolved = model_from_args(args)
     name = resolved.name
     results = []
+    stopped: EvaluationStopped | None = None
     for ds in datasets:
         save = Path(args.save) / ds.name if args.save else None
-        res = evaluate(resolved, ds, args.scale, protocol=args.protocol, data_range=args.data_range,
-                       device=args.device, save_dir=save, progress=True)
+        try:
+            res = evaluate(resolved, ds, args.scale, protocol=args.protocol, data_range=args.data_range,
+                           device=args.device, save_dir=save, progress=True, skip_bad=args.skip_bad)
+        except EvaluationStopped as exc:  # show what was scored, then fail with the image's path
+            res, stopped = exc.partial, exc
         results.append(res)
+        if stopped is not None:
+            break
+    _show(args, name, results)
+    if stopped is not None:
+        raise stopped
+    return 0
+
+
+def _show(args: argparse.Namespace, name: str, results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
     if args.json:
         json.dump(results if len(results) > 1 else results[0], sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
-        return 0
+        return
     out = Console()
     what = "Y, border = scale" if args.protocol == "paper" else "RGB, border 4"
     table = Table(title=f"{name} x{args.scale} ({args.protocol} protocol: {what})")
@@ -69,4 +93,6 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(res["dataset"], str(res["n_images"]), res["lr_source"], _fmt(res["psnr"], 3),
                       _fmt(res["ssim"], 4), style="bold")
     out.print(table)
-    return 0
+    for res in results:
+        for bad in res.get("skipped", []):
+            out.print(f"skipped {bad['path']}: {bad['error']}")

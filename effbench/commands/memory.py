@@ -8,10 +8,12 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
+from ..base.timeout import positive_seconds, time_limit
 from ._common import add_model_arguments, model_from_args
 
 NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="free the input after its last use (a block inside a network) instead of keeping it")
     parser.add_argument("--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked")
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="stop with exit code 3 if the measurement takes longer")
     parser.add_argument("--demo", choices=("fig2",), default=None,
                         help="fig2: the paper's plain stack and fusion structure, their peaks")
     parser.add_argument("--measure", action="store_true",
@@ -120,6 +124,19 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
     return 0
 
 
+def _check_output_shape(model: Any, name: str, batch: int, size: tuple[int, int], scale: int) -> None:
+    """Refuse a model whose output is not the x``scale`` image of its input (a fake forward: no memory)."""
+    from ..base.errors import ModelError
+    from ..memory.preflight import fake_output_shape
+
+    shape = (batch, 3, size[0], size[1])
+    want = (batch, 3, size[0] * scale, size[1] * scale)
+    got = fake_output_shape(model, shape)
+    if got != want:
+        raise ModelError(f"{name} returns {'no tensor' if got is None else 'shape ' + str(got)} for a {shape} input; "
+                         f"a x{scale} model must return {want} (check --scale or the model)")
+
+
 def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], size: tuple[int, int]) -> int:
     from ..memory import measure_cuda_memory
 
@@ -153,6 +170,11 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
 
 
 def run(args: argparse.Namespace) -> int:
+    with time_limit(args.timeout, f"memory of {' and '.join(args.spec) or 'the demo'}"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..memory import predict_memory
 
     size = parse_size(args.size)
@@ -186,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     reports, labels = [], []
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
+        _check_output_shape(model.model, model.name, args.batch, size, args.scale)
         r = predict_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype],
                            device_model=args.device_model, donate_input=args.donate_input)
         reports.append(r)

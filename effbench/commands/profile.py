@@ -9,6 +9,7 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
+from ..base.timeout import positive_seconds, time_limit
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
 from ._common import add_model_arguments, model_from_args
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the totals under every convention side by side (one trace)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="stop with exit code 3 if the measurement takes longer")
 
 
 def _human(n: float | int | None, unit: str = "") -> str:
@@ -45,6 +48,11 @@ def _human(n: float | int | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    with time_limit(args.timeout, f"profile of {args.spec}"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..counting import compare_conventions, profile
 
     h, w = parse_size(args.size)

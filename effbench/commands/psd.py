@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
+from ..base.timeout import positive_seconds, time_limit
 from ._common import add_model_arguments, model_from_args
 
 NAME = "psd"
@@ -35,10 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linear", action="store_true", help="linear y axis in the curve plot (default: log)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default psd-<model>)")
     parser.add_argument("--json", action="store_true", help="print the JSON document to stdout instead of a table")
+    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="stop with exit code 3 if the measurement takes longer")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    with time_limit(args.timeout, f"psd of {args.spec}"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..frequency import psd
 
     if args.max_images is not None and args.max_images < 1:

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
-from ..base.images import is_grey, to_tensor, to_uint8, write_image
+from ..base.images import DatasetError, is_grey, to_tensor, to_uint8, write_image
 from ..zoo.spec import ModelSpec, resolve_model
 from .datasets import SRDataset, open_dataset
 from .metrics import SCORE_PROTOCOLS, Protocol, score
 
-__all__ = ["Evaluation", "evaluate", "super_resolve"]
+__all__ = ["Evaluation", "EvaluationStopped", "evaluate", "super_resolve"]
 
 
 class Evaluation(dict[str, Any]):
@@ -26,6 +26,14 @@ class Evaluation(dict[str, Any]):
     def metrics(self) -> dict[str, Any]:
         """The mean scores, keyed by :mod:`effbench.base.catalogue` keys (``psnr``, ``ssim``)."""
         return {k: self[k] for k in ("psnr", "ssim") if k in self}
+
+
+class EvaluationStopped(DatasetError):
+    """An evaluation stopped at an unreadable image (named in the message); ``partial`` is the result so far."""
+
+    def __init__(self, message: str, partial: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: float = 255.0,
@@ -68,8 +76,9 @@ def evaluate(
     *,
     pretrained: bool = False,
     weights: str | None = None,
+    skip_bad: bool = False,
 ) -> Evaluation:
-    """Super-resolve every image of a test set and score it.
+    """Super-resolve every image of a test set and score it, keeping each image's scores as it goes.
 
     ``model_or_spec``: a module, or a spec (zoo name, ``file.py:Name``, ``package.module:Name``; ``pretrained``
     and ``weights`` load checkpoints). ``data_range`` defaults to the model's metadata (the zoo's ``data_range``,
@@ -77,7 +86,11 @@ def evaluate(
     RGB, border 4. SR images are written to ``save_dir/<name>.png`` when given.
 
     Returns ``{"model", "dataset", "scale", "protocol", "data_range", "layout", "lr_source", "n_images",
-    "psnr", "ssim", "images": [{"name", "psnr", "ssim", "hr_size", "grey"}, ...]}`` (means over images).
+    "psnr", "ssim", "images": [{"name", "psnr", "ssim", "hr_size", "grey"}, ...], "skipped": [{"path", "error"}]}``
+    (means over the scored images). An unreadable image stops the run with :class:`EvaluationStopped`, naming its
+    path and carrying the images scored so far (``.partial``); ``skip_bad=True`` lists it under ``skipped`` and goes
+    on. The largest LR image so far is first checked against free memory
+    (:func:`effbench.memory.preflight.check_fits`).
     """
     if protocol not in SCORE_PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(SCORE_PROTOCOLS)}")
@@ -95,14 +108,52 @@ def evaluate(
         out_dir.mkdir(parents=True, exist_ok=True)
 
     images: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+
+    def summary() -> Evaluation:
+        return Evaluation({
+            "model": name,
+            "spec": ident.spec,
+            "model_key": ident.key,
+            "identity": ident.as_dict(),
+            "dataset": dataset.name,
+            "dataset_dir": str(dataset.root),
+            "scale": scale,
+            "protocol": protocol,
+            "data_range": rng,
+            "layout": dataset.layout,
+            "lr_source": dataset.lr_source,
+            "n_images": len(images),
+            "psnr": _mean([r["psnr"] for r in images]),
+            "ssim": _mean([r["ssim"] for r in images]),
+            "images": images,
+            "skipped": skipped,
+        })
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..memory.preflight import check_fits
+
+    checked_pixels = 0  # the largest LR image whose memory was checked: smaller ones fit too
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[last]}"))
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task(f"{name} x{scale} on {dataset.name}", total=len(dataset), last="")
-        for sample in dataset:
+        for i in range(len(dataset)):
+            try:
+                sample = dataset[i]
+            except DatasetError as exc:
+                if not skip_bad:
+                    raise EvaluationStopped(f"{exc} (after {len(images)} scored images; --skip-bad goes on)",
+                                            summary()) from exc
+                skipped.append({"path": str(dataset.pairs[i][0]), "error": str(exc)})
+                bar.update(task, advance=1, last=f"skipped {dataset.pairs[i][0].name}")
+                continue
+            h, w = sample.lr.shape[:2]
+            if h * w > checked_pixels:
+                check_fits(model, (h, w), torch.device(device), torch.float32, scale, f"eval of {name}")
+                checked_pixels = h * w
             sr = super_resolve(model, sample.lr, scale, rng, device)
             p, s = score(sr, sample.hr, scale, protocol)
             images.append({"name": sample.name, "psnr": p, "ssim": s, "hr_size": list(sample.hr.shape[:2]),
@@ -110,21 +161,4 @@ def evaluate(
             if out_dir is not None:
                 write_image(out_dir / f"{sample.name}.png", sr)
             bar.update(task, advance=1, last=f"{sample.name}: {p:.2f} dB")
-
-    return Evaluation({
-        "model": name,
-        "spec": ident.spec,
-        "model_key": ident.key,
-        "identity": ident.as_dict(),
-        "dataset": dataset.name,
-        "dataset_dir": str(dataset.root),
-        "scale": scale,
-        "protocol": protocol,
-        "data_range": rng,
-        "layout": dataset.layout,
-        "lr_source": dataset.lr_source,
-        "n_images": len(images),
-        "psnr": _mean([r["psnr"] for r in images]),
-        "ssim": _mean([r["ssim"] for r in images]),
-        "images": images,
-    })
+    return summary()

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..base.env import LoadProbe, capture_env
 from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
 from ..base.inputs import check_size, num_threads, resolve_device, resolve_dtype
@@ -19,12 +20,10 @@ from ..base.results import new_result
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire
-from .steady import WarmupRule, make_timer, time_steady
+from .steady import TimingTarget, WarmupRule, make_timer, time_steady
 from .validate import check_output
 
 __all__ = ["BenchmarkResult", "benchmark", "OutOfMemory"]
-
-TIMING_PROTOCOLS = ("steady", "ntire")
 
 
 class BenchmarkResult(dict[str, Any]):
@@ -35,6 +34,8 @@ class BenchmarkResult(dict[str, Any]):
         """The measured metrics, keyed by :mod:`effbench.base.catalogue` keys (runtime statistics, measured peak
         memory and energy on CUDA, PSNR with a data set, the roofline bound)."""
         return dict(self.get("metrics") or {})
+
+TIMING_PROTOCOLS = ("steady", "ntire")
 
 
 class OutOfMemory(ModelError):
@@ -104,8 +105,9 @@ def _steady(
     device: torch.device,
     scale: int | None,
     *,
-    repeats: int,
+    repeats: int | None,
     rule: WarmupRule,
+    target: TimingTarget | None,
     cuda_graphs: bool,
     energy_seconds: float,
     other_bytes: int = 0,
@@ -126,7 +128,7 @@ def _steady(
         graph = None
         if cuda_graphs:
             step, graph = _cuda_graph_step(model, x)
-        stats = time_steady(step, device, repeats=repeats, rule=rule, cold_ms=cold_ms)
+        stats = time_steady(step, device, repeats=repeats, rule=rule, target=target, cold_ms=cold_ms)
         stats["cuda_graphs"] = bool(graph is not None)
         del graph
         metrics["runtime_ms"] = stats
@@ -162,6 +164,8 @@ def benchmark(
     dataset: str | Path | None = None,
     images: int = 10,
     warmup: WarmupRule | None = None,
+    target: TimingTarget | None = None,
+    preflight: bool = True,
     roofline: bool = False,
     energy_seconds: float | None = None,
     pretrained: bool = False,
@@ -171,8 +175,12 @@ def benchmark(
     """Measure the runtime of a model (module, zoo name or spec) and return an ``effbench.result/1`` document.
 
     ``protocol="steady"`` (default): cold first call, warm-up until timings settle (:class:`WarmupRule`), then
-    ``repeats`` timed forwards (default 100 on CUDA, 10 on CPU) under ``inference_mode``; runtime statistics in
-    ``metrics.runtime_ms`` and, on CUDA, the peak memory of one forward after a reset and the energy per image.
+    ``repeats`` timed forwards under ``inference_mode`` (default 100 on CUDA; on CPU as many as ``target`` asks:
+    until the median's 95% CI is within 2% of it or 20 s are spent, see :class:`TimingTarget`); runtime statistics
+    with the CI (``ci_low``, ``ci_high``, ``ci_rel``, ``noisy``) in ``metrics.runtime_ms`` and, on CUDA, the peak
+    memory of one forward after a reset and the energy per image. The machine's load during the measurement is
+    recorded in ``env.load``. ``preflight=True`` first checks the predicted peak memory against the device's free
+    memory and refuses with the figures (:class:`~effbench.memory.preflight.MemoryWontFit`) when it cannot fit.
     ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
     one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
     image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
@@ -186,13 +194,14 @@ def benchmark(
     if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
         raise UsageError("CUDA graphs need --device cuda and the steady protocol")
     h, w = check_size(input_size)
-    if repeats is None:
-        repeats = 100 if dev.type == "cuda" else 10
-    if repeats < 1:
+    if repeats is None and dev.type == "cuda":
+        repeats = 100
+    if repeats is not None and repeats < 1:
         raise UsageError(f"repeats must be >= 1, got {repeats}")
     if images < 1:
         raise UsageError(f"images must be >= 1, got {images}")
-    rule = warmup or (WarmupRule(window=10) if dev.type == "cuda" else WarmupRule(window=3, max_seconds=3.0))
+    rule = warmup or (WarmupRule(window=10) if dev.type == "cuda" else
+                      WarmupRule(window=5, tolerance=0.05, max_seconds=3.0))
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0
 
@@ -212,7 +221,13 @@ def benchmark(
     result["settings"] = {
         "channels_last": channels_last, "cuda_graphs": cuda_graphs, "repeats": repeats, "threads": threads,
         "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule), "data_range": data_range,
+        "timing_target": vars(target or TimingTarget()) if repeats is None else None,
     }
+    if preflight:
+        from ..memory.preflight import check_fits
+
+        result["settings"]["preflight"] = check_fits(model, (h, w), dev, tdtype, scale, f"bench of {name}")
+    probe = LoadProbe()
     with num_threads(threads), _map_errors():
         other = 0
         if dev.type == "cuda":  # what the process holds already, less the model's own tensors on that device
@@ -242,7 +257,8 @@ def benchmark(
                 x = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev, dtype=tdtype)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            metrics, scale = _steady(model, x, dev, scale, repeats=repeats, rule=rule, cuda_graphs=cuda_graphs,
+            metrics, scale = _steady(model, x, dev, scale, repeats=repeats, rule=rule, target=target,
+                                     cuda_graphs=cuda_graphs,
                                      energy_seconds=energy_seconds, other_bytes=other)
             if pairs is not None:
                 metrics.update(evaluate_psnr(model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype))
@@ -255,11 +271,5 @@ def benchmark(
                 metrics["roofline_error"] = f"{type(exc).__name__}: {exc}"
         result["metrics"] = metrics
         result["scale"] = scale
-        result["env"] = _env(dev)
+        result["env"] = capture_env(dev, load=probe.finish())
     return result
-
-
-def _env(dev: torch.device) -> dict[str, Any]:
-    from ..base.env import capture_env
-
-    return capture_env(dev)

@@ -11,6 +11,12 @@ of forwards, which is chosen after warm-up so that one sample lasts at least ``m
 Timing a single forward between synchronisations leaves the GPU idle between samples: its clocks drop and the
 launch latency of the next call lands inside the sample, which made run-to-run medians of small EISR models vary
 by up to 27 % on an H100. Back-to-back forwards keep the device busy, so the sample is the steady per-image time.
+
+Repeats: a fixed count, or (``repeats=None`` with a :class:`TimingTarget`, the CPU default) samples are added until
+the distribution-free 95 % confidence interval of the median (order statistics of the binomial(n, 1/2) law, see
+:func:`median_ci`) lies within ``ci_rel`` (2 %) of the median on either side, or the ``budget_s`` (20 s) is spent.
+Every result records ``ci_low``, ``ci_high`` and ``ci_rel`` (the larger half-width over the median); one whose
+interval is wider than the target is flagged ``noisy`` with the reason.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["WarmupRule", "summarize", "time_steady", "make_timer"]
+__all__ = ["TimingTarget", "WarmupRule", "make_timer", "median_ci", "summarize", "time_steady"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,58 @@ class WarmupRule:
     def __post_init__(self) -> None:
         if self.window < 1 or self.min_windows < 1 or self.max_runs < 0 or self.max_seconds < 0:
             raise ValueError(f"invalid warm-up rule {self}")
+
+
+@dataclass(frozen=True)
+class TimingTarget:
+    """Adaptive repeats: stop once the median's 95 % CI is within ``ci_rel`` of it, or after ``budget_s`` of timed
+    runs; never fewer than ``min_repeats`` (enough for the gate's significance test) nor more than ``max_repeats``."""
+
+    ci_rel: float = 0.02
+    budget_s: float = 20.0
+    min_repeats: int = 20
+    max_repeats: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not (self.ci_rel > 0 and self.budget_s > 0 and 6 <= self.min_repeats <= self.max_repeats):
+            raise ValueError(f"invalid timing target {self}")
+
+
+def median_ci(samples: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: ``(x_(k), x_(n+1-k))`` of the sorted samples with the
+    largest rank ``k`` such that ``P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2``; None when ``n`` is too small
+    (fewer than 6 samples at 95 %). Exact binomial sums up to n = 300, the normal approximation above."""
+    xs = sorted(samples)
+    n = len(xs)
+    tail = (1.0 - confidence) / 2.0
+    if n > 300:
+        z = statistics.NormalDist().inv_cdf(1.0 - tail)
+        k = math.floor(n / 2.0 - z * math.sqrt(n) / 2.0)
+    else:
+        k, cdf = 0, 0.0  # cdf = P(B <= k - 1) for the candidate rank k
+        while True:
+            nxt = cdf + math.comb(n, k) / 2.0**n
+            if nxt > tail:
+                break
+            k, cdf = k + 1, nxt
+    if k < 1:
+        return None
+    return xs[k - 1], xs[n - k]
+
+
+def _ci_fields(samples: list[float], target: float) -> dict[str, Any]:
+    med = statistics.median(samples)
+    ci = median_ci(samples)
+    if ci is None or med <= 0:
+        return {"ci_low": None, "ci_high": None, "ci_rel": None, "ci_target": target, "noisy": True,
+                "noisy_reason": f"{len(samples)} repeats are too few for a 95% confidence interval of the median"}
+    rel = max(med - ci[0], ci[1] - med) / med
+    out: dict[str, Any] = {"ci_low": ci[0], "ci_high": ci[1], "ci_rel": rel, "ci_target": target,
+                           "noisy": rel > target}
+    if rel > target:
+        out["noisy_reason"] = (f"the median's 95% CI is +-{100 * rel:.1f}% of it, wider than the "
+                               f"{100 * target:g}% target, after {len(samples)} repeats")
+    return out
 
 
 def summarize(samples_ms: list[float]) -> dict[str, Any]:
@@ -131,44 +189,72 @@ def time_steady(
     step: Callable[[], Any],
     device: torch.device,
     *,
-    repeats: int,
+    repeats: int | None,
     rule: WarmupRule,
+    target: TimingTarget | None = None,
     cold_ms: float | None = None,
     around_timed: tuple[Callable[[], Any], Callable[[], Any]] | None = None,
     min_sample_ms: float | None = None,
 ) -> dict[str, Any]:
-    """Warm up ``step`` per ``rule``, then time ``repeats`` samples; returns the statistics and the samples.
+    """Warm up ``step`` per ``rule``, then time ``repeats`` samples (``None``: adaptively, per ``target``);
+    returns the statistics, the confidence interval of the median and the samples.
 
     On CUDA each sample averages enough back-to-back calls to last ``min_sample_ms`` (default 20 ms; 0 times
     single calls); on CPU each sample is one call. ``around_timed`` = (before, after) callbacks run just outside
-    the timed loop (e.g. energy counters).
+    the timed loop (e.g. energy counters). ``target`` (default :class:`TimingTarget`) also sets the CI width
+    above which a fixed-count result is flagged ``noisy``.
     """
-    if repeats < 1:
+    if repeats is not None and repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    goal = target or TimingTarget()
     timer = make_timer(device)
     warm = _warmup(step, timer, rule) if rule.max_runs > 0 else {"runs": 0, "stopped": "disabled"}
     inner = 1
     if device.type == "cuda":
-        target = 20.0 if min_sample_ms is None else min_sample_ms
-        if target > 0:
+        want = 20.0 if min_sample_ms is None else min_sample_ms
+        if want > 0:
             probe = statistics.median(timer(step)[0] for _ in range(3))
-            inner = max(1, min(1000, math.ceil(target / max(probe, 1e-3))))
-    samples = [0.0] * repeats
+            inner = max(1, min(1000, math.ceil(want / max(probe, 1e-3))))
+
+    def sample() -> float:
+        return timer(step, inner)[0] if inner > 1 else timer(step)[0]
+
     if around_timed:
         around_timed[0]()
     wall0 = time.perf_counter_ns()
-    for i in range(repeats):
-        samples[i] = timer(step, inner)[0] if inner > 1 else timer(step)[0]
+    if repeats is not None:
+        samples = [sample() for _ in range(repeats)]
+        stopped = "fixed"
+    else:
+        deadline = time.perf_counter() + goal.budget_s
+        samples = [sample() for _ in range(goal.min_repeats)]
+        while True:
+            ci = _ci_fields(samples, goal.ci_rel)
+            if not ci["noisy"]:
+                stopped = "ci_target"
+                break
+            if len(samples) >= goal.max_repeats:
+                stopped = "max_repeats"
+                break
+            if time.perf_counter() >= deadline:
+                stopped = "budget"
+                break
+            for _ in range(min(max(5, len(samples) // 10), goal.max_repeats - len(samples))):
+                samples.append(sample())
+                if time.perf_counter() >= deadline:
+                    break
     wall_ms = (time.perf_counter_ns() - wall0) * 1e-6
     if around_timed:
         around_timed[1]()
     stats = summarize(samples)
+    stats.update(_ci_fields(samples, goal.ci_rel))
     stats.update(
         {
             "first_call": cold_ms,
             "warmup_runs": warm["runs"],
             "calls_per_sample": inner,
             "warmup_stopped": warm["stopped"],
+            "repeats_stopped": stopped,
             "timed_loop_wall_ms": wall_ms,
             "samples": samples,
         }

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickletools
 import tempfile
 import urllib.error
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,18 +152,74 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None, name: str 
 # --- loading --------------------------------------------------------------------------------------------------------
 
 def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
-    """Load a checkpoint file (``weights_only=True``) and unwrap it to a flat ``{key: tensor}`` state dict."""
+    """Load a checkpoint file (``weights_only=True``: no code runs) and unwrap it to a flat ``{key: tensor}`` dict.
+
+    A file that cannot be read that way is refused with a :class:`CheckpointError` saying what it is (not a
+    checkpoint, a truncated archive, or a pickle that names code to run on loading) and why it is refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, non-allow-listed globals
-        raise CheckpointError(
-            f"cannot read checkpoint {path.name} ({path}) with torch.load(weights_only=True): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
+        raise CheckpointError(_unreadable(path, exc)) from None
     return _unwrap(obj, path)
+
+
+def _pickle_bytes(path: Path) -> bytes | None:
+    """The pickle stream of a checkpoint: ``*/data.pkl`` of a torch zip archive or the whole file; None if neither."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                return zf.read(names[0]) if names else None
+        except (zipfile.BadZipFile, OSError, KeyError):
+            return None
+    data = path.read_bytes()
+    return data if data[:1] == b"\x80" else None  # a pickle of protocol 2 or newer starts with PROTO
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """The ``module.name`` globals a pickle stream refers to, read without unpickling (no code runs)."""
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # a truncated or malformed stream: report what was seen up to there
+        pass
+    return list(dict.fromkeys(found))
+
+
+#: globals a plain tensor checkpoint refers to; anything else means loading it would run other code
+_TENSOR_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "numpy.core.multiarray._reconstruct",
+                   "numpy.dtype", "numpy.ndarray", "builtins.set", "__builtin__.set")
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``path`` is refused, in effbench's words (torch's advice to disable ``weights_only`` is left out)."""
+    where = f"checkpoint {path.name} ({path})"
+    data = _pickle_bytes(path)
+    if data is None:
+        head = path.read_bytes()[:8]
+        return (f"{where} is not a PyTorch checkpoint: neither a torch zip archive nor a pickle "
+                f"(first bytes {head!r}); give a file written by torch.save")
+    code = [g for g in _pickle_globals(data) if not g.startswith(_TENSOR_GLOBALS)]
+    if code:
+        return (f"{where} is a pickle whose loading would import and run code (it refers to {', '.join(code[:5])}"
+                f"{', ...' if len(code) > 5 else ''}), not a plain state dict; effbench reads checkpoints with "
+                f"torch.load(weights_only=True), which runs no code, so it is refused. Re-save the weights alone with "
+                f"torch.save(model.state_dict(), PATH) from the code that made it, if you trust that code")
+    reason = str(exc).splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if "weights_only" in reason:
+        reason = type(exc).__name__
+    return f"{where} is damaged or truncated: torch cannot read it ({type(exc).__name__}: {reason})"
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -215,7 +273,8 @@ def _describe(path: Path, model: nn.Module, missing: list[str], unexpected: list
         if items:
             more = f" (+{len(items) - n} more)" if len(items) > n else ""
             parts.append(f"{label}: {', '.join(items[:n])}{more}")
-    return (f"checkpoint {path.name} ({path}) does not fit {type(model).__name__}: " + "; ".join(parts))
+    return (f"checkpoint {path.name} ({path}) is a state dict whose keys do not fit {type(model).__name__}: "
+            + "; ".join(parts))
 
 
 def apply_key_layout(sd: StateDict, key_layout: str | None) -> StateDict:
