@@ -2,7 +2,8 @@
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; they are discovered automatically.
 
 Exit codes: 0 success, 1 a model or measurement error (``effbench run``: any cell not ok), 2 a usage error (unknown
-model, bad option), 3 an output folder locked by another runner, 130 interrupted, 143 terminated (SIGTERM).
+model, bad option), 3 an output folder locked by another runner, 4 a measurement past its ``--timeout``, 130
+interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

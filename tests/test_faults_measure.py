@@ -76,17 +76,17 @@ def _images(folder: Path, names: list[str], size: int = 32) -> None:
 # --- timeouts: a hanging forward is interrupted -------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", [["bench", "--device", "cpu", "--size", "8x8"], ["profile", "--size", "8x8"]])
-def test_a_hanging_model_is_stopped_by_timeout_with_exit_code_3(models, command, capsys):
+def test_a_hanging_model_is_stopped_by_timeout_with_exit_code_4(models, command, capsys):
     t0 = time.perf_counter()
     rc = main([command[0], f"{models}:Hang", *command[1:], "--timeout", "1"])
-    assert rc == 3 and time.perf_counter() - t0 < 15
+    assert rc == 4 and time.perf_counter() - t0 < 15
     assert f"{command[0]} of {models}:Hang timed out after 1 s" in capsys.readouterr().err
 
 
 def test_eval_of_a_hanging_model_times_out(models, tmp_path, capsys):
     _images(tmp_path / "set" / "HR", ["a"])
     rc = main(["eval", f"{models}:Hang", "--dataset", str(tmp_path / "set"), "--timeout", "1"])
-    assert rc == 3
+    assert rc == 4
     assert "eval of" in capsys.readouterr().err
 
 

@@ -22,9 +22,9 @@ __all__ = ["MeasurementTimeout", "positive_seconds", "time_limit"]
 
 
 class MeasurementTimeout(ModelError):
-    """A measurement ran past its ``--timeout`` (CLI exit code 3, sweep status ``timeout``)."""
+    """A measurement ran past its ``--timeout`` (CLI exit code 4, sweep status ``timeout``)."""
 
-    exit_code = 3
+    exit_code = 4
     status = "timeout"
 
 

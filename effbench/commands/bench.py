@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 3 if the measurement takes longer")
+                        help="stop with exit code 4 if the measurement takes longer")
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
 
 

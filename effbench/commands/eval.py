@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip unreadable images (listed in the result) instead of stopping at the first")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 3 if the measurement takes longer")
+                        help="stop with exit code 4 if the measurement takes longer")
 
 
 def _fmt(v: float, digits: int) -> str:

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked")
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 3 if the measurement takes longer")
+                        help="stop with exit code 4 if the measurement takes longer")
     parser.add_argument("--demo", choices=("fig2",), default=None,
                         help="fig2: the paper's plain stack and fusion structure, their peaks")
     parser.add_argument("--measure", action="store_true",

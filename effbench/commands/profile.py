@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 3 if the measurement takes longer")
+                        help="stop with exit code 4 if the measurement takes longer")
 
 
 def _human(n: float | int | None, unit: str = "") -> str:

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default psd-<model>)")
     parser.add_argument("--json", action="store_true", help="print the JSON document to stdout instead of a table")
     parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 3 if the measurement takes longer")
+                        help="stop with exit code 4 if the measurement takes longer")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
