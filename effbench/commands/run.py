@@ -26,6 +26,24 @@ NAME = "run"
 HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and write results + a report"
 
 
+def _resume_mode(text: str) -> str:
+    if text not in RESUME_MODES:  # e.g. `--resume sweep.toml`: the optional value swallowed the config
+        raise argparse.ArgumentTypeError(f"{text!r} is not a resume mode ({', '.join(RESUME_MODES)}); "
+                                         f"put CONFIG.toml before --resume")
+    return text
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds; put CONFIG.toml before --wait") \
+            from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text}")
+    return seconds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml",
                         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
@@ -47,10 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-static", action="store_true",
                         help="skip static metrics and memory prediction (runtime only)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
-    parser.add_argument("--resume", nargs="?", const="rerun-failed", default=None, choices=RESUME_MODES,
+    parser.add_argument("--resume", nargs="?", const="rerun-failed", default=None, type=_resume_mode,
+                        metavar="keep-failed",
                         help="skip cells already measured ok and rerun the others (failed, timed out, unreadable); "
                              "--resume=keep-failed also keeps the failed ones")
-    parser.add_argument("--wait", nargs="?", const=math.inf, default=None, type=float, metavar="SECONDS",
+    parser.add_argument("--wait", nargs="?", const=math.inf, default=None, type=_wait_seconds, metavar="SECONDS",
                         help="if another runner holds the output folder, wait for it (at most SECONDS; no value: "
                              "no limit) instead of refusing")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per cell before it is killed (default 900)")
@@ -93,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static
     _check_values(cfg)
-    if args.wait is not None and not args.wait >= 0:
-        raise UsageError(f"--wait must be a non-negative number of seconds, got {args.wait}")
     cells = cfg.cells()  # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
     out = Path(cfg.out or "runs/default")
     with OutputLock(out, wait=args.wait):  # held over the sweep and its report
