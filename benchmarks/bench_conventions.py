@@ -59,8 +59,10 @@ def test_zoo_480x270_three_conventions_one_trace_20x_faster_than_fvcore(benchmar
 
     def run() -> dict[str, dict[str, int]]:
         traces.clear()
-        return {n: {c: p.flops for c, p in compare_conventions(m, HW, CONVENTIONS).items()}
-                for n, m in models.items()}
+        return {
+            n: {c: p.flops for c, p in compare_conventions(m, HW, CONVENTIONS).items()}
+            for n, m in models.items()
+        }
 
     ours = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
     assert len(traces) == len(models)  # one trace per model for the three conventions
@@ -69,8 +71,11 @@ def test_zoo_480x270_three_conventions_one_trace_20x_faster_than_fvcore(benchmar
     for n, total in fv_totals.items():
         assert ours[n]["fvcore"] == total, n  # the same count, not just faster
     speedup = fv_s / ours_s
-    print(f"\n{len(models)} zoo models at {HW[1]}x{HW[0]}: effbench, 3 conventions from one trace each: "
-          f"{ours_s:.3f} s; fvcore FlopCountAnalysis: {fv_s:.3f} s; {speedup:.1f}x faster")
-    benchmark.extra_info.update(models=list(models), input=f"{HW[1]}x{HW[0]}", effbench_s=ours_s, fvcore_s=fv_s,
-                                speedup=speedup)
+    print(
+        f"\n{len(models)} zoo models at {HW[1]}x{HW[0]}: effbench, 3 conventions from one trace each: "
+        f"{ours_s:.3f} s; fvcore FlopCountAnalysis: {fv_s:.3f} s; {speedup:.1f}x faster"
+    )
+    benchmark.extra_info.update(
+        models=list(models), input=f"{HW[1]}x{HW[0]}", effbench_s=ours_s, fvcore_s=fv_s, speedup=speedup
+    )
     assert speedup >= MIN_SPEEDUP, f"only {speedup:.1f}x faster than fvcore ({ours_s:.3f} s vs {fv_s:.3f} s)"

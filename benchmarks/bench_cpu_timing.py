@@ -15,7 +15,18 @@ import sys
 import time
 
 RUNS = 5
-COMMAND = [sys.executable, "-m", "effbench.cli", "bench", "fmen_s", "--device", "cpu", "--size", "128x128", "--json"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "effbench.cli",
+    "bench",
+    "fmen_s",
+    "--device",
+    "cpu",
+    "--size",
+    "128x128",
+    "--json",
+]
 
 
 def _one_run() -> dict:
@@ -23,9 +34,15 @@ def _one_run() -> dict:
     out = subprocess.run(COMMAND, check=True, capture_output=True, text=True).stdout
     doc = json.loads(out)
     rt, load = doc["metrics"]["runtime_ms"], doc["env"].get("load", {})
-    return {"seconds": time.perf_counter() - t0, "median": rt["median"], "ci_rel": rt["ci_rel"],
-            "repeats": rt["repeats"], "noisy": rt["noisy"], "other_cpu_share": load.get("other_cpu_share"),
-            "loadavg_1m": load.get("loadavg_1m")}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "median": rt["median"],
+        "ci_rel": rt["ci_rel"],
+        "repeats": rt["repeats"],
+        "noisy": rt["noisy"],
+        "other_cpu_share": load.get("other_cpu_share"),
+        "loadavg_1m": load.get("loadavg_1m"),
+    }
 
 
 def test_default_cpu_bench_median_is_stable_across_runs(benchmark):
@@ -35,10 +52,14 @@ def test_default_cpu_bench_median_is_stable_across_runs(benchmark):
     cv = statistics.stdev(medians) / statistics.fmean(medians)
     for i, r in enumerate(runs, 1):
         ci = f"+-{100 * r['ci_rel']:.1f}%" if r["ci_rel"] is not None else "-"
-        print(f"run {i}: median {r['median']:.2f} ms (CI {ci}, {r['repeats']} repeats{', NOISY' if r['noisy'] else ''})"
-              f" in {r['seconds']:.1f} s; others used {100 * (r['other_cpu_share'] or 0):.0f}% of the CPUs, "
-              f"load {r['loadavg_1m']:.2f}")
-    print(f"run-to-run CV of the median: {100 * cv:.2f}% over {RUNS} runs; "
-          f"cost {statistics.fmean(r['seconds'] for r in runs):.1f} s per run")
+        print(
+            f"run {i}: median {r['median']:.2f} ms (CI {ci}, {r['repeats']} repeats{', NOISY' if r['noisy'] else ''})"
+            f" in {r['seconds']:.1f} s; others used {100 * (r['other_cpu_share'] or 0):.0f}% of the CPUs, "
+            f"load {r['loadavg_1m']:.2f}"
+        )
+    print(
+        f"run-to-run CV of the median: {100 * cv:.2f}% over {RUNS} runs; "
+        f"cost {statistics.fmean(r['seconds'] for r in runs):.1f} s per run"
+    )
     benchmark.extra_info.update({"median_cv": cv, "runs": runs})
     assert cv < 0.03

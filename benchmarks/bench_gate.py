@@ -21,12 +21,19 @@ from effbench.ci.selftest import run_scenario
 def test_gate_selftest_20_runs(benchmark, scenario: str) -> None:
     result = benchmark.pedantic(run_scenario, args=(scenario,), kwargs={"runs": 20}, rounds=1, iterations=1)
     ratios = result.median_ratios
-    benchmark.extra_info.update(passed=result.passed, failed=result.failed, runs=result.runs,
-                                median_ratio_median=statistics.median(ratios),
-                                median_ratio_min=min(ratios), median_ratio_max=max(ratios))
-    print(f"\n{scenario}: {result.passed} pass / {result.failed} fail of {result.runs} gate runs; "
-          f"median ratio {statistics.median(ratios):.3f} [{min(ratios):.3f}, {max(ratios):.3f}]; "
-          f"{result.seconds:.1f} s")
+    benchmark.extra_info.update(
+        passed=result.passed,
+        failed=result.failed,
+        runs=result.runs,
+        median_ratio_median=statistics.median(ratios),
+        median_ratio_min=min(ratios),
+        median_ratio_max=max(ratios),
+    )
+    print(
+        f"\n{scenario}: {result.passed} pass / {result.failed} fail of {result.runs} gate runs; "
+        f"median ratio {statistics.median(ratios):.3f} [{min(ratios):.3f}, {max(ratios):.3f}]; "
+        f"{result.seconds:.1f} s"
+    )
     if scenario == "unchanged":
         assert result.passed >= 19
     else:

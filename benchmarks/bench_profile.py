@@ -23,7 +23,11 @@ NTIRE_MODELS = ("imdn_ntire", "e_rfdn", "fmen_s", "rlfn")  # the challenge entri
 
 
 def _zoo_x4() -> dict[str, torch.nn.Module]:
-    return {n: effbench.create_model(n, scale=4) for n in effbench.list_models() if 4 in effbench.model_info(n).scales}
+    return {
+        n: effbench.create_model(n, scale=4)
+        for n in effbench.list_models()
+        if 4 in effbench.model_info(n).scales
+    }
 
 
 def test_zoo_x4_256_all_conventions_under_2s(benchmark) -> None:
@@ -35,8 +39,9 @@ def test_zoo_x4_256_all_conventions_under_2s(benchmark) -> None:
     flops = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     assert all(v >= 0 for v in flops.values())
     best = benchmark.stats.stats.min
-    benchmark.extra_info.update(models=list(models), best_s=best, median_s=benchmark.stats.stats.median,
-                                budget_s=ZOO_BUDGET_S)
+    benchmark.extra_info.update(
+        models=list(models), best_s=best, median_s=benchmark.stats.stats.median, budget_s=ZOO_BUDGET_S
+    )
     assert best < ZOO_BUDGET_S, f"profiling {len(models)} zoo models x 3 conventions took {best:.2f} s"
 
 
@@ -72,6 +77,12 @@ def test_480x270_at_least_20x_faster_than_fvcore(benchmark) -> None:
             per_model[n] = {"fvcore_s": round(secs, 3), "flops": total}
             assert ours[n] == total, n  # same count, not just faster
     speedup = fv_s / ours_s
-    benchmark.extra_info.update(models=list(models), input=f"{hw[1]}x{hw[0]}", effbench_s=ours_s, fvcore_s=fv_s,
-                                speedup=speedup, per_model=per_model)
+    benchmark.extra_info.update(
+        models=list(models),
+        input=f"{hw[1]}x{hw[0]}",
+        effbench_s=ours_s,
+        fvcore_s=fv_s,
+        speedup=speedup,
+        per_model=per_model,
+    )
     assert speedup >= MIN_SPEEDUP, f"only {speedup:.1f}x faster than fvcore ({ours_s:.3f} s vs {fv_s:.3f} s)"

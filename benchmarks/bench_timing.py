@@ -41,17 +41,27 @@ def test_harness_overhead_under_1_percent_of_5ms(benchmark):
     rule = WarmupRule(window=3, max_runs=9, max_seconds=1.0)
     repeats = 50
     doc = benchmark.pedantic(
-        lambda: effbench.benchmark(model, (8, 8), repeats=repeats, warmup=rule, threads=1), rounds=1, iterations=1
+        lambda: effbench.benchmark(model, (8, 8), repeats=repeats, warmup=rule, threads=1),
+        rounds=1,
+        iterations=1,
     )
     rt = doc["metrics"]["runtime_ms"]
     inner = model.inner_ms[-repeats:]  # the timed runs are the last calls
     overhead_ms = [s - i for s, i in zip(rt["samples"], inner)]
     med = statistics.median(overhead_ms)
     pct = 100 * med / WORK_MS
-    benchmark.extra_info.update({"median_ms": rt["median"], "overhead_median_us": med * 1e3, "overhead_pct": pct,
-                                 "overhead_max_us": max(overhead_ms) * 1e3})
-    print(f"\nmedian {rt['median']:.4f} ms; harness overhead per run: median {med * 1e3:.2f} us = {pct:.4f} % "
-          f"of {WORK_MS} ms, max {max(overhead_ms) * 1e3:.2f} us")
+    benchmark.extra_info.update(
+        {
+            "median_ms": rt["median"],
+            "overhead_median_us": med * 1e3,
+            "overhead_pct": pct,
+            "overhead_max_us": max(overhead_ms) * 1e3,
+        }
+    )
+    print(
+        f"\nmedian {rt['median']:.4f} ms; harness overhead per run: median {med * 1e3:.2f} us = {pct:.4f} % "
+        f"of {WORK_MS} ms, max {max(overhead_ms) * 1e3:.2f} us"
+    )
     assert all(o >= 0 for o in overhead_ms)  # the timer encloses the work
     assert pct < 1.0
 

@@ -33,8 +33,9 @@ def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
     return int(input_size[0]), int(input_size[1])
 
 
-def static_metrics(model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3,
-                   convention: str = "full") -> dict[str, Any]:
+def static_metrics(
+    model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
+) -> dict[str, Any]:
     """Params, FLOPs, MACs, activations, convs and predicted peak memory of ``model`` for a 1xCxHxW input."""
     h, w = _size(input_size)
     from effbench.counting import profile
@@ -53,8 +54,9 @@ def effbench_profile(request: pytest.FixtureRequest) -> Callable[..., dict[str, 
     """Returns ``profile(model, input_size=(64, 64), channels=3, convention="full") -> dict`` of static metrics;
     recorded into ``benchmark.extra_info`` when the test uses pytest-benchmark's ``benchmark`` fixture."""
 
-    def _profile(model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3,
-                 convention: str = "full") -> dict[str, Any]:
+    def _profile(
+        model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
+    ) -> dict[str, Any]:
         metrics = static_metrics(model, input_size, channels, convention)
         if "benchmark" in request.fixturenames:
             request.getfixturevalue("benchmark").extra_info.update(metrics)
@@ -68,8 +70,15 @@ def effbench_bench(benchmark: Any) -> Callable[..., Any]:
     """Returns ``bench(model, input_size=(64, 64), channels=3, rounds=20, warmup_rounds=3, iterations=1,
     profile=True)``: times the model's forward with ``benchmark.pedantic`` and returns its output."""
 
-    def _bench(model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, rounds: int = 20,
-               warmup_rounds: int = 3, iterations: int = 1, profile: bool = True) -> Any:
+    def _bench(
+        model: Any,
+        input_size: int | Sequence[int] = (64, 64),
+        channels: int = 3,
+        rounds: int = 20,
+        warmup_rounds: int = 3,
+        iterations: int = 1,
+        profile: bool = True,
+    ) -> Any:
         import torch
 
         h, w = _size(input_size)

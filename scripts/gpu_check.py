@@ -35,8 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from effbench.report.gpu import render_gpu_figures, render_gpu_markdown  # noqa: E402
 
-PAPER = {"runtime_change": -0.331, "memory_change": -0.74, "fmen_s_ms": 28.07, "e_rfdn_ms": 41.97,
-         "fmen_s_mib": 204.6, "e_rfdn_mib": 788.13, "source": "FMEN paper Table 4 (1080Ti, DIV2K valid, NTIRE script)"}
+PAPER = {
+    "runtime_change": -0.331,
+    "memory_change": -0.74,
+    "fmen_s_ms": 28.07,
+    "e_rfdn_ms": 41.97,
+    "fmen_s_mib": 204.6,
+    "e_rfdn_mib": 788.13,
+    "source": "FMEN paper Table 4 (1080Ti, DIV2K valid, NTIRE script)",
+}
 FMEN_S, E_RFDN = "fmen_s", "e_rfdn"
 
 
@@ -63,13 +70,24 @@ def _json_default(o: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------- parts
-def part_steady(R: dict, models: list[str], sizes: list[tuple[int, int]], device: str, repeats: int, runs: int,
-                budget: Budget, graphs: bool = False) -> None:
+def part_steady(
+    R: dict,
+    models: list[str],
+    sizes: list[tuple[int, int]],
+    device: str,
+    repeats: int,
+    runs: int,
+    budget: Budget,
+    graphs: bool = False,
+) -> None:
     import effbench
     from effbench.timing import WarmupRule
 
-    rule = WarmupRule(window=10, max_seconds=1.0) if device == "cuda" else WarmupRule(window=2, max_runs=4,
-                                                                                      max_seconds=0.5)
+    rule = (
+        WarmupRule(window=10, max_seconds=1.0)
+        if device == "cuda"
+        else WarmupRule(window=2, max_runs=4, max_seconds=0.5)
+    )
     for size in sizes:
         for name in models:
             if not budget.ok(150):
@@ -80,31 +98,49 @@ def part_steady(R: dict, models: list[str], sizes: list[tuple[int, int]], device
                 model = effbench.create_model(name, scale=4)
                 medians, first = [], None
                 for k in range(repeats):
-                    doc = effbench.benchmark(model, size, scale=4, device=device, repeats=runs, warmup=rule,
-                                             cuda_graphs=graphs, roofline=(k == 0 and not graphs),
-                                             energy_seconds=0.5 if k == 0 and not graphs else 0.0)
+                    doc = effbench.benchmark(
+                        model,
+                        size,
+                        scale=4,
+                        device=device,
+                        repeats=runs,
+                        warmup=rule,
+                        cuda_graphs=graphs,
+                        roofline=(k == 0 and not graphs),
+                        energy_seconds=0.5 if k == 0 and not graphs else 0.0,
+                    )
                     m = doc["metrics"]
                     rt = m["runtime_ms"]
                     medians.append(rt["median"])
                     if k == 0:
                         first = m
-                row.update({
-                    "status": "ok",
-                    "median_ms": statistics.median(medians),
-                    "medians_ms": medians,
-                    "run_to_run_cv": statistics.stdev(medians) / statistics.fmean(medians) if len(medians) > 1 else None,
-                    "within_run_cv": first["runtime_ms"]["cv"],
-                    "first_call_ms": first["runtime_ms"]["first_call"],
-                    "warmup_runs": first["runtime_ms"]["warmup_runs"],
-                    "peak_memory_bytes": first.get("peak_memory_measured_bytes"),
-                    "energy_j_per_image": first.get("energy_j_per_image"),
-                    "power_w_mean": first.get("power_w_mean"),
-                })
+                row.update(
+                    {
+                        "status": "ok",
+                        "median_ms": statistics.median(medians),
+                        "medians_ms": medians,
+                        "run_to_run_cv": statistics.stdev(medians) / statistics.fmean(medians)
+                        if len(medians) > 1
+                        else None,
+                        "within_run_cv": first["runtime_ms"]["cv"],
+                        "first_call_ms": first["runtime_ms"]["first_call"],
+                        "warmup_runs": first["runtime_ms"]["warmup_runs"],
+                        "peak_memory_bytes": first.get("peak_memory_measured_bytes"),
+                        "energy_j_per_image": first.get("energy_j_per_image"),
+                        "power_w_mean": first.get("power_w_mean"),
+                    }
+                )
                 rf = first.get("roofline")
                 if rf:
-                    row.update({"bound_ms": rf["bound_ms"], "limited_by": rf["limited_by"],
-                                "measured_over_bound": row["median_ms"] / rf["bound_ms"], "flops": rf["flops"],
-                                "bytes_moved": rf["bytes_moved"]})
+                    row.update(
+                        {
+                            "bound_ms": rf["bound_ms"],
+                            "limited_by": rf["limited_by"],
+                            "measured_over_bound": row["median_ms"] / rf["bound_ms"],
+                            "flops": rf["flops"],
+                            "bytes_moved": rf["bytes_moved"],
+                        }
+                    )
                 elif "roofline_error" in first:
                     row["roofline_error"] = first["roofline_error"]
                 del model
@@ -130,20 +166,42 @@ def ntire_child(args: argparse.Namespace) -> int:
 
     h, w = args.size
     try:
-        doc = effbench.benchmark(args.ntire_child, (h, w), scale=4, device=args.device, protocol="ntire",
-                                 images=args.images, dataset=args.dataset)
+        doc = effbench.benchmark(
+            args.ntire_child,
+            (h, w),
+            scale=4,
+            device=args.device,
+            protocol="ntire",
+            images=args.images,
+            dataset=args.dataset,
+        )
         m = doc["metrics"]
-        row = {"status": "ok", "mean_ms": m["runtime_ms"]["mean"], "first_image_ms": m["runtime_ms"]["first_call"],
-               "median_ms": m["runtime_ms"]["median"], "images": m["images"],
-               "memory_mib": m.get("ntire_memory_mib"), "psnr": m.get("psnr"), "dataset": doc.get("dataset")}
+        row = {
+            "status": "ok",
+            "mean_ms": m["runtime_ms"]["mean"],
+            "first_image_ms": m["runtime_ms"]["first_call"],
+            "median_ms": m["runtime_ms"]["median"],
+            "images": m["images"],
+            "memory_mib": m.get("ntire_memory_mib"),
+            "psnr": m.get("psnr"),
+            "dataset": doc.get("dataset"),
+        }
     except Exception as exc:
         row = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
     Path(args.child_out).write_text(json.dumps(row, default=_json_default))
     return 0
 
 
-def part_ntire(R: dict, models: list[str], sizes: list[tuple[int, int]], device: str, images: int,
-               dataset: str | None, budget: Budget, work: Path) -> None:
+def part_ntire(
+    R: dict,
+    models: list[str],
+    sizes: list[tuple[int, int]],
+    device: str,
+    images: int,
+    dataset: str | None,
+    budget: Budget,
+    work: Path,
+) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for size in sizes:
@@ -154,13 +212,31 @@ def part_ntire(R: dict, models: list[str], sizes: list[tuple[int, int]], device:
                 R["ntire"].append(row)
                 continue
             out = work / f"ntire_{name}_{size[0]}x{size[1]}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--ntire-child", name, "--size", str(size[0]),
-                   str(size[1]), "--device", device, "--images", str(images), "--child-out", str(out)]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--ntire-child",
+                name,
+                "--size",
+                str(size[0]),
+                str(size[1]),
+                "--device",
+                device,
+                "--images",
+                str(images),
+                "--child-out",
+                str(out),
+            ]
             if dataset:
                 cmd += ["--dataset", dataset]
             try:
-                p = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                   timeout=max(10.0, min(120.0, budget.left() - 60)))
+                p = subprocess.run(
+                    cmd,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=max(10.0, min(120.0, budget.left() - 60)),
+                )
                 if out.exists():
                     row.update(json.loads(out.read_text()))
                 else:
@@ -174,11 +250,23 @@ def part_memory(R: dict, models: list[str], device: str, budget: Budget) -> None
     """Measured vs predicted peak for every zoo model at every scale, at 256x256 and at 1920x1080 / scale."""
     import effbench
 
-    keep = ("measured_peak_bytes", "predicted_peak_bytes", "predicted_plain_bytes", "predicted_with_workspace_bytes",
-            "difference_with_workspace_pct", "cudnn_workspace_max_bytes", "cudnn_workspace_by_module",
-            "cudnn_workspace_at_predicted_peak_bytes", "requested_peak_bytes", "allocated_peak_bytes",
-            "reserved_peak_bytes", "resident_measured_bytes", "resident_predicted_bytes", "predicted_peak_module",
-            "predicted_peak_op")
+    keep = (
+        "measured_peak_bytes",
+        "predicted_peak_bytes",
+        "predicted_plain_bytes",
+        "predicted_with_workspace_bytes",
+        "difference_with_workspace_pct",
+        "cudnn_workspace_max_bytes",
+        "cudnn_workspace_by_module",
+        "cudnn_workspace_at_predicted_peak_bytes",
+        "requested_peak_bytes",
+        "allocated_peak_bytes",
+        "reserved_peak_bytes",
+        "resident_measured_bytes",
+        "resident_predicted_bytes",
+        "predicted_peak_module",
+        "predicted_peak_op",
+    )
     for name in models:
         for scale in effbench.model_info(name).scales:
             for size in [(256, 256), (1080 // scale, 1920 // scale)]:
@@ -219,39 +307,63 @@ def part_studies(R: dict, device: str, budget: Budget, work: Path) -> None:
             folder = work / "reports" / "gpu" / slug(R.get("env", {}).get("gpu_name") or f"{device}-dry-run")
             if R.get("tag"):
                 folder = folder / R["tag"]
-            run_study(name, device=device, size=size, repeats=repeats, out_dir=folder / "studies" / name,
-                      progress=False)
+            run_study(
+                name,
+                device=device,
+                size=size,
+                repeats=repeats,
+                out_dir=folder / "studies" / name,
+                progress=False,
+            )
             R["studies"][name] = {"status": "ok", "seconds": time.perf_counter() - t}
         except Exception as exc:
             R["studies"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
-STUDIES = [("attention", (339, 510), 50), ("blocks", (339, 510), 50), ("fusion", (256, 256), 50)]  # DIV2K-valid x4 LR
+STUDIES = [
+    ("attention", (339, 510), 50),
+    ("blocks", (339, 510), 50),
+    ("fusion", (256, 256), 50),
+]  # DIV2K-valid x4 LR
 
 
 def part_headline(R: dict) -> None:
     def pick(rows: list[dict], model: str, size: list[int], key: str) -> float | None:
         for r in rows:
-            if (r["model"] == model and r["size"] == size and r.get("status") == "ok" and r.get("scale", 4) == 4
-                    and not r.get("cuda_graphs")):
+            if (
+                r["model"] == model
+                and r["size"] == size
+                and r.get("status") == "ok"
+                and r.get("scale", 4) == 4
+                and not r.get("cuda_graphs")
+            ):
                 return r.get(key)
         return None
 
     out = []
     for size in sorted({tuple(r["size"]) for r in R["steady"] + R["ntire"]}):
         s = list(size)
-        for proto, rows, rkey, mkey in (("steady", R["steady"], "median_ms", "peak_memory_bytes"),
-                                        ("ntire", R["ntire"], "mean_ms", "memory_mib")):
+        for proto, rows, rkey, mkey in (
+            ("steady", R["steady"], "median_ms", "peak_memory_bytes"),
+            ("ntire", R["ntire"], "mean_ms", "memory_mib"),
+        ):
             a_t, b_t = pick(rows, FMEN_S, s, rkey), pick(rows, E_RFDN, s, rkey)
             a_m, b_m = pick(rows, FMEN_S, s, mkey), pick(rows, E_RFDN, s, mkey)
             if mkey == "peak_memory_bytes":
                 a_m = a_m / 2**20 if a_m else None
                 b_m = b_m / 2**20 if b_m else None
-            out.append({
-                "size": s, "protocol": proto, "fmen_s_ms": a_t, "e_rfdn_ms": b_t, "fmen_s_mib": a_m, "e_rfdn_mib": b_m,
-                "runtime_change": (a_t / b_t - 1) if a_t and b_t else None,
-                "memory_change": (a_m / b_m - 1) if a_m and b_m else None,
-            })
+            out.append(
+                {
+                    "size": s,
+                    "protocol": proto,
+                    "fmen_s_ms": a_t,
+                    "e_rfdn_ms": b_t,
+                    "fmen_s_mib": a_m,
+                    "e_rfdn_mib": b_m,
+                    "runtime_change": (a_t / b_t - 1) if a_t and b_t else None,
+                    "memory_change": (a_m / b_m - 1) if a_m and b_m else None,
+                }
+            )
     R["headline"] = {"paper": PAPER, "rows": out}
 
 
@@ -264,13 +376,24 @@ def part_overhead(R: dict) -> None:
     from effbench.timing import WarmupRule
 
     model = BusyWait()
-    doc = effbench.benchmark(model, (8, 8), device="cpu", repeats=50, threads=1,
-                             warmup=WarmupRule(window=3, max_runs=9, max_seconds=1.0))
+    doc = effbench.benchmark(
+        model,
+        (8, 8),
+        device="cpu",
+        repeats=50,
+        threads=1,
+        warmup=WarmupRule(window=3, max_runs=9, max_seconds=1.0),
+    )
     rt = doc["metrics"]["runtime_ms"]
     over = [s - i for s, i in zip(rt["samples"], model.inner_ms[-50:])]
     med = statistics.median(over)
-    R["overhead"] = {"work_ms": WORK_MS, "median_ms": rt["median"], "overhead_median_us": med * 1e3,
-                     "overhead_pct": 100 * med / WORK_MS, "overhead_max_us": max(over) * 1e3}
+    R["overhead"] = {
+        "work_ms": WORK_MS,
+        "median_ms": rt["median"],
+        "overhead_median_us": med * 1e3,
+        "overhead_pct": 100 * med / WORK_MS,
+        "overhead_max_us": max(over) * 1e3,
+    }
 
 
 def write_outputs(R: dict, work: Path, out: Path) -> None:
@@ -303,10 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=os.environ.get("EFFBENCH_GPU_CHECK_DEVICE"))
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes, 2 repeats: checks the script on CPU")
     ap.add_argument("--models", nargs="+", default=None)
-    ap.add_argument("--dataset", default=None, help="LR/HR folder for the ntire part (default: synthetic images)")
+    ap.add_argument(
+        "--dataset", default=None, help="LR/HR folder for the ntire part (default: synthetic images)"
+    )
     ap.add_argument("--images", type=int, default=10, help="synthetic images per ntire run")
-    ap.add_argument("--parts", default="steady,memory,ntire,overhead",
-                    help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies)")
+    ap.add_argument(
+        "--parts",
+        default="steady,memory,ntire,overhead",
+        help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies)",
+    )
     ap.add_argument("--tag", default=None, help="sub-folder of reports/gpu/<gpu-name>/ (default: none)")
     ap.add_argument("--ntire-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--size", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
@@ -321,9 +449,17 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(args.budget)
     out = Path(args.out)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"effbench_gpu_check_{os.getpid()}"
-    R: dict[str, Any] = {"device": args.device, "dry_run": args.dry_run, "tag": args.tag, "parts": {}, "steady": [],
-                         "ntire": [],
-                         "memory": [], "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "_t0": time.perf_counter()}
+    R: dict[str, Any] = {
+        "device": args.device,
+        "dry_run": args.dry_run,
+        "tag": args.tag,
+        "parts": {},
+        "steady": [],
+        "ntire": [],
+        "memory": [],
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "_t0": time.perf_counter(),
+    }
     if args.dry_run:
         sizes, repeats, runs, images = [(16, 16), (16, 24)], 2, 3, 2
     else:
@@ -335,10 +471,16 @@ def main(argv: list[str] | None = None) -> int:
             fn(*a)
             R["parts"][name] = {"status": "ok"}
         except Exception as exc:
-            R["parts"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"}
+            R["parts"][name] = {
+                "status": "error",
+                "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
+            }
         R["parts"][name]["seconds"] = time.perf_counter() - t
-        print(f"[gpu_check] {name}: {R['parts'][name]['status']} in {R['parts'][name]['seconds']:.1f} s "
-              f"({budget.left():.0f} s left)", flush=True)
+        print(
+            f"[gpu_check] {name}: {R['parts'][name]['status']} in {R['parts'][name]['seconds']:.1f} s "
+            f"({budget.left():.0f} s left)",
+            flush=True,
+        )
         try:
             write_outputs(R, work, out)
         except Exception as exc:
@@ -353,8 +495,11 @@ def main(argv: list[str] | None = None) -> int:
 
         R["env"] = capture_env(args.device)
         # references (bicubic: MATLAB imresize in numpy) are not networks: nothing to measure on a GPU
-        zoo = [m for m in effbench.list_models()
-               if 4 in effbench.model_info(m).scales and not effbench.model_info(m).reference]
+        zoo = [
+            m
+            for m in effbench.list_models()
+            if 4 in effbench.model_info(m).scales and not effbench.model_info(m).reference
+        ]
         dry = [m for m in (FMEN_S, E_RFDN) if m in zoo] or zoo[:2]
         chosen = args.models or (dry if args.dry_run else zoo)
         # the headline pair first, so that a tight time budget still compares them

@@ -73,26 +73,41 @@ def _edges() -> dict[str, dict[str, list[str]]]:
 
 
 def test_every_package_of_effbench_has_a_layer() -> None:
-    units = {p.stem if p.is_file() else p.name for p in PKG.iterdir()
-             if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.name != "__init__.py")}
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in PKG.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.name != "__init__.py")
+    }
     assert units == set(LAYER_OF), f"add to docs/architecture.md and LAYERS: {sorted(units ^ set(LAYER_OF))}"
 
 
 def test_no_module_imports_a_higher_layer() -> None:
-    bad = [f"{mod} ({src}, layer {LAYER_OF[src]}) imports effbench.{dst} (layer {LAYER_OF.get(dst, '?')})"
-           for src, targets in _edges().items() for dst, mods in targets.items() for mod in mods
-           if dst not in LAYER_OF or LAYER_OF[dst] > LAYER_OF[src]]
+    bad = [
+        f"{mod} ({src}, layer {LAYER_OF[src]}) imports effbench.{dst} (layer {LAYER_OF.get(dst, '?')})"
+        for src, targets in _edges().items()
+        for dst, mods in targets.items()
+        for mod in mods
+        if dst not in LAYER_OF or LAYER_OF[dst] > LAYER_OF[src]
+    ]
     assert not bad, "\n".join(sorted(set(bad)))
 
 
 def test_no_engine_module_imports_the_command_line() -> None:
-    bad = {mod for src, targets in _edges().items() if src not in {"commands", "cli", "__main__"}
-           for dst, mods in targets.items() if dst in {"commands", "cli"} for mod in mods}
+    bad = {
+        mod
+        for src, targets in _edges().items()
+        if src not in {"commands", "cli", "__main__"}
+        for dst, mods in targets.items()
+        if dst in {"commands", "cli"}
+        for mod in mods
+    }
     assert not bad, sorted(bad)
 
 
 def test_the_packages_of_one_layer_import_each_other_in_no_circle() -> None:
-    edges = {src: {d for d in targets if LAYER_OF.get(d) == LAYER_OF[src]} for src, targets in _edges().items()}
+    edges = {
+        src: {d for d in targets if LAYER_OF.get(d) == LAYER_OF[src]} for src, targets in _edges().items()
+    }
     seen: dict[str, int] = {}
 
     def visit(node: str, stack: list[str]) -> list[str] | None:

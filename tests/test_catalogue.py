@@ -57,8 +57,18 @@ def docs_with(toy: object | None) -> list[dict]:
         metrics = {"params": params, "flops": params * 6e4, "runtime_ms": {"median": params / 1e4}}
         if toy is not None:
             metrics.update(toy.ToyResult(score).metrics())
-        docs.append(new_result(name, scale=4, input_shape=[1, 3, 64, 64], device="cpu", dtype="fp32",
-                               protocol="steady", convention="full", metrics=metrics))
+        docs.append(
+            new_result(
+                name,
+                scale=4,
+                input_shape=[1, 3, 64, 64],
+                device="cpu",
+                dtype="fp32",
+                protocol="steady",
+                convention="full",
+                metrics=metrics,
+            )
+        )
     return docs
 
 
@@ -84,8 +94,22 @@ def test_a_metric_in_one_temporary_file_is_a_report_column(toy_plugin, tmp_path:
 def test_the_cli_report_shows_the_plugin_column(toy_plugin, tmp_path: Path) -> None:
     for d in docs_with(toy_plugin):
         write_json_atomic(tmp_path / "cells" / f"{d['model']}.json", d)
-    assert main(["report", str(tmp_path / "cells"), "--out", str(tmp_path / "rep"), "--format", "md,json",
-                 "--no-figures", "--baseline", "A"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(tmp_path / "cells"),
+                "--out",
+                str(tmp_path / "rep"),
+                "--format",
+                "md,json",
+                "--no-figures",
+                "--baseline",
+                "A",
+            ]
+        )
+        == 0
+    )
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md_row(md, "Method")[-1] == "Toy"
     assert "B vs A: " in md and "Toy +28.6%" in md  # deltas read the catalogue too
@@ -98,7 +122,15 @@ def test_a_column_no_result_carries_is_left_out(toy_plugin, tmp_path: Path) -> N
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "Toy" not in md
     # the paper's Table 4 columns stay, dashes with footnotes when missing
-    assert md_row(md, "Method")[1:] == ["Params", "FLOPs", "Runtime", "Memory", "Activations", "Convs", "PSNR"]
+    assert md_row(md, "Method")[1:] == [
+        "Params",
+        "FLOPs",
+        "Runtime",
+        "Memory",
+        "Activations",
+        "Convs",
+        "PSNR",
+    ]
 
 
 def test_the_gate_checks_the_plugin_metric_in_its_direction(toy_plugin) -> None:
@@ -117,8 +149,15 @@ def test_a_duplicate_key_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -
     assert metric("params").title == "Params"
 
 
-@pytest.mark.parametrize(("kwargs", "word"), [({"kind": "noisy"}, "kind"), ({"better": "smaller"}, "better"),
-                                              ({"key": "Toy Score"}, "key"), ({"scale": 0}, "scale")])
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"kind": "noisy"}, "kind"),
+        ({"better": "smaller"}, "better"),
+        ({"key": "Toy Score"}, "key"),
+        ({"scale": 0}, "scale"),
+    ],
+)
 def test_a_bad_definition_is_refused(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         Metric(**{"key": "toy", "title": "Toy", **kwargs})
@@ -136,12 +175,18 @@ def test_typed_results_speak_catalogue_keys() -> None:
     from effbench.timing import WarmupRule, benchmark
 
     known = {m.key for m in catalogue.metrics()}
-    bench = benchmark(Nearest(), (8, 8), repeats=2, warmup=WarmupRule(window=2, max_runs=4, max_seconds=0.5),
-                      threads=1)
-    assert bench["metrics"] is not None and set(bench.metrics()) == set(bench["metrics"])  # still the document
-    parts = {"profile": profile(Nearest(), (8, 8), peak_memory=False).metrics(),
-             "memory": predict_memory(Nearest(), (8, 8)).metrics(), "benchmark": bench.metrics(),
-             "evaluation": Evaluation(model="m", psnr=30.0, ssim=0.9, images=[]).metrics()}
+    bench = benchmark(
+        Nearest(), (8, 8), repeats=2, warmup=WarmupRule(window=2, max_runs=4, max_seconds=0.5), threads=1
+    )
+    assert bench["metrics"] is not None and set(bench.metrics()) == set(
+        bench["metrics"]
+    )  # still the document
+    parts = {
+        "profile": profile(Nearest(), (8, 8), peak_memory=False).metrics(),
+        "memory": predict_memory(Nearest(), (8, 8)).metrics(),
+        "benchmark": bench.metrics(),
+        "evaluation": Evaluation(model="m", psnr=30.0, ssim=0.9, images=[]).metrics(),
+    }
     for name, got in parts.items():
         assert got and set(got) <= known, (name, set(got) - known)
     assert parts["evaluation"] == {"psnr": 30.0, "ssim": 0.9}

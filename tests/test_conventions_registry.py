@@ -28,7 +28,7 @@ from effbench.counting import (
 registry = importlib.import_module("effbench.counting.conventions")
 profile_mod = importlib.import_module("effbench.counting.profile")  # the module, not the function it exports
 
-TOY = '''
+TOY = """
 from effbench.counting import Convention, Cost, register_convention
 
 
@@ -43,7 +43,7 @@ TOY = register_convention(Toy())
 @TOY.op("aten.convolution")
 def _conv(op):
     return Cost(flops=7, convs=1)
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +145,9 @@ def test_overrides_replace_one_rule_for_one_run_only() -> None:
     assert over.flops == base.flops - 3 * 8 * 8 + 1000
     assert over.macs == base.macs
     assert profile(model, (8, 8), peak_memory=False).flops == base.flops  # the registered rule is untouched
-    ntire = profile(model, (8, 8), "ntire2022", peak_memory=False, overrides={nn.Conv2d: lambda c: Cost(macs=5)})
+    ntire = profile(
+        model, (8, 8), "ntire2022", peak_memory=False, overrides={nn.Conv2d: lambda c: Cost(macs=5)}
+    )
     assert ntire.macs == 5
     with pytest.raises(UsageError, match="no rule table"):
         profile(model, (8, 8), peak_memory=False, overrides={"conv2d": lambda op: Cost()})
@@ -171,7 +173,12 @@ def test_compare_conventions_records_the_model_once(monkeypatch) -> None:
     monkeypatch.setattr(profile_mod, "record", counter.real)
     for name, p in both.items():  # the same numbers as one profile per convention
         alone = profile(model, (8, 8), name, peak_memory=False)
-        assert (p.macs, p.flops, p.activations, p.convs) == (alone.macs, alone.flops, alone.activations, alone.convs)
+        assert (p.macs, p.flops, p.activations, p.convs) == (
+            alone.macs,
+            alone.flops,
+            alone.activations,
+            alone.convs,
+        )
 
 
 def test_profile_compare_conventions_cli_records_the_model_once(monkeypatch, capsys) -> None:

@@ -155,8 +155,16 @@ def test_counts_scale_exactly_with_input_size_up_to_1080p() -> None:
 def _snapshot(model: nn.Module) -> list:
     snap = []
     for name, m in model.named_modules():
-        snap.append((name, sorted(vars(m)), m.training, len(m._forward_hooks), len(m._forward_pre_hooks),
-                     len(m._backward_hooks)))
+        snap.append(
+            (
+                name,
+                sorted(vars(m)),
+                m.training,
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+            )
+        )
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         snap.append((name, t.device, t.dtype, t.requires_grad, t.data_ptr(), t.clone()))
     return snap
@@ -264,8 +272,9 @@ def test_bad_arguments_are_usage_errors() -> None:
 @pytest.fixture()
 def user_models(tmp_path: Path) -> Path:
     f = tmp_path / "user_models.py"
-    f.write_text(textwrap.dedent(
-        """
+    f.write_text(
+        textwrap.dedent(
+            """
         import torch
         import torch.nn.functional as F
         from torch import nn
@@ -281,17 +290,40 @@ def user_models(tmp_path: Path) -> Path:
             def forward(self, x):
                 raise ValueError("this model is broken")
         """
-    ))
+        )
+    )
     return f
 
 
 def test_cli_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str], user_models: Path) -> None:
-    rc = main(["profile", f"{user_models}:Functional", "--scale", "2", "--size", "10x6", "--json",
-               "--compare-conventions"])
+    rc = main(
+        [
+            "profile",
+            f"{user_models}:Functional",
+            "--scale",
+            "2",
+            "--size",
+            "10x6",
+            "--json",
+            "--compare-conventions",
+        ]
+    )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
-    for key in ("params", "flops", "macs", "activations", "convs", "peak_memory_bytes", "convention",
-                "input_shape", "output_shape", "by_module", "by_op", "unknown_ops"):
+    for key in (
+        "params",
+        "flops",
+        "macs",
+        "activations",
+        "convs",
+        "peak_memory_bytes",
+        "convention",
+        "input_shape",
+        "output_shape",
+        "by_module",
+        "by_op",
+        "unknown_ops",
+    ):
         assert key in doc
     assert doc["convention"] == "full" and doc["input_shape"] == [1, 3, 10, 6]
     assert doc["macs"] == 3 * 12 * 9 * 60 and doc["convs"] == 1
@@ -299,8 +331,22 @@ def test_cli_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str], us
 
 
 def test_cli_tables_and_exit_codes(capsys: pytest.CaptureFixture[str], user_models: Path) -> None:
-    assert main(["profile", f"{user_models}:Functional", "--scale", "2", "--size", "8", "--by-op",
-                 "--compare-conventions", "--no-memory"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                f"{user_models}:Functional",
+                "--scale",
+                "2",
+                "--size",
+                "8",
+                "--by-op",
+                "--compare-conventions",
+                "--no-memory",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "convolution" in out and "ntire2022" in out
     assert main(["profile", f"{user_models}:Broken", "--size", "8", "--no-memory"]) == 1

@@ -39,6 +39,8 @@ def test_profile_leaves_a_model_with_a_plain_tensor_attribute_untouched() -> Non
     for k, (t, copy, device, grad, kind) in before.items():
         now = after[k]
         assert now[0] is t, k  # the very same tensor object
-        assert torch.equal(now[0].detach(), copy) and now[2] == device and now[3] == grad and now[4] is kind, k
+        assert (
+            torch.equal(now[0].detach(), copy) and now[2] == device and now[3] == grad and now[4] is kind
+        ), k
     assert not model.training
     assert torch.equal(model(x), expected)

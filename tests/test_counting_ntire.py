@@ -8,8 +8,17 @@ import numpy as np
 import torch
 from torch import nn
 
-_FLOP_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU,
-               nn.ReLU6)
+_FLOP_TYPES = (
+    nn.Conv2d,
+    nn.ConvTranspose2d,
+    nn.BatchNorm2d,
+    nn.Linear,
+    nn.ReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.LeakyReLU,
+    nn.ReLU6,
+)
 
 
 def official_counts(model: nn.Module, input_res: tuple[int, int, int]) -> dict[str, int]:

@@ -29,6 +29,8 @@ def test_table3_mult_adds_within_one_percent(name: str) -> None:
     if name not in effbench.list_models():
         pytest.skip(f"{name} is not in the zoo yet")
     for scale, gmacs in TABLE3_GMACS[name].items():
-        p = profile(effbench.create_model(name, scale=scale), hr720p_input(scale), scale=scale, peak_memory=False)
+        p = profile(
+            effbench.create_model(name, scale=scale), hr720p_input(scale), scale=scale, peak_memory=False
+        )
         assert p.output_shape[2:] == (720, 1281 if scale == 3 else 1280)
         assert p.macs / 1e9 == pytest.approx(gmacs, rel=0.01), (name, scale, p.macs)

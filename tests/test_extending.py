@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TOY_MODEL = textwrap.dedent('''
+TOY_MODEL = textwrap.dedent("""
     from torch import nn
 
     from effbench.zoo.registry import register_model
@@ -34,13 +34,19 @@ TOY_MODEL = textwrap.dedent('''
     @register_model("toy_net", scales=(2, 4), data_range=1.0, paper="a test", description="a toy model from a plugin")
     def toy_net(scale: int = 4, deploy: bool = True, **kw):
         return ToyNet(scale, **kw)
-''')
+""")
 
 
 def _effbench(args: list[str], plugins: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, EFFBENCH_PLUGINS=plugins)
-    return subprocess.run([sys.executable, "-m", "effbench", *args], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "effbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -69,8 +75,14 @@ def test_a_plugin_model_is_profiled_by_name(toy_plugin: Path, tmp_path: Path) ->
 
 def test_a_plugin_named_by_module_path_is_imported(toy_plugin: Path, tmp_path: Path) -> None:
     env_path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    proc = subprocess.run([sys.executable, "-m", "effbench", "zoo"], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=dict(os.environ, EFFBENCH_PLUGINS="toy_plugin", PYTHONPATH=env_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "effbench", "zoo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=dict(os.environ, EFFBENCH_PLUGINS="toy_plugin", PYTHONPATH=env_path),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "toy_net" in proc.stdout
 
@@ -81,12 +93,14 @@ def test_a_missing_plugin_is_a_usage_error_naming_it(tmp_path: Path) -> None:
     assert "nope.py" in proc.stderr and "EFFBENCH_PLUGINS" in proc.stderr
 
 
-def test_a_command_is_one_file_in_the_commands_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_command_is_one_file_in_the_commands_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import effbench.commands
     from effbench.cli import main
 
-    (tmp_path / "toy_hello.py").write_text(textwrap.dedent('''
+    (tmp_path / "toy_hello.py").write_text(
+        textwrap.dedent("""
         NAME = "toy-hello"
         HELP = "say hello (a toy command)"
 
@@ -98,7 +112,8 @@ def test_a_command_is_one_file_in_the_commands_folder(tmp_path: Path, monkeypatc
         def run(args):
             print(f"hello {args.who}")
             return 0
-    '''))
+    """)
+    )
     monkeypatch.setattr(effbench.commands, "__path__", [*effbench.commands.__path__, str(tmp_path)])
     assert main(["toy-hello", "--who", "effbench"]) == 0
     assert capsys.readouterr().out == "hello effbench\n"

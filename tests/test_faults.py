@@ -66,16 +66,37 @@ def _wait_for(cond, timeout: float, what: str) -> None:
 def _slow_model(tmp_path: Path) -> str:
     """A model file whose constructor sleeps a minute: its cell is reliably mid-run when the runner is killed."""
     f = tmp_path / "slow_model.py"
-    f.write_text("import time\nfrom torch import nn\n\n\nclass SlowInit(nn.Module):\n"
-                 "    def __init__(self, scale: int = 4) -> None:\n        super().__init__()\n"
-                 "        time.sleep(60)\n")
+    f.write_text(
+        "import time\nfrom torch import nn\n\n\nclass SlowInit(nn.Module):\n"
+        "    def __init__(self, scale: int = 4) -> None:\n        super().__init__()\n"
+        "        time.sleep(60)\n"
+    )
     return f"{f}:SlowInit"
 
 
 def _run_cmd(out: Path, models: list[str], *extra: str) -> list[str]:
-    return [sys.executable, "-m", "effbench", "run", "--models", *models, "--sizes", "8x8", "--devices", "cpu",
-            "--repeats", "2", "--threads", "1", "--no-static", "--no-report", "--no-progress", "--out", str(out),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "effbench",
+        "run",
+        "--models",
+        *models,
+        "--sizes",
+        "8x8",
+        "--devices",
+        "cpu",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+        "--no-static",
+        "--no-report",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _cell(name: str) -> Cell:
@@ -83,8 +104,15 @@ def _cell(name: str) -> Cell:
 
 
 def _ok_doc(cell: Cell, **fields) -> dict:
-    doc = new_result(cell.model_name, cell.spec, scale=cell.scale, input_shape=[1, 3, *cell.size], device="cpu",
-                     metrics={"params": 12, "runtime_ms": {"median": 1.0}}, **fields)
+    doc = new_result(
+        cell.model_name,
+        cell.spec,
+        scale=cell.scale,
+        input_shape=[1, 3, *cell.size],
+        device="cpu",
+        metrics={"params": 12, "runtime_ms": {"median": 1.0}},
+        **fields,
+    )
     doc.update(cell=cell.to_dict(), cell_id=cell.cell_id)
     return doc
 
@@ -92,18 +120,22 @@ def _ok_doc(cell: Cell, **fields) -> dict:
 def _fake_python(tmp_path: Path, body: str) -> str:
     """An executable standing in for ``python -m effbench.sweep.worker CELL_JSON OUT_JSON``: no torch, fast."""
     f = tmp_path / "fake-python"
-    f.write_text(f"#!{sys.executable}\nimport json, os, sys\ncell = json.loads(sys.argv[3])\nout = sys.argv[4]\n"
-                 "log = os.path.join(os.path.dirname(os.path.dirname(out)), 'runs.log')\n"
-                 "cid = os.path.basename(out)[:-5]\n"
-                 "open(log, 'a').write(f'2000-01-01T00:00:00 start {cid} pid={os.getpid()}\\n')\n" + body)
+    f.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\ncell = json.loads(sys.argv[3])\nout = sys.argv[4]\n"
+        "log = os.path.join(os.path.dirname(os.path.dirname(out)), 'runs.log')\n"
+        "cid = os.path.basename(out)[:-5]\n"
+        "open(log, 'a').write(f'2000-01-01T00:00:00 start {cid} pid={os.getpid()}\\n')\n" + body
+    )
     f.chmod(0o755)
     return str(f)
 
 
-_WRITES_OK = ("doc = {'schema': 'effbench.result/1', 'model': cid.split('-')[0], 'spec': cell['spec'],\n"
-              "       'status': 'ok', 'error': None, 'metrics': {'params': 12}, 'cell_id': cid,\n"
-              "       'created': '2001-01-01T00:00:00+00:00'}\n"
-              "json.dump(doc, open(out, 'w'))\n")
+_WRITES_OK = (
+    "doc = {'schema': 'effbench.result/1', 'model': cid.split('-')[0], 'spec': cell['spec'],\n"
+    "       'status': 'ok', 'error': None, 'metrics': {'params': 12}, 'cell_id': cid,\n"
+    "       'created': '2001-01-01T00:00:00+00:00'}\n"
+    "json.dump(doc, open(out, 'w'))\n"
+)
 
 
 # ----------------------------------------------------------------------------------------------- the lock
@@ -115,8 +147,9 @@ def test_a_second_runner_on_a_locked_out_refuses_naming_the_holder_and_finished_
     write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _ok_doc(cell))
     before = (out / "cells" / f"{cell.cell_id}.json").read_text()
     with OutputLock(out, command="the first runner"):
-        done = subprocess.run(_run_cmd(out, [f"{MODELS}:Nearest"]), cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            _run_cmd(out, [f"{MODELS}:Nearest"]), cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
     assert done.returncode == LOCKED_RC, done.stdout + done.stderr
     assert f"PID {os.getpid()} on host {socket.gethostname()}" in done.stderr and "--wait" in done.stderr
     assert "Traceback" not in done.stderr and _starts(out) == []  # nothing ran, nothing was overwritten
@@ -132,8 +165,13 @@ def test_wait_waits_for_the_holder_then_runs_and_a_bounded_wait_gives_up(tmp_pat
     holder.acquire()
     with pytest.raises(LockHeldError, match=rf"PID {os.getpid()} .*after waiting 0.3 s"):
         OutputLock(out, wait=0.3).acquire()
-    waiter = subprocess.Popen(_run_cmd(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        _run_cmd(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         said = waiter.stderr.readline()  # the runner says it waits, and does: it is still running
         time.sleep(0.5)
@@ -152,8 +190,16 @@ def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path,
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / "cells").mkdir(parents=True)
-    (out / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
-                                             "started": "2000-01-01T00:00:00+00:00", "command": "effbench run"}))
+    (out / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "pid": dead.pid,
+                "host": socket.gethostname(),
+                "started": "2000-01-01T00:00:00+00:00",
+                "command": "effbench run",
+            }
+        )
+    )
     summary = run_sweep([_cell("Nearest")], out, progress=False, python=_fake_python(tmp_path, _WRITES_OK))
     err = capfd.readouterr().err
     assert "taking over the stale lock" in err and f"PID {dead.pid} on host {socket.gethostname()}" in err
@@ -165,11 +211,12 @@ def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path,
 
 def test_sigkill_of_the_runner_leaves_no_cell_process_within_5_s(tmp_path: Path):
     out = tmp_path / "out"
-    runner = subprocess.Popen(_run_cmd(out, [_slow_model(tmp_path)]), cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        _run_cmd(out, [_slow_model(tmp_path)]), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         _wait_for(lambda: _starts(out), 60, "the cell process to start")
-        (_, cell_pid), = _starts(out)
+        ((_, cell_pid),) = _starts(out)
         assert _alive(cell_pid)
         runner.kill()  # SIGKILL: the runner runs no clean-up at all
         runner.wait()
@@ -188,8 +235,13 @@ def test_sigkill_of_the_runner_leaves_no_cell_process_within_5_s(tmp_path: Path)
 @pytest.mark.slow
 def test_sigterm_of_the_runner_kills_the_cell_keeps_finished_cells_writes_the_table_rc_143(tmp_path: Path):
     out = tmp_path / "out"
-    runner = subprocess.Popen(_run_cmd(out, [f"{MODELS}:Raises", _slow_model(tmp_path)]), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        _run_cmd(out, [f"{MODELS}:Raises", _slow_model(tmp_path)]),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: len(_starts(out)) == 2, 90, "the second (slow) cell to start")
         (first, _), (slow, cell_pid) = _starts(out)
@@ -201,7 +253,9 @@ def test_sigterm_of_the_runner_kills_the_cell_keeps_finished_cells_writes_the_ta
     assert runner.returncode == 143, stdout + stderr
     assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
     assert not _alive(cell_pid)
-    assert json.loads((out / "cells" / f"{first}.json").read_text()) == first_doc  # finished cell kept as it was
+    assert (
+        json.loads((out / "cells" / f"{first}.json").read_text()) == first_doc
+    )  # finished cell kept as it was
     assert not (out / "cells" / f"{slow}.json").exists()  # the killed cell is unfinished, not a fake failure
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 2 and first_doc["model"] in rows[1]  # header + the one finished cell
@@ -238,7 +292,9 @@ def _seed(out: Path) -> dict[str, Cell]:
     cells = {n: _cell(n) for n in names}
     path = {n: out / "cells" / f"{c.cell_id}.json" for n, c in cells.items()}
     write_json_atomic(path["Nearest"], _ok_doc(cells["Nearest"]))
-    write_json_atomic(path["Raises"], _ok_doc(cells["Raises"], status="error", error="this model always fails"))
+    write_json_atomic(
+        path["Raises"], _ok_doc(cells["Raises"], status="error", error="this model always fails")
+    )
     write_json_atomic(path["Hangs"], _ok_doc(cells["Hangs"], status="timeout", error="no result after 8 s"))
     path["SlowA"].write_text("{}")
     path["SlowB"].write_text(json.dumps(_ok_doc(cells["SlowB"]))[:80])
@@ -250,13 +306,16 @@ def test_resume_reruns_exactly_the_failed_timed_out_empty_truncated_and_missing_
     out = tmp_path / "out"
     cells = _seed(out)
     ok_before = (out / "cells" / f"{cells['Nearest'].cell_id}.json").read_text()
-    summary = run_sweep(list(cells.values()), out, resume=True, progress=False,
-                        python=_fake_python(tmp_path, _WRITES_OK))
+    summary = run_sweep(
+        list(cells.values()), out, resume=True, progress=False, python=_fake_python(tmp_path, _WRITES_OK)
+    )
     started = Counter(cid for cid, _ in _starts(out))
     assert started == Counter({cells[n].cell_id: 1 for n in cells if n != "Nearest"})
     assert (out / "cells" / f"{cells['Nearest'].cell_id}.json").read_text() == ok_before
     why = summary["rerun"]
-    assert why[cells["Raises"].cell_id].startswith("error") and why[cells["Hangs"].cell_id].startswith("timeout")
+    assert why[cells["Raises"].cell_id].startswith("error") and why[cells["Hangs"].cell_id].startswith(
+        "timeout"
+    )
     assert "empty" in why[cells["SlowA"].cell_id] and "not valid JSON" in why[cells["SlowB"].cell_id]
     assert "effbench.result/0" in why[cells["SlowC"].cell_id] and cells["WrongShape"].cell_id not in why
     assert summary["skipped"] == 1 and summary["final"] == Counter(ok=7)
@@ -266,10 +325,16 @@ def test_resume_reruns_exactly_the_failed_timed_out_empty_truncated_and_missing_
 def test_resume_keep_failed_reruns_only_unfinished_cells(tmp_path: Path):
     out = tmp_path / "out"
     cells = _seed(out)
-    summary = run_sweep(list(cells.values()), out, resume="keep-failed", progress=False,
-                        python=_fake_python(tmp_path, _WRITES_OK))
+    summary = run_sweep(
+        list(cells.values()),
+        out,
+        resume="keep-failed",
+        progress=False,
+        python=_fake_python(tmp_path, _WRITES_OK),
+    )
     assert Counter(cid for cid, _ in _starts(out)) == Counter(
-        {cells[n].cell_id: 1 for n in ("SlowA", "SlowB", "SlowC", "WrongShape")})
+        {cells[n].cell_id: 1 for n in ("SlowA", "SlowB", "SlowC", "WrongShape")}
+    )
     assert summary["final"] == Counter(ok=5, error=1, timeout=1)
     with pytest.raises(ValueError, match="resume must be one of"):
         run_sweep(list(cells.values()), out, resume="everything", progress=False)
@@ -279,7 +344,9 @@ def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_p
     out = tmp_path / "out"
     good, bad = _cell("Nearest"), _cell("Raises")
     write_json_atomic(out / "cells" / f"{good.cell_id}.json", _ok_doc(good))
-    write_json_atomic(out / "cells" / f"{bad.cell_id}.json", _ok_doc(bad, status="error", error="always fails"))
+    write_json_atomic(
+        out / "cells" / f"{bad.cell_id}.json", _ok_doc(bad, status="error", error="always fails")
+    )
     argv = _run_cmd(out, [f"{MODELS}:Nearest", f"{MODELS}:Raises"], "--resume=keep-failed")[3:]
     assert main(argv) == 1
     assert "1 of 2 cells are not ok (error 1)" in capsys.readouterr().err
@@ -287,11 +354,17 @@ def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_p
     assert main(argv) == 0 and _starts(out) == []
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--resume", "sweep.toml"], "'sweep.toml' is not a resume mode (rerun-failed, keep-failed); put CONFIG.toml"),
-    (["--wait", "sweep.toml"], "'sweep.toml' is not a number of seconds; put CONFIG.toml before --wait"),
-    (["--wait", "-1"], "--wait: must be a non-negative number of seconds, got -1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--resume", "sweep.toml"],
+            "'sweep.toml' is not a resume mode (rerun-failed, keep-failed); put CONFIG.toml",
+        ),
+        (["--wait", "sweep.toml"], "'sweep.toml' is not a number of seconds; put CONFIG.toml before --wait"),
+        (["--wait", "-1"], "--wait: must be a non-negative number of seconds, got -1"),
+    ],
+)
 def test_bad_resume_and_wait_values_are_refused_before_anything_runs(argv: list[str], message: str, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", *argv])
@@ -313,7 +386,10 @@ def test_validate_result_names_what_is_wrong():
 
 def test_a_duplicated_cell_gives_one_row(tmp_path: Path, caplog):
     cell = _cell("Nearest")
-    old, new = _ok_doc(cell, created="2020-01-01T00:00:00+00:00"), _ok_doc(cell, created="2021-01-01T00:00:00+00:00")
+    old, new = (
+        _ok_doc(cell, created="2020-01-01T00:00:00+00:00"),
+        _ok_doc(cell, created="2021-01-01T00:00:00+00:00"),
+    )
     write_json_atomic(tmp_path / "cells" / "a.json", new)
     write_json_atomic(tmp_path / "cells" / "b.json", old)
     with caplog.at_level(logging.WARNING, "effbench.results"):
@@ -326,9 +402,19 @@ def _corrupt_folder(tmp_path: Path) -> tuple[Path, Path]:
     folder = tmp_path / "results"
     models = [("RLFN", 13.54, 19.70e9, 0.317e6), ("Mine", 10.0, 10e9, 0.2e6)]
     for name, ms, flops, params in models:
-        doc = new_result(name, scale=4, input_shape=[1, 3, 256, 256], device="cpu", dtype="fp32",
-                         metrics={"runtime_ms": {"median": ms, "samples": [ms] * 5}, "flops": flops,
-                                  "params": params, "psnr": 27.0})
+        doc = new_result(
+            name,
+            scale=4,
+            input_shape=[1, 3, 256, 256],
+            device="cpu",
+            dtype="fp32",
+            metrics={
+                "runtime_ms": {"median": ms, "samples": [ms] * 5},
+                "flops": flops,
+                "params": params,
+                "psnr": 27.0,
+            },
+        )
         write_json_atomic(folder / f"{name}.json", doc)
     bad = folder / "truncated.json"
     bad.write_text(json.dumps(new_result("Gone", scale=4, metrics={"params": 1}))[:60])
@@ -336,12 +422,15 @@ def _corrupt_folder(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("command", ["report", "score", "gate"])
-def test_a_corrupt_result_file_is_named_and_skipped_or_with_strict_refused(command: str, tmp_path: Path, caplog,
-                                                                          capsys):
+def test_a_corrupt_result_file_is_named_and_skipped_or_with_strict_refused(
+    command: str, tmp_path: Path, caplog, capsys
+):
     folder, bad = _corrupt_folder(tmp_path)
-    argv = {"report": ["report", str(folder), "--out", str(tmp_path / "rep"), "--no-figures", "--format", "md"],
-            "score": ["score", str(folder), "--year", "2024", "--baseline", "RLFN"],
-            "gate": ["gate", "--baseline", str(folder), "--current", str(folder)]}[command]
+    argv = {
+        "report": ["report", str(folder), "--out", str(tmp_path / "rep"), "--no-figures", "--format", "md"],
+        "score": ["score", str(folder), "--year", "2024", "--baseline", "RLFN"],
+        "gate": ["gate", "--baseline", str(folder), "--current", str(folder)],
+    }[command]
     with caplog.at_level(logging.WARNING, "effbench.results"):
         assert main(argv) == 0
     assert f"skipping unreadable results file {bad}" in caplog.text and "not valid JSON" in caplog.text
@@ -356,7 +445,12 @@ def test_a_corrupt_result_file_is_named_and_skipped_or_with_strict_refused(comma
 
 def test_the_cli_prints_the_skipped_file_on_stderr_without_a_traceback(tmp_path: Path):
     folder, bad = _corrupt_folder(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "effbench", "score", str(folder), "--year", "2024"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "effbench", "score", str(folder), "--year", "2024"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"skipping unreadable results file {bad}" in done.stderr and "Traceback" not in done.stderr

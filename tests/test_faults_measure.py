@@ -75,7 +75,10 @@ def _images(folder: Path, names: list[str], size: int = 32) -> None:
 
 # --- timeouts: a hanging forward is interrupted -------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["bench", "--device", "cpu", "--size", "8x8"], ["profile", "--size", "8x8"]])
+
+@pytest.mark.parametrize(
+    "command", [["bench", "--device", "cpu", "--size", "8x8"], ["profile", "--size", "8x8"]]
+)
 def test_a_hanging_model_is_stopped_by_timeout_with_exit_code_4(models, command, capsys):
     t0 = time.perf_counter()
     rc = main([command[0], f"{models}:Hang", *command[1:], "--timeout", "1"])
@@ -98,12 +101,18 @@ def test_timeout_must_be_positive(models):
 
 # --- pre-flight memory check ----------------------------------------------------------------------------------------
 
+
 def test_a_huge_cpu_input_is_refused_before_allocating_with_the_figures(capsys):
     t0 = time.perf_counter()
     rc = main(["bench", "fmen_s", "--device", "cpu", "--size", "20000x20000"])
     err = capsys.readouterr().err
     assert rc == 1 and time.perf_counter() - t0 < 30
-    assert "needs a predicted" in err and "GiB" in err and "available" in err and "refused before allocating" in err
+    assert (
+        "needs a predicted" in err
+        and "GiB" in err
+        and "available" in err
+        and "refused before allocating" in err
+    )
 
 
 def test_the_preflight_figures_are_recorded_when_the_model_fits(models):
@@ -115,6 +124,7 @@ def test_the_preflight_figures_are_recorded_when_the_model_fits(models):
 
 
 # --- eval keeps what it scored --------------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def corrupt_set(tmp_path: Path) -> Path:
@@ -141,6 +151,7 @@ def test_eval_skip_bad_goes_on_and_lists_the_skipped_image(models, corrupt_set, 
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------------------
+
 
 class _RunsCode:
     def __init__(self, marker: Path) -> None:
@@ -185,16 +196,22 @@ def test_a_state_dict_of_another_model_lists_its_keys(models, tmp_path, capsys):
 
 # --- bad CLI values -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flags, says", [
-    (["--repeats", "-1"], "--repeats"),
-    (["--repeats", "0"], "--repeats"),
-    (["--threads", "0"], "--threads"),
-    (["--timeout", "-5"], "--timeout"),
-    (["--sizes", "0x8"], "positive"),
-])
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--repeats", "-1"], "--repeats"),
+        (["--repeats", "0"], "--repeats"),
+        (["--threads", "0"], "--threads"),
+        (["--timeout", "-5"], "--timeout"),
+        (["--sizes", "0x8"], "positive"),
+    ],
+)
 def test_run_refuses_bad_values_before_launching_anything(models, tmp_path, capsys, flags, says):
     out = tmp_path / "runs"
-    rc = main(["run", "--models", f"{models}:Tiny", "--devices", "cpu", "--out", str(out), "--no-progress", *flags])
+    rc = main(
+        ["run", "--models", f"{models}:Tiny", "--devices", "cpu", "--out", str(out), "--no-progress", *flags]
+    )
     assert rc == 2 and says in capsys.readouterr().err
     assert not (out / "cells").exists() or not any((out / "cells").iterdir())
 
@@ -206,13 +223,14 @@ def test_run_on_cuda_without_cuda_names_the_devices_flag(models, tmp_path, capsy
     assert rc == 2 and "--devices" in err and "--device " not in err
 
 
-def test_memory_checks_the_output_shape(models, capsys):
+def test_memory_warns_when_the_output_is_not_the_x_scale_image(models, capsys):
     rc = main(["memory", f"{models}:Shrink", "--size", "8x8"])
     err = capsys.readouterr().err
-    assert rc == 1 and "returns shape (1, 3, 8, 8)" in err and "(1, 3, 32, 32)" in err
+    assert rc == 0 and "warning" in err and "returns shape (1, 3, 8, 8)" in err and "(1, 3, 32, 32)" in err
 
 
 # --- trustworthy CPU timing -----------------------------------------------------------------------------------------
+
 
 def test_median_ci_is_the_order_statistic_interval():
     assert median_ci([5.0, 1.0, 4.0, 2.0, 3.0]) is None  # n = 5: even [min, max] covers only 94 %
@@ -227,8 +245,13 @@ def test_steady_timing_stops_once_the_median_ci_is_tight(capsys):
         while time.perf_counter() < t_end:
             pass
 
-    stats = time_steady(step, torch.device("cpu"), repeats=None, rule=WarmupRule(max_runs=0),
-                        target=TimingTarget(ci_rel=0.5, budget_s=5.0, min_repeats=20))
+    stats = time_steady(
+        step,
+        torch.device("cpu"),
+        repeats=None,
+        rule=WarmupRule(max_runs=0),
+        target=TimingTarget(ci_rel=0.5, budget_s=5.0, min_repeats=20),
+    )
     assert stats["repeats_stopped"] == "ci_target" and not stats["noisy"]
     assert stats["repeats"] == 20 and stats["ci_low"] <= stats["median"] <= stats["ci_high"]
 
@@ -239,8 +262,13 @@ def test_a_noisy_timing_is_flagged_with_the_reason():
     def step() -> None:
         time.sleep(next(rng))
 
-    stats = time_steady(step, torch.device("cpu"), repeats=None, rule=WarmupRule(max_runs=0),
-                        target=TimingTarget(ci_rel=0.001, budget_s=0.3, min_repeats=20))
+    stats = time_steady(
+        step,
+        torch.device("cpu"),
+        repeats=None,
+        rule=WarmupRule(max_runs=0),
+        target=TimingTarget(ci_rel=0.001, budget_s=0.3, min_repeats=20),
+    )
     assert stats["repeats_stopped"] == "budget" and stats["noisy"]
     assert "wider than the 0.1% target" in stats["noisy_reason"]
 
@@ -256,7 +284,7 @@ def test_bench_records_the_load_and_the_ci(models):
 
 # --- the README's CPU CI flow: run twice, gate -------------------------------------------------------------------
 
-WORK = '''
+WORK = """
 import torch
 from torch import nn
 
@@ -276,7 +304,7 @@ class Work(nn.Module):
         for _ in range(WORK):
             y = self.conv(y)
         return self.up(self.tail(y))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -285,8 +313,24 @@ def test_the_cpu_ci_flow_passes_unchanged_code_and_fails_a_20_percent_slowdown(t
 
     def sweep(work: int, out: str) -> None:
         model.write_text(WORK.format(work=work))
-        rc = main(["run", "--models", f"{model}:Work", "--devices", "cpu", "--sizes", "64x64", "--threads", "1",
-                   "--no-static", "--no-report", "--no-progress", "--out", str(tmp_path / out)])
+        rc = main(
+            [
+                "run",
+                "--models",
+                f"{model}:Work",
+                "--devices",
+                "cpu",
+                "--sizes",
+                "64x64",
+                "--threads",
+                "1",
+                "--no-static",
+                "--no-report",
+                "--no-progress",
+                "--out",
+                str(tmp_path / out),
+            ]
+        )
         assert rc == 0
 
     sweep(10, "base")

@@ -226,8 +226,12 @@ def test_tile_boxes_cover_the_image_with_equal_tiles() -> None:
 
 def test_images_of_different_sizes_are_averaged_on_the_normalised_axis() -> None:
     imgs = [grating(64, 0, 16), grating(128, 0, 32)]  # both half Nyquist
-    res = psd(nn.Sequential(nn.Identity(), nn.Identity()), [torch.tensor(i).float().expand(3, -1, -1) for i in imgs],
-              modules="0", progress=False)
+    res = psd(
+        nn.Sequential(nn.Identity(), nn.Identity()),
+        [torch.tensor(i).float().expand(3, -1, -1) for i in imgs],
+        modules="0",
+        progress=False,
+    )
     b = res["0"]
     assert len(b.freqs) == 33 and int(np.argmax(b.input_curve)) == 16
 
@@ -256,8 +260,13 @@ def test_default_selection_uses_the_family_table_then_body_blocks() -> None:
 
 @pytest.mark.parametrize(
     "name, kind, count",
-    [("fmen_s", "HFAB", 5), ("fmen", "HFAB", 5), ("imdn", "CCA", 6), ("e_rfdn", "ESA", 4),
-     ("latticenet", "LatticeBlock", 4)],
+    [
+        ("fmen_s", "HFAB", 5),
+        ("fmen", "HFAB", 5),
+        ("imdn", "CCA", 6),
+        ("e_rfdn", "ESA", 4),
+        ("latticenet", "LatticeBlock", 4),
+    ],
 )
 def test_zoo_families_default_to_their_attention_blocks(name: str, kind: str, count: int) -> None:
     if name not in effbench.list_models():

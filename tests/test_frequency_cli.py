@@ -58,8 +58,9 @@ def lr_folder(tmp_path: Path) -> Path:
 
 def test_cli_writes_json_and_both_figures(user_model: str, lr_folder: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    rc = main(["psd", user_model, "--dataset", str(lr_folder), "--lr", "--out", str(out), "--json",
-               "--remove-mean"])
+    rc = main(
+        ["psd", user_model, "--dataset", str(lr_folder), "--lr", "--out", str(out), "--json", "--remove-mean"]
+    )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "effbench.result/1" and doc["model"] == "Sharpener"
@@ -68,13 +69,31 @@ def test_cli_writes_json_and_both_figures(user_model: str, lr_folder: Path, tmp_
     assert len(blk["freqs"]) == 21  # the smallest map is 40 px: rings 0..20
     assert sum(blk["input_curve"]) == pytest.approx(1.0)
     assert {p.name for p in out.iterdir()} == {
-        "psd_Sharpener_x4.json", "psd_Sharpener_x4_curves.png", "psd_Sharpener_x4_maps.png"
+        "psd_Sharpener_x4.json",
+        "psd_Sharpener_x4_curves.png",
+        "psd_Sharpener_x4_maps.png",
     }
 
 
 def test_cli_table_and_usage_errors(user_model: str, lr_folder: Path, tmp_path: Path, capsys) -> None:
-    rc = main(["psd", user_model, "--dataset", str(lr_folder), "--lr", "--out", str(tmp_path / "o"),
-               "--no-progress", "--modules", "body.0", "--max-images", "1", "--tile", "32"])
+    rc = main(
+        [
+            "psd",
+            user_model,
+            "--dataset",
+            str(lr_folder),
+            "--lr",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+            "--modules",
+            "body.0",
+            "--max-images",
+            "1",
+            "--tile",
+            "32",
+        ]
+    )
     assert rc == 0
     assert "body.0" in capsys.readouterr().out
     assert main(["psd", user_model, "--dataset", str(lr_folder), "--modules", "nothing*", "--lr"]) == 2
@@ -93,7 +112,9 @@ def test_hr_only_folder_makes_lr_with_imresize(user_model: str, data_dir: Path) 
 
 
 @pytest.mark.shared
-def test_fmen_s_official_checkpoint_default_blocks_are_its_five_hfabs(weights_dir: Path, data_dir: Path) -> None:
+def test_fmen_s_official_checkpoint_default_blocks_are_its_five_hfabs(
+    weights_dir: Path, data_dir: Path
+) -> None:
     import effbench
 
     model = effbench.create_model("fmen_s", scale=4, weights=str(weights_dir / "ntire22_team03_fmen.pth"))

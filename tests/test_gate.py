@@ -34,8 +34,13 @@ def noisy_samples(true_ms: float, n: int, rng: np.random.Generator) -> list[floa
 def doc(model: str, samples: list[float] | None, **metrics) -> dict:
     m = dict(metrics)
     if samples is not None:
-        m["runtime_ms"] = {"median": float(np.median(samples)), "mean": float(np.mean(samples)),
-                           "std": float(np.std(samples, ddof=1)) if len(samples) > 1 else 0.0, "repeats": len(samples), "samples": samples}
+        m["runtime_ms"] = {
+            "median": float(np.median(samples)),
+            "mean": float(np.mean(samples)),
+            "std": float(np.std(samples, ddof=1)) if len(samples) > 1 else 0.0,
+            "repeats": len(samples),
+            "samples": samples,
+        }
     return new_result(model, scale=4, input_shape=[1, 3, 64, 64], device="cpu", dtype="fp32", metrics=m)
 
 
@@ -56,7 +61,9 @@ def test_unchanged_model_passes_at_least_19_of_20(conv_metrics) -> None:
     verdicts = []
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        res = run_gate([doc("net", noisy_samples(1.0, 60, rng), **m)], [doc("net", noisy_samples(1.0, 60, rng), **m)])
+        res = run_gate(
+            [doc("net", noisy_samples(1.0, 60, rng), **m)], [doc("net", noisy_samples(1.0, 60, rng), **m)]
+        )
         verdicts.append(res.exit_code)
     assert verdicts.count(0) >= 19
 
@@ -66,7 +73,9 @@ def test_ten_percent_slower_fails_at_least_19_of_20(conv_metrics) -> None:
     codes = []
     for seed in range(20):
         rng = np.random.default_rng(100 + seed)
-        res = run_gate([doc("net", noisy_samples(1.0, 60, rng), **m)], [doc("net", noisy_samples(1.1, 60, rng), **m)])
+        res = run_gate(
+            [doc("net", noisy_samples(1.0, 60, rng), **m)], [doc("net", noisy_samples(1.1, 60, rng), **m)]
+        )
         codes.append(res.exit_code)
         if res.exit_code == 1:
             assert [c.metric for c in res.regressions] == ["runtime"]
@@ -101,16 +110,23 @@ def test_one_more_conv_fails_params_flops_and_memory_every_time(conv_metrics) ->
         rng = np.random.default_rng(seed)
         same = noisy_samples(1.0, 30, rng)
         base = doc("net", same, **m10, peak_memory_predicted_bytes=10 * ONE_MAP)
-        for metric, cur_metrics in (("params", {**m11, "flops": m10["flops"], "convs": m10["convs"]}),
-                                    ("FLOPs", {**m10, "flops": m11["flops"]}),
-                                    ("convs", {**m10, "convs": m11["convs"]})):
-            res = run_gate([base], [doc("net", same, **cur_metrics, peak_memory_predicted_bytes=10 * ONE_MAP)])
+        for metric, cur_metrics in (
+            ("params", {**m11, "flops": m10["flops"], "convs": m10["convs"]}),
+            ("FLOPs", {**m10, "flops": m11["flops"]}),
+            ("convs", {**m10, "convs": m11["convs"]}),
+        ):
+            res = run_gate(
+                [base], [doc("net", same, **cur_metrics, peak_memory_predicted_bytes=10 * ONE_MAP)]
+            )
             assert res.exit_code == 1 and [c.metric for c in res.regressions] == [metric]
         res = run_gate([base], [doc("net", same, **m10, peak_memory_predicted_bytes=11 * ONE_MAP)])
         assert res.exit_code == 1 and [c.metric for c in res.regressions] == ["memory (predicted)"]
     # a threshold lets a known growth through
-    res = run_gate([base], [doc("net", same, **m11, peak_memory_predicted_bytes=11 * ONE_MAP)],
-                   thresholds={"params": 15, "flops": 15, "convs": 15, "memory": 15})
+    res = run_gate(
+        [base],
+        [doc("net", same, **m11, peak_memory_predicted_bytes=11 * ONE_MAP)],
+        thresholds={"params": 15, "flops": 15, "convs": 15, "memory": 15},
+    )
     assert res.exit_code == 0
 
 
@@ -126,8 +142,15 @@ def test_missing_model_or_metric_is_exit_2_and_regression_wins(tmp_path: Path) -
     assert res.exit_code == 1
     res = run_gate([doc("a", s)], [doc("a", s), doc("new", s)])
     assert res.exit_code == 0 and any(c.verdict == "new" for c in res.checks)
-    failed = new_result("a", scale=4, input_shape=[1, 3, 64, 64], device="cpu", dtype="fp32", status="error",
-                        error="RuntimeError: shape mismatch")
+    failed = new_result(
+        "a",
+        scale=4,
+        input_shape=[1, 3, 64, 64],
+        device="cpu",
+        dtype="fp32",
+        status="error",
+        error="RuntimeError: shape mismatch",
+    )
     assert run_gate([doc("a", s)], [failed]).exit_code == 1
 
 
@@ -140,12 +163,24 @@ def test_cli_exit_codes_and_summary_file(tmp_path: Path, capsys: pytest.CaptureF
     slow = tmp_path / "slow.json"
     write_json_atomic(slow, [doc("net", noisy_samples(1.25, 60, rng), params=1000.0)])
     summary = tmp_path / "summary.md"
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(same), "--summary", str(summary)]) == 0
+    assert (
+        main(
+            ["gate", "--baseline", str(tmp_path / "base"), "--current", str(same), "--summary", str(summary)]
+        )
+        == 0
+    )
     assert "effbench gate: PASS" in capsys.readouterr().out
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(slow), "--summary", str(summary)]) == 1
+    assert (
+        main(
+            ["gate", "--baseline", str(tmp_path / "base"), "--current", str(slow), "--summary", str(summary)]
+        )
+        == 1
+    )
     text = summary.read_text()
     assert "effbench gate: PASS" in text and "effbench gate: FAIL" in text and "Mann-Whitney" in text
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(slow), "--runtime", "40%"]) == 0
+    assert (
+        main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(slow), "--runtime", "40%"]) == 0
+    )
     assert main(["gate", "--baseline", str(tmp_path / "nope"), "--current", str(same)]) == 2
     assert main(["gate", "--baseline", str(same), "--current", str(same), "--runtime", "five"]) == 2
     bad = tmp_path / "bad.json"
@@ -161,13 +196,36 @@ def test_reads_pytest_benchmark_json(tmp_path: Path) -> None:
 
     def bench_file(path: Path, true_s: float, params: int, save_data: bool) -> Path:
         data = [x / 1e3 for x in noisy_samples(true_s * 1e3, 40, rng)]
-        stats = {"min": min(data), "max": max(data), "mean": float(np.mean(data)), "stddev": float(np.std(data, ddof=1)),
-                 "median": float(np.median(data)), "rounds": len(data), "iterations": 1}
+        stats = {
+            "min": min(data),
+            "max": max(data),
+            "mean": float(np.mean(data)),
+            "stddev": float(np.std(data, ddof=1)),
+            "median": float(np.median(data)),
+            "rounds": len(data),
+            "iterations": 1,
+        }
         if save_data:
             stats["data"] = data
-        path.write_text(json.dumps({"machine_info": {}, "commit_info": {}, "version": "5.2.3", "benchmarks": [
-            {"group": None, "name": "test_sr", "fullname": "tests/test_sr.py::test_sr", "params": None,
-             "extra_info": {"params": params, "flops": 2.0e9, "convention": "full"}, "stats": stats}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "machine_info": {},
+                    "commit_info": {},
+                    "version": "5.2.3",
+                    "benchmarks": [
+                        {
+                            "group": None,
+                            "name": "test_sr",
+                            "fullname": "tests/test_sr.py::test_sr",
+                            "params": None,
+                            "extra_info": {"params": params, "flops": 2.0e9, "convention": "full"},
+                            "stats": stats,
+                        }
+                    ],
+                }
+            )
+        )
         return path
 
     base = bench_file(tmp_path / "0001_base.json", 0.010, 5000, True)
@@ -208,13 +266,16 @@ def test_statistics_match_scipy_when_available() -> None:
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(11)
     x, y = rng.normal(1.05, 0.1, 25), rng.normal(1.0, 0.1, 30)
-    assert mann_whitney_u(x, y)[1] == pytest.approx(stats.mannwhitneyu(x, y, alternative="greater",
-                                                                         method="exact").pvalue, rel=1e-9)
+    assert mann_whitney_u(x, y)[1] == pytest.approx(
+        stats.mannwhitneyu(x, y, alternative="greater", method="exact").pvalue, rel=1e-9
+    )
     xt, yt = np.round(x, 1), np.round(y, 1)  # ties: normal approximation with tie correction
     assert mann_whitney_u(xt, yt)[1] == pytest.approx(
-        stats.mannwhitneyu(xt, yt, alternative="greater", method="asymptotic").pvalue, rel=1e-9)
+        stats.mannwhitneyu(xt, yt, alternative="greater", method="asymptotic").pvalue, rel=1e-9
+    )
     assert welch_t(1.1, 0.1, 10, 1.0, 0.2, 12)[1] == pytest.approx(
-        stats.ttest_ind_from_stats(1.1, 0.1, 10, 1.0, 0.2, 12, equal_var=False, alternative="greater").pvalue)
+        stats.ttest_ind_from_stats(1.1, 0.1, 10, 1.0, 0.2, 12, equal_var=False, alternative="greater").pvalue
+    )
     assert t_sf(-1.3, 4.5) == pytest.approx(stats.t.sf(-1.3, 4.5))
 
 

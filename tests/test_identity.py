@@ -79,8 +79,14 @@ def test_kwargs_weights_scale_and_form_change_the_key(two_nets, tmp_path: Path, 
 
 def test_every_kind_of_model_gets_an_identity(two_nets, tmp_path: Path, monkeypatch) -> None:
     zoo = resolve_model("fmen_s").identity
-    assert (zoo.name, zoo.spec, zoo.scale, zoo.form, zoo.data_range, zoo.weights) == \
-        ("fmen_s", "fmen_s", 4, "deploy", 255.0, None)
+    assert (zoo.name, zoo.spec, zoo.scale, zoo.form, zoo.data_range, zoo.weights) == (
+        "fmen_s",
+        "fmen_s",
+        4,
+        "deploy",
+        255.0,
+        None,
+    )
     pkg = tmp_path / "idpkg_effbench"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(NET.format(feats=4))
@@ -97,8 +103,11 @@ def test_every_kind_of_model_gets_an_identity(two_nets, tmp_path: Path, monkeypa
 def test_display_names_keep_unique_names_and_qualify_clashes(two_nets) -> None:
     a, b = (resolve_model(s).identity for s in two_nets)
     fmen = resolve_model("fmen_s").identity
-    assert display_names([a, b, fmen]) == {a.key: "Net (a/model.py)", b.key: "Net (b/model.py)",
-                                           fmen.key: "fmen_s"}
+    assert display_names([a, b, fmen]) == {
+        a.key: "Net (a/model.py)",
+        b.key: "Net (b/model.py)",
+        fmen.key: "fmen_s",
+    }
     train = resolve_model("fmen_s", deploy=False).identity
     assert display_names([fmen, train]) == {fmen.key: "fmen_s (deploy)", train.key: "fmen_s (train)"}
 
@@ -113,9 +122,18 @@ def test_result_documents_carry_the_identity_and_old_ones_key_on_their_name() ->
 
 def _doc(spec: str, params: float) -> dict:
     ident = resolve_model(spec).identity
-    return new_result(ident.name, ident.spec, identity=ident.as_dict(), scale=4, input_shape=[1, 3, 64, 64],
-                      device="cpu", dtype="fp32", protocol="steady", convention="full",
-                      metrics={"params": params, "runtime_ms": 1.0})
+    return new_result(
+        ident.name,
+        ident.spec,
+        identity=ident.as_dict(),
+        scale=4,
+        input_shape=[1, 3, 64, 64],
+        device="cpu",
+        dtype="fp32",
+        protocol="steady",
+        convention="full",
+        metrics={"params": params, "runtime_ms": 1.0},
+    )
 
 
 def test_two_same_name_models_give_two_rows_and_two_gate_entries(two_nets, tmp_path: Path) -> None:
@@ -126,13 +144,17 @@ def test_two_same_name_models_give_two_rows_and_two_gate_entries(two_nets, tmp_p
 
     docs = [_doc(s, _params(s)) for s in two_nets]
     rows = {r.model: r.values["params_k"] for r in build_table(docs).rows}
-    assert rows == {"Net (a/model.py)": pytest.approx(_params(two_nets[0]) / 1e3),
-                    "Net (b/model.py)": pytest.approx(_params(two_nets[1]) / 1e3)}
+    assert rows == {
+        "Net (a/model.py)": pytest.approx(_params(two_nets[0]) / 1e3),
+        "Net (b/model.py)": pytest.approx(_params(two_nets[1]) / 1e3),
+    }
     write_json_atomic(tmp_path / "results" / "all.json", docs)
     entries = load_for_gate(tmp_path / "results")
     assert sorted(entries) == ["Net (a/model.py)", "Net (b/model.py)"]
     assert {e["model"]: e["params"] for e in _entries(docs)} == {
-        "Net (a/model.py)": _params(two_nets[0]), "Net (b/model.py)": _params(two_nets[1])}
+        "Net (a/model.py)": _params(two_nets[0]),
+        "Net (b/model.py)": _params(two_nets[1]),
+    }
 
 
 def test_two_same_name_models_swept_together_keep_their_own_rows(two_nets) -> None:
@@ -143,8 +165,10 @@ def test_two_same_name_models_swept_together_keep_their_own_rows(two_nets) -> No
     docs = [measure_cell(Cell(s, 4, (16, 16), repeats=1, threads=1)) for s in two_nets]
     assert [d["status"] for d in docs] == ["ok", "ok"] and docs[0]["model_key"] != docs[1]["model_key"]
     rows = {r.model: r.values["params_k"] for r in build_table(docs).rows}
-    assert rows == {"Net (a/model.py)": pytest.approx(_params(two_nets[0]) / 1e3),
-                    "Net (b/model.py)": pytest.approx(_params(two_nets[1]) / 1e3)}
+    assert rows == {
+        "Net (a/model.py)": pytest.approx(_params(two_nets[0]) / 1e3),
+        "Net (b/model.py)": pytest.approx(_params(two_nets[1]) / 1e3),
+    }
 
 
 def test_each_entry_point_keeps_the_identity_of_what_it_measured(two_nets) -> None:

@@ -37,6 +37,7 @@ def param_blocks(model: nn.Module) -> int:
 
 # --- Fig. 2 ------------------------------------------------------------------------------------------------------
 
+
 def test_fig2a_plain_stack_peaks_at_twice_the_feature() -> None:
     """Plain topology: the peak is M_input + M_output = 2 x C x H x W, however many convs are stacked."""
     for n in (1, 3, 6):
@@ -87,6 +88,7 @@ def test_fig2_demo_rows() -> None:
 
 
 # --- residual, in-place, views, rounding -------------------------------------------------------------------------
+
 
 class ResBlock(nn.Module):
     def __init__(self, c: int) -> None:
@@ -216,12 +218,17 @@ def test_cat_fusion_model() -> None:
 
 # --- fake replay == real CPU replay, model untouched -----------------------------------------------------------
 
-@pytest.mark.parametrize("model", [ResBlock(C), CatFusion(), ViewKeepsBase(), InplaceAndViews(), fusion_block(2, C)])
+
+@pytest.mark.parametrize(
+    "model", [ResBlock(C), CatFusion(), ViewKeepsBase(), InplaceAndViews(), fusion_block(2, C)]
+)
 def test_fake_replay_equals_real_cpu_replay(model: nn.Module) -> None:
     a = predict_memory(model, (H, W), channels=C, device_model="plain")
     b = replay_memory_cpu(model, (H, W), channels=C)
     assert a.peak_bytes == b.peak_bytes
-    assert [(e["op"], e["live_bytes"]) for e in a.timeline] == [(e["op"], e["live_bytes"]) for e in b.timeline]
+    assert [(e["op"], e["live_bytes"]) for e in a.timeline] == [
+        (e["op"], e["live_bytes"]) for e in b.timeline
+    ]
 
 
 def test_the_model_is_left_untouched() -> None:
@@ -250,6 +257,7 @@ def test_bad_input_is_a_clear_error() -> None:
 
 
 # --- the CUDA caching allocator model --------------------------------------------------------------------------
+
 
 def test_caching_allocator_small_pool() -> None:
     a = CachingAllocator()
@@ -305,6 +313,7 @@ def test_cuda_model_counts_unsplit_blocks() -> None:
 
 # --- the CLI -------------------------------------------------------------------------------------------------------
 
+
 def test_cli_demo_fig2(capsys: pytest.CaptureFixture[str]) -> None:
     from effbench.cli import main
 
@@ -339,6 +348,7 @@ def test_cli_user_model_json_plot_and_compare(tmp_path, capsys: pytest.CaptureFi
 
 # --- the CUDA measurement, exercised on the CPU with torch.cuda's counters stubbed ---------------------------------
 
+
 def test_measure_cuda_memory_protocol_with_stubbed_counters(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs the measurement code path (copy, warm + measured forward, workspace hooks) on the CPU: the counters are
     stubs, so only the bookkeeping is checked; the numbers themselves come from the GPU validation."""
@@ -357,14 +367,19 @@ def test_measure_cuda_memory_protocol_with_stubbed_counters(monkeypatch: pytest.
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda dev=None: state["allocated"])
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda dev=None: state["peak"])
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", reset)
-    monkeypatch.setattr(torch.cuda, "memory_stats", lambda dev=None: {"allocated_bytes.all.peak": 5,
-                                                                      "requested_bytes.all.peak": 4})
+    monkeypatch.setattr(
+        torch.cuda,
+        "memory_stats",
+        lambda dev=None: {"allocated_bytes.all.peak": 5, "requested_bytes.all.peak": 4},
+    )
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "stub")
     m = ResBlock(C)
     weight = m.conv1.weight
     d = measure_cuda_memory(m, (H, W), channels=C, device="cpu")
     assert m.conv1.weight is weight and not m.conv1._forward_hooks  # the user's model is untouched
-    assert calls[0] == "empty_cache" and calls.count("reset") == 1 + 2  # once before the warm forward, once per conv
+    assert (
+        calls[0] == "empty_cache" and calls.count("reset") == 1 + 2
+    )  # once before the warm forward, once per conv
     assert d["measured_peak_bytes"] == 4096
     assert d["difference_bytes"] == 4096 - d["predicted_peak_bytes"]
     assert d["cudnn_workspace_by_module"] == {"conv1": 4096, "conv2": 4096}

@@ -13,14 +13,18 @@ ZOO = list_models()
 FORMS = [(n, True) for n in ZOO] + [(n, False) for n in ZOO if model_info(n).has_deploy_form]
 
 
-@pytest.mark.parametrize(("name", "deploy"), FORMS, ids=[f"{n}-{'deploy' if d else 'train'}" for n, d in FORMS])
+@pytest.mark.parametrize(
+    ("name", "deploy"), FORMS, ids=[f"{n}-{'deploy' if d else 'train'}" for n, d in FORMS]
+)
 def test_fake_replay_is_exact_against_real_cpu_replay(name: str, deploy: bool) -> None:
     """Predicted peak == peak of live real CPU tensors (512-byte blocks), op by op, for every zoo model."""
     model = create_model(name, scale=model_info(name).scales[-1], deploy=deploy)
     fake = predict_memory(model, (16, 20), device_model="plain")
     real = replay_memory_cpu(model, (16, 20))
     assert fake.peak_bytes == real.peak_bytes
-    assert [(e["op"], e["live_bytes"]) for e in fake.timeline] == [(e["op"], e["live_bytes"]) for e in real.timeline]
+    assert [(e["op"], e["live_bytes"]) for e in fake.timeline] == [
+        (e["op"], e["live_bytes"]) for e in real.timeline
+    ]
 
 
 def _features_x(report) -> float:

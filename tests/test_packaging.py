@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build a wheel from a copy of the sources (the build leaves build/ and *.egg-info behind; not in the tree)."""
-    pytest.importorskip("setuptools", minversion="77",
-                        reason="building without isolation needs setuptools >= 77 (pyproject's build-system) here")
+    pytest.importorskip(
+        "setuptools",
+        minversion="77",
+        reason="building without isolation needs setuptools >= 77 (pyproject's build-system) here",
+    )
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (ROOT / name).exists():
@@ -26,8 +29,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT / "effbench", src / "effbench", ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     wheels = list(out.glob("effbench-*.whl"))
@@ -56,8 +72,13 @@ def test_wheel_has_no_top_level_models_package(wheel: Path) -> None:
 def test_wheel_declares_the_console_script_and_the_harness_modules(wheel: Path) -> None:
     zf = zipfile.ZipFile(wheel)
     names = set(zf.namelist())
-    for module in ("effbench/cli.py", "effbench/zoo/registry.py", "effbench/zoo/reparam.py", "effbench/zoo/weights.py",
-                   "effbench/commands/zoo.py"):
+    for module in (
+        "effbench/cli.py",
+        "effbench/zoo/registry.py",
+        "effbench/zoo/reparam.py",
+        "effbench/zoo/weights.py",
+        "effbench/commands/zoo.py",
+    ):
         assert module in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "effbench = effbench.cli:main" in zf.read(entry_points).decode()
@@ -70,17 +91,28 @@ _IMPORT_ZOO = "import effbench.zoo.models.fmen as m, effbench, sys; print(m.__fi
 def test_the_zoo_imports_from_an_installed_wheel_with_no_finder(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    proc = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + _IMPORT_ZOO],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(p for p in sys.path if "site-packages" in p)})
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + _IMPORT_ZOO],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(p for p in sys.path if "site-packages" in p)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[0].startswith(str(site)), proc.stdout
     assert not any(p.name == "_zoo.py" for p in (ROOT / "effbench").rglob("*.py"))
 
 
 def test_the_zoo_imports_from_a_source_checkout_with_no_finder(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", _IMPORT_ZOO], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ZOO],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[0] == str(ROOT / "effbench" / "zoo" / "models" / "fmen.py")
     assert "Zoo" not in proc.stdout.splitlines()[1]

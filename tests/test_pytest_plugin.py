@@ -11,7 +11,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-USER_TESTS = '''
+USER_TESTS = """
 import time
 import torch
 from torch import nn
@@ -41,7 +41,7 @@ def test_budget(effbench_profile, benchmark):
     m = effbench_profile(Net(), input_size=16, channels=8)
     assert m["params"] == BLOCKS * (8 * 8 * 9 + 8) and m["convs"] == BLOCKS
     benchmark.pedantic(lambda: None, rounds=2)
-'''
+"""
 
 
 @pytest.fixture
@@ -53,8 +53,9 @@ def restore_threads():
     torch.set_num_threads(n)
 
 
-def test_plugin_records_into_pytest_benchmark_storage_and_gates(pytester: pytest.Pytester, restore_threads,
-                                                                  tmp_path: Path) -> None:
+def test_plugin_records_into_pytest_benchmark_storage_and_gates(
+    pytester: pytest.Pytester, restore_threads, tmp_path: Path
+) -> None:
     from torch import nn
 
     from effbench.ci.gate import gate
@@ -77,8 +78,9 @@ def test_plugin_records_into_pytest_benchmark_storage_and_gates(pytester: pytest
 
     # one more conv and a 20 ms sleep per forward: pytest-benchmark's own comparison fails the run...
     pytester.makepyfile(test_user=USER_TESTS.format(blocks=4, delay=0.02))
-    r = pytester.runpytest(*common, "--benchmark-save=bigger", "--benchmark-compare=0001",
-                           "--benchmark-compare-fail=median:100%")
+    r = pytester.runpytest(
+        *common, "--benchmark-save=bigger", "--benchmark-compare=0001", "--benchmark-compare-fail=median:100%"
+    )
     assert r.ret != 0
     assert "Performance has regressed" in r.stdout.str() + r.stderr.str()
     # ...and effbench gate reads both saved files and fails on runtime, params and FLOPs
@@ -93,7 +95,9 @@ def test_plugin_module_imports_cheaply() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, effbench.pytest_plugin; "
-            "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
+    code = (
+        "import sys, effbench.pytest_plugin; "
+        "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -53,8 +53,9 @@ def test_set14_bicubic_gap_is_the_grey_image_scored_without_rgb2ycbcr(data_dir, 
     Table 3. The table's Bicubic row (inherited from older papers) scored the grey 'bridge' on its raw grey
     values, whose errors are 255/219 times larger than on Y = 16 + 219/255 * grey: 1.32 dB lower for that image,
     0.094 dB lower on the mean of 14. Doing the same reproduces the table."""
-    res = evaluate(effbench.create_model("bicubic", scale), data_dir / "Set14", scale, progress=False,
-                   save_dir=tmp_path)
+    res = evaluate(
+        effbench.create_model("bicubic", scale), data_dir / "Set14", scale, progress=False, save_dir=tmp_path
+    )
     per_image = {r["name"]: r["psnr"] for r in res["images"]}
     assert [n for n, g in ((r["name"], r["grey"]) for r in res["images"]) if g] == ["bridge"]
     assert res["psnr"] - BICUBIC_SET14[scale][0] == pytest.approx(0.09, abs=0.025)
@@ -72,8 +73,9 @@ def test_set14_bicubic_gap_is_the_grey_image_scored_without_rgb2ycbcr(data_dir, 
 def test_imdn_official_checkpoints_reproduce_table3(data_dir, weights_cache, scale):
     model = effbench.create_model("imdn", scale, pretrained=True)
     for name in ("Set5", "Set14"):
-        res = evaluate(model, data_dir / name, scale, data_range=effbench.model_info("imdn").data_range,
-                       progress=False)
+        res = evaluate(
+            model, data_dir / name, scale, data_range=effbench.model_info("imdn").data_range, progress=False
+        )
         want_psnr, want_ssim = IMDN[name][scale]
         assert res["psnr"] == pytest.approx(want_psnr, abs=0.01), f"{name} x{scale}"
         assert res["ssim"] == pytest.approx(want_ssim, abs=0.001), f"{name} x{scale}"

@@ -32,12 +32,24 @@ def table4_docs(**overrides) -> list[dict]:
     docs = []
     for name, (p, f, rt, mem, act, convs, psnr) in TABLE4.items():
         samples = [rt * (1 + 0.01 * ((i % 5) - 2)) for i in range(20)]
-        fields = {"scale": 4, "input_shape": [1, 3, 256, 256], "device": "cuda", "dtype": "fp32",
-                  "protocol": "ntire", "convention": "ntire2022", "env": {"gpu_name": "NVIDIA GeForce GTX 1080 Ti"},
-                  "metrics": {"params": p, "flops": f,
-                              "runtime_ms": {"median": rt, "repeats": 20, "samples": samples},
-                              "peak_memory_measured_bytes": mem * 2**20, "activations": act * 1e6,
-                              "convs": convs, "psnr": psnr}}
+        fields = {
+            "scale": 4,
+            "input_shape": [1, 3, 256, 256],
+            "device": "cuda",
+            "dtype": "fp32",
+            "protocol": "ntire",
+            "convention": "ntire2022",
+            "env": {"gpu_name": "NVIDIA GeForce GTX 1080 Ti"},
+            "metrics": {
+                "params": p,
+                "flops": f,
+                "runtime_ms": {"median": rt, "repeats": 20, "samples": samples},
+                "peak_memory_measured_bytes": mem * 2**20,
+                "activations": act * 1e6,
+                "convs": convs,
+                "psnr": psnr,
+            },
+        }
         docs.append(new_result(name, **{**fields, **overrides}))
     return docs
 
@@ -95,9 +107,19 @@ def test_missing_metric_is_a_dash_with_footnote_never_zero(tmp_path: Path) -> No
 
 def test_failed_cell_is_footnoted(tmp_path: Path) -> None:
     docs = table4_docs()
-    docs.append(new_result("BrokenNet", scale=4, input_shape=[1, 3, 256, 256], device="cuda", dtype="fp32",
-                           protocol="ntire", convention="ntire2022", status="oom",
-                           error="CUDA out of memory (tried to allocate 2.00 GiB)"))
+    docs.append(
+        new_result(
+            "BrokenNet",
+            scale=4,
+            input_shape=[1, 3, 256, 256],
+            device="cuda",
+            dtype="fp32",
+            protocol="ntire",
+            convention="ntire2022",
+            status="oom",
+            error="CUDA out of memory (tried to allocate 2.00 GiB)",
+        )
+    )
     render_report(docs, tmp_path, figures=False, formats=("md",))
     md = (tmp_path / "report.md").read_text()
     row = md_row(md, "BrokenNet")
@@ -110,8 +132,14 @@ def test_deltas_reproduce_the_papers_fmen_s_vs_e_rfdn(tmp_path: Path) -> None:
     render_report(table4_docs(), tmp_path, baseline="E-RFDN", figures=False, formats=("md", "json"))
     md = (tmp_path / "report.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("- FMEN-S vs E-RFDN:"))
-    for part in ("params -21.2%", "FLOPs -17.8%", "runtime -33.1%", "memory -74.0%", "activations -35.7%",
-                 "PSNR -0.04 dB"):
+    for part in (
+        "params -21.2%",
+        "FLOPs -17.8%",
+        "runtime -33.1%",
+        "memory -74.0%",
+        "activations -35.7%",
+        "PSNR -0.04 dB",
+    ):
         assert part in line
     doc = json.loads((tmp_path / "report.json").read_text())
     d = next(r for r in doc["tables"][0]["deltas"] if r["method"] == "FMEN-S")
@@ -134,21 +162,44 @@ def test_whole_zoo_report_figures_html_csv_json(tmp_path: Path) -> None:
     import matplotlib.image as mpimg
 
     docs = table4_docs()
-    docs[7]["memory_timeline"] = [{"index": i, "op": "aten.convolution", "allocated_bytes": (i % 7 + 1) * 2**20}
-                                  for i in range(40)]
-    docs.append(new_result("FMEN-S", scale=4, device="cpu", psd={"blocks": [
-        {"name": "hfab1", "freqs": [0.05 * i for i in range(1, 10)],
-         "input_curve": [1.0 / i for i in range(1, 10)], "output_curve": [2.0 / i for i in range(1, 10)]}]}))
+    docs[7]["memory_timeline"] = [
+        {"index": i, "op": "aten.convolution", "allocated_bytes": (i % 7 + 1) * 2**20} for i in range(40)
+    ]
+    docs.append(
+        new_result(
+            "FMEN-S",
+            scale=4,
+            device="cpu",
+            psd={
+                "blocks": [
+                    {
+                        "name": "hfab1",
+                        "freqs": [0.05 * i for i in range(1, 10)],
+                        "input_curve": [1.0 / i for i in range(1, 10)],
+                        "output_curve": [2.0 / i for i in range(1, 10)],
+                    }
+                ]
+            },
+        )
+    )
     paths = render_report(docs, tmp_path, baseline="E-RFDN")
     names = {p.name for p in paths}
-    assert {"report.md", "report.csv", "report.json", "report.html", "fig1_runtime_memory.png",
-            "fig1_runtime_memory.svg", "memory_timelines.png", "psd_FMEN-S.png"} <= names
+    assert {
+        "report.md",
+        "report.csv",
+        "report.json",
+        "report.html",
+        "fig1_runtime_memory.png",
+        "fig1_runtime_memory.svg",
+        "memory_timelines.png",
+        "psd_FMEN-S.png",
+    } <= names
     img = mpimg.imread(tmp_path / "fig1_runtime_memory.png")
     assert img.shape[0] >= 400 and img.shape[1] >= 600  # 7x5 in at 150 dpi, tight bbox
     assert mpimg.imread(tmp_path / "psd_FMEN-S.png").shape[0] >= 300
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") >= 3 and 'class="best"' in html and "FMEN-S vs E-RFDN" in html
-    assert "src=\"http" not in html  # self-contained
+    assert 'src="http' not in html  # self-contained
     import pandas as pd
 
     frame = pd.read_csv(tmp_path / "report.csv")
@@ -169,8 +220,22 @@ def test_cli_report_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture
     for d in table4_docs():
         write_json_atomic(folder / f"{d['model']}.json", d)
     out = tmp_path / "rep"
-    assert main(["report", str(tmp_path / "sweep"), "--out", str(out), "--format", "md,csv", "--no-figures",
-                 "--baseline", "E-RFDN"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(tmp_path / "sweep"),
+                "--out",
+                str(out),
+                "--format",
+                "md,csv",
+                "--no-figures",
+                "--baseline",
+                "E-RFDN",
+            ]
+        )
+        == 0
+    )
     assert (out / "report.md").is_file() and not (out / "report.html").exists()
     assert "FMEN-S vs E-RFDN" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "sweep"), "--out", str(out), "--baseline", "NoSuchNet"]) == 2

@@ -13,7 +13,9 @@ from effbench.cli import main
 from effbench.report.scores import YEARS, competition_rank, compute_scores
 
 
-def entry(name: str, runtime: float, flops_g: float, params_m: float, psnr: float | None = None, **extra) -> dict:
+def entry(
+    name: str, runtime: float, flops_g: float, params_m: float, psnr: float | None = None, **extra
+) -> dict:
     m = {"runtime_ms": {"median": runtime}, "flops": flops_g * 1e9, "params": params_m * 1e6, **extra}
     if psnr is not None:
         m["psnr"] = psnr
@@ -43,7 +45,10 @@ def test_ntire2026_hand_computed_case() -> None:
     # SPAN baseline 5.59 ms / 9.83 G / 0.151 M. A model at 0.8x runtime, 0.8x FLOPs and 1.2x params:
     #   Score_Runtime = exp(2 * 0.8) = 4.9530, Score_FLOPs = 4.9530, Score_Params = exp(2 * 1.2) = 11.0232
     #   2026: 0.8 * 4.9530 + 0.1 * 4.9530 + 0.1 * 11.0232 = 5.5600   (2024/2025 weights would give 5.8636)
-    docs = [entry("SPAN", 5.59, 9.83, 0.151, 26.94), entry("Mine", 0.8 * 5.59, 0.8 * 9.83, 1.2 * 0.151, 26.95)]
+    docs = [
+        entry("SPAN", 5.59, 9.83, 0.151, 26.94),
+        entry("Mine", 0.8 * 5.59, 0.8 * 9.83, 1.2 * 0.151, 26.95),
+    ]
     f = compute_scores(docs, 2026).set_index("model")
     assert f.loc["Mine", "score_runtime"] == pytest.approx(4.9530, abs=1e-4)
     assert f.loc["Mine", "score_params"] == pytest.approx(11.0232, abs=1e-4)
@@ -54,8 +59,11 @@ def test_ntire2026_hand_computed_case() -> None:
 
 
 def test_below_psnr_threshold_is_flagged_and_not_ranked() -> None:
-    docs = [entry("RLFN", 13.54, 19.70, 0.317, 26.96), entry("Fast", 6.0, 8.0, 0.1, 26.80),
-            entry("Unknown", 12.0, 18.0, 0.3)]
+    docs = [
+        entry("RLFN", 13.54, 19.70, 0.317, 26.96),
+        entry("Fast", 6.0, 8.0, 0.1, 26.80),
+        entry("Unknown", 12.0, 18.0, 0.3),
+    ]
     f = compute_scores(docs, 2024).set_index("model")
     assert f.loc["Fast", "eligible"] == False  # noqa: E712  (26.80 < 26.90 dB on DIV2K_LSDIR_valid)
     assert f.loc["Fast", "score_final"] < f.loc["RLFN", "score_final"]  # scored, but...
@@ -66,16 +74,22 @@ def test_below_psnr_threshold_is_flagged_and_not_ranked() -> None:
 def test_2022_rank_tracks_sum_ranks_with_ties() -> None:
     # runtime ranks A1 B2 C3; params A3 B1 C1 (tie); FLOPs A1 B2 C3 -> complexity sums A4 B3 C4 -> B1, A2, C2
     mem = {"peak_memory_measured_bytes": 100 * 2**20}
-    docs = [entry("A", 10, 10, 0.3, 29.05, activations=50e6, **mem),
-            entry("B", 20, 20, 0.2, 29.00, activations=40e6, **mem),
-            entry("C", 30, 30, 0.2, 29.10, activations=30e6, **mem),
-            entry("Low", 5, 5, 0.1, 28.50, activations=10e6, **mem)]
+    docs = [
+        entry("A", 10, 10, 0.3, 29.05, activations=50e6, **mem),
+        entry("B", 20, 20, 0.2, 29.00, activations=40e6, **mem),
+        entry("C", 30, 30, 0.2, 29.10, activations=30e6, **mem),
+        entry("Low", 5, 5, 0.1, 28.50, activations=10e6, **mem),
+    ]
     f = compute_scores(docs, 2022).set_index("model")
     assert list(f.loc[["A", "B", "C"], "rank_main"]) == [1, 2, 3]
     assert list(f.loc[["A", "B", "C"], "rank_sum_complexity"]) == [4, 3, 4]
     assert list(f.loc[["A", "B", "C"], "rank_complexity"]) == [2, 1, 2]
     # overall: runtime + params + FLOPs + activations + memory (all tie on memory: rank 1 each)
-    assert list(f.loc[["A", "B", "C"], "rank_sum_overall"]) == [1 + 3 + 1 + 3 + 1, 2 + 1 + 2 + 2 + 1, 3 + 1 + 3 + 1 + 1]
+    assert list(f.loc[["A", "B", "C"], "rank_sum_overall"]) == [
+        1 + 3 + 1 + 3 + 1,
+        2 + 1 + 2 + 2 + 1,
+        3 + 1 + 3 + 1 + 1,
+    ]
     assert f.loc["Low", "eligible"] == False and f.loc["Low", "rank_main"] is __import__("pandas").NA  # noqa: E712
 
 

@@ -28,6 +28,7 @@ def test_table2_params_within_one_percent_of_the_paper(row: str) -> None:
 
 def test_table2_baseline_width_is_the_only_deploy_width_within_one_percent() -> None:
     """779K pins the width: 15 deploy-form ERBs at C = 52; the neighbours and FMEN's width 64 miss by > 1%."""
+
     def count(c: int) -> int:
         return _params(build_variant("effbench.studies.variants:attention_net", {"n_feats": c}))
 
@@ -48,7 +49,9 @@ def test_table1_blocks_have_equal_params_within_each_network() -> None:
     """Paper Sec. 4.2: PB, RB and ERB 'are of the same number of parameters'."""
     study = get_study("blocks")
     for group in ("EDSR-baseline", "FMEN"):
-        counts = {v.name: _params(build_variant(v.spec, v.kwargs)) for v in study.variants if v.group == group}
+        counts = {
+            v.name: _params(build_variant(v.spec, v.kwargs)) for v in study.variants if v.group == group
+        }
         assert len(counts) == 3 and len(set(counts.values())) == 1, counts
 
 
@@ -58,8 +61,12 @@ def test_edsr_erb_deploy_form_has_no_skip_in_its_blocks() -> None:
     erb = edsr_erb(scale=2, n_resblocks=2, n_feats=8)
     pb = build_variant("edsr_baseline", {"block": "pb", "n_resblocks": 2, "n_feats": 8}, scale=2)
     rb = build_variant("edsr_baseline", {"block": "rb", "n_resblocks": 2, "n_feats": 8}, scale=2)
-    pb.load_state_dict({k.replace("conv1.rep_conv", "body.0").replace("conv2.rep_conv", "body.2"): t
-                        for k, t in erb.state_dict().items()})
+    pb.load_state_dict(
+        {
+            k.replace("conv1.rep_conv", "body.0").replace("conv2.rep_conv", "body.2"): t
+            for k, t in erb.state_dict().items()
+        }
+    )
     rb.load_state_dict(pb.state_dict())
     x = torch.rand(1, 3, 6, 6) * 255
     with torch.no_grad():
@@ -93,22 +100,37 @@ def test_fusion_and_plain_have_equal_params_and_macs(n: int) -> None:
     assert pp.macs == pf.macs
 
 
-def _doc(ms: float, cv: float = 0.01, params: int = 1000, mem: int = 100, flops: int = 10,
-         fastest: float | None = None) -> dict:
+def _doc(
+    ms: float,
+    cv: float = 0.01,
+    params: int = 1000,
+    mem: int = 100,
+    flops: int = 10,
+    fastest: float | None = None,
+) -> dict:
     rt = {"median": ms, "cv": cv} | ({"min": fastest} if fastest is not None else {})
-    return {"status": "ok", "metrics": {"params": params, "flops": flops, "peak_memory_predicted_bytes": mem,
-                                        "runtime_ms": rt}}
+    return {
+        "status": "ok",
+        "metrics": {"params": params, "flops": flops, "peak_memory_predicted_bytes": mem, "runtime_ms": rt},
+    }
 
 
 def test_verdicts_judge_direction_and_size_against_the_paper() -> None:
     study = get_study("attention")
-    docs = {"Baseline": _doc(100.0, params=779_500), "Baseline+CCA": _doc(112.0, params=782_000),
-            "Baseline+ESA": _doc(90.0, params=784_000), "FMEN (HFAB)": _doc(100.5, params=800_000)}
+    docs = {
+        "Baseline": _doc(100.0, params=779_500),
+        "Baseline+CCA": _doc(112.0, params=782_000),
+        "Baseline+ESA": _doc(90.0, params=784_000),
+        "FMEN (HFAB)": _doc(100.5, params=800_000),
+    }
     rows = {r["variant"]: r for r in analyse_study(study, docs, "cpu", (64, 64))}
     assert rows["Baseline+CCA"]["time_agrees"] is True
     assert "agrees: direction and size" in rows["Baseline+CCA"]["verdict"]
     assert rows["Baseline+ESA"]["time_agrees"] is False
-    assert "disagrees in direction" in rows["Baseline+ESA"]["verdict"] and "why:" in rows["Baseline+ESA"]["verdict"]
+    assert (
+        "disagrees in direction" in rows["Baseline+ESA"]["verdict"]
+        and "why:" in rows["Baseline+ESA"]["verdict"]
+    )
     assert "both small" in rows["FMEN (HFAB)"]["verdict"]
     assert "NOT within 1%" in rows["FMEN (HFAB)"]["verdict"]
     docs["Baseline+CCA"] = _doc(100.5, cv=0.05)
@@ -119,10 +141,15 @@ def test_verdicts_judge_direction_and_size_against_the_paper() -> None:
 def test_noisy_runs_are_judged_on_their_fastest_run() -> None:
     """A shared CPU (cv 20%) scrambles medians; the fastest runs carry the cost of the extra attention."""
     study = get_study("attention")
-    docs = {"Baseline": _doc(160.0, cv=0.2, fastest=100.0), "Baseline+CCA": _doc(140.0, cv=0.2, fastest=112.0)}
+    docs = {
+        "Baseline": _doc(160.0, cv=0.2, fastest=100.0),
+        "Baseline+CCA": _doc(140.0, cv=0.2, fastest=112.0),
+    }
     row = analyse_study(study, docs, "cpu", (64, 64))[1]
     assert row["time_basis"] == "fastest run" and row["time_agrees"] is True
-    assert row["time_change_pct"] == pytest.approx(-12.5) and row["time_min_change_pct"] == pytest.approx(12.0)
+    assert row["time_change_pct"] == pytest.approx(-12.5) and row["time_min_change_pct"] == pytest.approx(
+        12.0
+    )
     docs["Baseline+CCA"] = _doc(140.0, cv=0.8, fastest=112.0)
     row = analyse_study(study, docs, "cpu", (64, 64))[1]
     assert row["time_agrees"] is None and "too noisy" in row["verdict"]
@@ -130,10 +157,21 @@ def test_noisy_runs_are_judged_on_their_fastest_run() -> None:
 
 def test_report_renders_the_paper_beside_ours(tmp_path: Path) -> None:
     study = get_study("fusion")
-    docs = {v.name: _doc(1.0, mem=2 ** 20) for v in study.variants}
-    doc = {"study": "fusion", "title": study.title, "source": study.source, "paper_setting": study.paper_setting,
-           "notes": study.notes, "device": "cpu", "size": [16, 16], "repeats": 1, "threads": 1, "env": {},
-           "rows": analyse_study(study, docs, "cpu", (16, 16)), "formula": fusion_formula(study, (16, 16))}
+    docs = {v.name: _doc(1.0, mem=2**20) for v in study.variants}
+    doc = {
+        "study": "fusion",
+        "title": study.title,
+        "source": study.source,
+        "paper_setting": study.paper_setting,
+        "notes": study.notes,
+        "device": "cpu",
+        "size": [16, 16],
+        "repeats": 1,
+        "threads": 1,
+        "env": {},
+        "rows": analyse_study(study, docs, "cpu", (16, 16)),
+        "formula": fusion_formula(study, (16, 16)),
+    }
     md = render_study_markdown(doc)
     assert "| fusion N=6 |" in md and "10 of 10 rows reproduce the formula exactly" in md
     assert render_png(doc, tmp_path / "s.png").stat().st_size > 0
@@ -141,9 +179,11 @@ def test_report_renders_the_paper_beside_ours(tmp_path: Path) -> None:
 
 def test_a_user_attention_block_by_spec_is_one_line(tmp_path: Path) -> None:
     f = tmp_path / "mine.py"
-    f.write_text("import torch.nn as nn\n\nclass Gate(nn.Module):\n"
-                 "    def __init__(self, c, k=1):\n        super().__init__()\n        self.conv = nn.Conv2d(c, c, k)\n"
-                 "    def forward(self, x):\n        return x * self.conv(x).sigmoid()\n")
+    f.write_text(
+        "import torch.nn as nn\n\nclass Gate(nn.Module):\n"
+        "    def __init__(self, c, k=1):\n        super().__init__()\n        self.conv = nn.Conv2d(c, c, k)\n"
+        "    def forward(self, x):\n        return x * self.conv(x).sigmoid()\n"
+    )
     study = get_study("attention")
     mine = attention_variant("Baseline+Gate", f"{f}:Gate", k=1)
     specs = write_models_file(type(study)("t", "t", "t", [study.variant("Baseline"), mine]), tmp_path / "out")
@@ -164,8 +204,10 @@ def test_bad_input_gets_a_clear_error() -> None:
 
     assert main(["study", "attention", "--variant", "no-equals-sign", "--no-progress"]) == 2
     with pytest.raises(UsageError, match="two variants named"):
-        write_models_file(type(get_study("fusion"))("t", "t", "t", [Variant("a", "fmen"), Variant("a", "fmen")]),
-                          Path("/tmp"))
+        write_models_file(
+            type(get_study("fusion"))("t", "t", "t", [Variant("a", "fmen"), Variant("a", "fmen")]),
+            Path("/tmp"),
+        )
 
 
 def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
@@ -173,8 +215,23 @@ def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
     from effbench.cli import main
 
     out = tmp_path / "fusion"
-    rc = main(["study", "fusion", "--size", "16x16", "--repeats", "1", "--threads", "1", "--only", "fusion N=2",
-               "--out", str(out), "--no-progress"])
+    rc = main(
+        [
+            "study",
+            "fusion",
+            "--size",
+            "16x16",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--only",
+            "fusion N=2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     doc = json.loads((out / "study.json").read_text())
     assert [r["variant"] for r in doc["rows"]] == ["plain N=2", "fusion N=2"]
@@ -189,8 +246,22 @@ def test_cli_runs_a_study_end_to_end_through_the_sweep(tmp_path: Path) -> None:
 
     moved = out.rename(tmp_path / "moved")  # a committed report re-rendered in another checkout
     (moved / "study.md").unlink()
-    assert main(["study", "fusion", "--size", "16x16", "--only", "fusion N=2", "--out", str(moved),
-                 "--render-only"]) == 0
+    assert (
+        main(
+            [
+                "study",
+                "fusion",
+                "--size",
+                "16x16",
+                "--only",
+                "fusion N=2",
+                "--out",
+                str(moved),
+                "--render-only",
+            ]
+        )
+        == 0
+    )
     again = json.loads((moved / "study.json").read_text())
     assert [r["time_ms"] for r in again["rows"]] == [r["time_ms"] for r in doc["rows"]]
     assert again["command"] == doc["command"] and (moved / "study.md").is_file()
@@ -203,20 +274,39 @@ def test_rb_skip_keeps_one_extra_feature_alive_and_erb_deploy_does_not() -> None
     rows = {r["block"]: r for r in block_memory((12, 20), c=16)}
     fmap = 16 * 12 * 20 * 4
     assert rows["RB"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] + fmap
-    assert rows["ERB (deploy)"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] == 2 * fmap
+    assert (
+        rows["ERB (deploy)"]["predicted_feature_bytes"] == rows["PB"]["predicted_feature_bytes"] == 2 * fmap
+    )
     assert all(r["exact"] for r in rows.values() if r["paper_x"] is not None)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "size", "rows"), [("attention", "64x64", 4), ("blocks", "16x16", 6)])
-def test_each_paper_study_runs_whole_on_the_cpu_and_reports_every_row(tmp_path: Path, name: str, size: str,
-                                                                     rows: int) -> None:
+def test_each_paper_study_runs_whole_on_the_cpu_and_reports_every_row(
+    tmp_path: Path, name: str, size: str, rows: int
+) -> None:
     """The acceptance command, CI-sized: every variant measured in its own process, every row judged."""
     from effbench.cli import main
 
     out = tmp_path / name
-    assert main(["study", name, "--device", "cpu", "--size", size, "--repeats", "2", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "study",
+                name,
+                "--device",
+                "cpu",
+                "--size",
+                size,
+                "--repeats",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "study.json").read_text())
     assert len(doc["rows"]) == rows and all(r["status"] == "ok" for r in doc["rows"]), doc["sweep_status"]
     paper_params = [r for r in doc["rows"] if "params" in r["paper"]]

@@ -55,16 +55,41 @@ def test_cells_of_the_same_class_name_in_different_files_get_different_ids():
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
     models = [f"{MODELS}:{m}" for m in ("SlowA", "SlowB", "SlowC")]
-    return [sys.executable, "-m", "effbench", "run", "--models", *models, "--sizes", "8x8", "12x12",
-            "--devices", "cpu", "--repeats", "2", "--threads", "1", "--no-static", "--no-report", "--no-progress",
-            "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "effbench",
+        "run",
+        "--models",
+        *models,
+        "--sizes",
+        "8x8",
+        "12x12",
+        "--devices",
+        "cpu",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+        "--no-static",
+        "--no-report",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_sweep_then_resume_runs_no_finished_cell_twice(tmp_path: Path):
     out = tmp_path / "sweep"
-    proc = subprocess.Popen(_sweep_cmd(out), cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _sweep_cmd(out),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(list((out / "cells").glob("*.json"))) < 2:
         if proc.poll() is not None:
@@ -95,7 +120,10 @@ def test_broken_models_get_a_clear_status_and_the_sweep_goes_on(tmp_path: Path):
     summary = run_sweep(cells, tmp_path, progress=False, timeout=300)
     docs = {d["model"]: d for d in _docs(tmp_path).values()}
     assert {n: docs[n]["status"] for n in names} == {
-        "Raises": "error", "WrongShape": "bad_output", "NaNOutput": "nan_output"}
+        "Raises": "error",
+        "WrongShape": "bad_output",
+        "NaNOutput": "nan_output",
+    }
     assert "always fails" in docs["Raises"]["error"]
     assert "expected (1, 3, 32, 32)" in docs["WrongShape"]["error"]
     assert "NaN" in docs["NaNOutput"]["error"]
@@ -104,8 +132,10 @@ def test_broken_models_get_a_clear_status_and_the_sweep_goes_on(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_hanging_cell_times_out_and_the_next_cell_still_runs(tmp_path: Path):
-    cells = [Cell(f"{MODELS}:Hangs", 4, (8, 8), "cpu", repeats=2, static=False),
-             Cell(f"{MODELS}:Raises", 4, (8, 8), "cpu", repeats=2, static=False)]
+    cells = [
+        Cell(f"{MODELS}:Hangs", 4, (8, 8), "cpu", repeats=2, static=False),
+        Cell(f"{MODELS}:Raises", 4, (8, 8), "cpu", repeats=2, static=False),
+    ]
     summary = run_sweep(cells, tmp_path, progress=False, timeout=8)
     docs = {d["model"]: d for d in _docs(tmp_path).values()}
     assert docs["Hangs"]["status"] == "timeout" and "per-cell timeout" in docs["Hangs"]["error"]
@@ -119,7 +149,9 @@ def test_a_cell_process_that_dies_is_recorded_as_an_error_with_its_output(tmp_pa
     cells = [Cell(f"{MODELS}:Nearest", 4, (8, 8), "cpu", repeats=2, static=False)]
     summary = run_sweep(cells, tmp_path / "out", progress=False, python=str(crash))
     (doc,) = _docs(tmp_path / "out").values()
-    assert doc["status"] == "error" and "exited with code 139" in doc["error"] and "Segmentation" in doc["error"]
+    assert (
+        doc["status"] == "error" and "exited with code 139" in doc["error"] and "Segmentation" in doc["error"]
+    )
     assert summary["status"] == Counter(error=1)
 
 

@@ -76,8 +76,11 @@ def test_warmup_is_bounded_when_timings_never_settle():
 
 @pytest.mark.parametrize(
     ("model", "error", "status"),
-    [(Raises(), ModelError, "error"), (WrongShape(), BadOutputError, "bad_output"),
-     (NaNOutput(), NonFiniteOutputError, "nan_output")],
+    [
+        (Raises(), ModelError, "error"),
+        (WrongShape(), BadOutputError, "bad_output"),
+        (NaNOutput(), NonFiniteOutputError, "nan_output"),
+    ],
 )
 def test_broken_models_raise_a_clear_error_with_a_status(model, error, status):
     with pytest.raises(error) as exc:
@@ -87,8 +90,13 @@ def test_broken_models_raise_a_clear_error_with_a_status(model, error, status):
 
 
 def test_bad_arguments_are_usage_errors():
-    for kwargs in ({"protocol": "fast"}, {"dtype": "fp8"}, {"repeats": 0}, {"device": "tpu"},
-                   {"cuda_graphs": True, "device": "cpu"}):
+    for kwargs in (
+        {"protocol": "fast"},
+        {"dtype": "fp8"},
+        {"repeats": 0},
+        {"device": "tpu"},
+        {"cuda_graphs": True, "device": "cpu"},
+    ):
         with pytest.raises(UsageError):
             effbench.benchmark(Nearest(), (8, 8), **kwargs)
 
@@ -101,8 +109,13 @@ class _Spy(Nearest):
         self.seen: list[tuple[bool, bool, bool]] = []
 
     def forward(self, x):
-        self.seen.append((torch.is_grad_enabled(), any(p.requires_grad for p in self.parameters()),
-                          torch.backends.cudnn.benchmark))
+        self.seen.append(
+            (
+                torch.is_grad_enabled(),
+                any(p.requires_grad for p in self.parameters()),
+                torch.backends.cudnn.benchmark,
+            )
+        )
         return super().forward(x)
 
 
@@ -175,7 +188,24 @@ def test_cli_bench_reports_the_statistics_as_json(capsys):
 
     if "fmen_s" not in effbench.list_models():
         pytest.skip("zoo model fmen_s is not registered yet")
-    assert main(["bench", "fmen_s", "--device", "cpu", "--size", "64x64", "--json", "--repeats", "5", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "fmen_s",
+                "--device",
+                "cpu",
+                "--size",
+                "64x64",
+                "--json",
+                "--repeats",
+                "5",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     rt = doc["metrics"]["runtime_ms"]
     assert doc["model"] == "fmen_s" and doc["input_shape"] == [1, 3, 64, 64] and doc["device"] == "cpu"

@@ -55,10 +55,21 @@ def test_bad_forwards_is_refused() -> None:
 
 def _ot(conv_ms: float, elementwise_ms: float, gflops: float, weight: list[int]) -> dict:
     kinds = dict.fromkeys(KINDS, 0.0) | {"conv": conv_ms, "elementwise": elementwise_ms}
-    conv = {"input": [1, weight[1], 64, 64], "weight": weight, "calls": 30, "ms": conv_ms, "gflops": gflops,
-            "gflop_per_s": gflops / (conv_ms / 1e3)}
-    return {"total_ms": conv_ms + elementwise_ms, "kinds": kinds, "convs": [conv], "forwards": 5,
-            "conv_gflop_per_s": gflops / (conv_ms / 1e3)}
+    conv = {
+        "input": [1, weight[1], 64, 64],
+        "weight": weight,
+        "calls": 30,
+        "ms": conv_ms,
+        "gflops": gflops,
+        "gflop_per_s": gflops / (conv_ms / 1e3),
+    }
+    return {
+        "total_ms": conv_ms + elementwise_ms,
+        "kinds": kinds,
+        "convs": [conv],
+        "forwards": 5,
+        "conv_gflop_per_s": gflops / (conv_ms / 1e3),
+    }
 
 
 def test_the_split_separates_memory_bound_work_from_the_convolutions() -> None:
@@ -74,11 +85,20 @@ def test_a_disagreement_is_explained_by_what_the_profiler_measured() -> None:
     study = get_study("attention")
 
     def doc(ms: float, ot: dict) -> dict:
-        return {"status": "ok", "metrics": {"params": 779_996, "flops": 10, "runtime_ms": {"median": ms, "cv": 0.01},
-                                            "op_time": ot}}
+        return {
+            "status": "ok",
+            "metrics": {
+                "params": 779_996,
+                "flops": 10,
+                "runtime_ms": {"median": ms, "cv": 0.01},
+                "op_time": ot,
+            },
+        }
 
-    docs = {"Baseline": doc(100.0, _ot(98.0, 2.0, 5.0, [52, 52, 3, 3])),
-            "FMEN (HFAB)": doc(80.0, _ot(76.0, 4.0, 5.0, [64, 64, 3, 3]))}
+    docs = {
+        "Baseline": doc(100.0, _ot(98.0, 2.0, 5.0, [52, 52, 3, 3])),
+        "FMEN (HFAB)": doc(80.0, _ot(76.0, 4.0, 5.0, [64, 64, 3, 3])),
+    }
     row = {r["variant"]: r for r in analyse_study(study, docs, "cpu", (64, 64))}["FMEN (HFAB)"]
     assert row["time_agrees"] is False
     assert "-20.00 ms in all" in row["verdict"] and "non-conv ops +2.00 ms" in row["verdict"]
@@ -93,7 +113,9 @@ def test_the_roofline_charges_each_op_its_slower_side() -> None:
     peaks = {"peak_flops_per_s": 1e12, "peak_bytes_per_s": 1e11}
     rl = op_roofline([("aten::convolution", 2e9, 10_000_000), ("aten::add", 0.0, 30_000_000)], peaks)
     assert rl["compute_ms"] == pytest.approx(2.0) and rl["memory_ms"] == pytest.approx(0.3)
-    assert rl["bound_ms"] == pytest.approx(2.3) and rl["kinds_ms"] == pytest.approx({"conv": 2.0, "elementwise": 0.3})
+    assert rl["bound_ms"] == pytest.approx(2.3) and rl["kinds_ms"] == pytest.approx(
+        {"conv": 2.0, "elementwise": 0.3}
+    )
 
 
 def test_op_records_count_conv_flops_and_every_byte_moved() -> None:
@@ -124,7 +146,9 @@ def test_on_the_papers_gpu_the_attention_blocks_cost_what_table2_says() -> None:
     cca = 100 * (est["Baseline+CCA"]["paper"]["bound_ms"] / base - 1)
     esa = 100 * (est["Baseline+ESA"]["paper"]["bound_ms"] / base - 1)
     assert abs(cca - 11.7) < 2.0 and 15.2 / 1.5 < esa < 15.2 * 1.5
-    assert est["Baseline+CCA"]["paper"]["compute_ms"] == pytest.approx(est["Baseline"]["paper"]["compute_ms"], rel=1e-3)
+    assert est["Baseline+CCA"]["paper"]["compute_ms"] == pytest.approx(
+        est["Baseline"]["paper"]["compute_ms"], rel=1e-3
+    )
     cpu_cca = 100 * (est["Baseline+CCA"]["ours"]["bound_ms"] / est["Baseline"]["ours"]["bound_ms"] - 1)
     assert 0 < cpu_cca < cca / 2
 
@@ -156,10 +180,18 @@ def test_time_interleaved_takes_one_sample_of_each_model_per_round() -> None:
 
 def test_the_time_verdict_uses_the_paired_change_when_there_is_one() -> None:
     study = get_study("attention")
-    docs = {"Baseline": {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.2, "min": 90.0}}},
-            "Baseline+CCA": {"status": "ok", "metrics": {"runtime_ms": {"median": 90.0, "cv": 0.2, "min": 85.0}}}}
-    paired = {"Baseline": {"samples_ms": {"Baseline": [100.0, 150.0, 100.0, 120.0],
-                                          "Baseline+CCA": [112.0, 168.0, 112.0, 134.4]}}}
+    docs = {
+        "Baseline": {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.2, "min": 90.0}}},
+        "Baseline+CCA": {"status": "ok", "metrics": {"runtime_ms": {"median": 90.0, "cv": 0.2, "min": 85.0}}},
+    }
+    paired = {
+        "Baseline": {
+            "samples_ms": {
+                "Baseline": [100.0, 150.0, 100.0, 120.0],
+                "Baseline+CCA": [112.0, 168.0, 112.0, 134.4],
+            }
+        }
+    }
     row = analyse_study(study, docs, "cpu", (64, 64), paired=paired)[1]
     assert row["time_basis"] == "paired" and row["time_paired_change_pct"] == pytest.approx(12.0)
     assert row["time_agrees"] is True and "interleaved rounds" in row["verdict"]
@@ -169,8 +201,11 @@ def test_the_time_verdict_uses_the_paired_change_when_there_is_one() -> None:
 def test_the_median_of_interleaved_profiles_is_what_the_split_is_taken_from() -> None:
     from effbench.timing.breakdown import median_breakdown
 
-    slow, fast, mid = _ot(130.0, 3.0, 5.0, [52, 52, 3, 3]), _ot(90.0, 2.0, 5.0, [52, 52, 3, 3]), _ot(100.0, 2.5, 5.0,
-                                                                                                   [52, 52, 3, 3])
+    slow, fast, mid = (
+        _ot(130.0, 3.0, 5.0, [52, 52, 3, 3]),
+        _ot(90.0, 2.0, 5.0, [52, 52, 3, 3]),
+        _ot(100.0, 2.5, 5.0, [52, 52, 3, 3]),
+    )
     for p in (slow, fast, mid):
         p["ops"] = {"aten::mkldnn_convolution": {"kind": "conv", "ms": p["kinds"]["conv"], "calls": 30}}
     m = median_breakdown([slow, fast, mid])
@@ -180,10 +215,16 @@ def test_the_median_of_interleaved_profiles_is_what_the_split_is_taken_from() ->
         median_breakdown([])
 
     study = get_study("attention")
-    docs = {n: {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.01}}}
-            for n in ("Baseline", "Baseline+CCA")}
-    paired = {"Baseline": {"samples_ms": {"Baseline": [100.0] * 3, "Baseline+CCA": [103.0] * 3},
-                           "op_time": {"Baseline": m, "Baseline+CCA": _ot(100.0, 5.5, 5.0, [52, 52, 3, 3])}}}
+    docs = {
+        n: {"status": "ok", "metrics": {"runtime_ms": {"median": 100.0, "cv": 0.01}}}
+        for n in ("Baseline", "Baseline+CCA")
+    }
+    paired = {
+        "Baseline": {
+            "samples_ms": {"Baseline": [100.0] * 3, "Baseline+CCA": [103.0] * 3},
+            "op_time": {"Baseline": m, "Baseline+CCA": _ot(100.0, 5.5, 5.0, [52, 52, 3, 3])},
+        }
+    }
     row = analyse_study(study, docs, "cpu", (64, 64), paired=paired)[1]
     assert row["time_split"]["source"] == "interleaved passes"
     assert row["time_split"]["nonconv_change_ms"] == pytest.approx(3.0)

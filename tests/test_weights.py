@@ -34,13 +34,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_table_covers_every_shared_checkpoint(weights_dir: Path) -> None:
-    listed = {line.split()[1] for line in (weights_dir / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    listed = {
+        line.split()[1] for line in (weights_dir / "SHA256SUMS").read_text().splitlines() if line.strip()
+    }
     assert listed == set(OFFICIAL)
 
 
 @pytest.mark.parametrize("filename", sorted(OFFICIAL))
 def test_registered_hash_and_address_match_the_shared_sha256sums(filename: str, weights_dir: Path) -> None:
-    sums = dict(reversed(line.split()) for line in (weights_dir / "SHA256SUMS").read_text().splitlines() if line)
+    sums = dict(
+        reversed(line.split()) for line in (weights_dir / "SHA256SUMS").read_text().splitlines() if line
+    )
     model, scale = OFFICIAL[filename]
     cfgs = {c.filename: c for c in model_info(model).checkpoints(scale)}
     assert filename in cfgs, f"{model} x{scale} does not list {filename}"
@@ -55,6 +59,7 @@ def test_official_checkpoint_loads_strictly_via_create_model(filename: str, weig
     kwargs = {} if filename == first else {"weights": filename}  # the default file, or another by its name
     model = effbench.create_model(name, scale=scale, pretrained=True, **kwargs)
     sd = W.read_state_dict(weights_cache / filename)
+
     # strict load: the model's state is exactly the file's tensors, key for key (compared as a multiset of
     # (shape, checksum) so that the test does not depend on the key layout)
     def fingerprint(tensors) -> list[tuple[tuple[int, ...], float]]:
@@ -63,7 +68,9 @@ def test_official_checkpoint_loads_strictly_via_create_model(filename: str, weig
     assert fingerprint(model.state_dict().values()) == fingerprint(sd.values())
 
 
-def test_corrupt_cached_file_names_file_and_both_hashes(tmp_path: Path, weights_dir: Path, monkeypatch) -> None:
+def test_corrupt_cached_file_names_file_and_both_hashes(
+    tmp_path: Path, weights_dir: Path, monkeypatch
+) -> None:
     src = weights_dir / "ntire22_team03_fmen.pth"
     bad = tmp_path / src.name
     data = bytearray(src.read_bytes())
@@ -83,7 +90,9 @@ def test_wrong_shapes_name_the_file_and_the_keys(tmp_path: Path) -> None:
     sd["lr_conv.weight"] = torch.zeros(50, 50, 1, 1)
     path = tmp_path / "mine.pth"
     torch.save(sd, path)
-    with pytest.raises(CheckpointError, match=r"mine\.pth.*wrong shapes: lr_conv\.weight: checkpoint \(50, 50, 1, 1\)"):
+    with pytest.raises(
+        CheckpointError, match=r"mine\.pth.*wrong shapes: lr_conv\.weight: checkpoint \(50, 50, 1, 1\)"
+    ):
         effbench.create_model("fmen_s", weights=str(path))
 
 
@@ -93,7 +102,9 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path: Path) -> None:
     sd["extra.weight"] = torch.zeros(1)
     path = tmp_path / "odd.pt"
     torch.save(sd, path)
-    with pytest.raises(CheckpointError, match=r"odd\.pt.*missing keys: head\.bias.*unexpected keys: extra\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"odd\.pt.*missing keys: head\.bias.*unexpected keys: extra\.weight"
+    ):
         W.load_checkpoint(effbench.create_model("fmen_s"), path)
 
 
@@ -135,7 +146,9 @@ def test_offline_names_the_file_and_the_folder(tmp_path: Path, monkeypatch) -> N
     assert list((tmp_path / "cache").iterdir()) == []  # no partial file left behind
 
 
-def test_download_is_hash_checked_before_entering_the_cache(tmp_path: Path, weights_dir: Path, monkeypatch) -> None:
+def test_download_is_hash_checked_before_entering_the_cache(
+    tmp_path: Path, weights_dir: Path, monkeypatch
+) -> None:
     served = {"file": weights_dir / "ntire22_team04_rlfn.pth"}
     monkeypatch.setattr(W, "_download", lambda url, dst: shutil.copyfile(served["file"], dst))
     cache = tmp_path / "cache"

@@ -36,7 +36,9 @@ def test_the_issue_names_are_all_in_the_zoo(capsys) -> None:
     assert ISSUE_NAMES <= names, f"missing: {sorted(ISSUE_NAMES - names)}"
 
 
-def test_checkpoint_status_follows_the_cache(capsys, weights_cache: Path, monkeypatch, tmp_path: Path) -> None:
+def test_checkpoint_status_follows_the_cache(
+    capsys, weights_cache: Path, monkeypatch, tmp_path: Path
+) -> None:
     data = zoo_json(capsys, "--model", "fmen_s", "--model", "fmen")
     assert data["weights_dir"] == str(weights_cache)
     fmen_s, fmen = data["models"]
@@ -68,7 +70,10 @@ def test_unknown_model_exits_2_with_the_closest_names(argv: list[str], capsys) -
 def test_console_entry_point_runs_in_a_fresh_process(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "effbench", "zoo", "--json", "--model", "fmen_s"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["models"][0]["params"] == {"4": 341_066}

@@ -64,6 +64,7 @@ def test_train_form_has_bn_and_1x1_convs() -> None:
 
 # --- re-parameterisation ----------------------------------------------------------------------------------------------
 
+
 def randomize_(model: nn.Module, seed: int) -> nn.Module:
     """Random conv weights (default init, seeded) and random BN statistics and affine parameters."""
     g = torch.Generator().manual_seed(seed)
@@ -75,7 +76,9 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
             elif isinstance(m, nn.Conv2d):
-                m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) / (m.weight[0].numel() ** 0.5))
+                m.weight.copy_(
+                    (torch.rand(m.weight.shape, generator=g) * 2 - 1) / (m.weight[0].numel() ** 0.5)
+                )
                 m.bias.copy_((torch.rand(m.bias.shape, generator=g) * 2 - 1) * 0.1)
     return model.eval()
 
@@ -149,6 +152,7 @@ def test_rrrb_pads_with_the_expand_bias_so_the_border_is_exact() -> None:
 
 # --- shapes, variants -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("name", "scale"), ZOO_SCALES)
 @pytest.mark.parametrize("deploy", [True, False])
 def test_output_is_scale_times_input_for_odd_sizes(name: str, scale: int, deploy: bool) -> None:
@@ -201,6 +205,7 @@ def test_erb_backbone_inserts_attention_every_k_blocks() -> None:
 
 # --- the official FMEN-S checkpoints ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("filename", ["ntire22_team03_fmen.pth", "FMEN_test_weights.pt"])
 def test_both_fmen_s_checkpoints_load_strictly_into_the_deploy_form(filename: str, weights_dir) -> None:
     model = load_checkpoint(effbench.create_model("fmen_s"), weights_dir / filename)
@@ -222,7 +227,9 @@ def test_the_two_fmen_s_checkpoints_differ(weights_cache) -> None:
 
 
 def test_official_deploy_checkpoint_refuses_the_train_form(weights_cache) -> None:
-    with pytest.raises(CheckpointError, match="deploy .*form.*ntire22_team03_fmen.pth|ntire22_team03_fmen.pth.*deploy"):
+    with pytest.raises(
+        CheckpointError, match="deploy .*form.*ntire22_team03_fmen.pth|ntire22_team03_fmen.pth.*deploy"
+    ):
         effbench.create_model("fmen_s", pretrained=True, deploy=False)
 
 
@@ -232,6 +239,7 @@ def test_no_checkpoint_for_fmen_is_a_clear_error() -> None:
 
 
 # --- the official weights restore images (structure and [0,255] data range are right) --------------------------------
+
 
 def _set5_x4_y_psnr(model: nn.Module, data_dir) -> float:
     """Mean Y-channel PSNR (BT.601, border 4) on Set5 x4 with the given MATLAB-bicubic LR images."""
@@ -243,7 +251,9 @@ def _set5_x4_y_psnr(model: nn.Module, data_dir) -> float:
 
     scores = []
     for hr_path in sorted((data_dir / "Set5" / "HR").glob("*.png")):
-        lr = np.asarray(Image.open(data_dir / "Set5" / "LR_bicubic" / "X4" / f"{hr_path.stem}x4.png").convert("RGB"))
+        lr = np.asarray(
+            Image.open(data_dir / "Set5" / "LR_bicubic" / "X4" / f"{hr_path.stem}x4.png").convert("RGB")
+        )
         hr = np.asarray(Image.open(hr_path).convert("RGB")).astype(np.float64)
         with torch.no_grad():
             sr = model(torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float())

@@ -76,9 +76,13 @@ class Metric:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.key):
             raise ValueError(f"metric key {self.key!r}: use lower-case letters, digits and underscores")
         if self.kind not in KINDS:
-            raise ValueError(f"metric {self.key!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+            raise ValueError(
+                f"metric {self.key!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}"
+            )
         if self.better not in DIRECTIONS:
-            raise ValueError(f"metric {self.key!r}: better must be 'lower', 'higher' or None, not {self.better!r}")
+            raise ValueError(
+                f"metric {self.key!r}: better must be 'lower', 'higher' or None, not {self.better!r}"
+            )
         if not self.scale > 0:
             raise ValueError(f"metric {self.key!r}: scale must be positive, got {self.scale}")
 
@@ -142,7 +146,9 @@ _REGISTRY: dict[str, Metric] = {}
 def register_metric(m: Metric) -> Metric:
     """Add ``m`` to the catalogue; a key registered already raises ``ValueError`` naming it."""
     if m.key in _REGISTRY:
-        raise ValueError(f"metric {m.key!r} is already registered ({_REGISTRY[m.key].title!r}); pick another key")
+        raise ValueError(
+            f"metric {m.key!r} is already registered ({_REGISTRY[m.key].title!r}); pick another key"
+        )
     for key in m.sources:
         if key not in _REGISTRY:
             raise ValueError(f"metric {m.key!r}: source {key!r} is not registered")
@@ -179,31 +185,130 @@ def columns() -> tuple[Metric, ...]:
 # Table 4 of the FMEN paper, in its column order.
 
 # counting.Profile
-register_metric(Metric("params", "Params", "K", "lower", fmt=".0f", scale=1e3, column="params_k", always_shown=True,
-                       name="params", gate="params"))
-register_metric(Metric("flops", "FLOPs", "G", "lower", fmt=",.2f", scale=1e9, column="flops_g", always_shown=True,
-                       gate="flops"))
+register_metric(
+    Metric(
+        "params",
+        "Params",
+        "K",
+        "lower",
+        fmt=".0f",
+        scale=1e3,
+        column="params_k",
+        always_shown=True,
+        name="params",
+        gate="params",
+    )
+)
+register_metric(
+    Metric(
+        "flops",
+        "FLOPs",
+        "G",
+        "lower",
+        fmt=",.2f",
+        scale=1e9,
+        column="flops_g",
+        always_shown=True,
+        gate="flops",
+    )
+)
 # timing.BenchmarkResult
-register_metric(Metric("runtime_ms", "Runtime", "ms", "lower", "measured", column="runtime_ms", always_shown=True,
-                       missing="runtime not measured", name="runtime", gate="runtime"))
-register_metric(Metric("peak_memory_measured_bytes", "Memory (measured)", "MiB", "lower", scale=2**20,
-                       origin="measured", name="memory (measured)", gate="memory"))
+register_metric(
+    Metric(
+        "runtime_ms",
+        "Runtime",
+        "ms",
+        "lower",
+        "measured",
+        column="runtime_ms",
+        always_shown=True,
+        missing="runtime not measured",
+        name="runtime",
+        gate="runtime",
+    )
+)
+register_metric(
+    Metric(
+        "peak_memory_measured_bytes",
+        "Memory (measured)",
+        "MiB",
+        "lower",
+        scale=2**20,
+        origin="measured",
+        name="memory (measured)",
+        gate="memory",
+    )
+)
 # memory.MemoryReport
-register_metric(Metric("peak_memory_predicted_bytes", "Memory (predicted)", "MiB", "lower", scale=2**20,
-                       origin="predicted", fallback_note="predicted (no measured peak in this result)",
-                       name="memory (predicted)", gate="memory"))
+register_metric(
+    Metric(
+        "peak_memory_predicted_bytes",
+        "Memory (predicted)",
+        "MiB",
+        "lower",
+        scale=2**20,
+        origin="predicted",
+        fallback_note="predicted (no measured peak in this result)",
+        name="memory (predicted)",
+        gate="memory",
+    )
+)
 # the report's Memory column: measured where a result has it, else predicted
-register_metric(Metric("peak_memory_bytes", "Memory", "MiB", "lower", scale=2**20, column="memory_mib", suffix="M",
-                       missing="no peak memory (neither measured nor predicted)", always_shown=True,
-                       sources=("peak_memory_measured_bytes", "peak_memory_predicted_bytes"), name="memory"))
+register_metric(
+    Metric(
+        "peak_memory_bytes",
+        "Memory",
+        "MiB",
+        "lower",
+        scale=2**20,
+        column="memory_mib",
+        suffix="M",
+        missing="no peak memory (neither measured nor predicted)",
+        always_shown=True,
+        sources=("peak_memory_measured_bytes", "peak_memory_predicted_bytes"),
+        name="memory",
+    )
+)
 # counting.Profile
-register_metric(Metric("activations", "Activations", "M", "lower", scale=1e6, column="activations_m",
-                       always_shown=True, name="activations", gate="activations"))
-register_metric(Metric("convs", "Convs", "", "lower", fmt=".0f", column="convs", always_shown=True, name="convs",
-                       gate="convs"))
+register_metric(
+    Metric(
+        "activations",
+        "Activations",
+        "M",
+        "lower",
+        scale=1e6,
+        column="activations_m",
+        always_shown=True,
+        name="activations",
+        gate="activations",
+    )
+)
+register_metric(
+    Metric(
+        "convs",
+        "Convs",
+        "",
+        "lower",
+        fmt=".0f",
+        column="convs",
+        always_shown=True,
+        name="convs",
+        gate="convs",
+    )
+)
 # quality.Evaluation, timing.BenchmarkResult (with a data set)
-register_metric(Metric("psnr", "PSNR", "dB", "higher", column="psnr_db", suffix="", always_shown=True,
-                       missing="PSNR not measured (no quality run in these results)"))
+register_metric(
+    Metric(
+        "psnr",
+        "PSNR",
+        "dB",
+        "higher",
+        column="psnr_db",
+        suffix="",
+        always_shown=True,
+        missing="PSNR not measured (no quality run in these results)",
+    )
+)
 
 # counting.Profile
 register_metric(Metric("macs", "MACs", "G", "lower", fmt=",.2f", scale=1e9, gate="flops"))
@@ -214,10 +319,12 @@ register_metric(Metric("peak_memory_where", "Predicted peak, in words", fmt=""))
 register_metric(Metric("peak_memory_at", "Predicted peak, in C x H x W units", fmt=""))
 register_metric(Metric("memory_timeline", "Predicted memory timeline", "B", fmt=""))
 # timing.BenchmarkResult
-register_metric(Metric("peak_memory_above_inputs_bytes", "Memory above inputs (measured)", "MiB", "lower",
-                       scale=2**20))
-register_metric(Metric("device_memory_held_before_bytes", "Device memory held before the benchmark", "MiB",
-                       scale=2**20))
+register_metric(
+    Metric("peak_memory_above_inputs_bytes", "Memory above inputs (measured)", "MiB", "lower", scale=2**20)
+)
+register_metric(
+    Metric("device_memory_held_before_bytes", "Device memory held before the benchmark", "MiB", scale=2**20)
+)
 register_metric(Metric("ntire_memory_mib", "Memory (NTIRE script)", "MiB", "lower"))
 register_metric(Metric("energy_j_per_image", "Energy", "mJ", "lower", "measured", scale=1e-3, name="energy"))
 register_metric(Metric("power_w_mean", "Power", "W", kind="measured", fmt=".1f"))
@@ -227,8 +334,9 @@ register_metric(Metric("psnr_protocol", "PSNR protocol", fmt=""))
 register_metric(Metric("roofline", "Roofline bound", fmt=""))
 register_metric(Metric("roofline_error", "Roofline failure", fmt=""))
 # sweep worker: CUDA peak of memory.measure_cuda_memory (the forward-only peak of the benchmark kept beside it)
-register_metric(Metric("peak_memory_forward_bytes", "Memory of one forward (measured)", "MiB", "lower",
-                       scale=2**20))
+register_metric(
+    Metric("peak_memory_forward_bytes", "Memory of one forward (measured)", "MiB", "lower", scale=2**20)
+)
 register_metric(Metric("peak_memory_measured_source", "Measured peak from", fmt=""))
 # timing.breakdown
 register_metric(Metric("op_time", "Time per operator", fmt=""))

@@ -14,7 +14,13 @@ from typing import Any
 import torch
 
 __all__ = [
-    "LoadProbe", "available_memory", "capture_env", "cpu_freq_mhz", "cpu_model", "nvml_handle", "nvml_state",
+    "LoadProbe",
+    "available_memory",
+    "capture_env",
+    "cpu_freq_mhz",
+    "cpu_model",
+    "nvml_handle",
+    "nvml_state",
     "read_energy_mj",
 ]
 
@@ -190,10 +196,18 @@ def _meminfo_available() -> int | None:
 def _cgroup_available() -> int | None:
     """Bytes the memory cgroup still allows: limit - usage + reclaimable page cache (v2, else v1); None if unlimited."""
     for limit_f, usage_f, stat_f, inactive in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat",
-         "inactive_file"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+        (
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory.current",
+            "/sys/fs/cgroup/memory.stat",
+            "inactive_file",
+        ),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup/memory/memory.stat",
+            "total_inactive_file",
+        ),
     ):
         limit, usage = _read(limit_f), _read(usage_f)
         if limit is None or usage is None:
@@ -220,8 +234,11 @@ def available_memory(device: str | torch.device = "cpu") -> tuple[int, str] | No
         free, _ = torch.cuda.mem_get_info(dev)
         cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
         return int(free + cached), "torch.cuda.mem_get_info"
-    figures = [(v, src) for v, src in ((_meminfo_available(), "MemAvailable"), (_cgroup_available(), "cgroup limit"))
-               if v is not None]
+    figures = [
+        (v, src)
+        for v, src in ((_meminfo_available(), "MemAvailable"), (_cgroup_available(), "cgroup limit"))
+        if v is not None
+    ]
     return min(figures) if figures else None
 
 

@@ -45,18 +45,34 @@ class ModelIdentity:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form stored under ``"identity"`` in result documents."""
         return {
-            "key": self.key, "name": self.name, "spec": self.spec, "path": self.path, "module": self.module,
-            "kwargs": dict(self.kwargs), "weights": self.weights, "weights_sha256": self.weights_sha256,
-            "scale": self.scale, "form": self.form, "data_range": self.data_range,
+            "key": self.key,
+            "name": self.name,
+            "spec": self.spec,
+            "path": self.path,
+            "module": self.module,
+            "kwargs": dict(self.kwargs),
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "scale": self.scale,
+            "form": self.form,
+            "data_range": self.data_range,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelIdentity:
         """Inverse of :meth:`as_dict`."""
         return cls(
-            name=str(d["name"]), spec=str(d["spec"]), key=str(d["key"]), path=d.get("path"), module=d.get("module"),
-            kwargs=dict(d.get("kwargs") or {}), weights=d.get("weights"), weights_sha256=d.get("weights_sha256"),
-            scale=d.get("scale"), form=str(d.get("form", "deploy")), data_range=float(d.get("data_range", 255.0)),
+            name=str(d["name"]),
+            spec=str(d["spec"]),
+            key=str(d["key"]),
+            path=d.get("path"),
+            module=d.get("module"),
+            kwargs=dict(d.get("kwargs") or {}),
+            weights=d.get("weights"),
+            weights_sha256=d.get("weights_sha256"),
+            scale=d.get("scale"),
+            form=str(d.get("form", "deploy")),
+            data_range=float(d.get("data_range", 255.0)),
         )
 
     @classmethod

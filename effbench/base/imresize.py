@@ -97,7 +97,9 @@ def _numpy_path_ok(x: torch.Tensor) -> bool:
         return True
 
 
-def _resize_dim(x: torch.Tensor, dim: int, out_length: int, scale: float, kernel: str, antialiasing: bool) -> torch.Tensor:
+def _resize_dim(
+    x: torch.Tensor, dim: int, out_length: int, scale: float, kernel: str, antialiasing: bool
+) -> torch.Tensor:
     # int(): under jit tracing (fvcore) a size is a traced scalar, which must not reach numpy or the cache key
     weights, ind = contributions(int(x.shape[dim]), int(out_length), float(scale), kernel, antialiasing)
     view = [1] * x.dim()
@@ -127,12 +129,20 @@ def _output_length(length: int, scale: float) -> int:
 
 @overload
 def imresize(
-    image: np.ndarray, scale: float | None = ..., *, size: tuple[int, int] | None = ..., kernel: str = ...,
+    image: np.ndarray,
+    scale: float | None = ...,
+    *,
+    size: tuple[int, int] | None = ...,
+    kernel: str = ...,
     antialiasing: bool = ...,
 ) -> np.ndarray: ...
 @overload
 def imresize(
-    image: torch.Tensor, scale: float | None = ..., *, size: tuple[int, int] | None = ..., kernel: str = ...,
+    image: torch.Tensor,
+    scale: float | None = ...,
+    *,
+    size: tuple[int, int] | None = ...,
+    kernel: str = ...,
     antialiasing: bool = ...,
 ) -> torch.Tensor: ...
 

@@ -35,7 +35,9 @@ _loading = False
 
 def plugin_names() -> list[str]:
     """The plugins named by ``EFFBENCH_PLUGINS`` and the ``effbench.plugins`` entry points, in load order."""
-    names = [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", os.environ.get(ENV_VAR, "")) if p.strip()]
+    names = [
+        p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", os.environ.get(ENV_VAR, "")) if p.strip()
+    ]
     try:
         names += [ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
     except Exception:  # a broken distribution's metadata must not take effbench down

@@ -46,8 +46,9 @@ SCHEMA = "effbench.result/1"
 _log = logging.getLogger("effbench.results")
 
 
-def new_result(model: str, spec: str | None = None, *, identity: dict[str, Any] | None = None,
-               **fields: Any) -> dict[str, Any]:
+def new_result(
+    model: str, spec: str | None = None, *, identity: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     """A result document with the schema's bookkeeping fields filled in.
 
     ``identity`` is the model's ``ModelIdentity.as_dict()``; it is stored with its key as ``model_key``, which
@@ -141,7 +142,10 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
-        return None, f"is not valid JSON (truncated or corrupt: {exc.msg} at line {exc.lineno} column {exc.colno})"
+        return (
+            None,
+            f"is not valid JSON (truncated or corrupt: {exc.msg} at line {exc.lineno} column {exc.colno})",
+        )
 
 
 def load_results(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> list[dict[str, Any]]:
@@ -187,8 +191,13 @@ def load_results(paths: Iterable[str | os.PathLike[str]], *, strict: bool = Fals
                 if isinstance(cell_id, str) and cell_id in by_cell:
                     j, other = by_cell[cell_id]
                     keep_new = str(item.get("created") or "") >= str(docs[j].get("created") or "")
-                    _log.warning("effbench: cell %s appears twice (%s and %s); keeping the one from %s", cell_id,
-                                 other, where, where if keep_new else other)
+                    _log.warning(
+                        "effbench: cell %s appears twice (%s and %s); keeping the one from %s",
+                        cell_id,
+                        other,
+                        where,
+                        where if keep_new else other,
+                    )
                     if keep_new:
                         docs[j], by_cell[cell_id] = item, (j, where)
                     continue

@@ -37,7 +37,9 @@ def save_baseline(results: Sequence[str | os.PathLike[str]], path: str | os.Path
     return write_json_atomic(path, [{k: v for k, v in d.items() if not k.startswith("_")} for d in docs])
 
 
-def update_baseline(results: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str]) -> tuple[Path, int, int]:
+def update_baseline(
+    results: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str]
+) -> tuple[Path, int, int]:
     """Merge results into an existing baseline file: returns (path, entries replaced, entries added)."""
     p = Path(path)
     if not p.is_file():

@@ -31,7 +31,9 @@ from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
 from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
-MEASURED_THRESHOLD = 5.0  # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
+MEASURED_THRESHOLD = (
+    5.0  # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
+)
 MIN_SAMPLES = 3
 
 
@@ -59,7 +61,9 @@ class Entry:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # deterministic metrics
     samples: dict[str, list[float]] = field(default_factory=dict)  # measured metric -> its samples
-    summaries: dict[str, dict[str, float]] = field(default_factory=dict)  # measured metric -> median, mean, std, n
+    summaries: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # measured metric -> median, mean, std, n
 
 
 @dataclass
@@ -118,7 +122,9 @@ class GateResult:
             ch = "-" if c.change_pct is None else f"{c.change_pct:+.2f}%"
             th = "-" if c.threshold_pct is None else f"{c.threshold_pct:g}%"
             mark = {"fail": "❌ fail", "missing": "⚠️ missing", "new": "🆕 new", "pass": "✅ pass"}[c.verdict]
-            lines.append(f"| {c.model} | {c.metric} | {c.base} | {c.cur} | {ch} | {th} | {mark} | {c.detail} |")
+            lines.append(
+                f"| {c.model} | {c.metric} | {c.base} | {c.cur} | {ch} | {th} | {mark} | {c.detail} |"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -146,8 +152,11 @@ def _from_result(doc: dict[str, Any], label: str) -> Entry:
         stats = m.get(g.key)
         if isinstance(stats, dict):
             e.samples[g.key] = [float(s) for s in stats.get("samples") or [] if _num(s) is not None]
-            summary = {k2: v for k, k2 in (("median", "median"), ("mean", "mean"), ("std", "std"), ("repeats", "n"))
-                       if (v := _num(stats.get(k))) is not None}
+            summary = {
+                k2: v
+                for k, k2 in (("median", "median"), ("mean", "mean"), ("std", "std"), ("repeats", "n"))
+                if (v := _num(stats.get(k))) is not None
+            }
         else:
             summary = {} if (v := _num(stats)) is None else {"median": v}
         if summary:
@@ -164,9 +173,11 @@ def _from_pytest_benchmark(bench: dict[str, Any]) -> Entry:
     iters = st.get("iterations") or 1
     if data:
         e.samples["runtime_ms"] = [1e3 * float(s) for s in data]
-    summary = {k2: v if k == "rounds" else 1e3 * v
-               for k, k2 in (("median", "median"), ("mean", "mean"), ("stddev", "std"), ("rounds", "n"))
-               if (v := _num(st.get(k))) is not None}
+    summary = {
+        k2: v if k == "rounds" else 1e3 * v
+        for k, k2 in (("median", "median"), ("mean", "mean"), ("stddev", "std"), ("rounds", "n"))
+        if (v := _num(st.get(k))) is not None
+    }
     if iters != 1:
         summary["iterations"] = float(iters)
     if summary:
@@ -251,7 +262,9 @@ def _measured_check(model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha
             chk.verdict, chk.detail = "missing", f"{m.label} recorded on one side only"
             return chk
         if all(k in s for s in (sb, sc) for k in ("mean", "std", "n")) and sb["n"] >= 2 and sc["n"] >= 2:
-            _, p = welch_t(sc["mean"], sc["std"], int(sc["n"]), sb["mean"] * limit, sb["std"] * limit, int(sb["n"]))
+            _, p = welch_t(
+                sc["mean"], sc["std"], int(sc["n"]), sb["mean"] * limit, sb["std"] * limit, int(sb["n"])
+            )
             test = f"Welch t p={p:.2g} (summaries only), n={int(sb['n'])}/{int(sc['n'])}"
             mb, mc = sb["mean"], sc["mean"]
         else:
@@ -270,8 +283,12 @@ def _measured_check(model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha
     return chk
 
 
-def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.PathLike[str] | dict[str, Entry],
-         thresholds: dict[str, float] | None = None, alpha: float = 0.05) -> GateResult:
+def gate(
+    baseline: str | os.PathLike[str] | dict[str, Entry],
+    current: str | os.PathLike[str] | dict[str, Entry],
+    thresholds: dict[str, float] | None = None,
+    alpha: float = 0.05,
+) -> GateResult:
     """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent."""
     defaults = default_thresholds()
     th = {**defaults, **(thresholds or {})}
@@ -296,8 +313,11 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
         for k, bv in b.metrics.items():
             m = metric(k)
             if k not in c.metrics:
-                checks.append(Check(name, m.label, "missing", _fmt(bv, m),
-                                    detail="metric absent from the current results"))
+                checks.append(
+                    Check(
+                        name, m.label, "missing", _fmt(bv, m), detail="metric absent from the current results"
+                    )
+                )
                 continue
             cv = c.metrics[k]
             change = 100.0 * (cv - bv) / bv if bv else (0.0 if cv == bv else math.inf)
@@ -306,8 +326,11 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
             else:
                 worse, word = cv > bv * (1.0 + th[m.gate] / 100.0), "increase"
             verdict = "fail" if worse else "pass"
-            detail = (f"{cv - bv:+,.0f} (deterministic: any {word} beyond the threshold fails)"
-                      if verdict == "fail" else "")
+            detail = (
+                f"{cv - bv:+,.0f} (deterministic: any {word} beyond the threshold fails)"
+                if verdict == "fail"
+                else ""
+            )
             checks.append(Check(name, m.label, verdict, _fmt(bv, m), _fmt(cv, m), change, th[m.gate], detail))
         for m in gated("measured"):
             chk = _measured_check(name, m, b, c, th[m.gate], alpha)
@@ -316,8 +339,6 @@ def gate(baseline: str | os.PathLike[str] | dict[str, Entry], current: str | os.
     for name in cur.keys() - base.keys():
         checks.append(Check(name, "(model)", "new", detail="not in the baseline"))
     return GateResult(checks, alpha, th)
-
-
 
 
 def parse_percent(text: str) -> float:

@@ -33,12 +33,16 @@ def static_metrics(model, x) -> dict[str, float]:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     convs = sum(1 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    return {"params": float(sum(p.numel() for p in model.parameters())), "flops": float(counter.get_total_flops()),
-            "convs": float(convs)}
+    return {
+        "params": float(sum(p.numel() for p in model.parameters())),
+        "flops": float(counter.get_total_flops()),
+        "convs": float(convs),
+    }
 
 
-def time_pair(model_a, model_b, x, rounds: int = 50, inner: int = 10,
-              warmup: int = 3) -> tuple[list[float], list[float]]:
+def time_pair(
+    model_a, model_b, x, rounds: int = 50, inner: int = 10, warmup: int = 3
+) -> tuple[list[float], list[float]]:
     """Interleaved timing (ms) of two models on ``x``.
 
     Each round yields one sample per model: the fastest of ``inner`` forwards, the two models' forwards
@@ -58,7 +62,7 @@ def time_pair(model_a, model_b, x, rounds: int = 50, inner: int = 10,
             best_a = best_b = float("inf")
             for _ in range(inner):
                 flip = not flip
-                for which in ((0, 1) if flip else (1, 0)):
+                for which in (0, 1) if flip else (1, 0):
                     m = model_a if which == 0 else model_b
                     t0 = time.perf_counter()
                     m(x)
@@ -72,16 +76,30 @@ def time_pair(model_a, model_b, x, rounds: int = 50, inner: int = 10,
     return ta, tb
 
 
-def result_doc(name: str, samples: list[float], metrics: dict[str, float], shape: list[int]) -> dict[str, Any]:
+def result_doc(
+    name: str, samples: list[float], metrics: dict[str, float], shape: list[int]
+) -> dict[str, Any]:
     """A result document (schema effbench.result/1) holding the timing samples and static metrics."""
     import statistics
 
     from ..base.results import new_result
 
-    rt = {"median": statistics.median(samples), "mean": statistics.fmean(samples),
-          "std": statistics.stdev(samples), "repeats": len(samples), "samples": samples}
-    return new_result(name, scale=1, input_shape=shape, device="cpu", dtype="fp32", protocol="steady",
-                      metrics={**metrics, "runtime_ms": rt})
+    rt = {
+        "median": statistics.median(samples),
+        "mean": statistics.fmean(samples),
+        "std": statistics.stdev(samples),
+        "repeats": len(samples),
+        "samples": samples,
+    }
+    return new_result(
+        name,
+        scale=1,
+        input_shape=shape,
+        device="cpu",
+        dtype="fp32",
+        protocol="steady",
+        metrics={**metrics, "runtime_ms": rt},
+    )
 
 
 @dataclass
@@ -96,8 +114,17 @@ class SelfTestResult:
     seconds: float
 
 
-def run_scenario(scenario: str, runs: int = 20, depth: int = 10, channels: int = 16, size: int = 16,
-                 rounds: int = 80, inner: int = 10, threshold: float = 5.0, alpha: float = 0.05) -> SelfTestResult:
+def run_scenario(
+    scenario: str,
+    runs: int = 20,
+    depth: int = 10,
+    channels: int = 16,
+    size: int = 16,
+    rounds: int = 80,
+    inner: int = 10,
+    threshold: float = 5.0,
+    alpha: float = 0.05,
+) -> SelfTestResult:
     """Run the gate ``runs`` times on a fresh measurement of baseline vs current.
 
     ``scenario``: ``"unchanged"`` (same architecture, separate instances) or ``"slower"`` (one extra conv).

@@ -26,7 +26,7 @@ def _rankdata(a: np.ndarray) -> np.ndarray:
         j = i
         while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return ranks
 
@@ -118,7 +118,9 @@ def t_sf(t: float, df: float) -> float:
     return tail if t > 0 else 1.0 - tail
 
 
-def welch_t(mean_x: float, sd_x: float, n_x: int, mean_y: float, sd_y: float, n_y: int) -> tuple[float, float]:
+def welch_t(
+    mean_x: float, sd_x: float, n_x: int, mean_y: float, sd_y: float, n_y: int
+) -> tuple[float, float]:
     """One-sided Welch t-test of H1 "mean of x > mean of y" from summary statistics: returns (t, p)."""
     if n_x < 2 or n_y < 2:
         raise ValueError("Welch's t-test needs at least two samples on each side")
@@ -131,8 +133,9 @@ def welch_t(mean_x: float, sd_x: float, n_x: int, mean_y: float, sd_y: float, n_
     return t, t_sf(t, df)
 
 
-def bootstrap_ratio_ci(x: Sequence[float], y: Sequence[float], level: float = 0.95, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_ratio_ci(
+    x: Sequence[float], y: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``median(x) / median(y)`` (resampling both sides; seeded, so reproducible)."""
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     rng = np.random.default_rng(seed)

@@ -9,23 +9,34 @@ from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
     """SPEC (zoo name, file.py:Name or package.module:Name) plus --scale/--kwargs/--weights/--pretrained/--train-form."""
-    parser.add_argument("spec", nargs="+" if multiple else None, metavar="SPEC",
-                        help="zoo name, path/to/file.py:ClassOrFactory, or package.module:attr")
+    parser.add_argument(
+        "spec",
+        nargs="+" if multiple else None,
+        metavar="SPEC",
+        help="zoo name, path/to/file.py:ClassOrFactory, or package.module:attr",
+    )
     parser.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     parser.add_argument("--kwargs", default=None, help="JSON keyword arguments for the model's constructor")
     parser.add_argument("--weights", default=None, help="checkpoint file to load")
     parser.add_argument("--pretrained", action="store_true", help="load the official checkpoint (zoo models)")
-    parser.add_argument("--train-form", action="store_true",
-                        help="use the train-time form of re-parameterisable models (default: deploy form)")
+    parser.add_argument(
+        "--train-form",
+        action="store_true",
+        help="use the train-time form of re-parameterisable models (default: deploy form)",
+    )
 
 
 def spec_from_args(args: argparse.Namespace, spec: str | None = None) -> ModelSpec:
     return ModelSpec.parse(spec if spec is not None else args.spec, kwargs=args.kwargs, weights=args.weights)
 
 
-def model_from_args(args: argparse.Namespace, spec: str | None = None, *, deploy: bool | None = None
-                    ) -> ResolvedModel:
+def model_from_args(
+    args: argparse.Namespace, spec: str | None = None, *, deploy: bool | None = None
+) -> ResolvedModel:
     """The model named on the command line, built once, with its identity (``deploy`` overrides --train-form)."""
-    return resolve_model(spec_from_args(args, spec), scale=args.scale, pretrained=args.pretrained,
-                         deploy=not args.train_form if deploy is None else deploy)
-
+    return resolve_model(
+        spec_from_args(args, spec),
+        scale=args.scale,
+        pretrained=args.pretrained,
+        deploy=not args.train_form if deploy is None else deploy,
+    )

@@ -9,11 +9,15 @@ HELP = "Save or update the CI gate's baseline file (one JSON list of result docu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("save", "update"),
-                        help="save: write the file from RESULTS (overwrites); update: merge RESULTS into it")
+    parser.add_argument(
+        "action",
+        choices=("save", "update"),
+        help="save: write the file from RESULTS (overwrites); update: merge RESULTS into it",
+    )
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
-    parser.add_argument("--file", default="effbench-baseline.json",
-                        help="baseline file (default: effbench-baseline.json)")
+    parser.add_argument(
+        "--file", default="effbench-baseline.json", help="baseline file (default: effbench-baseline.json)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

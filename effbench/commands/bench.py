@@ -17,25 +17,48 @@ HELP = "measure a model's runtime (steady-state statistics or the NTIRE challeng
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when present)")
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when present)"
+    )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
-    src.add_argument("--dataset", default=None, metavar="DIR",
-                     help="LR/HR images: DIV2K_valid_LR+HR, HR+LR_bicubic/X{s}, LR+HR, or a folder of LR images")
-    parser.add_argument("--protocol", choices=["steady", "ntire"], default="steady",
-                        help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)")
+    src.add_argument(
+        "--dataset",
+        default=None,
+        metavar="DIR",
+        help="LR/HR images: DIV2K_valid_LR+HR, HR+LR_bicubic/X{s}, LR+HR, or a folder of LR images",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=["steady", "ntire"],
+        default="steady",
+        help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)",
+    )
     parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
-    parser.add_argument("--cuda-graphs", action="store_true", help="replay the forward as a CUDA graph (steady)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed runs (default: 100 on CUDA; on CPU until the median's 95%% CI is within 2%%, "
-                             "20 s at most)")
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="replay the forward as a CUDA graph (steady)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs (default: 100 on CUDA; on CPU until the median's 95%% CI is within 2%%, "
+        "20 s at most)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--images", type=int, default=10, help="synthetic images for --protocol ntire (default 10)")
+    parser.add_argument(
+        "--images", type=int, default=10, help="synthetic images for --protocol ntire (default 10)"
+    )
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
-    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 4 if the measurement takes longer")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop with exit code 4 if the measurement takes longer",
+    )
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
 
 
@@ -47,20 +70,32 @@ def _print_human(doc: dict[str, Any]) -> None:
     m = doc["metrics"]
     rt = m.get("runtime_ms", {})
     shape = "x".join(map(str, doc["input_shape"][-2:]))
-    print(f"{doc['model']}  x{doc['scale']}  input {shape}  {doc['device']} {doc['dtype']}  protocol {doc['protocol']}")
+    print(
+        f"{doc['model']}  x{doc['scale']}  input {shape}  {doc['device']} {doc['dtype']}  protocol {doc['protocol']}"
+    )
     if doc["protocol"] == "ntire":
-        print(f"  mean over {m.get('images')} images: {_fmt_ms(rt.get('mean'))}  (first image {_fmt_ms(rt.get('first_call'))})")
+        print(
+            f"  mean over {m.get('images')} images: {_fmt_ms(rt.get('mean'))}  (first image {_fmt_ms(rt.get('first_call'))})"
+        )
     else:
-        print(f"  median {_fmt_ms(rt.get('median'))}  mean {_fmt_ms(rt.get('mean'))}  std {_fmt_ms(rt.get('std'))}  "
-              f"CV {rt.get('cv', 0) * 100:.2f}%  min {_fmt_ms(rt.get('min'))}  IQR {_fmt_ms(rt.get('iqr'))}")
-        print(f"  first call {_fmt_ms(rt.get('first_call'))}  warm-up {rt.get('warmup_runs')} runs "
-              f"({rt.get('warmup_stopped')})  timed {rt.get('repeats')} runs")
+        print(
+            f"  median {_fmt_ms(rt.get('median'))}  mean {_fmt_ms(rt.get('mean'))}  std {_fmt_ms(rt.get('std'))}  "
+            f"CV {rt.get('cv', 0) * 100:.2f}%  min {_fmt_ms(rt.get('min'))}  IQR {_fmt_ms(rt.get('iqr'))}"
+        )
+        print(
+            f"  first call {_fmt_ms(rt.get('first_call'))}  warm-up {rt.get('warmup_runs')} runs "
+            f"({rt.get('warmup_stopped')})  timed {rt.get('repeats')} runs"
+        )
         if rt.get("ci_rel") is not None:
-            print(f"  median 95% CI [{_fmt_ms(rt['ci_low'])}, {_fmt_ms(rt['ci_high'])}] (+-{rt['ci_rel'] * 100:.1f}%)")
+            print(
+                f"  median 95% CI [{_fmt_ms(rt['ci_low'])}, {_fmt_ms(rt['ci_high'])}] (+-{rt['ci_rel'] * 100:.1f}%)"
+            )
         if rt.get("noisy"):
             load = doc.get("env", {}).get("load", {})
-            print(f"  NOISY: {rt.get('noisy_reason')}; other processes used "
-                  f"{100 * load.get('other_cpu_share', float('nan')):.0f}% of the CPUs meanwhile")
+            print(
+                f"  NOISY: {rt.get('noisy_reason')}; other processes used "
+                f"{100 * load.get('other_cpu_share', float('nan')):.0f}% of the CPUs meanwhile"
+            )
     if "peak_memory_measured_bytes" in m:
         print(f"  peak memory {m['peak_memory_measured_bytes'] / 2**20:.2f} MiB")
     if "energy_j_per_image" in m:
@@ -69,11 +104,15 @@ def _print_human(doc: dict[str, Any]) -> None:
         print(f"  PSNR {m['psnr']:.3f} dB  ({m.get('psnr_protocol')})")
     if "roofline" in m:
         r = m["roofline"]
-        print(f"  roofline bound {_fmt_ms(r['bound_ms'])} ({r['limited_by']}-bound); measured / bound "
-              f"{r.get('measured_over_bound', float('nan')):.1f}")
+        print(
+            f"  roofline bound {_fmt_ms(r['bound_ms'])} ({r['limited_by']}-bound); measured / bound "
+            f"{r.get('measured_over_bound', float('nan')):.1f}"
+        )
     env = doc.get("env", {})
-    print(f"  on {env.get('gpu_name') or env.get('cpu_model')}  torch {env.get('torch_version')}  "
-          f"threads {env.get('torch_threads')}")
+    print(
+        f"  on {env.get('gpu_name') or env.get('cpu_model')}  torch {env.get('torch_version')}  "
+        f"threads {env.get('torch_threads')}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

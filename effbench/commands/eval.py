@@ -18,20 +18,43 @@ HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--dataset", action="append", required=True, metavar="DIR",
-                        help="test set folder (HR + LR_bicubic/X<s>, HR only, or DIV2K layout); repeatable")
-    parser.add_argument("--protocol", choices=("paper", "ntire"), default="paper",
-                        help="paper: PSNR/SSIM on Y, border = scale (default); ntire: RGB, border 4")
-    parser.add_argument("--data-range", type=float, default=None,
-                        help="model input range (default: the model's metadata, e.g. 1 for IMDN, 255 for FMEN)")
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="test set folder (HR + LR_bicubic/X<s>, HR only, or DIV2K layout); repeatable",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("paper", "ntire"),
+        default="paper",
+        help="paper: PSNR/SSIM on Y, border = scale (default); ntire: RGB, border 4",
+    )
+    parser.add_argument(
+        "--data-range",
+        type=float,
+        default=None,
+        help="model input range (default: the model's metadata, e.g. 1 for IMDN, 255 for FMEN)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--save", default=None, metavar="DIR", help="write SR images to DIR/<dataset>/<name>.png")
+    parser.add_argument(
+        "--save", default=None, metavar="DIR", help="write SR images to DIR/<dataset>/<name>.png"
+    )
     parser.add_argument("--per-image", action="store_true", help="print every image's scores")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable images (listed in the result) instead of stopping at the first")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images (listed in the result) instead of stopping at the first",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 4 if the measurement takes longer")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop with exit code 4 if the measurement takes longer",
+    )
 
 
 def _fmt(v: float, digits: int) -> str:
@@ -60,8 +83,17 @@ def _run(args: argparse.Namespace) -> int:
     for ds in datasets:
         save = Path(args.save) / ds.name if args.save else None
         try:
-            res = evaluate(resolved, ds, args.scale, protocol=args.protocol, data_range=args.data_range,
-                           device=args.device, save_dir=save, progress=True, skip_bad=args.skip_bad)
+            res = evaluate(
+                resolved,
+                ds,
+                args.scale,
+                protocol=args.protocol,
+                data_range=args.data_range,
+                device=args.device,
+                save_dir=save,
+                progress=True,
+                skip_bad=args.skip_bad,
+            )
         except EvaluationStopped as exc:  # show what was scored, then fail with the image's path
             res, stopped = exc.partial, exc
         results.append(res)
@@ -90,8 +122,14 @@ def _show(args: argparse.Namespace, name: str, results: list[dict[str, Any]]) ->
         if args.per_image:
             for img in res["images"]:
                 table.add_row(f"  {img['name']}", "", "", _fmt(img["psnr"], 3), _fmt(img["ssim"], 4))
-        table.add_row(res["dataset"], str(res["n_images"]), res["lr_source"], _fmt(res["psnr"], 3),
-                      _fmt(res["ssim"], 4), style="bold")
+        table.add_row(
+            res["dataset"],
+            str(res["n_images"]),
+            res["lr_source"],
+            _fmt(res["psnr"], 3),
+            _fmt(res["ssim"], 4),
+            style="bold",
+        )
     out.print(table)
     for res in results:
         for bad in res.get("skipped", []):

@@ -6,33 +6,51 @@ import argparse
 from pathlib import Path
 
 NAME = "gate"
-HELP = ("CI regression gate: compare current results with a baseline per model and metric "
-        "(exit 0 pass, 1 regression, 2 usage error or missing data).")
+HELP = (
+    "CI regression gate: compare current results with a baseline per model and metric "
+    "(exit 0 pass, 1 regression, 2 usage error or missing data)."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--baseline", required=True, metavar="BASE",
-                        help="baseline: sweep folder, saved results JSON or pytest-benchmark JSON")
-    parser.add_argument("--current", required=True, metavar="CUR", help="current results (same kinds as BASE)")
+    parser.add_argument(
+        "--baseline",
+        required=True,
+        metavar="BASE",
+        help="baseline: sweep folder, saved results JSON or pytest-benchmark JSON",
+    )
+    parser.add_argument(
+        "--current", required=True, metavar="CUR", help="current results (same kinds as BASE)"
+    )
     parser.add_argument("--runtime", default="5%", help="allowed runtime slowdown (default 5%%)")
     parser.add_argument("--memory", default="0%", help="allowed peak-memory increase (default 0%%)")
     parser.add_argument("--flops", default="0%", help="allowed FLOPs/MACs increase (default 0%%)")
     parser.add_argument("--params", default="0%", help="allowed parameter increase (default 0%%)")
     parser.add_argument("--activations", default="0%", help="allowed activations increase (default 0%%)")
     parser.add_argument("--convs", default="0%", help="allowed increase in the number of convs (default 0%%)")
-    parser.add_argument("--alpha", type=float, default=0.05,
-                        help="significance level of the runtime test (default 0.05)")
-    parser.add_argument("--summary", default=None, metavar="FILE",
-                        help="write the markdown summary here too (e.g. $GITHUB_STEP_SUMMARY)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the runtime test (default 0.05)"
+    )
+    parser.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="write the markdown summary here too (e.g. $GITHUB_STEP_SUMMARY)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with an error at an unreadable results file (default: skip it with a warning)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..ci.gate import gate, load_for_gate, parse_percent
 
-    thresholds = {k: parse_percent(getattr(args, k))
-                  for k in ("runtime", "memory", "flops", "params", "activations", "convs")}
+    thresholds = {
+        k: parse_percent(getattr(args, k))
+        for k in ("runtime", "memory", "flops", "params", "activations", "convs")
+    }
     base, cur = (load_for_gate(p, strict=args.strict) for p in (args.baseline, args.current))
     result = gate(base, cur, thresholds=thresholds, alpha=args.alpha)
     text = result.markdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..base.errors import UsageError
@@ -15,35 +16,65 @@ NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, multiple=True)
     for action in parser._actions:  # SPEC is optional with --demo
         if action.dest == "spec":
             action.nargs = "*"
-            action.help = "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name)"
+            action.help = (
+                "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name)"
+            )
     parser.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="input and parameter dtype")
-    parser.add_argument("--device-model", choices=("cuda", "plain"), default="cuda",
-                        help="cuda: CUDA caching allocator, warm + measured forward (default); "
-                             "plain: live blocks rounded to 512 bytes")
-    parser.add_argument("--forms", default=None,
-                        help="train/deploy form per SPEC, comma-separated (e.g. 'train,deploy'); with one SPEC "
-                             "and two forms, the model is compared with itself")
-    parser.add_argument("--donate-input", action="store_true",
-                        help="free the input after its last use (a block inside a network) instead of keeping it")
-    parser.add_argument("--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked")
+    parser.add_argument(
+        "--device-model",
+        choices=("cuda", "plain"),
+        default="cuda",
+        help="cuda: CUDA caching allocator, warm + measured forward (default); "
+        "plain: live blocks rounded to 512 bytes",
+    )
+    parser.add_argument(
+        "--forms",
+        default=None,
+        help="train/deploy form per SPEC, comma-separated (e.g. 'train,deploy'); with one SPEC "
+        "and two forms, the model is compared with itself",
+    )
+    parser.add_argument(
+        "--donate-input",
+        action="store_true",
+        help="free the input after its last use (a block inside a network) instead of keeping it",
+    )
+    parser.add_argument(
+        "--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked"
+    )
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
-    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 4 if the measurement takes longer")
-    parser.add_argument("--demo", choices=("fig2",), default=None,
-                        help="fig2: the paper's plain stack and fusion structure, their peaks")
-    parser.add_argument("--measure", action="store_true",
-                        help="also measure on CUDA (max_memory_allocated after a reset, warm + measured forward) "
-                             "and print it beside the prediction")
-    parser.add_argument("--modules", type=int, default=2, metavar="DEPTH",
-                        help="list per-module peaks down to this depth (default 2)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop with exit code 4 if the measurement takes longer",
+    )
+    parser.add_argument(
+        "--demo",
+        choices=("fig2",),
+        default=None,
+        help="fig2: the paper's plain stack and fusion structure, their peaks",
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="also measure on CUDA (max_memory_allocated after a reset, warm + measured forward) "
+        "and print it beside the prediction",
+    )
+    parser.add_argument(
+        "--modules",
+        type=int,
+        default=2,
+        metavar="DEPTH",
+        help="list per-module peaks down to this depth (default 2)",
+    )
 
 
 def _mib(n: int) -> str:
@@ -52,15 +83,28 @@ def _mib(n: int) -> str:
 
 def _print_report(r: Any, depth: int) -> None:
     c, h, w = r.feature_shape
-    print(f"{r.model}: input {'x'.join(map(str, r.input_shape))} {r.dtype}, device model {r.device_model}"
-          + (" (caching allocator, warm + measured forward)" if r.device_model == "cuda" else " (512-byte blocks)"))
-    print(f"peak      {r.peak_bytes:,} B ({_mib(r.peak_bytes)}) = {r.peak_x:.2f} x C x H x W "
-          f"(C x H x W = {c} x {h} x {w}, {_mib(r.feature_bytes)})")
+    print(
+        f"{r.model}: input {'x'.join(map(str, r.input_shape))} {r.dtype}, device model {r.device_model}"
+        + (
+            " (caching allocator, warm + measured forward)"
+            if r.device_model == "cuda"
+            else " (512-byte blocks)"
+        )
+    )
+    print(
+        f"peak      {r.peak_bytes:,} B ({_mib(r.peak_bytes)}) = {r.peak_x:.2f} x C x H x W "
+        f"(C x H x W = {c} x {h} x {w}, {_mib(r.feature_bytes)})"
+    )
     block = f"{r.peak_block} ({r.peak_block_type})" if r.peak_block else f"the model ({r.peak_block_type})"
-    print(f"where     op #{r.peak_op_index} {r.peak_op} in {r.peak_module or '<model>'} ({r.peak_module_type}), "
-          f"block {block}, {r.peak_pass} forward")
+    print(
+        f"where     op #{r.peak_op_index} {r.peak_op} in {r.peak_module or '<model>'} ({r.peak_module_type}), "
+        f"block {block}, {r.peak_pass} forward"
+    )
     d = r.decomposition
-    print("decomposition  M = M_input + M_output + M_kept + M_net" + (" + M_allocator" if d["M_allocator"] else ""))
+    print(
+        "decomposition  M = M_input + M_output + M_kept + M_net"
+        + (" + M_allocator" if d["M_allocator"] else "")
+    )
     for k in ("M_input", "M_output", "M_kept", "M_net", "M_allocator"):
         if k == "M_allocator" and not d[k]:
             continue
@@ -71,8 +115,10 @@ def _print_report(r: Any, depth: int) -> None:
     for t in r.live_at_peak:
         if t.role == "net":
             continue
-        print(f"  {str(list(t.shape)):<22} {t.dtype:<8} {t.bytes:>13,} {r.x(t.block_bytes):6.2f}  "
-              f"{t.producer or '<model>':<24} {t.why}")
+        print(
+            f"  {str(list(t.shape)):<22} {t.dtype:<8} {t.bytes:>13,} {r.x(t.block_bytes):6.2f}  "
+            f"{t.producer or '<model>':<24} {t.why}"
+        )
     if net:
         nb = sum(t.block_bytes for t in net)
         print(f"  {'parameters + buffers':<22} {'':<8} {nb:>13,} {r.x(nb):6.2f}  ({len(net)} tensors)")
@@ -80,7 +126,9 @@ def _print_report(r: Any, depth: int) -> None:
     for name, m in sorted(r.per_module_peaks.items(), key=lambda kv: kv[1]["first_op_index"]):
         if name.count(".") + (1 if name else 0) > depth:
             continue
-        print(f"  {name or '<model>':<28} {m['type']:<16} {m['peak_bytes']:>14,} B {m['x_feature']:6.2f} x CHW")
+        print(
+            f"  {name or '<model>':<28} {m['type']:<16} {m['peak_bytes']:>14,} B {m['x_feature']:6.2f} x CHW"
+        )
     print("in words: " + r.sentence())
     for note in r.notes:
         print(f"note: {note}")
@@ -90,8 +138,11 @@ def _compare(a: Any, b: Any, la: str, lb: str) -> dict[str, Any]:
     rows = [
         ("peak bytes", f"{a.peak_bytes:,}", f"{b.peak_bytes:,}"),
         ("peak MiB", f"{a.peak_bytes / 2**20:.2f}", f"{b.peak_bytes / 2**20:.2f}"),
-        ("x C x H x W", f"{a.peak_x:.2f} ({'x'.join(map(str, a.feature_shape))})",
-         f"{b.peak_x:.2f} ({'x'.join(map(str, b.feature_shape))})"),
+        (
+            "x C x H x W",
+            f"{a.peak_x:.2f} ({'x'.join(map(str, a.feature_shape))})",
+            f"{b.peak_x:.2f} ({'x'.join(map(str, b.feature_shape))})",
+        ),
         ("peak op", a.peak_op, b.peak_op),
         ("peak block", f"{a.peak_block} ({a.peak_block_type})", f"{b.peak_block} ({b.peak_block_type})"),
         ("M_input", f"{a.decomposition['M_input']:,}", f"{b.decomposition['M_input']:,}"),
@@ -115,26 +166,37 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
     if args.json:
         print(json.dumps({"demo": "fig2", "size": list(size), "channels": 64, "rows": rows}, indent=2))
         return 0
-    print(f"Fig. 2 of the FMEN paper: C = 64, H x W = {size[0]} x {size[1]}, in-place ReLU, device model "
-          f"{args.device_model}; features alive at each node, parameters excluded, in units of C x H x W")
+    print(
+        f"Fig. 2 of the FMEN paper: C = 64, H x W = {size[0]} x {size[1]}, in-place ReLU, device model "
+        f"{args.device_model}; features alive at each node, parameters excluded, in units of C x H x W"
+    )
     for r in rows:
         print(f"  {r['structure']:<34} {r['node']:<28} op #{r['op_index']:<3} {r['features_x']:.2f} x CHW")
-    print("paper: plain topology 2x; fusion 3x at the second 3x3 conv and 6x (= 2 x 3 features) at the concat.")
+    print(
+        "paper: plain topology 2x; fusion 3x at the second 3x3 conv and 6x (= 2 x 3 features) at the concat."
+    )
     print("with the NTIRE protocol the caller keeps the input alive, which adds 1x to the plain stack.")
     return 0
 
 
 def _check_output_shape(model: Any, name: str, batch: int, size: tuple[int, int], scale: int) -> None:
-    """Refuse a model whose output is not the x``scale`` image of its input (a fake forward: no memory)."""
-    from ..base.errors import ModelError
+    """Warn (stderr) when the output is not the x``scale`` image of the input (a fake forward: no memory).
+
+    A warning, not a refusal: ``memory`` also predicts blocks and feature extractors, whose output is not an image;
+    a wrong ``--scale`` on an SR model is what the warning catches.
+    """
     from ..memory.preflight import fake_output_shape
 
     shape = (batch, 3, size[0], size[1])
     want = (batch, 3, size[0] * scale, size[1] * scale)
     got = fake_output_shape(model, shape)
     if got != want:
-        raise ModelError(f"{name} returns {'no tensor' if got is None else 'shape ' + str(got)} for a {shape} input; "
-                         f"a x{scale} model must return {want} (check --scale or the model)")
+        print(
+            f"effbench memory: warning: {name} returns {'no tensor' if got is None else 'shape ' + str(got)} for a "
+            f"{shape} input; a x{scale} SR model returns {want} (check --scale or the model); the prediction below "
+            "is for the module as it is",
+            file=sys.stderr,
+        )
 
 
 def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], size: tuple[int, int]) -> int:
@@ -150,8 +212,10 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
         return 0
     for d in docs:
-        print(f"{d['model']} ({d['form']}), input {'x'.join(map(str, d['input_shape']))} {d['dtype']}, "
-              f"{d['env']['gpu']}, torch {d['env']['torch']}, cuDNN {d['env']['cudnn']}")
+        print(
+            f"{d['model']} ({d['form']}), input {'x'.join(map(str, d['input_shape']))} {d['dtype']}, "
+            f"{d['env']['gpu']}, torch {d['env']['torch']}, cuDNN {d['env']['cudnn']}"
+        )
         rows = [
             ("measured max_memory_allocated", d["measured_peak_bytes"]),
             ("predicted (caching allocator)", d["predicted_peak_bytes"]),
@@ -160,12 +224,17 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
             ("memory_stats allocated peak", d["allocated_peak_bytes"]),
             ("memory_stats requested peak", d["requested_peak_bytes"]),
             ("cuDNN workspace (max over convs)", d["cudnn_workspace_max_bytes"]),
-            ("resident measured / predicted", f"{d['resident_measured_bytes']:,} / {d['resident_predicted_bytes']:,}"),
+            (
+                "resident measured / predicted",
+                f"{d['resident_measured_bytes']:,} / {d['resident_predicted_bytes']:,}",
+            ),
         ]
         for name, v in rows:
             print(f"  {name:<34} {v:>16,}" if isinstance(v, int) else f"  {name:<34} {v!s:>16}")
-        print(f"  difference measured - predicted: {d['difference_bytes']:,} B ({d['difference_pct']:+.2f}%), "
-              f"with workspaces {d['difference_with_workspace_pct']:+.2f}%")
+        print(
+            f"  difference measured - predicted: {d['difference_bytes']:,} B ({d['difference_pct']:+.2f}%), "
+            f"with workspaces {d['difference_with_workspace_pct']:+.2f}%"
+        )
     return 0
 
 
@@ -209,8 +278,14 @@ def _run(args: argparse.Namespace) -> int:
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
         _check_output_shape(model.model, model.name, args.batch, size, args.scale)
-        r = predict_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype],
-                           device_model=args.device_model, donate_input=args.donate_input)
+        r = predict_memory(
+            model,
+            size,
+            batch=args.batch,
+            dtype=DTYPES[args.dtype],
+            device_model=args.device_model,
+            donate_input=args.donate_input,
+        )
         reports.append(r)
         labels.append(f"{model.name}" + (f" ({form})" if args.forms or form == "train" else ""))
 
@@ -222,8 +297,14 @@ def _run(args: argparse.Namespace) -> int:
             from ..memory.plot import plot_timeline
 
             doc["plot"] = str(plot_timeline(reports, args.plot, labels))
-        print(json.dumps(doc if len(reports) == 2 else {**doc["reports"][0], **{k: v for k, v in doc.items()
-                                                                                 if k == "plot"}}, indent=2))
+        print(
+            json.dumps(
+                doc
+                if len(reports) == 2
+                else {**doc["reports"][0], **{k: v for k, v in doc.items() if k == "plot"}},
+                indent=2,
+            )
+        )
         return 0
     for r, label in zip(reports, labels):
         if len(reports) == 2:

@@ -22,20 +22,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--size", default="256x256", help="input size HxW (default 256x256)")
     names = convention_names()
-    parser.add_argument("--convention", default=DEFAULT_CONVENTION, choices=names,
-                        help=f"counting convention: {', '.join(names)} (default: {DEFAULT_CONVENTION}, every "
-                             "arithmetic op)")
+    parser.add_argument(
+        "--convention",
+        default=DEFAULT_CONVENTION,
+        choices=names,
+        help=f"counting convention: {', '.join(names)} (default: {DEFAULT_CONVENTION}, every arithmetic op)",
+    )
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--channels", type=int, default=3, help="input channels (default 3)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--by-module", action="store_true", help="also print the per-module breakdown")
     group.add_argument("--by-op", action="store_true", help="also print the per-operator breakdown")
-    parser.add_argument("--compare-conventions", action="store_true",
-                        help="print the totals under every convention side by side (one trace)")
+    parser.add_argument(
+        "--compare-conventions",
+        action="store_true",
+        help="print the totals under every convention side by side (one trace)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                        help="stop with exit code 4 if the measurement takes longer")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop with exit code 4 if the measurement takes longer",
+    )
 
 
 def _human(n: float | int | None, unit: str = "") -> str:
@@ -63,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
     others = None
     if args.compare_conventions:  # one trace for every convention
         names = dict.fromkeys((*convention_names(), args.convention))
-        others = compare_conventions(model, (h, w), conventions=list(names), peak_memory=not args.no_memory, **kw)
+        others = compare_conventions(
+            model, (h, w), conventions=list(names), peak_memory=not args.no_memory, **kw
+        )
         prof = others[args.convention]
     else:
         prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **kw)
@@ -92,9 +105,14 @@ def _print_tables(prof: Any, others: dict[str, Any] | None, args: argparse.Names
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("exact", justify="right")
-    for label, value, unit in (("params", prof.params, ""), ("MACs", prof.macs, ""), ("FLOPs", prof.flops, ""),
-                               ("activations", prof.activations, ""), ("convs", prof.convs, ""),
-                               ("peak memory (predicted)", prof.peak_memory_bytes, "B")):
+    for label, value, unit in (
+        ("params", prof.params, ""),
+        ("MACs", prof.macs, ""),
+        ("FLOPs", prof.flops, ""),
+        ("activations", prof.activations, ""),
+        ("convs", prof.convs, ""),
+        ("peak memory (predicted)", prof.peak_memory_bytes, "B"),
+    ):
         t.add_row(label, _human(value, unit), "-" if value is None else f"{value:,}")
     console.print(t)
     if prof.unknown_ops:
@@ -115,6 +133,14 @@ def _print_tables(prof: Any, others: dict[str, Any] | None, args: argparse.Names
         for col in ("name", "type", calls, "MACs", "FLOPs", "activations", "convs", "output bytes"):
             b.add_column(col, justify="left" if col in ("name", "type") else "right")
         for r in rows:
-            b.add_row(r["name"] or "(model)", r["kind"], str(r["calls"]), f"{r['macs']:,}", f"{r['flops']:,}",
-                      f"{r['activations']:,}", str(r["convs"]), f"{r['bytes']:,}")
+            b.add_row(
+                r["name"] or "(model)",
+                r["kind"],
+                str(r["calls"]),
+                f"{r['macs']:,}",
+                f"{r['flops']:,}",
+                f"{r['activations']:,}",
+                str(r["convs"]),
+                f"{r['bytes']:,}",
+            )
         console.print(b)

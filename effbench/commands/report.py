@@ -7,20 +7,32 @@ import argparse
 from ..base.errors import UsageError
 
 NAME = "report"
-HELP = "Render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders."
+HELP = (
+    "Render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
     parser.add_argument("--out", default="report", help="output folder (default: ./report)")
-    parser.add_argument("--baseline", default=None, metavar="MODEL",
-                        help="model to compare every other model against, in %% (e.g. E-RFDN)")
-    parser.add_argument("--format", default="md,csv,json,html",
-                        help="comma-separated subset of md,csv,json,html (default: all)")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="MODEL",
+        help="model to compare every other model against, in %% (e.g. E-RFDN)",
+    )
+    parser.add_argument(
+        "--format",
+        default="md,csv,json,html",
+        help="comma-separated subset of md,csv,json,html (default: all)",
+    )
     parser.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
     parser.add_argument("--title", default="effbench report", help="report title")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with an error at an unreadable results file (default: skip it with a warning)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         docs = load_results(args.results, strict=args.strict)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
-    paths = render_report(docs, args.out, baseline=args.baseline, formats=formats, figures=not args.no_figures,
-                          title=args.title)
+    paths = render_report(
+        docs, args.out, baseline=args.baseline, formats=formats, figures=not args.no_figures, title=args.title
+    )
     for p in paths:
         print(p)
     md = [p for p in paths if p.suffix == ".md"]

@@ -28,8 +28,9 @@ HELP = "run a sweep (default: the whole zoo at x4, 256x256, best device) and wri
 
 def _resume_mode(text: str) -> str:
     if text not in RESUME_MODES:  # e.g. `--resume sweep.toml`: the optional value swallowed the config
-        raise argparse.ArgumentTypeError(f"{text!r} is not a resume mode ({', '.join(RESUME_MODES)}); "
-                                         f"put CONFIG.toml before --resume")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a resume mode ({', '.join(RESUME_MODES)}); put CONFIG.toml before --resume"
+        )
     return text
 
 
@@ -37,42 +38,81 @@ def _wait_seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds; put CONFIG.toml before --wait") \
-            from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds; put CONFIG.toml before --wait"
+        ) from None
     if not seconds >= 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text}")
     return seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml",
-                        help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-                             "repeats, threads, dataset, roofline, static, breakdown, timeout, out)")
-    parser.add_argument("--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)")
+    parser.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        metavar="CONFIG.toml",
+        help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
+        "repeats, threads, dataset, roofline, static, breakdown, timeout, out)",
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)"
+    )
     parser.add_argument("--scales", nargs="+", type=int, default=None, help="default: 4")
     parser.add_argument("--sizes", nargs="+", default=None, help="LR sizes HxW (default: 256x256)")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu, cuda, auto (default: auto)")
-    parser.add_argument("--protocols", nargs="+", choices=["steady", "ntire"], default=None, help="default: steady")
-    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp32")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed runs per cell (default: 100 on CUDA; on CPU until the median's 95%% CI is within "
-                             "2%%, 20 s at most)")
+    parser.add_argument(
+        "--protocols", nargs="+", choices=["steady", "ntire"], default=None, help="default: steady"
+    )
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp32"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs per cell (default: 100 on CUDA; on CPU until the median's 95%% CI is within "
+        "2%%, 20 s at most)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per cell")
-    parser.add_argument("--dataset", default=None, metavar="DIR", help="LR/HR images: adds PSNR to every cell")
-    parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound to each cell")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="add each cell's time per operator kind (torch.profiler; conv GFLOP/s by layer shape)")
-    parser.add_argument("--no-static", action="store_true",
-                        help="skip static metrics and memory prediction (runtime only)")
+    parser.add_argument(
+        "--dataset", default=None, metavar="DIR", help="LR/HR images: adds PSNR to every cell"
+    )
+    parser.add_argument(
+        "--roofline", action="store_true", help="add the calibrated roofline bound to each cell"
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="add each cell's time per operator kind (torch.profiler; conv GFLOP/s by layer shape)",
+    )
+    parser.add_argument(
+        "--no-static", action="store_true", help="skip static metrics and memory prediction (runtime only)"
+    )
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
-    parser.add_argument("--resume", nargs="?", const="rerun-failed", default=None, type=_resume_mode,
-                        metavar="keep-failed",
-                        help="skip cells already measured ok and rerun the others (failed, timed out, unreadable); "
-                             "--resume=keep-failed also keeps the failed ones")
-    parser.add_argument("--wait", nargs="?", const=math.inf, default=None, type=_wait_seconds, metavar="SECONDS",
-                        help="if another runner holds the output folder, wait for it (at most SECONDS; no value: "
-                             "no limit) instead of refusing")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per cell before it is killed (default 900)")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="rerun-failed",
+        default=None,
+        type=_resume_mode,
+        metavar="keep-failed",
+        help="skip cells already measured ok and rerun the others (failed, timed out, unreadable); "
+        "--resume=keep-failed also keeps the failed ones",
+    )
+    parser.add_argument(
+        "--wait",
+        nargs="?",
+        const=math.inf,
+        default=None,
+        type=_wait_seconds,
+        metavar="SECONDS",
+        help="if another runner holds the output folder, wait for it (at most SECONDS; no value: "
+        "no limit) instead of refusing",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds per cell before it is killed (default 900)"
+    )
     parser.add_argument("--no-report", action="store_true", help="do not render the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -101,8 +141,18 @@ def run(args: argparse.Namespace) -> int:
     from ..sweep.runner import SweepTerminated
 
     cfg = load_config(args.config) if args.config else SweepConfig()
-    for key in ("models", "scales", "devices", "protocols", "dtypes", "repeats", "threads", "dataset", "timeout",
-                "out"):
+    for key in (
+        "models",
+        "scales",
+        "devices",
+        "protocols",
+        "dtypes",
+        "repeats",
+        "threads",
+        "dataset",
+        "timeout",
+        "out",
+    ):
         val = getattr(args, key)
         if val is not None:
             setattr(cfg, key, val)
@@ -112,22 +162,35 @@ def run(args: argparse.Namespace) -> int:
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static
     _check_values(cfg)
-    cells = cfg.cells()  # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
+    cells = (
+        cfg.cells()
+    )  # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
     out = Path(cfg.out or "runs/default")
     with OutputLock(out, wait=args.wait):  # held over the sweep and its report
         print(f"effbench run: {len(cells)} cells -> {out}")
         try:
-            summary = run_sweep(cells, out, resume=args.resume or False, timeout=cfg.timeout or 900.0,
-                                progress=not args.no_progress, lock=False)
+            summary = run_sweep(
+                cells,
+                out,
+                resume=args.resume or False,
+                timeout=cfg.timeout or 900.0,
+                progress=not args.no_progress,
+                lock=False,
+            )
         except SweepTerminated:
-            print(f"effbench run: terminated (SIGTERM): the running cell was killed; finished cells are kept in "
-                  f"{out / 'cells'} and the table in {out / 'results.csv'}", file=sys.stderr)
+            print(
+                f"effbench run: terminated (SIGTERM): the running cell was killed; finished cells are kept in "
+                f"{out / 'cells'} and the table in {out / 'results.csv'}",
+                file=sys.stderr,
+            )
             return 143
         for cell_id, why in summary["rerun"].items():
             print(f"resume: reran {cell_id} (was {why.splitlines()[0]})")
         status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "nothing to run"
-        print(f"ran {summary['ran']} cells, skipped {summary['skipped']} finished ones in {summary['seconds']:.1f} s: "
-              f"{status}")
+        print(
+            f"ran {summary['ran']} cells, skipped {summary['skipped']} finished ones in {summary['seconds']:.1f} s: "
+            f"{status}"
+        )
         for p in summary.get("table", []):
             print(f"table: {p}")
         if not args.no_report:
@@ -142,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
     final = summary["final"]
     not_ok = sum(n for k, n in final.items() if k != "ok")
     if not_ok:
-        print(f"effbench run: {not_ok} of {len(cells)} cells are not ok "
-              f"({', '.join(f'{k} {n}' for k, n in sorted(final.items()) if k != 'ok')}); exit code 1",
-              file=sys.stderr)
+        print(
+            f"effbench run: {not_ok} of {len(cells)} cells are not ok "
+            f"({', '.join(f'{k} {n}' for k, n in sorted(final.items()) if k != 'ok')}); exit code 1",
+            file=sys.stderr,
+        )
     return 1 if not_ok else 0

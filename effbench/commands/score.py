@@ -13,12 +13,19 @@ HELP = "Score results under an NTIRE Efficient SR challenge year's rules (2022-2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
     parser.add_argument("--year", type=int, required=True, choices=(2022, 2023, 2024, 2025, 2026))
-    parser.add_argument("--baseline", default=None, metavar="MODEL",
-                        help="model normalising the 2024+ scores (default: the year's baseline: RLFN 2024, "
-                             "EFDN 2025, SPAN 2026)")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="MODEL",
+        help="model normalising the 2024+ scores (default: the year's baseline: RLFN 2024, "
+        "EFDN 2025, SPAN 2026)",
+    )
     parser.add_argument("--csv", default=None, metavar="FILE", help="also write the score table as CSV")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with an error at an unreadable results file (default: skip it with a warning)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with an error at an unreadable results file (default: skip it with a warning)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ import sys
 from ..base.errors import UsageError
 
 NAME = "study"
-HELP = "run a paper study (blocks: Table 1, attention: Table 2, fusion: Sec. 3.1) and report it beside the paper"
+HELP = (
+    "run a paper study (blocks: Table 1, attention: Table 2, fusion: Sec. 3.1) and report it beside the paper"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,21 +22,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="interleaved rounds per baseline group for the paired time change (default: --repeats, "
-                             "at least 5)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per variant process (default on CPU: 1, the steadiest for comparisons)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds per baseline group for the paired time change (default: --repeats, "
+        "at least 5)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per variant process (default on CPU: 1, the steadiest for comparisons)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per variant before it is killed")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: studies/NAME)")
-    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=SPEC[@JSON]",
-                        help="add a row: a whole network by spec (zoo name, file.py:Name, package.module:Name), "
-                             "optional JSON kwargs after '@'; compared with the study's baseline")
-    parser.add_argument("--attention", action="append", default=[], metavar="LABEL=SPEC[@JSON]",
-                        help="attention study: add a row with this block (called as SPEC(n_feats, **JSON)) after "
-                             "every 3 ERBs of the baseline")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=SPEC[@JSON]",
+        help="add a row: a whole network by spec (zoo name, file.py:Name, package.module:Name), "
+        "optional JSON kwargs after '@'; compared with the study's baseline",
+    )
+    parser.add_argument(
+        "--attention",
+        action="append",
+        default=[],
+        metavar="LABEL=SPEC[@JSON]",
+        help="attention study: add a row with this block (called as SPEC(n_feats, **JSON)) after "
+        "every 3 ERBs of the baseline",
+    )
     parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="run only these rows")
-    parser.add_argument("--render-only", action="store_true",
-                        help="run nothing: re-render the report from the cells already in --out")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: re-render the report from the cells already in --out",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -80,12 +104,24 @@ def run(args: argparse.Namespace) -> int:
     command = None
     if sys.argv[1:2] == ["study"] and not args.render_only:
         command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    doc = run_study(study, device=args.device, size=size, repeats=args.repeats, out_dir=args.out,
-                    threads=args.threads, timeout=args.timeout, progress=not args.no_progress, command=command,
-                    render_only=args.render_only, rounds=args.rounds)
+    doc = run_study(
+        study,
+        device=args.device,
+        size=size,
+        repeats=args.repeats,
+        out_dir=args.out,
+        threads=args.threads,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+        command=command,
+        render_only=args.render_only,
+        rounds=args.rounds,
+    )
     for r in doc["rows"]:
-        print(f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
-              f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}")
+        print(
+            f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
+            f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}"
+        )
     for f in doc["files"]:
         print(f"wrote {f}")
     bad = [r["variant"] for r in doc["rows"] if r["status"] != "ok"]

@@ -17,8 +17,13 @@ HELP = "list the model zoo: scales, params per scale, data range, checkpoint ava
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--model", action="append", metavar="NAME", default=None,
-                        help="only this zoo model (repeatable); unknown names exit with code 2")
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="only this zoo model (repeatable); unknown names exit with code 2",
+    )
 
 
 def count_params(name: str, scale: int) -> int:
@@ -38,22 +43,30 @@ def zoo_entries(names: list[str] | None = None) -> list[dict[str, Any]]:
         info = model_info(name)
         checkpoints = {
             str(s): [
-                {"filename": c.filename, "status": checkpoint_status(c), "url": c.url, "sha256": c.sha256,
-                 "source": c.source, "licence": c.licence}
+                {
+                    "filename": c.filename,
+                    "status": checkpoint_status(c),
+                    "url": c.url,
+                    "sha256": c.sha256,
+                    "source": c.source,
+                    "licence": c.licence,
+                }
                 for c in info.checkpoints(s)
             ]
             for s in info.scales
         }
-        entries.append({
-            "name": name,
-            "description": info.description,
-            "scales": list(info.scales),
-            "params": {str(s): count_params(name, s) for s in info.scales},
-            "data_range": info.data_range,
-            "has_deploy_form": info.has_deploy_form,
-            "paper": info.paper,
-            "checkpoints": checkpoints,
-        })
+        entries.append(
+            {
+                "name": name,
+                "description": info.description,
+                "scales": list(info.scales),
+                "params": {str(s): count_params(name, s) for s in info.scales},
+                "data_range": info.data_range,
+                "has_deploy_form": info.has_deploy_form,
+                "paper": info.paper,
+                "checkpoints": checkpoints,
+            }
+        )
     return entries
 
 
@@ -100,5 +113,7 @@ def run(args: argparse.Namespace) -> int:
         )
     console = Console(width=max(Console().width, 120))
     console.print(table)
-    console.print("* has a train-time form (deploy=False / --train-form) re-parameterisable into the deploy form")
+    console.print(
+        "* has a train-time form (deploy=False / --train-form) re-parameterisable into the deploy form"
+    )
     return 0

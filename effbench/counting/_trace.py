@@ -155,7 +155,9 @@ class _FunctionRecorder(TorchFunctionMode):
             out = func(*args, **kwargs)
         finally:
             rec.current_function = outer
-        if isinstance(out, (torch.Tensor, tuple, list)) and not isinstance(out, torch.Size):  # skip .size() etc.
+        if isinstance(out, (torch.Tensor, tuple, list)) and not isinstance(
+            out, torch.Size
+        ):  # skip .size() etc.
             call.args = _meta(args)
             call.kwargs = _meta(kwargs)
             call.output = _meta(out)
@@ -204,35 +206,89 @@ def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, *
     return x.new_empty((*x.shape[:2], *[int(s) for s in output_size[:spatial]]))
 
 
-def _convolution(func: Any, x: torch.Tensor, w: torch.Tensor, bias: Any, stride: Sequence[int],
-                 padding: Sequence[int], dilation: Sequence[int], transposed: bool, output_padding: Sequence[int],
-                 groups: int, *args: Any) -> torch.Tensor:
+def _convolution(
+    func: Any,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: Any,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    transposed: bool,
+    output_padding: Sequence[int],
+    groups: int,
+    *args: Any,
+) -> torch.Tensor:
     k = w.shape[2:]
     if transposed:
         c_out = w.shape[1] * groups
-        spatial = [(x.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1)
-                   + output_padding[i] + 1 for i in range(len(k))]
+        spatial = [
+            (x.shape[i + 2] - 1) * stride[i]
+            - 2 * padding[i]
+            + dilation[i] * (k[i] - 1)
+            + output_padding[i]
+            + 1
+            for i in range(len(k))
+        ]
     else:
         c_out = w.shape[0]
-        spatial = [(x.shape[i + 2] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1
-                   for i in range(len(k))]
+        spatial = [
+            (x.shape[i + 2] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1
+            for i in range(len(k))
+        ]
     if (not transposed and x.shape[1] != w.shape[1] * groups) or min(spatial) <= 0:
-        return func(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, *args)  # its error
+        return func(
+            x, w, bias, stride, padding, dilation, transposed, output_padding, groups, *args
+        )  # its error
     return x.new_empty((x.shape[0], c_out, *spatial))
 
 
 # Ops whose meta kernels are Python decompositions (tens of ms each at any size): their output shapes are computed
 # directly on the meta engine. Same shape, dtype and device as the op itself would give.
 _SHAPE_FNS: dict[Any, Callable[..., torch.Tensor]] = {}
-for _name in ("leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "elu", "elu_", "gelu", "gelu_", "silu",
-              "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "relu", "relu_", "hardswish", "hardswish_",
-              "hardsigmoid", "hardsigmoid_", "mish", "mish_", "softplus", "relu6", "selu", "celu"):
+for _name in (
+    "leaky_relu",
+    "leaky_relu_",
+    "hardtanh",
+    "hardtanh_",
+    "elu",
+    "elu_",
+    "gelu",
+    "gelu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "relu",
+    "relu_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "mish",
+    "mish_",
+    "softplus",
+    "relu6",
+    "selu",
+    "celu",
+):
     _packet = getattr(torch.ops.aten, _name, None)
     if _packet is not None:
         _SHAPE_FNS[_packet] = _same_shape
-for _name in ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d", "upsample_nearest1d",
-              "upsample_linear1d", "upsample_nearest3d", "upsample_trilinear3d", "_upsample_nearest_exact2d",
-              "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"):
+for _name in (
+    "upsample_bilinear2d",
+    "upsample_nearest2d",
+    "upsample_bicubic2d",
+    "upsample_nearest1d",
+    "upsample_linear1d",
+    "upsample_nearest3d",
+    "upsample_trilinear3d",
+    "_upsample_nearest_exact2d",
+    "_upsample_bilinear2d_aa",
+    "_upsample_bicubic2d_aa",
+):
     _packet = getattr(torch.ops.aten, _name, None)
     if _packet is not None:
         _SHAPE_FNS[_packet] = _upsample
@@ -333,8 +389,9 @@ def record(
         rec = _Recorder(model, trace)
         tensors = _named_tensors(model)
         if engine == "meta":
-            overrides = {k: t.to(device="meta", dtype=dtype if t.is_floating_point() else t.dtype)
-                         for k, t in tensors}
+            overrides = {
+                k: t.to(device="meta", dtype=dtype if t.is_floating_point() else t.dtype) for k, t in tensors
+            }
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
         if engine == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -342,9 +399,12 @@ def record(
             with _quiet("torch._subclasses.fake_tensor"), FakeTensorMode(allow_non_fake_inputs=True) as mode:
                 overrides = None
                 if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
-                    overrides = {k: (mode.from_tensor(t).to(dtype) if t.is_floating_point() else t)
-                                 for k, t in tensors}
-                return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device=device), rec, overrides)
+                    overrides = {
+                        k: (mode.from_tensor(t).to(dtype) if t.is_floating_point() else t) for k, t in tensors
+                    }
+                return trace, _run(
+                    model, lambda: torch.empty(shape, dtype=dtype, device=device), rec, overrides
+                )
         overrides = None
         if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
             overrides = {k: (t.to(dtype) if t.is_floating_point() else t) for k, t in tensors}
@@ -362,7 +422,9 @@ def record(
         raise
     except Exception as exc:
         hw = "x".join(map(str, shape))
-        raise ModelError(f"model {label!r} failed in forward on a {hw} input: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(
+            f"model {label!r} failed in forward on a {hw} input: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(out, torch.Tensor):
         raise ModelError(
             f"model {label!r} returned {type(out).__name__}, not a tensor (effbench counts single-image SR models)"

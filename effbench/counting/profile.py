@@ -84,8 +84,9 @@ class Profile:
         return pd.DataFrame(self.by_module if by == "module" else self.by_op)
 
 
-def _peak_memory(model: nn.Module, input_size: tuple[int, int], batch: int, channels: int,
-                 dtype: torch.dtype) -> int:
+def _peak_memory(
+    model: nn.Module, input_size: tuple[int, int], batch: int, channels: int, dtype: torch.dtype
+) -> int:
     from ..memory import predict_memory
 
     return int(predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype).peak_bytes)
@@ -120,7 +121,9 @@ def trace_model(
     return trace, label
 
 
-def profile_trace(trace: OpTrace, convention: str | Convention = DEFAULT_CONVENTION, label: str = "") -> Profile:
+def profile_trace(
+    trace: OpTrace, convention: str | Convention = DEFAULT_CONVENTION, label: str = ""
+) -> Profile:
     """Apply one convention's rules to a recorded trace."""
     conv = get_convention(convention)
     c = conv.count(trace)
@@ -176,7 +179,9 @@ def profile(
 
     r = resolve_model(model, scale=scale)
     net, label = r.model, r.name
-    trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
+    trace, _ = trace_model(
+        net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
+    )
     prof = profile_trace(trace, conv, label)
     prof.identity = r.identity
     if peak_memory:
@@ -205,7 +210,9 @@ def compare_conventions(
 
     r = resolve_model(model, scale=scale)
     net, label = r.model, r.name
-    trace, _ = trace_model(net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label)
+    trace, _ = trace_model(
+        net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
+    )
     peak = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype) if peak_memory else None
     profiles = {c.name: profile_trace(trace, c, label) for c in convs}
     for p in profiles.values():

@@ -170,19 +170,34 @@ class PSDResult:
             p = doc["psd"]
             blocks = [
                 BlockPSD(
-                    name=b["name"], kind=b["class"], freqs=np.asarray(b["freqs"]),
-                    input_curve=np.asarray(b["input_curve"]), output_curve=np.asarray(b["output_curve"]),
-                    input_std=np.asarray(b["input_std"]), output_std=np.asarray(b["output_std"]),
-                    split=float(b["split"]), n_images=int(b["n_images"]),
+                    name=b["name"],
+                    kind=b["class"],
+                    freqs=np.asarray(b["freqs"]),
+                    input_curve=np.asarray(b["input_curve"]),
+                    output_curve=np.asarray(b["output_curve"]),
+                    input_std=np.asarray(b["input_std"]),
+                    output_std=np.asarray(b["output_std"]),
+                    split=float(b["split"]),
+                    n_images=int(b["n_images"]),
                     images_high_up=int(b["images_high_share_up"]),
                 )
                 for b in p["blocks"]
             ]
             return cls(
-                model=doc["model"], spec=doc["spec"], scale=int(doc["scale"]), split=float(p["split"]),
-                tile=p["tile"], device=doc["device"], data_range=float(p["data_range"]), images=list(p["images"]),
-                source=p["source"], selection=p["selection"], blocks=blocks, preview_image=p.get("preview_image"),
-                remove_mean=bool(p.get("remove_mean", False)), averaging=p.get("averaging", AVERAGING),
+                model=doc["model"],
+                spec=doc["spec"],
+                scale=int(doc["scale"]),
+                split=float(p["split"]),
+                tile=p["tile"],
+                device=doc["device"],
+                data_range=float(p["data_range"]),
+                images=list(p["images"]),
+                source=p["source"],
+                selection=p["selection"],
+                blocks=blocks,
+                preview_image=p.get("preview_image"),
+                remove_mean=bool(p.get("remove_mean", False)),
+                averaging=p.get("averaging", AVERAGING),
             )
         except (KeyError, TypeError) as exc:
             raise UsageError(f"not a psd result document (missing {exc})") from None
@@ -298,7 +313,10 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
     )
 
@@ -351,8 +369,10 @@ def psd(
         imgs = list(images_or_dataset)
         if max_images is not None:
             imgs = imgs[:max_images]
-        if data_range is None and any(torch.as_tensor(np.asarray(i) if not isinstance(i, Tensor) else i).dtype
-                                      == torch.uint8 for i in imgs):
+        if data_range is None and any(
+            torch.as_tensor(np.asarray(i) if not isinstance(i, Tensor) else i).dtype == torch.uint8
+            for i in imgs
+        ):
             raise UsageError(f"cannot tell the data range of {name} for uint8 images; pass data_range=")
         source = array_inputs(imgs, data_range=data_range or 1.0)
     if not 0 <= preview < len(source):
@@ -379,7 +399,9 @@ def psd(
             for idx, (img_name, img) in enumerate(source):
                 per_block = _run_image(model, img.to(dev), tile, cap, name, img_name, remove_mean)
                 for bname, (tiles, stitched) in per_block.items():
-                    curves[bname].append((_mean_curve([c for c, _ in tiles]), _mean_curve([c for _, c in tiles])))
+                    curves[bname].append(
+                        (_mean_curve([c for c, _ in tiles]), _mean_curve([c for _, c in tiles]))
+                    )
                     if idx == preview:
                         preview_maps[bname] = stitched
                 if idx == preview:
@@ -390,17 +412,34 @@ def psd(
         model.to(old_device)
         model.train(was_training)
     result = PSDResult(
-        model=name, spec=ident.spec, identity=ident, scale=scale, split=split, tile=tile, device=str(dev),
-        data_range=float(data_range) if data_range is not None else float("nan"), images=list(source.names),
-        source=source.description, selection=selection, preview_image=preview_name, remove_mean=remove_mean,
+        model=name,
+        spec=ident.spec,
+        identity=ident,
+        scale=scale,
+        split=split,
+        tile=tile,
+        device=str(dev),
+        data_range=float(data_range) if data_range is not None else float("nan"),
+        images=list(source.names),
+        source=source.description,
+        selection=selection,
+        preview_image=preview_name,
+        remove_mean=remove_mean,
     )
     for bname, mod in blocks:
-        result.blocks.append(_combine(bname, type(mod).__name__, curves[bname], split, preview_maps.get(bname)))
+        result.blocks.append(
+            _combine(bname, type(mod).__name__, curves[bname], split, preview_maps.get(bname))
+        )
     return result
 
 
 def _run_image(
-    model: nn.Module, img: Tensor, tile: int | None, cap: _Capture, model_name: str, img_name: str,
+    model: nn.Module,
+    img: Tensor,
+    tile: int | None,
+    cap: _Capture,
+    model_name: str,
+    img_name: str,
     remove_mean: bool = False,
 ) -> dict[str, tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]]:
     """Run one image (tile by tile); per block: the per-tile (input, output) curves and the stitched maps."""
@@ -449,7 +488,10 @@ def _mean_curve(curves: list[np.ndarray]) -> np.ndarray:
 
 
 def _combine(
-    name: str, kind: str, per_image: list[tuple[np.ndarray, np.ndarray]], split: float,
+    name: str,
+    kind: str,
+    per_image: list[tuple[np.ndarray, np.ndarray]],
+    split: float,
     maps: tuple[np.ndarray, np.ndarray] | None,
 ) -> BlockPSD:
     n_rings = min(min(len(ci), len(co)) for ci, co in per_image) - 1
@@ -457,8 +499,16 @@ def _combine(
     cout = np.stack([resample_curve(co, n_rings) for _, co in per_image])
     up = sum(high_share(a, split) < high_share(b, split) for a, b in zip(cin, cout))
     return BlockPSD(
-        name=name, kind=kind, freqs=frequency_axis(n_rings),
-        input_curve=cin.mean(0), output_curve=cout.mean(0), input_std=cin.std(0), output_std=cout.std(0),
-        split=split, n_images=len(per_image), images_high_up=int(up),
-        input_map=maps[0] if maps else None, output_map=maps[1] if maps else None,
+        name=name,
+        kind=kind,
+        freqs=frequency_axis(n_rings),
+        input_curve=cin.mean(0),
+        output_curve=cout.mean(0),
+        input_std=cin.std(0),
+        output_std=cout.std(0),
+        split=split,
+        n_images=len(per_image),
+        images_high_up=int(up),
+        input_map=maps[0] if maps else None,
+        output_map=maps[1] if maps else None,
     )

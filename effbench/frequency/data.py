@@ -80,7 +80,9 @@ def array_inputs(images: Sequence[np.ndarray | Tensor], *, data_range: float) ->
         is_uint8 = t.dtype == torch.uint8
         if t.ndim == 4:
             if t.shape[0] != 1:
-                raise UsageError(f"image {i}: a 4-D tensor must have batch size 1, got shape {tuple(t.shape)}")
+                raise UsageError(
+                    f"image {i}: a 4-D tensor must have batch size 1, got shape {tuple(t.shape)}"
+                )
             t = t[0]
         if t.ndim == 2:
             t = t.unsqueeze(0).expand(3, -1, -1)
@@ -98,4 +100,6 @@ def array_inputs(images: Sequence[np.ndarray | Tensor], *, data_range: float) ->
         tensors.append(t.unsqueeze(0).contiguous())
     if not tensors:
         raise UsageError("no images given")
-    return InputSource([f"image_{i}" for i in range(len(tensors))], lambda i: tensors[i], f"{len(tensors)} arrays")
+    return InputSource(
+        [f"image_{i}" for i in range(len(tensors))], lambda i: tensors[i], f"{len(tensors)} arrays"
+    )

@@ -50,16 +50,28 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = T
     n = len(result.blocks)
     ncols = min(n, 5)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 0.6, 3.0 * nrows), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.2 * ncols + 0.6, 3.0 * nrows), sharey=True, squeeze=False
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     first = 1 if result.remove_mean else 0  # ring 0 is empty once the mean is removed
     for ax, b in zip(axes.flat, result.blocks):
         f = b.freqs[first:]
-        ax.plot(f, 100 * b.input_curve[first:], color="tab:blue", lw=1.4,
-                label=f"input (high {100 * b.input_high:.3g}%)")
-        ax.plot(f, 100 * b.output_curve[first:], color="tab:red", lw=1.4,
-                label=f"output (high {100 * b.output_high:.3g}%)")
+        ax.plot(
+            f,
+            100 * b.input_curve[first:],
+            color="tab:blue",
+            lw=1.4,
+            label=f"input (high {100 * b.input_high:.3g}%)",
+        )
+        ax.plot(
+            f,
+            100 * b.output_curve[first:],
+            color="tab:red",
+            lw=1.4,
+            label=f"output (high {100 * b.output_high:.3g}%)",
+        )
         ax.axvline(b.split, color="0.5", ls=":", lw=1)
         ax.set_title(f"{b.name} ({b.kind})", fontsize=9)
         ax.set_xlabel("frequency (1 = Nyquist)")
@@ -71,7 +83,9 @@ def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = T
     for row in axes:
         row[0].set_ylabel("spectral density (% of sum)")
     dc = ", mean removed" if result.remove_mean else ""
-    fig.suptitle(f"{result.model}: PSD of block inputs and outputs, {len(result.images)} images{dc}", fontsize=10)
+    fig.suptitle(
+        f"{result.model}: PSD of block inputs and outputs, {len(result.images)} images{dc}", fontsize=10
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -103,6 +117,9 @@ def plot_maps(result: PSDResult, path: str | Path | None = None):
                 ax.set_title(f"{b.name}", fontsize=8)
             if j == 0:
                 ax.set_ylabel(label)
-    fig.suptitle(f"{result.model}: channel-averaged maps of {result.preview_image} (each normalised to its 0.5-99.5 percentiles)", fontsize=9)
+    fig.suptitle(
+        f"{result.model}: channel-averaged maps of {result.preview_image} (each normalised to its 0.5-99.5 percentiles)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return _save(fig, path, dpi=80, palette=True)

@@ -71,7 +71,9 @@ def _match(pattern: str, name: str, mod: nn.Module) -> bool:
     return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(type(mod).__name__, pattern)
 
 
-def select_modules(model: nn.Module, modules: ModuleSelector = None) -> tuple[list[tuple[str, nn.Module]], str]:
+def select_modules(
+    model: nn.Module, modules: ModuleSelector = None
+) -> tuple[list[tuple[str, nn.Module]], str]:
     """Resolve ``modules`` to ``[(qualified name, module), ...]`` in model order, plus a description.
 
     ``modules`` is ``None`` (the family default), a pattern string, or a list of patterns / module objects.
@@ -95,11 +97,15 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> tuple[li
     for item in items:
         if isinstance(item, nn.Module):
             if id(item) not in by_id:
-                raise UsageError(f"module {type(item).__name__} given in modules= is not a sub-module of the model")
+                raise UsageError(
+                    f"module {type(item).__name__} given in modules= is not a sub-module of the model"
+                )
             chosen[by_id[id(item)]] = item
             continue
         if not isinstance(item, str):
-            raise UsageError(f"modules= items must be patterns or nn.Module objects, got {type(item).__name__}")
+            raise UsageError(
+                f"modules= items must be patterns or nn.Module objects, got {type(item).__name__}"
+            )
         if item.startswith("re:"):
             try:
                 re.compile(item[3:])
@@ -108,7 +114,9 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> tuple[li
         hits = [(n, m) for n, m in named if _match(item, n, m)]
         if not hits:
             sample = ", ".join(f"{n} ({type(m).__name__})" for n, m in named[:12])
-            raise UsageError(f"no module of {type(model).__name__} matches {item!r}; modules include: {sample}")
+            raise UsageError(
+                f"no module of {type(model).__name__} matches {item!r}; modules include: {sample}"
+            )
         chosen.update(hits)
     order = {n: i for i, (n, _) in enumerate(named)}
     ordered = sorted(chosen.items(), key=lambda kv: order[kv[0]])

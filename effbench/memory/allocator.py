@@ -91,7 +91,10 @@ class CachingAllocator:
         self.allocated = 0
         self.peak = 0
         self.reserved = 0
-        self._pools: dict[bool, list[tuple[int, int, _Block]]] = {True: [], False: []}  # small? -> sorted free
+        self._pools: dict[bool, list[tuple[int, int, _Block]]] = {
+            True: [],
+            False: [],
+        }  # small? -> sorted free
         self._live: dict[int, _Block] = {}
         self._next_handle = 0
         self._next_addr = 1 << 32

@@ -24,13 +24,22 @@ def plot_timeline(reports: list[MemoryReport], path: str | Path, labels: list[st
     for r, label in zip(reports, labels):
         xs = [e["index"] for e in r.timeline]
         ys = [e["allocated_bytes"] / 2**20 for e in r.timeline]
-        (line,) = ax.plot(xs, ys, lw=1.2, drawstyle="steps-post", label=f"{label}: peak {r.peak_bytes / 2**20:.2f} MiB ({r.peak_x:.2f} x CHW)")
+        (line,) = ax.plot(
+            xs,
+            ys,
+            lw=1.2,
+            drawstyle="steps-post",
+            label=f"{label}: peak {r.peak_bytes / 2**20:.2f} MiB ({r.peak_x:.2f} x CHW)",
+        )
         py = r.timeline[r.peak_op_index]["allocated_bytes"] / 2**20
         ax.plot([r.peak_op_index], [py], "o", color=line.get_color())
         where = r.peak_block or r.peak_module or "model"
         ax.annotate(
             f"{op_word(r.peak_op)} in {where}\n{r.peak_bytes / 2**20:.2f} MiB",
-            (r.peak_op_index, py), textcoords="offset points", xytext=(8, 6), fontsize=8,
+            (r.peak_op_index, py),
+            textcoords="offset points",
+            xytext=(8, 6),
+            fontsize=8,
             color=line.get_color(),
         )
     top = max(r.peak_bytes for r in reports) / 2**20

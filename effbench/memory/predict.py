@@ -113,7 +113,11 @@ class MemoryReport:
 
     def sentence(self) -> str:
         """The peak in words, e.g. 'peak inside body.3 (HFAB) at the multiply: 4.0 x C x H x W alive: ...'."""
-        where = f"{self.peak_block} ({self.peak_block_type})" if self.peak_block else f"the model ({self.peak_block_type})"
+        where = (
+            f"{self.peak_block} ({self.peak_block_type})"
+            if self.peak_block
+            else f"the model ({self.peak_block_type})"
+        )
         if self.peak_module != self.peak_block:
             where += f", in {self.peak_module} ({self.peak_module_type})"
         acts = [t for t in self.live_at_peak if t.role != "net"]
@@ -122,7 +126,8 @@ class MemoryReport:
         for t in acts:
             groups.setdefault(t.why, []).append(t)
         parts = ", ".join(
-            f"{self.x(sum(t.block_bytes for t in ts)):.2f}x {why}" + (f" ({len(ts)} tensors)" if len(ts) > 1 else "")
+            f"{self.x(sum(t.block_bytes for t in ts)):.2f}x {why}"
+            + (f" ({len(ts)} tensors)" if len(ts) > 1 else "")
             for why, ts in sorted(groups.items(), key=lambda kv: -sum(t.block_bytes for t in kv[1]))
         )
         c, h, w = self.feature_shape
@@ -130,7 +135,11 @@ class MemoryReport:
             f"peak {_mb(self.peak_bytes)} inside {where} at the {op_word(self.peak_op)} ({self.peak_op}): "
             f"{acts_x:.1f} x C x H x W of features alive (C x H x W = {c} x {h} x {w}): {parts}; "
             f"plus {_mb(self.decomposition['M_net'])} of parameters"
-            + (f" and {_mb(self.decomposition['M_allocator'])} of allocator rounding" if self.decomposition["M_allocator"] else "")
+            + (
+                f" and {_mb(self.decomposition['M_allocator'])} of allocator rounding"
+                if self.decomposition["M_allocator"]
+                else ""
+            )
             + "."
         )
 
@@ -144,17 +153,24 @@ class MemoryReport:
         where = self.peak_block or "the model"
         if self.peak_module != self.peak_block:
             where += f" / {self.peak_module}"
-        return {"where": where, "block_type": self.peak_block_type, "op": op_word(self.peak_op),
-                "features_x": self.x(sum(t.block_bytes for t in acts)),
-                "parts": [[why, self.x(b)] for why, b in sorted(groups.items(), key=lambda kv: -kv[1])]}
+        return {
+            "where": where,
+            "block_type": self.peak_block_type,
+            "op": op_word(self.peak_op),
+            "features_x": self.x(sum(t.block_bytes for t in acts)),
+            "parts": [[why, self.x(b)] for why, b in sorted(groups.items(), key=lambda kv: -kv[1])],
+        }
 
     def metrics(self) -> dict[str, Any]:
         """What goes into a result document's ``metrics`` (keys of :mod:`effbench.base.catalogue`): the predicted
         peak, where it is (in words and in C x H x W units) and the allocated bytes after each op (the report draws
         it as the model's memory timeline)."""
-        return {"peak_memory_predicted_bytes": int(self.peak_bytes), "peak_memory_where": self.sentence(),
-                "peak_memory_at": self.peak_summary(),
-                "memory_timeline": [int(e["allocated_bytes"]) for e in self.timeline]}
+        return {
+            "peak_memory_predicted_bytes": int(self.peak_bytes),
+            "peak_memory_where": self.sentence(),
+            "peak_memory_at": self.peak_summary(),
+            "memory_timeline": [int(e["allocated_bytes"]) for e in self.timeline],
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -173,7 +189,11 @@ def _main_feature(trace: StorageTrace) -> tuple[tuple[int, ...], int]:
     (an SR network's head, i.e. the trunk width; a mean-shift 1x1 conv is skipped), else the first convolution's
     output, else the 4-D activation shape holding the most bytes over the pass (count x size)."""
     image = next((s.shape for s in trace.storages if s.kind == "input"), None)
-    convs = [trace.storages[op.outputs[0]] for op in trace.ops if op.name.startswith("aten.convolution") and op.outputs]
+    convs = [
+        trace.storages[op.outputs[0]]
+        for op in trace.ops
+        if op.name.startswith("aten.convolution") and op.outputs
+    ]
     convs = [s for s in convs if len(s.shape) == 4]
     widening = [s for s in convs if image is None or len(image) != 4 or s.shape[1] != image[1]]
     head = (widening or convs or [None])[0]
@@ -303,7 +323,11 @@ def analyse(
     dec = {"M_input": 0, "M_output": 0, "M_kept": 0, "M_net": 0}
     for s in trace.storages:
         if s.kind == "activation":
-            alive = s.producer_op is not None and s.producer_op <= at and (s.free_before is None or s.free_before > at)
+            alive = (
+                s.producer_op is not None
+                and s.producer_op <= at
+                and (s.free_before is None or s.free_before > at)
+            )
         elif s.kind == "input" and input_free is not None:
             alive = at < input_free
         else:
@@ -323,8 +347,14 @@ def analyse(
         producer = s.name if s.kind != "activation" else (s.name if s.name != "<model>" else "")
         live.append(
             LiveTensor(
-                tuple(s.shape), str(s.dtype).replace("torch.", ""), s.nbytes, block, s.kind, producer,
-                _why(trace, s.sid, at, role, donate_input), role,
+                tuple(s.shape),
+                str(s.dtype).replace("torch.", ""),
+                s.nbytes,
+                block,
+                s.kind,
+                producer,
+                _why(trace, s.sid, at, role, donate_input),
+                role,
             )
         )
     block = op.module
@@ -343,14 +373,19 @@ def analyse(
         for name in ("", *o.module_stack):
             cur = per_module.get(name)
             if cur is None:
-                cur = per_module[name] = {"type": trace.modules.get(name, ""), "first_op_index": o.index,
-                                          "peak_bytes": -1}
+                cur = per_module[name] = {
+                    "type": trace.modules.get(name, ""),
+                    "first_op_index": o.index,
+                    "peak_bytes": -1,
+                }
             if a > cur["peak_bytes"]:
                 cur.update(peak_bytes=a, op_index=o.index, op=o.name, x_feature=a / fbytes)
     resident = sum(round_size(trace.storages[s].nbytes) for s in trace.resident)
     notes = []
     if device_model == "cuda":
-        notes.append("cuDNN/cuBLAS workspaces are not included (measure them with measure_cuda_memory on a GPU)")
+        notes.append(
+            "cuDNN/cuBLAS workspaces are not included (measure them with measure_cuda_memory on a GPU)"
+        )
     if donate_input:
         notes.append("the input is freed after its last use (as a feature inside a larger network)")
     return MemoryReport(
@@ -413,17 +448,30 @@ def predict_memory(
     fake_of: dict[int, torch.Tensor] = {}
     with mode:
         for t in [*net.parameters(), *net.buffers()]:
-            if id(t) not in fake_of:  # a fresh contiguous tensor, as model.to(device) makes for every parameter
+            if (
+                id(t) not in fake_of
+            ):  # a fresh contiguous tensor, as model.to(device) makes for every parameter
                 dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
                 fake_of[id(t)] = torch.empty(tuple(t.shape), dtype=dt, device=device)
         try:
-            trace = record_forward(net, lambda: torch.empty(shape, dtype=dtype, device=device), fake_of, device)
+            trace = record_forward(
+                net, lambda: torch.empty(shape, dtype=dtype, device=device), fake_of, device
+            )
         except (UsageError, ModelError):
             raise
         except Exception as exc:
-            raise ModelError(f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}") from exc
-    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                     model_name=name, feature_shape=feature_shape)
+            raise ModelError(
+                f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    report = analyse(
+        trace,
+        device_model=device_model,
+        donate_input=donate_input,
+        input_shape=shape,
+        dtype=dtype,
+        model_name=name,
+        feature_shape=feature_shape,
+    )
     report.identity = r.identity
     return report
 
@@ -463,7 +511,13 @@ def replay_memory_cpu(
         trace = record_forward(net, lambda: torch.rand(shape, generator=gen, dtype=dtype), None, dev)
     except Exception as exc:
         raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
-    report = analyse(trace, device_model=device_model, donate_input=donate_input, input_shape=shape, dtype=dtype,
-                     model_name=name)
+    report = analyse(
+        trace,
+        device_model=device_model,
+        donate_input=donate_input,
+        input_shape=shape,
+        dtype=dtype,
+        model_name=name,
+    )
     report.identity = r.identity
     return report

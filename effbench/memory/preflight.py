@@ -30,8 +30,14 @@ class MemoryWontFit(ModelError):
     status = "oom"
 
 
-def check_fits(model: nn.Module, input_size: tuple[int, int], device: torch.device, dtype: torch.dtype,
-               scale: int | None, what: str) -> dict[str, object]:
+def check_fits(
+    model: nn.Module,
+    input_size: tuple[int, int],
+    device: torch.device,
+    dtype: torch.dtype,
+    scale: int | None,
+    what: str,
+) -> dict[str, object]:
     """Raise :class:`MemoryWontFit` with the figures when ``model`` on a ``1x3xHxW`` input would not fit.
 
     The prediction runs on a copy of ``model``. Returns what was checked (``predicted_bytes``, ``available_bytes``, ``source``), or ``{"skipped": reason}``
@@ -58,8 +64,12 @@ def check_fits(model: nn.Module, input_size: tuple[int, int], device: torch.devi
             f"{report.peak_bytes / gib:.2f} GiB ({need / gib:.2f} GiB with the {MARGIN:g}x margin), but only "
             f"{available / gib:.2f} GiB is available ({source}); refused before allocating"
         )
-    return {"predicted_bytes": int(report.peak_bytes), "available_bytes": available, "source": source,
-            "margin": MARGIN}
+    return {
+        "predicted_bytes": int(report.peak_bytes),
+        "available_bytes": available,
+        "source": source,
+        "margin": MARGIN,
+    }
 
 
 def fake_output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -60,8 +60,14 @@ def fusion_block(n: int = 2, c: int = 64) -> FusionBlock:
     return FusionBlock(n, c).eval()
 
 
-def fig2_demo(c: int = 64, size: tuple[int, int] = (256, 256), *, n_plain: int = 4, n_fusion: int = 2,
-              device_model: str = "plain") -> list[dict[str, object]]:
+def fig2_demo(
+    c: int = 64,
+    size: tuple[int, int] = (256, 256),
+    *,
+    n_plain: int = 4,
+    n_fusion: int = 2,
+    device_model: str = "plain",
+) -> list[dict[str, object]]:
     """The peaks of Fig. 2 as the predictor sees them, one row per (structure, node) in units of C x H x W.
 
     Every row gives ``features_x`` (live feature memory at that node, parameters excluded), the op index and module.
@@ -81,18 +87,43 @@ def fig2_demo(c: int = 64, size: tuple[int, int] = (256, 256), *, n_plain: int =
         return [e for e in r.timeline if e["op"].startswith("aten.convolution")]  # type: ignore[attr-defined]
 
     for donate, label in ((True, "plain stack (Fig. 2a)"), (False, "plain stack, caller keeps input")):
-        r = predict_memory(plain_stack(n_plain, c), size, channels=c, device_model=device_model, donate_input=donate)
-        rows.append({"structure": label, "node": f"peak ({r.peak_module})", "op_index": r.peak_op_index,
-                     "features_x": features_x(r, r.peak_op_index), "peak_bytes": r.peak_bytes,
-                     "sentence": r.sentence()})
-    r = predict_memory(fusion_block(n_fusion, c), size, channels=c, device_model=device_model, donate_input=True)
+        r = predict_memory(
+            plain_stack(n_plain, c), size, channels=c, device_model=device_model, donate_input=donate
+        )
+        rows.append(
+            {
+                "structure": label,
+                "node": f"peak ({r.peak_module})",
+                "op_index": r.peak_op_index,
+                "features_x": features_x(r, r.peak_op_index),
+                "peak_bytes": r.peak_bytes,
+                "sentence": r.sentence(),
+            }
+        )
+    r = predict_memory(
+        fusion_block(n_fusion, c), size, channels=c, device_model=device_model, donate_input=True
+    )
     conv_nodes = convs(r)
     for k, e in enumerate(conv_nodes[:n_fusion]):
-        rows.append({"structure": "fusion block (Fig. 2b)", "node": f"3x3 conv {k + 1} ({e['module']})",
-                     "op_index": e["index"], "features_x": features_x(r, int(e["index"])),  # type: ignore[arg-type]
-                     "peak_bytes": None, "sentence": ""})
+        rows.append(
+            {
+                "structure": "fusion block (Fig. 2b)",
+                "node": f"3x3 conv {k + 1} ({e['module']})",
+                "op_index": e["index"],
+                "features_x": features_x(r, int(e["index"])),  # type: ignore[arg-type]
+                "peak_bytes": None,
+                "sentence": "",
+            }
+        )
     cat = next(e for e in r.timeline if e["op"].startswith("aten.cat"))
-    rows.append({"structure": "fusion block (Fig. 2b)", "node": f"concat of {n_fusion + 1} features",
-                 "op_index": cat["index"], "features_x": features_x(r, int(cat["index"])),  # type: ignore[arg-type]
-                 "peak_bytes": r.peak_bytes, "sentence": r.sentence()})
+    rows.append(
+        {
+            "structure": "fusion block (Fig. 2b)",
+            "node": f"concat of {n_fusion + 1} features",
+            "op_index": cat["index"],
+            "features_x": features_x(r, int(cat["index"])),  # type: ignore[arg-type]
+            "peak_bytes": r.peak_bytes,
+            "sentence": r.sentence(),
+        }
+    )
     return rows

@@ -49,7 +49,9 @@ class OpRec:
     inputs: list[int]  # storage ids read (tensor arguments)
     outputs: list[int]  # storage ids the op allocated (new storages)
     aliases: list[int]  # storage ids the op returned without allocating (views, in-place)
-    frees_before: list[int] = field(default_factory=list)  # storages freed between the previous op and this one
+    frees_before: list[int] = field(
+        default_factory=list
+    )  # storages freed between the previous op and this one
 
 
 @dataclass
@@ -58,7 +60,9 @@ class StorageTrace:
 
     storages: list[StorageRec]
     ops: list[OpRec]
-    resident: list[int]  # sids allocated before the forward (parameters, buffers, input; external found later)
+    resident: list[
+        int
+    ]  # sids allocated before the forward (parameters, buffers, input; external found later)
     output: list[int]  # sids alive at the end (the output and anything else kept)
     modules: dict[str, str]  # qualified name -> class name
     leaves: set[str] = field(default_factory=set)  # modules without children
@@ -142,11 +146,15 @@ class StorageTracker(TorchDispatchMode):
         index = len(self.ops)
         module = self.modules.current
         inputs: list[int] = []
-        fresh = func in _LIFT_FRESH  # the argument is a constant just made (torch.tensor, from_numpy): not external
+        fresh = (
+            func in _LIFT_FRESH
+        )  # the argument is a constant just made (torch.tensor, from_numpy): not external
         for t in tree_leaves((args, kwargs)):
             if isinstance(t, torch.Tensor):
                 sid = self.lookup(t)
-                if sid is None and not fresh and self._key(t) is not None:  # made before the forward, not a buffer
+                if (
+                    sid is None and not fresh and self._key(t) is not None
+                ):  # made before the forward, not a buffer
                     sid = self.register(t, "external", module or "<model>")
                 if sid is not None and sid not in inputs:
                     inputs.append(sid)
@@ -167,9 +175,7 @@ class StorageTracker(TorchDispatchMode):
                     outputs.append(sid)
         for sid in set(inputs) | set(aliases) | set(outputs):
             self.storages[sid].uses.append(index)
-        self.ops.append(
-            OpRec(index, str(func), module, self.modules.path(), inputs, outputs, aliases, freed)
-        )
+        self.ops.append(OpRec(index, str(func), module, self.modules.path(), inputs, outputs, aliases, freed))
         return out
 
 
@@ -208,7 +214,9 @@ def record_forward(
     state = None
     if replace is not None:
         state = {n: replace[id(t)] for n, t in model.named_parameters(remove_duplicate=False)}
-        state.update({n: replace[id(t)] for n, t in model.named_buffers(remove_duplicate=False) if t is not None})
+        state.update(
+            {n: replace[id(t)] for n, t in model.named_buffers(remove_duplicate=False) if t is not None}
+        )
     for name, t, kind in _resident_order(model):
         tracker.register(replace[id(t)] if replace is not None else t, kind, name)
     x = make_input()
@@ -228,4 +236,11 @@ def record_forward(
                 output.append(sid)
     alive = [s for s in tracker.alive_activations() if s not in output]
     del out
-    return StorageTrace(tracker.storages, tracker.ops, tracker.resident, output + alive, dict(modules.types), set(modules.leaves))
+    return StorageTrace(
+        tracker.storages,
+        tracker.ops,
+        tracker.resident,
+        output + alive,
+        dict(modules.types),
+        set(modules.leaves),
+    )

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 
-def validate_zoo(names: list[str] | None = None, full_hd: bool = True,
-                 sizes: list[tuple[int, int]] | None = None) -> list[dict[str, Any]]:
+def validate_zoo(
+    names: list[str] | None = None, full_hd: bool = True, sizes: list[tuple[int, int]] | None = None
+) -> list[dict[str, Any]]:
     """Measure and predict every zoo model; one dict per (model, size) from :func:`measure_cuda_memory`."""
     from ..zoo.registry import create_model, list_models, model_info
     from .cuda import measure_cuda_memory

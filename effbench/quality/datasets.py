@@ -75,7 +75,9 @@ class SRDataset(Sequence[Sample]):
         hr_path, lr_path = self.pairs[index]
         hr = read_image(hr_path)
         if hr.shape[0] < self.scale or hr.shape[1] < self.scale:
-            raise DatasetError(f"{hr_path}: image of size {hr.shape[:2]} is smaller than the scale x{self.scale}")
+            raise DatasetError(
+                f"{hr_path}: image of size {hr.shape[:2]} is smaller than the scale x{self.scale}"
+            )
         if lr_path is None:
             lr = make_lr(hr, self.scale)
         else:
@@ -92,7 +94,9 @@ class SRDataset(Sequence[Sample]):
             yield self[i]
 
     def __repr__(self) -> str:
-        return f"SRDataset({str(self.root)!r}, scale={self.scale}, layout={self.layout!r}, images={len(self)})"
+        return (
+            f"SRDataset({str(self.root)!r}, scale={self.scale}, layout={self.layout!r}, images={len(self)})"
+        )
 
 
 def _paired(hr_dir: Path, lr_dir: Path, scale: int) -> list[tuple[Path, Path | None]]:
@@ -115,7 +119,11 @@ def open_dataset(root: str | Path, scale: int) -> SRDataset:
 
     hr_dir = root / "HR"
     if hr_dir.is_dir():
-        for lr_dir in (root / "LR_bicubic" / f"X{scale}", root / "LR_bicubic" / f"x{scale}", root / "LR" / f"X{scale}"):
+        for lr_dir in (
+            root / "LR_bicubic" / f"X{scale}",
+            root / "LR_bicubic" / f"x{scale}",
+            root / "LR" / f"X{scale}",
+        ):
             if lr_dir.is_dir():
                 pairs, layout = _paired(hr_dir, lr_dir, scale), "paired"
                 break
@@ -124,7 +132,9 @@ def open_dataset(root: str | Path, scale: int) -> SRDataset:
     else:
         hr_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.upper().endswith("_HR"))
         if len(hr_dirs) > 1:
-            raise DatasetError(f"{root}: several HR folders ({', '.join(p.name for p in hr_dirs)}); give one set")
+            raise DatasetError(
+                f"{root}: several HR folders ({', '.join(p.name for p in hr_dirs)}); give one set"
+            )
         if hr_dirs:
             prefix = hr_dirs[0].name[: -len("_HR")]
             lr_pattern = re.compile(re.escape(prefix) + r"_LR", re.IGNORECASE)
@@ -139,5 +149,7 @@ def open_dataset(root: str | Path, scale: int) -> SRDataset:
         else:
             pairs, layout = [(p, None) for p in list_images(root)], "hr_only"
     if not pairs:
-        raise DatasetError(f"no images found in {root} (looked for HR/, *_HR/ and images in the folder itself)")
+        raise DatasetError(
+            f"no images found in {root} (looked for HR/, *_HR/ and images in the folder itself)"
+        )
     return SRDataset(root, scale, layout, pairs)

@@ -36,8 +36,15 @@ class EvaluationStopped(DatasetError):
         self.partial = partial
 
 
-def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: float = 255.0,
-                  device: str | torch.device = "cpu", *, dtype: torch.dtype = torch.float32) -> np.ndarray:
+def super_resolve(
+    model: nn.Module,
+    lr: np.ndarray,
+    scale: int,
+    data_range: float = 255.0,
+    device: str | torch.device = "cpu",
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> np.ndarray:
     """Run ``model`` on one ``uint8`` ``(h, w, 3)`` LR image; returns the ``uint8`` ``(h*s, w*s, 3)`` SR image.
 
     The input is scaled to ``[0, data_range]`` in ``dtype``; the output is scaled back, clamped and rounded
@@ -48,13 +55,17 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, data_range: floa
         with torch.inference_mode():
             y = model(x)
     except Exception as exc:
-        raise ModelError(f"the model failed on a {lr.shape[1]}x{lr.shape[0]} input: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(
+            f"the model failed on a {lr.shape[1]}x{lr.shape[0]} input: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(y, torch.Tensor):
         raise ModelError(f"the model returned {type(y).__name__}, not a tensor")
     want = (1, 3, lr.shape[0] * scale, lr.shape[1] * scale)
     if tuple(y.shape) != want:
-        raise ModelError(f"the model returned shape {tuple(y.shape)} for x{scale} of a {tuple(x.shape)} input; "
-                         f"expected {want}")
+        raise ModelError(
+            f"the model returned shape {tuple(y.shape)} for x{scale} of a {tuple(x.shape)} input; "
+            f"expected {want}"
+        )
     if not torch.isfinite(y).all():
         raise ModelError("the model returned NaN or infinite values")
     return to_uint8(y[0].permute(1, 2, 0), data_range)
@@ -111,24 +122,26 @@ def evaluate(
     skipped: list[dict[str, str]] = []
 
     def summary() -> Evaluation:
-        return Evaluation({
-            "model": name,
-            "spec": ident.spec,
-            "model_key": ident.key,
-            "identity": ident.as_dict(),
-            "dataset": dataset.name,
-            "dataset_dir": str(dataset.root),
-            "scale": scale,
-            "protocol": protocol,
-            "data_range": rng,
-            "layout": dataset.layout,
-            "lr_source": dataset.lr_source,
-            "n_images": len(images),
-            "psnr": _mean([r["psnr"] for r in images]),
-            "ssim": _mean([r["ssim"] for r in images]),
-            "images": images,
-            "skipped": skipped,
-        })
+        return Evaluation(
+            {
+                "model": name,
+                "spec": ident.spec,
+                "model_key": ident.key,
+                "identity": ident.as_dict(),
+                "dataset": dataset.name,
+                "dataset_dir": str(dataset.root),
+                "scale": scale,
+                "protocol": protocol,
+                "data_range": rng,
+                "layout": dataset.layout,
+                "lr_source": dataset.lr_source,
+                "n_images": len(images),
+                "psnr": _mean([r["psnr"] for r in images]),
+                "ssim": _mean([r["ssim"] for r in images]),
+                "images": images,
+                "skipped": skipped,
+            }
+        )
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -136,8 +149,13 @@ def evaluate(
     from ..memory.preflight import check_fits
 
     checked_pixels = 0  # the largest LR image whose memory was checked: smaller ones fit too
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[last]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+    )
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task(f"{name} x{scale} on {dataset.name}", total=len(dataset), last="")
         for i in range(len(dataset)):
@@ -145,8 +163,9 @@ def evaluate(
                 sample = dataset[i]
             except DatasetError as exc:
                 if not skip_bad:
-                    raise EvaluationStopped(f"{exc} (after {len(images)} scored images; --skip-bad goes on)",
-                                            summary()) from exc
+                    raise EvaluationStopped(
+                        f"{exc} (after {len(images)} scored images; --skip-bad goes on)", summary()
+                    ) from exc
                 skipped.append({"path": str(dataset.pairs[i][0]), "error": str(exc)})
                 bar.update(task, advance=1, last=f"skipped {dataset.pairs[i][0].name}")
                 continue
@@ -156,8 +175,15 @@ def evaluate(
                 checked_pixels = h * w
             sr = super_resolve(model, sample.lr, scale, rng, device)
             p, s = score(sr, sample.hr, scale, protocol)
-            images.append({"name": sample.name, "psnr": p, "ssim": s, "hr_size": list(sample.hr.shape[:2]),
-                           "grey": is_grey(sample.hr_path)})
+            images.append(
+                {
+                    "name": sample.name,
+                    "psnr": p,
+                    "ssim": s,
+                    "hr_size": list(sample.hr.shape[:2]),
+                    "grey": is_grey(sample.hr_path),
+                }
+            )
             if out_dir is not None:
                 write_image(out_dir / f"{sample.name}.png", sr)
             bar.update(task, advance=1, last=f"{sample.name}: {p:.2f} dB")

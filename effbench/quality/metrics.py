@@ -64,8 +64,9 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise UsageError(f"images differ in shape: {a.shape} vs {b.shape}")
 
 
-def psnr(img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, border: int = 0,
-         peak: float = 255.0) -> float:
+def psnr(
+    img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, border: int = 0, peak: float = 255.0
+) -> float:
     """PSNR in dB of two same-shape images in ``[0, peak]`` after cropping ``border`` pixels; ``inf`` if equal."""
     a = crop_border(as_array(img1).astype(np.float64), border)
     b = crop_border(as_array(img2).astype(np.float64), border)
@@ -103,8 +104,9 @@ def _ssim_map_mean(a: np.ndarray, b: np.ndarray, peak: float) -> np.ndarray:
     return ssim_map.mean(axis=(0, 1))
 
 
-def ssim(img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, border: int = 0,
-         peak: float = 255.0) -> float:
+def ssim(
+    img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, border: int = 0, peak: float = 255.0
+) -> float:
     """SSIM (Gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03, 'valid' filtering) after cropping ``border`` pixels.
 
     ``(H, W)`` images give the SSIM of one channel; ``(H, W, C)`` images the mean over channels (as BasicSR).
@@ -113,7 +115,9 @@ def ssim(img1: np.ndarray | torch.Tensor, img2: np.ndarray | torch.Tensor, *, bo
     b = crop_border(as_array(img2).astype(np.float64), border)
     _check_pair(a, b)
     if a.shape[0] < 11 or a.shape[1] < 11:
-        raise UsageError(f"SSIM needs images of at least 11x11 pixels after the border crop, got {a.shape[:2]}")
+        raise UsageError(
+            f"SSIM needs images of at least 11x11 pixels after the border crop, got {a.shape[:2]}"
+        )
     return float(np.mean(_ssim_map_mean(a, b, peak)))
 
 
@@ -126,7 +130,9 @@ def score(sr: np.ndarray, hr: np.ndarray, scale: int, protocol: Protocol = "pape
         raise UsageError(f"unknown protocol {protocol!r}; choose from {', '.join(SCORE_PROTOCOLS)}")
     hr = mod_crop(hr, scale)
     if sr.shape != hr.shape:
-        raise UsageError(f"SR image shape {sr.shape} does not match the HR image cropped to x{scale}: {hr.shape}")
+        raise UsageError(
+            f"SR image shape {sr.shape} does not match the HR image cropped to x{scale}: {hr.shape}"
+        )
     if protocol == "paper":
         y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
         return psnr(y_sr, y_hr, border=scale), ssim(y_sr, y_hr, border=scale)

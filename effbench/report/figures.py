@@ -36,15 +36,19 @@ def _save(fig, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
     return paths
 
 
-def comparison_figure(table: Table, out_dir: Path, stem: str = "fig1_runtime_memory",
-                      formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+def comparison_figure(
+    table: Table, out_dir: Path, stem: str = "fig1_runtime_memory", formats: Sequence[str] = ("png", "svg")
+) -> list[Path]:
     """Fig. 1 of the paper: runtime (x) against peak memory (y), marker area proportional to params, labelled.
 
     Models lacking runtime or memory are left out (and named in the caption); returns ``[]`` when fewer than
     one model has both.
     """
-    pts = [(r.model, r.values["runtime_ms"], r.values["memory_mib"], r.values.get("params_k"))
-           for r in table.rows if r.values.get("runtime_ms") is not None and r.values.get("memory_mib") is not None]
+    pts = [
+        (r.model, r.values["runtime_ms"], r.values["memory_mib"], r.values.get("params_k"))
+        for r in table.rows
+        if r.values.get("runtime_ms") is not None and r.values.get("memory_mib") is not None
+    ]
     if not pts:
         return []
     missing = [r.model for r in table.rows if r.model not in {p[0] for p in pts}]
@@ -56,8 +60,9 @@ def comparison_figure(table: Table, out_dir: Path, stem: str = "fig1_runtime_mem
         area = 60 + 1400 * (params / pmax) if params else 60
         ax.scatter(rt, mem, s=area, alpha=0.45, edgecolors="black", linewidths=0.8)
         label = f"{name}\n{params:.0f}K" if params else name
-        ax.annotate(label, (rt, mem), textcoords="offset points", xytext=(0, 0), ha="center", va="center",
-                    fontsize=8)
+        ax.annotate(
+            label, (rt, mem), textcoords="offset points", xytext=(0, 0), ha="center", va="center", fontsize=8
+        )
     ax.set_xlabel("Runtime (ms, median)")
     srcs = table.meta.get("memory_sources") or []
     ax.set_ylabel("Peak memory (MiB" + (", predicted)" if srcs == ["predicted"] else ")"))
@@ -91,8 +96,9 @@ def _timeline(value: Any) -> tuple[list[float], list[float]] | None:
     return [float(x) for x in xs], [float(y) / MIB for y in ys]
 
 
-def timeline_figures(docs: Sequence[dict[str, Any]], out_dir: Path,
-                     formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+def timeline_figures(
+    docs: Sequence[dict[str, Any]], out_dir: Path, formats: Sequence[str] = ("png", "svg")
+) -> list[Path]:
     """One memory-over-time plot per model that carries ``metrics['memory_timeline']``, plus an overlay."""
     curves = {}
     for d in docs:
@@ -145,8 +151,9 @@ def _psd_curves(doc: dict[str, Any]) -> dict[str, tuple[list[float], list[float]
     return out
 
 
-def psd_figures(docs: Sequence[dict[str, Any]], out_dir: Path,
-                formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+def psd_figures(
+    docs: Sequence[dict[str, Any]], out_dir: Path, formats: Sequence[str] = ("png", "svg")
+) -> list[Path]:
     """One PSD plot (log power vs frequency) per model carrying PSD curves: block inputs dashed, outputs solid."""
     paths: list[Path] = []
     for d in docs:

@@ -39,7 +39,11 @@ def table_html(table: Table, title: str, baseline: str | None = None) -> str:
 
     out = [f"<h2>{html.escape(title)}</h2>", "<ul>"]
     out += [f"<li>{_md_inline(line)}</li>" for line in describe_conditions(table)]
-    out.append("</ul><table><tr><th>Method</th>" + "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns) + "</tr>")
+    out.append(
+        "</ul><table><tr><th>Method</th>"
+        + "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns)
+        + "</tr>"
+    )
     for r in table.rows:
         cells = [f"<td>{html.escape(r.model)}{''.join(ref(t) for t in r.notes.get('', []))}</td>"]
         for c in table.columns:
@@ -62,12 +66,19 @@ def _figure_html(path: Path) -> str:
         start = svg.find("<svg")
         return f"<figure>{svg[start:]}<figcaption>{html.escape(path.stem)}</figcaption></figure>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(path.stem)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(path.stem)}</figcaption></figure>"
+    )
 
 
-def render_html(sections: Sequence[tuple[str, Table]], figures: Sequence[Path], out_path: Path,
-                baseline: str | None = None, title: str = "effbench report") -> Path:
+def render_html(
+    sections: Sequence[tuple[str, Table]],
+    figures: Sequence[Path],
+    out_path: Path,
+    baseline: str | None = None,
+    title: str = "effbench report",
+) -> Path:
     """Write one HTML file holding every table and every figure (SVG inline, else PNG as base64)."""
     by_stem: dict[str, Path] = {}
     for p in figures:  # prefer SVG
@@ -77,7 +88,9 @@ def render_html(sections: Sequence[tuple[str, Table]], figures: Sequence[Path], 
     for name, t in sections:
         body.append(table_html(t, name, baseline if baseline in {r.model for r in t.rows} else None))
     body += [_figure_html(p) for p in by_stem.values()]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
     out_path.write_text(page)
     return out_path

@@ -15,8 +15,9 @@ def _in_db(col: Metric) -> bool:
 
 def units_line(table: Table) -> str:
     """``Units: Params K, ..., PSNR dB. **Bold**: best, ...`` for the table's columns (from the catalogue)."""
-    units = ", ".join(f"{c.title} {c.unit}" + (" (median)" if c.kind == "measured" else "")
-                      for c in table.columns if c.unit)
+    units = ", ".join(
+        f"{c.title} {c.unit}" + (" (median)" if c.kind == "measured" else "") for c in table.columns if c.unit
+    )
     higher = [c.title for c in table.columns if c.better == "higher"]
     rule = "lower is better" + (f" except {', '.join(higher)}" if higher else "")
     return f"- Units: {units}. **Bold**: best, *italic*: second best ({rule})."
@@ -53,8 +54,10 @@ def deltas(table: Table, baseline: str) -> list[str]:
     if base is None:
         from ..base.errors import UsageError
 
-        raise UsageError(f"baseline model {baseline!r} is not in the results; models: "
-                         f"{', '.join(r.model for r in table.rows)}")
+        raise UsageError(
+            f"baseline model {baseline!r} is not in the results; models: "
+            f"{', '.join(r.model for r in table.rows)}"
+        )
     lines = []
     for r in table.rows:
         if r is base:

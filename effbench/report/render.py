@@ -65,8 +65,10 @@ def render_report(
     groups = split_groups(docs)
     tables = [build_table(g) for g in groups]
     if baseline and not any(baseline in {r.model for r in t.rows} for t in tables):
-        raise UsageError(f"baseline model {baseline!r} is not in the results; models: "
-                         f"{', '.join(sorted({r.model for t in tables for r in t.rows}))}")
+        raise UsageError(
+            f"baseline model {baseline!r} is not in the results; models: "
+            f"{', '.join(sorted({r.model for t in tables for r in t.rows}))}"
+        )
     multi = len(tables) > 1
     written: list[Path] = []
     fig_paths: list[Path] = []
@@ -110,10 +112,13 @@ def render_report(
         doc = {
             "schema": "effbench.report/1",
             "tables": [
-                {"title": name, "conditions": {k: v for k, v in t.meta.items()},
-                 "rows": json.loads(f.to_json(orient="records")),
-                 "ranks": t.ranks(),
-                 "deltas": delta_records(t, baseline) if baseline else []}
+                {
+                    "title": name,
+                    "conditions": {k: v for k, v in t.meta.items()},
+                    "rows": json.loads(f.to_json(orient="records")),
+                    "ranks": t.ranks(),
+                    "deltas": delta_records(t, baseline) if baseline else [],
+                }
                 for (name, t), f in zip(sections, frames)
             ],
             "figures": [p.name for p in fig_paths],

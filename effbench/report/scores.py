@@ -30,8 +30,14 @@ from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
 
 # what the challenge rules call each metric -> its catalogue key (memory: measured, else predicted)
-RULE_METRICS = {"runtime": "runtime_ms", "flops": "flops", "params": "params", "activations": "activations",
-                "memory": "peak_memory_bytes", "psnr": "psnr"}
+RULE_METRICS = {
+    "runtime": "runtime_ms",
+    "flops": "flops",
+    "params": "params",
+    "activations": "activations",
+    "memory": "peak_memory_bytes",
+    "psnr": "psnr",
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,9 @@ class Year:
     psnr_threshold: float
     psnr_dataset: str
     weights: tuple[float, float, float] | None = None  # runtime, FLOPs, params (score years)
-    published: dict[str, float] | None = None  # the organisers' baseline numbers: runtime_ms, flops_g, params_m
+    published: dict[str, float] | None = (
+        None  # the organisers' baseline numbers: runtime_ms, flops_g, params_m
+    )
     tracks: dict[str, tuple[str, ...]] | None = None  # rank years: track -> summed metrics
 
 
@@ -57,12 +65,33 @@ _RANK_TRACKS = {
 YEARS: dict[int, Year] = {
     2022: Year(2022, "rank", "IMDN", 29.00, "DIV2K val", tracks=_RANK_TRACKS),
     2023: Year(2023, "rank", "RFDN", 26.90, "DIV2K_LSDIR_valid", tracks=_RANK_TRACKS),
-    2024: Year(2024, "score", "RLFN", 26.90, "DIV2K_LSDIR_valid", (0.7, 0.15, 0.15),
-               {"runtime_ms": 13.54, "flops_g": 19.70, "params_m": 0.317}),
-    2025: Year(2025, "score", "EFDN", 26.90, "DIV2K_LSDIR_valid", (0.7, 0.15, 0.15),
-               {"runtime_ms": 16.69, "flops_g": 16.70, "params_m": 0.276}),
-    2026: Year(2026, "score", "SPAN", 26.90, "DIV2K_LSDIR_valid", (0.8, 0.1, 0.1),
-               {"runtime_ms": 5.59, "flops_g": 9.83, "params_m": 0.151}),
+    2024: Year(
+        2024,
+        "score",
+        "RLFN",
+        26.90,
+        "DIV2K_LSDIR_valid",
+        (0.7, 0.15, 0.15),
+        {"runtime_ms": 13.54, "flops_g": 19.70, "params_m": 0.317},
+    ),
+    2025: Year(
+        2025,
+        "score",
+        "EFDN",
+        26.90,
+        "DIV2K_LSDIR_valid",
+        (0.7, 0.15, 0.15),
+        {"runtime_ms": 16.69, "flops_g": 16.70, "params_m": 0.276},
+    ),
+    2026: Year(
+        2026,
+        "score",
+        "SPAN",
+        26.90,
+        "DIV2K_LSDIR_valid",
+        (0.8, 0.1, 0.1),
+        {"runtime_ms": 5.59, "flops_g": 9.83, "params_m": 0.151},
+    ),
 }
 
 
@@ -78,12 +107,19 @@ def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     shown = display_names(ModelIdentity.of_result(d) for d in merged)
     for d in merged:
         m = d.get("metrics") or {}
-        out.append({"model": shown[result_key(d)], **{name: lookup(m, _rule_metric(name))[0] for name in RULE_METRICS}})
+        out.append(
+            {
+                "model": shown[result_key(d)],
+                **{name: lookup(m, _rule_metric(name))[0] for name in RULE_METRICS},
+            }
+        )
     names = [e["model"] for e in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise UsageError(f"models measured under several conditions ({', '.join(sorted(dup))}); score one "
-                         "device/input size at a time")
+        raise UsageError(
+            f"models measured under several conditions ({', '.join(sorted(dup))}); score one "
+            "device/input size at a time"
+        )
     return out
 
 
@@ -125,23 +161,38 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
             base = next((e for e in entries if _norm(e["model"]) == _norm(base_name)), None)
             base_name = base["model"] if base else base_name
         if base is None:
-            raise UsageError(f"baseline {base_name!r} is not in the results (models: "
-                             f"{', '.join(e['model'] for e in entries)}); pass --baseline MODEL")
+            raise UsageError(
+                f"baseline {base_name!r} is not in the results (models: "
+                f"{', '.join(e['model'] for e in entries)}); pass --baseline MODEL"
+            )
         for key in ("runtime", "flops", "params"):
             if not base[key]:
                 raise UsageError(f"baseline {base_name!r} has no {key}; cannot normalise scores")
         w_rt, w_fl, w_pa = y.weights or (0, 0, 0)
         for e in entries:
             ok, why = _eligibility(e, y)
-            row: dict[str, Any] = {"model": e["model"], "runtime_ms": e["runtime"], "flops_g": _g(e["flops"]),
-                                   "params_m": _m(e["params"]), "psnr": e["psnr"], "eligible": ok, "note": why}
+            row: dict[str, Any] = {
+                "model": e["model"],
+                "runtime_ms": e["runtime"],
+                "flops_g": _g(e["flops"]),
+                "params_m": _m(e["params"]),
+                "psnr": e["psnr"],
+                "eligible": ok,
+                "note": why,
+            }
             terms = {}
             for key in ("runtime", "flops", "params"):
                 terms[key] = None if e[key] is None else math.exp(2.0 * e[key] / base[key])
             row["score_runtime"], row["score_flops"], row["score_params"] = (
-                terms["runtime"], terms["flops"], terms["params"])
-            row["score_final"] = (None if None in terms.values() else
-                                  w_rt * terms["runtime"] + w_fl * terms["flops"] + w_pa * terms["params"])
+                terms["runtime"],
+                terms["flops"],
+                terms["params"],
+            )
+            row["score_final"] = (
+                None
+                if None in terms.values()
+                else w_rt * terms["runtime"] + w_fl * terms["flops"] + w_pa * terms["params"]
+            )
             rows.append(row)
         frame = pd.DataFrame(rows)
         ranked = frame[(frame["eligible"] != False) & frame["score_final"].notna()]  # noqa: E712
@@ -153,10 +204,19 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
     # rank-based years
     for e in entries:
         ok, why = _eligibility(e, y)
-        rows.append({"model": e["model"], "runtime_ms": e["runtime"], "flops_g": _g(e["flops"]),
-                     "params_m": _m(e["params"]), "activations_m": _m(e["activations"]),
-                     "memory_mib": None if e["memory"] is None else e["memory"] / _rule_metric("memory").scale, "psnr": e["psnr"],
-                     "eligible": ok, "note": why})
+        rows.append(
+            {
+                "model": e["model"],
+                "runtime_ms": e["runtime"],
+                "flops_g": _g(e["flops"]),
+                "params_m": _m(e["params"]),
+                "activations_m": _m(e["activations"]),
+                "memory_mib": None if e["memory"] is None else e["memory"] / _rule_metric("memory").scale,
+                "psnr": e["psnr"],
+                "eligible": ok,
+                "note": why,
+            }
+        )
     frame = pd.DataFrame(rows)
     eligible = [e for e, r in zip(entries, rows) if r["eligible"] is not False]
     for track, metrics in (y.tracks or {}).items():
@@ -192,13 +252,20 @@ def scores_markdown(frame) -> str:
     lines = [f"### NTIRE {y.year} ESR ({'score' if y.kind == 'score' else 'rank'}-based)", ""]
     if y.kind == "score":
         w = y.weights or (0, 0, 0)
-        lines.append(f"Score_x = exp(2 x / x_{frame.attrs['baseline']}); final = {w[0]} runtime + {w[1]} FLOPs + "
-                     f"{w[2]} params (lower is better). PSNR threshold {y.psnr_threshold:.2f} dB on "
-                     f"{y.psnr_dataset}.")
+        lines.append(
+            f"Score_x = exp(2 x / x_{frame.attrs['baseline']}); final = {w[0]} runtime + {w[1]} FLOPs + "
+            f"{w[2]} params (lower is better). PSNR threshold {y.psnr_threshold:.2f} dB on "
+            f"{y.psnr_dataset}."
+        )
     else:
-        lines.append("Tracks (rank = rank of the summed per-metric ranks): " + "; ".join(
-            f"{t}: {' + '.join(_rule_metric(k).label for k in ms)}" for t, ms in (y.tracks or {}).items()) + ". Ties share a rank. PSNR "
-                     f"threshold {y.psnr_threshold:.2f} dB on {y.psnr_dataset}.")
+        lines.append(
+            "Tracks (rank = rank of the summed per-metric ranks): "
+            + "; ".join(
+                f"{t}: {' + '.join(_rule_metric(k).label for k in ms)}" for t, ms in (y.tracks or {}).items()
+            )
+            + ". Ties share a rank. PSNR "
+            f"threshold {y.psnr_threshold:.2f} dB on {y.psnr_dataset}."
+        )
     lines.append("")
     cols = list(frame.columns)
     lines.append("| " + " | ".join(cols) + " |")
@@ -210,7 +277,9 @@ def scores_markdown(frame) -> str:
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd_na():
                 cells.append("-")
             elif isinstance(v, float):
-                cells.append(f"{v:.4f}" if c.startswith("score") else f"{v:.2f}" if c != "params_m" else f"{v:.3f}")
+                cells.append(
+                    f"{v:.4f}" if c.startswith("score") else f"{v:.2f}" if c != "params_m" else f"{v:.3f}"
+                )
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")

@@ -30,7 +30,9 @@ class TableRow:
     model: str
     values: dict[str, float | None]  # column key -> value in the column's unit
     notes: dict[str, list[str]] = field(default_factory=dict)  # column key ("" = the row) -> footnote texts
-    sources: dict[str, str] = field(default_factory=dict)  # column filled from one of several metrics -> its origin
+    sources: dict[str, str] = field(
+        default_factory=dict
+    )  # column filled from one of several metrics -> its origin
     status: str = "ok"
 
 
@@ -48,7 +50,11 @@ class Table:
         for col in self.columns:
             if col.better is None:
                 continue
-            vals = {r.model: round(v, col.decimals) for r in self.rows if (v := r.values.get(col.column)) is not None}
+            vals = {
+                r.model: round(v, col.decimals)
+                for r in self.rows
+                if (v := r.values.get(col.column)) is not None
+            }
             distinct = sorted(set(vals.values()), reverse=col.better == "higher")
             marks: dict[str, int] = {}
             for place, target in enumerate(distinct[:2], start=1):
@@ -147,8 +153,11 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
     """Build the table of results measured under one set of conditions (see :func:`split_groups`)."""
     docs = merge_by_model(docs)
     names = display_names(ModelIdentity.of_result(d) for d in docs)
-    shown = [c for c in columns() if c.always_shown or any(lookup(d.get("metrics") or {}, c)[0] is not None
-                                                             for d in docs)]
+    shown = [
+        c
+        for c in columns()
+        if c.always_shown or any(lookup(d.get("metrics") or {}, c)[0] is not None for d in docs)
+    ]
     rows: list[TableRow] = []
     origins: dict[str, set[str]] = {c.column: set() for c in shown if c.sources}
     fallbacks: list[tuple[TableRow, str, str]] = []  # a cell filled by a later source: row, column, its note

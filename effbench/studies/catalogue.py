@@ -67,11 +67,18 @@ class Study:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise KeyError(f"study {self.name!r} has no variant {name!r}; it has {', '.join(v.name for v in self.variants)}")
+        raise KeyError(
+            f"study {self.name!r} has no variant {name!r}; it has {', '.join(v.name for v in self.variants)}"
+        )
 
 
-def attention_variant(name: str, block_spec: str, baseline: str = "Baseline", paper: dict[str, float] | None = None,
-                      **block_kwargs: Any) -> Variant:
+def attention_variant(
+    name: str,
+    block_spec: str,
+    baseline: str = "Baseline",
+    paper: dict[str, float] | None = None,
+    **block_kwargs: Any,
+) -> Variant:
     """A Table 2 row: the 15-ERB baseline with ``block_spec(n_feats, **block_kwargs)`` after every 3 ERBs."""
     kw: dict[str, Any] = {"attention": block_spec}
     if block_kwargs:
@@ -82,21 +89,57 @@ def attention_variant(name: str, block_spec: str, baseline: str = "Baseline", pa
 def _blocks() -> Study:
     edsr, fmen = "EDSR-baseline", "FMEN"
     rows = [
-        Variant("EDSR-baseline RB", "edsr_baseline", {"block": "rb"}, baseline="EDSR-baseline RB", group=edsr,
-                paper={"params": 1518e3, "time_ms": 99.8}),
-        Variant("EDSR-baseline PB", "edsr_baseline", {"block": "pb"}, baseline="EDSR-baseline RB", group=edsr,
-                paper={"mem_direction": -1}),
-        Variant("EDSR-baseline ERB", f"{_V}:edsr_erb", {}, baseline="EDSR-baseline RB", group=edsr,
-                paper={"params": 1518e3, "time_ms": 90.6, "time_change_pct": -9.2, "mem_direction": -1}),
-        Variant("FMEN RB", "fmen", {"block": "rb"}, baseline="FMEN RB", group=fmen,
-                paper={"params": 769e3, "time_ms": 46.1}),
-        Variant("FMEN PB", "fmen", {"block": "pb"}, baseline="FMEN RB", group=fmen, paper={"mem_direction": -1}),
-        Variant("FMEN ERB", "fmen", {"block": "erb"}, baseline="FMEN RB", group=fmen,
-                paper={"params": 769e3, "time_ms": 40.4, "time_change_pct": -12.4, "mem_direction": -1}),
+        Variant(
+            "EDSR-baseline RB",
+            "edsr_baseline",
+            {"block": "rb"},
+            baseline="EDSR-baseline RB",
+            group=edsr,
+            paper={"params": 1518e3, "time_ms": 99.8},
+        ),
+        Variant(
+            "EDSR-baseline PB",
+            "edsr_baseline",
+            {"block": "pb"},
+            baseline="EDSR-baseline RB",
+            group=edsr,
+            paper={"mem_direction": -1},
+        ),
+        Variant(
+            "EDSR-baseline ERB",
+            f"{_V}:edsr_erb",
+            {},
+            baseline="EDSR-baseline RB",
+            group=edsr,
+            paper={"params": 1518e3, "time_ms": 90.6, "time_change_pct": -9.2, "mem_direction": -1},
+        ),
+        Variant(
+            "FMEN RB",
+            "fmen",
+            {"block": "rb"},
+            baseline="FMEN RB",
+            group=fmen,
+            paper={"params": 769e3, "time_ms": 46.1},
+        ),
+        Variant(
+            "FMEN PB", "fmen", {"block": "pb"}, baseline="FMEN RB", group=fmen, paper={"mem_direction": -1}
+        ),
+        Variant(
+            "FMEN ERB",
+            "fmen",
+            {"block": "erb"},
+            baseline="FMEN RB",
+            group=fmen,
+            paper={"params": 769e3, "time_ms": 40.4, "time_change_pct": -12.4, "mem_direction": -1},
+        ),
     ]
     return Study(
-        "blocks", "RB vs PB vs ERB (paper Table 1, Fig. 4-5)", "FMEN paper Sec. 3.3, 4.2, Table 1", rows,
-        default_size=(128, 128), default_repeats=10,
+        "blocks",
+        "RB vs PB vs ERB (paper Table 1, Fig. 4-5)",
+        "FMEN paper Sec. 3.3, 4.2, Table 1",
+        rows,
+        default_size=(128, 128),
+        default_repeats=10,
         paper_setting="average of 10 runs over the DIV2K validation set at x4 (LR about 510x350) on an Nvidia 1080Ti",
         notes=[
             "ERB rows are the deploy form (each RRRB folded into one 3x3 conv), so an ERB network is, at inference, "
@@ -107,24 +150,47 @@ def _blocks() -> Study:
             "The paper gives no PB time and no memory figures for Table 1; Sec. 3.3 states the direction: removing "
             "the skip saves one C x H x W feature of memory and its memory-access time.",
         ],
-        default_baseline="FMEN RB", paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
+        default_baseline="FMEN RB",
+        paper_size=DIV2K_VALID_X4,
+        paper_device="gtx1080ti",
     )
 
 
 def _attention() -> Study:
     rows = [
-        Variant("Baseline", f"{_V}:attention_net", {}, baseline="Baseline",
-                paper={"params": 779e3, "time_ms": 45.25, "time_change_pct": 0.0}),
-        attention_variant("Baseline+CCA", "effbench.zoo.models.imdn:CCA",
-                          paper={"params": 782e3, "time_ms": 50.55, "time_change_pct": 11.7}),
-        attention_variant("Baseline+ESA", "effbench.zoo.models.rfdn:ESA", reduction=13,
-                          paper={"params": 784e3, "time_ms": 52.11, "time_change_pct": 15.2}),
-        Variant("FMEN (HFAB)", "fmen", {}, baseline="Baseline",
-                paper={"params": 769e3, "time_ms": 46.13, "time_change_pct": 1.9}),
+        Variant(
+            "Baseline",
+            f"{_V}:attention_net",
+            {},
+            baseline="Baseline",
+            paper={"params": 779e3, "time_ms": 45.25, "time_change_pct": 0.0},
+        ),
+        attention_variant(
+            "Baseline+CCA",
+            "effbench.zoo.models.imdn:CCA",
+            paper={"params": 782e3, "time_ms": 50.55, "time_change_pct": 11.7},
+        ),
+        attention_variant(
+            "Baseline+ESA",
+            "effbench.zoo.models.rfdn:ESA",
+            reduction=13,
+            paper={"params": 784e3, "time_ms": 52.11, "time_change_pct": 15.2},
+        ),
+        Variant(
+            "FMEN (HFAB)",
+            "fmen",
+            {},
+            baseline="Baseline",
+            paper={"params": 769e3, "time_ms": 46.13, "time_change_pct": 1.9},
+        ),
     ]
     return Study(
-        "attention", "Attention blocks in a 15-ERB baseline (paper Table 2)", "FMEN paper Sec. 4.4, Table 2", rows,
-        default_size=(128, 128), default_repeats=10,
+        "attention",
+        "Attention blocks in a 15-ERB baseline (paper Table 2)",
+        "FMEN paper Sec. 4.4, Table 2",
+        rows,
+        default_size=(128, 128),
+        default_repeats=10,
         paper_setting="average time over the DIV2K validation set at x4 (LR about 510x350) on an Nvidia 1080Ti",
         notes=[
             "Baseline configuration (the paper gives only '15 ERBs, similar depth and params as FMEN, 779K'): "
@@ -140,24 +206,49 @@ def _attention() -> Study:
             "+4.4%), so the paper must have used a slimmer ESA; 3 channels give 783,571, equally within 1%.",
             "The HFAB row is FMEN itself (zoo `fmen`, 768,400 params in deploy form), as in the paper.",
         ],
-        default_baseline="Baseline", paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
+        default_baseline="Baseline",
+        paper_size=DIV2K_VALID_X4,
+        paper_device="gtx1080ti",
     )
 
 
 def _fusion() -> Study:
     rows: list[Variant] = []
     for n in range(2, 7):
-        rows.append(Variant(f"plain N={n}", f"{_V}:plain_probe", {"n": n, "c": 64}, baseline=f"plain N={n}",
-                            scale=1, group=f"N={n}", paper={"mem_x": 2.0}))
-        rows.append(Variant(f"fusion N={n}", f"{_V}:fusion_probe", {"n": n, "c": 64}, baseline=f"plain N={n}",
-                            scale=1, group=f"N={n}", paper={"mem_x": 2.0 * n, "mem_direction": 1, "time_direction": 1}))
+        rows.append(
+            Variant(
+                f"plain N={n}",
+                f"{_V}:plain_probe",
+                {"n": n, "c": 64},
+                baseline=f"plain N={n}",
+                scale=1,
+                group=f"N={n}",
+                paper={"mem_x": 2.0},
+            )
+        )
+        rows.append(
+            Variant(
+                f"fusion N={n}",
+                f"{_V}:fusion_probe",
+                {"n": n, "c": 64},
+                baseline=f"plain N={n}",
+                scale=1,
+                group=f"N={n}",
+                paper={"mem_x": 2.0 * n, "mem_direction": 1, "time_direction": 1},
+            )
+        )
     return Study(
-        "fusion", "Plain vs fusion topology, peak memory (paper Sec. 3.1, Fig. 2)", "FMEN paper Sec. 3.1, Fig. 2",
-        rows, default_size=(128, 128), default_repeats=10,
+        "fusion",
+        "Plain vs fusion topology, peak memory (paper Sec. 3.1, Fig. 2)",
+        "FMEN paper Sec. 3.1, Fig. 2",
+        rows,
+        default_size=(128, 128),
+        default_repeats=10,
         paper_setting="analysis (no measurement): peak >= 2 x N x C x H x W at the concat of N features, "
-                      "2 x C x H x W for a plain stack; and (Sec. 2) fusion 'usually reduces inference speed because "
-                      "of introducing extra nodes (e.g., concatenation, 1x1 convolution) and frequent memory access'",
-        paper_size=DIV2K_VALID_X4, paper_device="gtx1080ti",
+        "2 x C x H x W for a plain stack; and (Sec. 2) fusion 'usually reduces inference speed because "
+        "of introducing extra nodes (e.g., concatenation, 1x1 convolution) and frequent memory access'",
+        paper_size=DIV2K_VALID_X4,
+        paper_device="gtx1080ti",
         notes=[
             "N = number of C x H x W features fused (the paper's N): the fusion block is "
             "`effbench.memory.fusion_block(N - 1, C)` (input + N - 1 chained 3x3 convs, concat of N, 1x1 fuse "

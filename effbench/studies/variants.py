@@ -108,8 +108,15 @@ def attention_net(
         def factory(c: int) -> nn.Module:
             return cls(c, **extra)
 
-    return ERBBackbone(scale=scale, n_feats=n_feats, n_blocks=n_blocks, attention=factory, every=every,
-                       block=block, deploy=True).eval()
+    return ERBBackbone(
+        scale=scale,
+        n_feats=n_feats,
+        n_blocks=n_blocks,
+        attention=factory,
+        every=every,
+        block=block,
+        deploy=True,
+    ).eval()
 
 
 class PlainFuse(nn.Module):

@@ -12,5 +12,15 @@ from .config import Cell, SweepConfig, load_config
 from .lock import LockHeldError, OutputLock
 from .runner import SweepTerminated, cell_state, is_finished, run_sweep, write_table
 
-__all__ = ["Cell", "LockHeldError", "OutputLock", "SweepConfig", "SweepTerminated", "cell_state", "is_finished",
-           "load_config", "run_sweep", "write_table"]
+__all__ = [
+    "Cell",
+    "LockHeldError",
+    "OutputLock",
+    "SweepConfig",
+    "SweepTerminated",
+    "cell_state",
+    "is_finished",
+    "load_config",
+    "run_sweep",
+    "write_table",
+]

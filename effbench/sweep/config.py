@@ -46,8 +46,14 @@ class Cell:
         name = self.model_name
         if not _parse(self.spec).is_zoo:  # two files may define the same class name
             name += "-" + hashlib.sha1(self.spec.encode()).hexdigest()[:6]
-        parts = [name, f"x{self.scale}", f"{self.size[0]}x{self.size[1]}", self.device.replace(":", ""),
-                 self.dtype, self.protocol]
+        parts = [
+            name,
+            f"x{self.scale}",
+            f"{self.size[0]}x{self.size[1]}",
+            self.device.replace(":", ""),
+            self.dtype,
+            self.protocol,
+        ]
         if self.dataset:
             parts.append(Path(self.dataset).name or "data")
         return _SLUG.sub("_", "_".join(parts))
@@ -90,8 +96,11 @@ class SweepConfig:
             return list(self.models)
         from ..zoo.registry import list_models, model_info
 
-        return [m for m in list_models()
-                if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)]
+        return [
+            m
+            for m in list_models()
+            if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)
+        ]
 
     def cells(self) -> list[Cell]:
         from ..base.inputs import resolve_device
@@ -111,8 +120,22 @@ class SweepConfig:
                     zoo_scales[spec] = model_info(spec).scales
                 if scale not in zoo_scales[spec]:
                     continue
-            out.append(Cell(spec, scale, tuple(size), dev, proto, dt, self.repeats, self.threads, self.dataset,
-                            self.roofline, self.static, self.breakdown))
+            out.append(
+                Cell(
+                    spec,
+                    scale,
+                    tuple(size),
+                    dev,
+                    proto,
+                    dt,
+                    self.repeats,
+                    self.threads,
+                    self.dataset,
+                    self.roofline,
+                    self.static,
+                    self.breakdown,
+                )
+            )
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out
@@ -140,7 +163,9 @@ def load_config(path: str | Path) -> SweepConfig:
         try:
             import tomli as tomllib
         except ImportError as exc:
-            raise UsageError("reading TOML on Python 3.10 needs the 'tomli' package (pip install tomli)") from exc
+            raise UsageError(
+                "reading TOML on Python 3.10 needs the 'tomli' package (pip install tomli)"
+            ) from exc
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -153,7 +178,9 @@ def load_config(path: str | Path) -> SweepConfig:
     known = set(vars(cfg))
     unknown = set(data) - known
     if unknown:
-        raise UsageError(f"unknown key(s) in {path}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        raise UsageError(
+            f"unknown key(s) in {path}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
     for key, val in data.items():
         if key == "sizes":
             val = [_size(v) for v in val]

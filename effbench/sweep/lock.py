@@ -65,7 +65,9 @@ class OutputLock:
     limit) polls until the lock is free or the wait is over, then refuses.
     """
 
-    def __init__(self, out: str | os.PathLike[str], *, wait: float | None = None, command: str | None = None) -> None:
+    def __init__(
+        self, out: str | os.PathLike[str], *, wait: float | None = None, command: str | None = None
+    ) -> None:
         if wait is not None and (math.isnan(wait) or wait < 0):
             raise ValueError(f"wait must be a non-negative number of seconds, got {wait}")
         self.path = Path(out) / LOCK_NAME
@@ -103,17 +105,27 @@ class OutputLock:
                 waited = "" if self.wait is None else f" after waiting {self.wait:g} s"
                 raise LockHeldError(
                     f"{self.path.parent} is in use by another effbench runner: {holder}{waited}. "
-                    f"Wait for it (--wait [SECONDS]) or use another --out.")
+                    f"Wait for it (--wait [SECONDS]) or use another --out."
+                )
             if not said_waiting:
-                print(f"effbench: waiting for the lock on {self.path.parent} held by {holder}", file=sys.stderr)
+                print(
+                    f"effbench: waiting for the lock on {self.path.parent} held by {holder}", file=sys.stderr
+                )
                 said_waiting = True
             time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
         previous = read_lock_info(self.path)
         if previous:  # a holder that released cleanly empties the file: this one died holding it
-            print(f"effbench: taking over the stale lock on {self.path.parent} left by {_describe(previous)} "
-                  f"(that process is gone)", file=sys.stderr)
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": self.command}
+            print(
+                f"effbench: taking over the stale lock on {self.path.parent} left by {_describe(previous)} "
+                f"(that process is gone)",
+                file=sys.stderr,
+            )
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": self.command,
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         os.fsync(fd)
@@ -138,6 +150,7 @@ class OutputLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

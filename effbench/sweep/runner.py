@@ -90,8 +90,18 @@ def _tail(path: Path, n: int = 15) -> str:
 
 def _failure_doc(cell: Cell, status: str, error: str) -> dict[str, Any]:
     h, w = cell.size
-    doc = new_result(cell.model_name, cell.spec, scale=cell.scale, input_shape=[1, 3, h, w], device=cell.device,
-                     dtype=cell.dtype, protocol=cell.protocol, convention=None, status=status, error=error)
+    doc = new_result(
+        cell.model_name,
+        cell.spec,
+        scale=cell.scale,
+        input_shape=[1, 3, h, w],
+        device=cell.device,
+        dtype=cell.dtype,
+        protocol=cell.protocol,
+        convention=None,
+        status=status,
+        error=error,
+    )
     doc["cell"] = cell.to_dict()
     doc["cell_id"] = cell.cell_id
     return doc
@@ -117,21 +127,29 @@ def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict
     """Run one supervised cell process; returns a failure document when it left no valid result, else None."""
     result = out / "cells" / f"{cell.cell_id}.json"
     log = out / "logs" / f"{cell.cell_id}.log"
-    old = _stamp(result)  # a rerun: the old document must not pass for the new one, nor be lost if interrupted
+    old = _stamp(
+        result
+    )  # a rerun: the old document must not pass for the new one, nor be lost if interrupted
     oom_before = oom_kill_count()
     peak = None
     with open(log, "w") as logf:
-        proc = start_supervised([python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
-                                log=logf, env=_child_env())
+        proc = start_supervised(
+            [python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
+            log=logf,
+            env=_child_env(),
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while (rc := proc.poll()) is None:
                 peak = peak_rss_bytes(proc.pid) or peak
                 if deadline is not None and time.monotonic() >= deadline:
                     kill_group(proc)
-                    return _failure_doc(cell, "timeout",
-                                        f"no result after {timeout:g} s (per-cell timeout); process killed")
-                time.sleep(_POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic())))
+                    return _failure_doc(
+                        cell, "timeout", f"no result after {timeout:g} s (per-cell timeout); process killed"
+                    )
+                time.sleep(
+                    _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
+                )
         except BaseException:  # Ctrl-C, SIGTERM of the runner: take the cell's process group down too
             kill_group(proc)
             raise
@@ -220,12 +238,20 @@ def run_sweep(
         raise UsageError(f"duplicate sweep cells: {', '.join(dup)}")
     out = Path(out)
     with OutputLock(out, wait=wait) if lock else nullcontext():
-        return _run_locked(cells, out, resume=resume, timeout=timeout, progress=progress,
-                           python=python or sys.executable)
+        return _run_locked(
+            cells, out, resume=resume, timeout=timeout, progress=progress, python=python or sys.executable
+        )
 
 
-def _run_locked(cells: Sequence[Cell], out: Path, *, resume: bool | str, timeout: float | None, progress: bool,
-                python: str) -> dict[str, Any]:
+def _run_locked(
+    cells: Sequence[Cell],
+    out: Path,
+    *,
+    resume: bool | str,
+    timeout: float | None,
+    progress: bool,
+    python: str,
+) -> dict[str, Any]:
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
@@ -234,13 +260,20 @@ def _run_locked(cells: Sequence[Cell], out: Path, *, resume: bool | str, timeout
     rerun: dict[str, str] = {}
     for c in cells:
         status, reason = cell_state(out / "cells" / f"{c.cell_id}.json")
-        if resume and (status == "ok" or (resume == "keep-failed" and status not in ("missing", "unreadable"))):
+        if resume and (
+            status == "ok" or (resume == "keep-failed" and status not in ("missing", "unreadable"))
+        ):
             continue
         todo.append(c)
         if resume and status != "missing":
             rerun[c.cell_id] = f"{status}: {reason}" if reason else status
-    summary: dict[str, Any] = {"ran": 0, "skipped": len(cells) - len(todo), "rerun": rerun, "status": Counter(),
-                               "out": str(out)}
+    summary: dict[str, Any] = {
+        "ran": 0,
+        "skipped": len(cells) - len(todo),
+        "rerun": rerun,
+        "status": Counter(),
+        "out": str(out),
+    }
     t0 = time.perf_counter()
 
     bar = None
@@ -255,8 +288,16 @@ def _run_locked(cells: Sequence[Cell], out: Path, *, resume: bool | str, timeout
             TimeRemainingColumn,
         )
 
-        bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
     try:
         with _sigterm_as_interrupt():
             if bar is not None:
@@ -264,7 +305,9 @@ def _run_locked(cells: Sequence[Cell], out: Path, *, resume: bool | str, timeout
                 task = bar.add_task("sweep", total=len(todo))
             for cell in todo:
                 if bar is not None:
-                    bar.update(task, description=f"{cell.model_name} {cell.size[0]}x{cell.size[1]} {cell.device}")
+                    bar.update(
+                        task, description=f"{cell.model_name} {cell.size[0]}x{cell.size[1]} {cell.device}"
+                    )
                 failure = _run_cell(cell, out, timeout, python)
                 path = out / "cells" / f"{cell.cell_id}.json"
                 if failure is not None:

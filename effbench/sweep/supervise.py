@@ -21,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["OomEvidence", "death_reason", "kill_group", "memory_limit_bytes", "oom_kill_count", "peak_rss_bytes",
-           "start_supervised"]
+__all__ = [
+    "OomEvidence",
+    "death_reason",
+    "kill_group",
+    "memory_limit_bytes",
+    "oom_kill_count",
+    "peak_rss_bytes",
+    "start_supervised",
+]
 
 _PR_SET_PDEATHSIG = 1
 _NEAR_LIMIT = 0.9
@@ -43,8 +50,15 @@ def _pdeathsig_preexec(parent: int) -> Callable[[], None]:
 def start_supervised(argv: Sequence[str], *, log: IO[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new process group, output to ``log``, killed by the kernel if this process dies."""
     preexec = _pdeathsig_preexec(os.getpid()) if sys.platform.startswith("linux") else None
-    return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True, preexec_fn=preexec)
+    return subprocess.Popen(
+        list(argv),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -139,8 +153,10 @@ class OomEvidence:
         if grew:
             return f"the kernel's OOM-kill counter went up while the cell ran ({', '.join(grew)})"
         if self.peak_rss is not None and self.limit and self.peak_rss >= _NEAR_LIMIT * self.limit:
-            return (f"its peak resident memory {self.peak_rss / 2**30:.2f} GiB reached "
-                    f"{self.peak_rss / self.limit:.0%} of the {self.limit / 2**30:.2f} GiB memory limit")
+            return (
+                f"its peak resident memory {self.peak_rss / 2**30:.2f} GiB reached "
+                f"{self.peak_rss / self.limit:.0%} of the {self.limit / 2**30:.2f} GiB memory limit"
+            )
         return None
 
 

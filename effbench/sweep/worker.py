@@ -40,8 +40,16 @@ def measure_cell(cell: Any) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     h, w = cell.size
-    doc = new_result(cell.model_name, cell.spec, scale=cell.scale, input_shape=[1, 3, h, w], device=cell.device,
-                     dtype=cell.dtype, protocol=cell.protocol, convention="full" if cell.static else None)
+    doc = new_result(
+        cell.model_name,
+        cell.spec,
+        scale=cell.scale,
+        input_shape=[1, 3, h, w],
+        device=cell.device,
+        dtype=cell.dtype,
+        protocol=cell.protocol,
+        convention="full" if cell.static else None,
+    )
     doc["cell"] = cell.to_dict()
     doc["cell_id"] = cell.cell_id
     partial: dict[str, str] = {}
@@ -61,7 +69,9 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         try:
             from ..counting import profile
 
-            metrics.update(profile(model, (h, w), convention="full", scale=cell.scale, peak_memory=False).metrics())
+            metrics.update(
+                profile(model, (h, w), convention="full", scale=cell.scale, peak_memory=False).metrics()
+            )
         except Exception as exc:
             partial["static"] = f"{type(exc).__name__}: {exc}"
         try:
@@ -75,9 +85,18 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         from ..timing import benchmark
 
         # ntire runs over the data set (that is the protocol); steady times the cell's size, PSNR comes after
-        res = benchmark(model, (h, w), scale=cell.scale, device=cell.device, protocol=cell.protocol,
-                        dtype=cell.dtype, repeats=cell.repeats, threads=cell.threads, roofline=cell.roofline,
-                        dataset=cell.dataset if cell.protocol == "ntire" else None)
+        res = benchmark(
+            model,
+            (h, w),
+            scale=cell.scale,
+            device=cell.device,
+            protocol=cell.protocol,
+            dtype=cell.dtype,
+            repeats=cell.repeats,
+            threads=cell.threads,
+            roofline=cell.roofline,
+            dataset=cell.dataset if cell.protocol == "ntire" else None,
+        )
         metrics.update(res.metrics())
         if cell.dataset and cell.protocol != "ntire":
             import torch
@@ -86,8 +105,16 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             from ..timing.data import find_pairs
             from ..timing.ntire import evaluate_psnr
 
-            metrics.update(evaluate_psnr(model, find_pairs(cell.dataset, cell.scale), torch.device(cell.device),
-                                         data_range=ident.data_range, scale=cell.scale, dtype=DTYPES[cell.dtype]))
+            metrics.update(
+                evaluate_psnr(
+                    model,
+                    find_pairs(cell.dataset, cell.scale),
+                    torch.device(cell.device),
+                    data_range=ident.data_range,
+                    scale=cell.scale,
+                    dtype=DTYPES[cell.dtype],
+                )
+            )
             res["dataset"] = cell.dataset
         doc["input_shape"] = res["input_shape"]
         doc["env"] = res["env"]
@@ -106,8 +133,9 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             from ..timing import DTYPES
             from ..timing.breakdown import op_time_breakdown
 
-            metrics["op_time"] = op_time_breakdown(model, (h, w), device=cell.device, dtype=DTYPES[cell.dtype],
-                                                   threads=cell.threads, forwards=5)
+            metrics["op_time"] = op_time_breakdown(
+                model, (h, w), device=cell.device, dtype=DTYPES[cell.dtype], threads=cell.threads, forwards=5
+            )
         except Exception as exc:
             partial["op_time_breakdown"] = f"{type(exc).__name__}: {exc}"
 

@@ -35,6 +35,7 @@ class BenchmarkResult(dict[str, Any]):
         memory and energy on CUDA, PSNR with a data set, the roofline bound)."""
         return dict(self.get("metrics") or {})
 
+
 TIMING_PROTOCOLS = ("steady", "ntire")
 
 
@@ -59,7 +60,9 @@ def _map_errors() -> Iterator[None]:
         msg = str(exc)
         if "out of memory" in msg.lower() or "can't allocate memory" in msg:
             raise OutOfMemory(f"out of memory: {msg.splitlines()[0]}") from exc
-        raise ModelError(f"forward failed: {type(exc).__name__}: {msg.splitlines()[0] if msg else ''}") from exc
+        raise ModelError(
+            f"forward failed: {type(exc).__name__}: {msg.splitlines()[0] if msg else ''}"
+        ) from exc
     except Exception as exc:
         raise ModelError(f"forward failed: {type(exc).__name__}: {exc}") from exc
 
@@ -200,8 +203,9 @@ def benchmark(
         raise UsageError(f"repeats must be >= 1, got {repeats}")
     if images < 1:
         raise UsageError(f"images must be >= 1, got {images}")
-    rule = warmup or (WarmupRule(window=10) if dev.type == "cuda" else
-                      WarmupRule(window=5, tolerance=0.05, max_seconds=3.0))
+    rule = warmup or (
+        WarmupRule(window=10) if dev.type == "cuda" else WarmupRule(window=5, tolerance=0.05, max_seconds=3.0)
+    )
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0
 
@@ -212,15 +216,31 @@ def benchmark(
     pairs = find_pairs(dataset, scale or 4) if dataset is not None else None
     if pairs is not None:
         h, w = pairs[0].lr_array().shape[:2]
-    result = BenchmarkResult(new_result(
-        name, ident.spec, identity=ident.as_dict(), scale=scale, input_shape=[1, 3, h, w], device=dev.type,
-        dtype=dtype, protocol=protocol, convention=None,
-    ))
-    result["dataset"] = str(dataset) if dataset is not None else (
-        f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)
+    result = BenchmarkResult(
+        new_result(
+            name,
+            ident.spec,
+            identity=ident.as_dict(),
+            scale=scale,
+            input_shape=[1, 3, h, w],
+            device=dev.type,
+            dtype=dtype,
+            protocol=protocol,
+            convention=None,
+        )
+    )
+    result["dataset"] = (
+        str(dataset)
+        if dataset is not None
+        else (f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)
+    )
     result["settings"] = {
-        "channels_last": channels_last, "cuda_graphs": cuda_graphs, "repeats": repeats, "threads": threads,
-        "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule), "data_range": data_range,
+        "channels_last": channels_last,
+        "cuda_graphs": cuda_graphs,
+        "repeats": repeats,
+        "threads": threads,
+        "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule),
+        "data_range": data_range,
         "timing_target": vars(target or TimingTarget()) if repeats is None else None,
     }
     if preflight:
@@ -231,8 +251,11 @@ def benchmark(
     with num_threads(threads), _map_errors():
         other = 0
         if dev.type == "cuda":  # what the process holds already, less the model's own tensors on that device
-            own = sum(t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers()]
-                      if t.device == dev)
+            own = sum(
+                t.untyped_storage().nbytes()
+                for t in [*model.parameters(), *model.buffers()]
+                if t.device == dev
+            )
             other = max(0, torch.cuda.memory_allocated(dev) - own)
         if isinstance(model_or_spec, nn.Module) and any(
             t.device != dev or (t.is_floating_point() and t.dtype != tdtype)
@@ -246,8 +269,15 @@ def benchmark(
         if protocol == "ntire":
             src = pairs if pairs is not None else list(synthetic_pairs(images, (h, w), scale or 4, seed))
             with torch.enable_grad():  # the official script never disables autograd
-                metrics = run_ntire(model, src, dev, data_range=data_range, scale=scale, dtype=tdtype,
-                                    channels_last=channels_last)
+                metrics = run_ntire(
+                    model,
+                    src,
+                    dev,
+                    data_range=data_range,
+                    scale=scale,
+                    dtype=tdtype,
+                    channels_last=channels_last,
+                )
             scale = metrics.pop("scale")
         else:
             if pairs is not None:
@@ -257,16 +287,29 @@ def benchmark(
                 x = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev, dtype=tdtype)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            metrics, scale = _steady(model, x, dev, scale, repeats=repeats, rule=rule, target=target,
-                                     cuda_graphs=cuda_graphs,
-                                     energy_seconds=energy_seconds, other_bytes=other)
+            metrics, scale = _steady(
+                model,
+                x,
+                dev,
+                scale,
+                repeats=repeats,
+                rule=rule,
+                target=target,
+                cuda_graphs=cuda_graphs,
+                energy_seconds=energy_seconds,
+                other_bytes=other,
+            )
             if pairs is not None:
-                metrics.update(evaluate_psnr(model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype))
+                metrics.update(
+                    evaluate_psnr(model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype)
+                )
         if roofline:
             from .roofline import roofline as _roofline
 
             try:
-                metrics["roofline"] = _roofline(model, (1, 3, h, w), dev, tdtype, metrics["runtime_ms"]["median"])
+                metrics["roofline"] = _roofline(
+                    model, (1, 3, h, w), dev, tdtype, metrics["runtime_ms"]["median"]
+                )
             except Exception as exc:  # the bound is an extra; its failure must not lose the measurement
                 metrics["roofline_error"] = f"{type(exc).__name__}: {exc}"
         result["metrics"] = metrics

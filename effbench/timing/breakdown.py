@@ -23,27 +23,151 @@ __all__ = ["KINDS", "OP_KINDS", "conv_label", "median_breakdown", "op_kind", "op
 #: Kinds in report order.
 KINDS = ("conv", "elementwise", "reduction", "resample", "concat", "copy", "framework", "other")
 
-_ELEMENTWISE = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "pow", "sqrt", "rsqrt", "neg", "abs",
-                "relu", "relu_", "leaky_relu", "leaky_relu_", "sigmoid", "sigmoid_", "tanh", "gelu", "silu", "hardtanh",
-                "clamp", "clamp_", "clamp_min", "clamp_min_", "prelu", "_prelu_kernel", "threshold", "where",
-                "exp", "log", "addcmul", "addcdiv", "lerp", "maximum", "minimum", "reciprocal", "elu", "softplus",
-                "hardsigmoid", "hardswish", "fill_", "zero_", "add_relu", "rsub")
-_REDUCTION = ("mean", "sum", "std", "var", "var_mean", "std_mean", "amax", "amin", "max", "min", "norm",
-              "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool2d",
-              "adaptive_max_pool2d", "softmax", "_softmax", "mkldnn_max_pool2d", "mkldnn_adaptive_avg_pool2d")
-_RESAMPLE = ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d", "_upsample_bilinear2d_aa",
-             "_upsample_nearest_exact2d", "pixel_shuffle", "pixel_unshuffle", "grid_sampler_2d", "interpolate")
+_ELEMENTWISE = (
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "pow",
+    "sqrt",
+    "rsqrt",
+    "neg",
+    "abs",
+    "relu",
+    "relu_",
+    "leaky_relu",
+    "leaky_relu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardtanh",
+    "clamp",
+    "clamp_",
+    "clamp_min",
+    "clamp_min_",
+    "prelu",
+    "_prelu_kernel",
+    "threshold",
+    "where",
+    "exp",
+    "log",
+    "addcmul",
+    "addcdiv",
+    "lerp",
+    "maximum",
+    "minimum",
+    "reciprocal",
+    "elu",
+    "softplus",
+    "hardsigmoid",
+    "hardswish",
+    "fill_",
+    "zero_",
+    "add_relu",
+    "rsub",
+)
+_REDUCTION = (
+    "mean",
+    "sum",
+    "std",
+    "var",
+    "var_mean",
+    "std_mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "norm",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "_adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "softmax",
+    "_softmax",
+    "mkldnn_max_pool2d",
+    "mkldnn_adaptive_avg_pool2d",
+)
+_RESAMPLE = (
+    "upsample_bilinear2d",
+    "upsample_nearest2d",
+    "upsample_bicubic2d",
+    "_upsample_bilinear2d_aa",
+    "_upsample_nearest_exact2d",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "grid_sampler_2d",
+    "interpolate",
+)
 _CONCAT = ("cat", "_cat", "stack", "split", "split_with_sizes", "chunk")
 _COPY = ("copy_", "contiguous", "clone", "to", "_to_copy", "_copy_from", "_copy_from_and_resize")
-_FRAMEWORK = ("empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones_like", "resize_", "as_strided",
-              "as_strided_", "view", "_unsafe_view", "reshape", "slice", "select", "expand", "permute", "t",
-              "transpose", "unsqueeze", "squeeze", "detach", "alias", "lift_fresh", "_reshape_alias", "narrow",
-              "set_", "result_type", "item", "_local_scalar_dense", "is_nonzero", "unbind", "flatten",
-              "_nnpack_available", "_has_compatible_shallow_copy_type")
-_CONV = ("conv2d", "convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution", "_slow_conv2d_forward",
-         "thnn_conv2d", "_nnpack_spatial_convolution", "slow_conv_dilated2d", "_conv_depthwise2d",
-         "conv_depthwise2d", "cudnn_convolution_relu", "cudnn_convolution_add_relu", "mkldnn_convolution_pointwise",
-         "miopen_convolution", "conv_transpose2d", "convolution_overrideable", "linear", "addmm", "mm", "bmm", "matmul")
+_FRAMEWORK = (
+    "empty",
+    "empty_strided",
+    "empty_like",
+    "zeros",
+    "zeros_like",
+    "ones_like",
+    "resize_",
+    "as_strided",
+    "as_strided_",
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "slice",
+    "select",
+    "expand",
+    "permute",
+    "t",
+    "transpose",
+    "unsqueeze",
+    "squeeze",
+    "detach",
+    "alias",
+    "lift_fresh",
+    "_reshape_alias",
+    "narrow",
+    "set_",
+    "result_type",
+    "item",
+    "_local_scalar_dense",
+    "is_nonzero",
+    "unbind",
+    "flatten",
+    "_nnpack_available",
+    "_has_compatible_shallow_copy_type",
+)
+_CONV = (
+    "conv2d",
+    "convolution",
+    "_convolution",
+    "mkldnn_convolution",
+    "cudnn_convolution",
+    "_slow_conv2d_forward",
+    "thnn_conv2d",
+    "_nnpack_spatial_convolution",
+    "slow_conv_dilated2d",
+    "_conv_depthwise2d",
+    "conv_depthwise2d",
+    "cudnn_convolution_relu",
+    "cudnn_convolution_add_relu",
+    "mkldnn_convolution_pointwise",
+    "miopen_convolution",
+    "conv_transpose2d",
+    "convolution_overrideable",
+    "linear",
+    "addmm",
+    "mm",
+    "bmm",
+    "matmul",
+)
 
 #: ATen operator (profiler name) -> kind. One table: add a row to classify a new operator.
 OP_KINDS: dict[str, str] = {
@@ -106,7 +230,9 @@ def op_time_breakdown(
     cuda = dev.type == "cuda"
     h, w = input_size
     model = copy.deepcopy(model).to(device=dev, dtype=dtype).eval()  # the caller's model stays where it is
-    x = torch.randn(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
+    x = torch.randn(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(
+        device=dev, dtype=dtype
+    )
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with num_threads(threads), torch.inference_mode():
         model(x)
@@ -145,8 +271,9 @@ def op_time_breakdown(
             continue
         shapes = list(evt.input_shapes or [])
         key = (tuple(shapes[0]) if shapes else (), tuple(shapes[1]) if len(shapes) > 1 else ())
-        row = by_shape.setdefault(key, {"input": list(key[0]), "weight": list(key[1]), "calls": 0, "ms": 0.0,
-                                        "gflops": 0.0})  # with and without bias: one row
+        row = by_shape.setdefault(
+            key, {"input": list(key[0]), "weight": list(key[1]), "calls": 0, "ms": 0.0, "gflops": 0.0}
+        )  # with and without bias: one row
         row["calls"] += evt.count // forwards
         row["ms"] += total_us(evt) / 1e3 / forwards
         row["gflops"] += float(evt.flops or 0) / 1e9 / forwards
@@ -179,18 +306,34 @@ def median_breakdown(parts: list[dict[str, Any]]) -> dict[str, Any]:
     ops: dict[str, dict[str, Any]] = {}
     for name in {n for p in parts for n in p["ops"]}:
         first = next(p["ops"][name] for p in parts if name in p["ops"])
-        ops[name] = {"kind": first["kind"], "calls": first["calls"],
-                     "ms": med([p["ops"].get(name, {}).get("ms", 0.0) for p in parts])}
+        ops[name] = {
+            "kind": first["kind"],
+            "calls": first["calls"],
+            "ms": med([p["ops"].get(name, {}).get("ms", 0.0) for p in parts]),
+        }
     convs = []
     keys = {(tuple(c["input"]), tuple(c["weight"])) for p in parts for c in p["convs"]}
     for key in keys:
         rows = [c for p in parts for c in p["convs"] if (tuple(c["input"]), tuple(c["weight"])) == key]
         ms, gflops = med([c["ms"] for c in rows]), rows[0]["gflops"]
-        convs.append({"input": list(key[0]), "weight": list(key[1]), "calls": rows[0]["calls"], "ms": ms,
-                      "gflops": gflops, "gflop_per_s": gflops / (ms / 1e3) if ms > 0 else None})
+        convs.append(
+            {
+                "input": list(key[0]),
+                "weight": list(key[1]),
+                "calls": rows[0]["calls"],
+                "ms": ms,
+                "gflops": gflops,
+                "gflop_per_s": gflops / (ms / 1e3) if ms > 0 else None,
+            }
+        )
     convs.sort(key=lambda c: -c["ms"])
-    return {**{k: parts[0][k] for k in ("device", "source", "threads") if k in parts[0]},
-            "forwards": sum(p.get("forwards", 1) for p in parts), "passes": len(parts),
-            "total_ms": sum(kinds.values()), "kinds": kinds,
-            "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["ms"])), "convs": convs,
-            "conv_gflop_per_s": _conv_rate(convs)}
+    return {
+        **{k: parts[0][k] for k in ("device", "source", "threads") if k in parts[0]},
+        "forwards": sum(p.get("forwards", 1) for p in parts),
+        "passes": len(parts),
+        "total_ms": sum(kinds.values()),
+        "kinds": kinds,
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["ms"])),
+        "convs": convs,
+        "conv_gflop_per_s": _conv_rate(convs),
+    }

@@ -65,7 +65,9 @@ def find_pairs(root: str | Path, scale: int = 4, split: str = "valid") -> list[I
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UsageError(f"data set folder not found: {root}")
-    for lr_dir in sorted(root.glob(f"*_{split}_LR")):  # DIV2K_valid_LR (2022-24), DIV2K_LSDIR_valid_LR (2025-26)
+    for lr_dir in sorted(
+        root.glob(f"*_{split}_LR")
+    ):  # DIV2K_valid_LR (2022-24), DIV2K_LSDIR_valid_LR (2025-26)
         if lr_dir.is_dir():
             return _pair_folders(lr_dir, lr_dir.with_name(lr_dir.name[:-3] + "_HR"), scale)
     for lr_dir in (root / "LR_bicubic" / f"X{scale}", root / f"LR_bicubic/x{scale}", root / f"X{scale}"):

@@ -92,8 +92,14 @@ def run_ntire(
         for p, flag in flags:
             p.requires_grad = flag
     stats = summarize(samples)
-    stats.update({"mean": sum(samples) / len(samples), "first_call": samples[0], "official": "mean",
-                  "samples": samples})
+    stats.update(
+        {
+            "mean": sum(samples) / len(samples),
+            "first_call": samples[0],
+            "official": "mean",
+            "samples": samples,
+        }
+    )
     metrics: dict[str, Any] = {"runtime_ms": stats, "images": len(samples), "scale": scale}
     if peak is not None:
         metrics["peak_memory_measured_bytes"] = int(peak)
@@ -124,5 +130,7 @@ def evaluate_psnr(
         values.append(_rgb_psnr(sr, hr, scale))
     if not values:
         return {}
-    return {"psnr": sum(values) / len(values),
-            "psnr_protocol": f"RGB uint8, border {scale}, {len(values)} images"}
+    return {
+        "psnr": sum(values) / len(values),
+        "psnr_protocol": f"RGB uint8, border {scale}, {len(values)} images",
+    }

@@ -53,7 +53,9 @@ def time_interleaved(
     if best_of < 1:
         raise ValueError(f"best_of must be >= 1, got {best_of}")
     h, w = input_size
-    x = torch.rand(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
+    x = torch.rand(1, in_channels, h, w, generator=torch.Generator().manual_seed(0)).to(
+        device=dev, dtype=dtype
+    )
     timer = make_timer(dev)
     names = list(models)
     with num_threads(threads), torch.inference_mode():
@@ -70,9 +72,18 @@ def time_interleaved(
             for i in range(len(names)):
                 n = names[(r + i) % len(names)]
                 fwd = lambda n=n: nets[n](x)  # noqa: E731
-                samples[n].append(min((timer(fwd, calls[n]) if cuda else timer(fwd))[0] for _ in range(best_of)))
-    return {"samples_ms": samples, "rounds": rounds, "best_of": best_of, "calls_per_sample": calls, "device": str(dev),
-            "threads": threads if threads is not None else torch.get_num_threads(), "order": "rotating"}
+                samples[n].append(
+                    min((timer(fwd, calls[n]) if cuda else timer(fwd))[0] for _ in range(best_of))
+                )
+    return {
+        "samples_ms": samples,
+        "rounds": rounds,
+        "best_of": best_of,
+        "calls_per_sample": calls,
+        "device": str(dev),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "order": "rotating",
+    }
 
 
 def paired_change(samples_ms: Mapping[str, list[float]], baseline: str, variant: str) -> dict[str, float]:

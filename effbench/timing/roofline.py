@@ -28,8 +28,11 @@ __all__ = ["DEVICE_PEAKS", "calibrate_peaks", "count_traffic", "op_records", "op
 
 #: Published FP32 peaks (spec sheets) of devices that papers timed on, for :func:`op_roofline` without the device.
 DEVICE_PEAKS: dict[str, dict[str, Any]] = {
-    "gtx1080ti": {"name": "NVIDIA GeForce GTX 1080 Ti (3584 cores x 2 x 1.582 GHz; 352-bit GDDR5X at 11 Gbps)",
-                  "peak_flops_per_s": 11.34e12, "peak_bytes_per_s": 484e9},
+    "gtx1080ti": {
+        "name": "NVIDIA GeForce GTX 1080 Ti (3584 cores x 2 x 1.582 GHz; 352-bit GDDR5X at 11 Gbps)",
+        "peak_flops_per_s": 11.34e12,
+        "peak_bytes_per_s": 484e9,
+    },
 }
 
 
@@ -105,8 +108,15 @@ def op_roofline(records: list[tuple[str, float, int]], peaks: dict[str, Any]) ->
             memory += t_m
         kind = op_kind(name)
         kinds[kind] = kinds.get(kind, 0.0) + max(t_c, t_m) * 1e3
-    return {"bound_ms": (compute + memory) * 1e3, "compute_ms": compute * 1e3, "memory_ms": memory * 1e3,
-            "kinds_ms": kinds, "ops": len(records), "peak_flops_per_s": flops_s, "peak_bytes_per_s": bytes_s}
+    return {
+        "bound_ms": (compute + memory) * 1e3,
+        "compute_ms": compute * 1e3,
+        "memory_ms": memory * 1e3,
+        "kinds_ms": kinds,
+        "ops": len(records),
+        "peak_flops_per_s": flops_s,
+        "peak_bytes_per_s": bytes_s,
+    }
 
 
 def _best_ms(fn: Callable[[], Any], device: torch.device, runs: int = 5) -> float:
@@ -162,6 +172,7 @@ def _profile_flops(model: nn.Module, size: tuple[int, int]) -> float | None:
         prof = profile(model, size, convention="full")
     except Exception:
         return None
+
     def get(key: str) -> Any:
         val = prof.get(key) if isinstance(prof, dict) else getattr(prof, key, None)
         return float(val) if isinstance(val, (int, float)) and val > 0 else None

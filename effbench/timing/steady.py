@@ -89,14 +89,27 @@ def _ci_fields(samples: list[float], target: float) -> dict[str, Any]:
     med = statistics.median(samples)
     ci = median_ci(samples)
     if ci is None or med <= 0:
-        return {"ci_low": None, "ci_high": None, "ci_rel": None, "ci_target": target, "noisy": True,
-                "noisy_reason": f"{len(samples)} repeats are too few for a 95% confidence interval of the median"}
+        return {
+            "ci_low": None,
+            "ci_high": None,
+            "ci_rel": None,
+            "ci_target": target,
+            "noisy": True,
+            "noisy_reason": f"{len(samples)} repeats are too few for a 95% confidence interval of the median",
+        }
     rel = max(med - ci[0], ci[1] - med) / med
-    out: dict[str, Any] = {"ci_low": ci[0], "ci_high": ci[1], "ci_rel": rel, "ci_target": target,
-                           "noisy": rel > target}
+    out: dict[str, Any] = {
+        "ci_low": ci[0],
+        "ci_high": ci[1],
+        "ci_rel": rel,
+        "ci_target": target,
+        "noisy": rel > target,
+    }
     if rel > target:
-        out["noisy_reason"] = (f"the median's 95% CI is +-{100 * rel:.1f}% of it, wider than the "
-                               f"{100 * target:g}% target, after {len(samples)} repeats")
+        out["noisy_reason"] = (
+            f"the median's 95% CI is +-{100 * rel:.1f}% of it, wider than the "
+            f"{100 * target:g}% target, after {len(samples)} repeats"
+        )
     return out
 
 

@@ -29,16 +29,22 @@ def check_output(out: Any, x: torch.Tensor, scale: int | None) -> int:
         raise BadOutputError(f"the model returned {type(out).__name__}, not a tensor")
     n, c, h, w = x.shape
     if out.dim() != 4 or out.shape[0] != n or out.shape[1] != c:
-        raise BadOutputError(f"output shape {tuple(out.shape)} does not fit input {tuple(x.shape)}: "
-                             f"expected ({n}, {c}, H*s, W*s)")
+        raise BadOutputError(
+            f"output shape {tuple(out.shape)} does not fit input {tuple(x.shape)}: "
+            f"expected ({n}, {c}, H*s, W*s)"
+        )
     oh, ow = out.shape[-2:]
     if scale is None:
         if oh % h or ow % w or oh // h != ow // w:
-            raise BadOutputError(f"output shape {tuple(out.shape)} is not an integer upscaling of {tuple(x.shape)}")
+            raise BadOutputError(
+                f"output shape {tuple(out.shape)} is not an integer upscaling of {tuple(x.shape)}"
+            )
         scale = oh // h
     elif (oh, ow) != (h * scale, w * scale):
-        raise BadOutputError(f"output shape {tuple(out.shape)} for input {tuple(x.shape)} at x{scale}: "
-                             f"expected ({n}, {c}, {h * scale}, {w * scale})")
+        raise BadOutputError(
+            f"output shape {tuple(out.shape)} for input {tuple(x.shape)} at x{scale}: "
+            f"expected ({n}, {c}, {h * scale}, {w * scale})"
+        )
     if not bool(torch.isfinite(out).all()):
         bad = int((~torch.isfinite(out)).sum())
         raise NonFiniteOutputError(f"the output holds {bad} NaN/inf values out of {out.numel()}")

@@ -7,6 +7,13 @@ from .registry import create_model, list_models, model_info, register_model
 from .spec import ModelSpec, load_model, resolve_model
 
 __all__ = [
-    "ModelIdentity", "ModelSpec", "create_model", "display_names", "list_models", "load_model", "model_info",
-    "register_model", "resolve_model",
+    "ModelIdentity",
+    "ModelSpec",
+    "create_model",
+    "display_names",
+    "list_models",
+    "load_model",
+    "model_info",
+    "register_model",
+    "resolve_model",
 ]

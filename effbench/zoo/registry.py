@@ -75,9 +75,7 @@ def register_model(
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].factory is not fn:
             raise ValueError(f"model {name!r} registered twice")
-        ckpts = {
-            s: (c,) if isinstance(c, PretrainedCfg) else tuple(c) for s, c in (pretrained or {}).items()
-        }
+        ckpts = {s: (c,) if isinstance(c, PretrainedCfg) else tuple(c) for s, c in (pretrained or {}).items()}
         _REGISTRY[name] = ModelInfo(
             name=name,
             factory=fn,
@@ -139,7 +137,9 @@ def create_model(
     """
     info = model_info(name)
     if scale not in info.scales:
-        raise UsageError(f"model {name!r} has no scale x{scale}; available: {', '.join(f'x{s}' for s in info.scales)}")
+        raise UsageError(
+            f"model {name!r} has no scale x{scale}; available: {', '.join(f'x{s}' for s in info.scales)}"
+        )
     model = info.factory(scale=scale, deploy=deploy, **overrides)
     if pretrained or weights is not None:
         from .weights import load_pretrained

@@ -81,7 +81,11 @@ def fold_bn_into_conv(
     at the borders too). ``False``: ``BN(conv(x))``.
     """
     w = weight.detach().double()
-    b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+    b = (
+        bias.detach().double()
+        if bias is not None
+        else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+    )
     scale, shift = bn_scale_shift(bn)
     if bn_before_conv:
         if scale.numel() != w.shape[1]:
@@ -171,4 +175,3 @@ def reparameterize(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     if hasattr(out, "deploy") and isinstance(out.deploy, bool):
         out.deploy = True
     return out
-

@@ -32,7 +32,9 @@ class ModelSpec:
     weights: str | None = None
 
     @classmethod
-    def parse(cls, spec: str, kwargs: str | dict[str, Any] | None = None, weights: str | None = None) -> ModelSpec:
+    def parse(
+        cls, spec: str, kwargs: str | dict[str, Any] | None = None, weights: str | None = None
+    ) -> ModelSpec:
         if not spec or not isinstance(spec, str):
             raise UsageError(f"empty or invalid model spec: {spec!r}")
         if isinstance(kwargs, str):
@@ -101,10 +103,17 @@ class ModelSpec:
             from .registry import create_model
 
             return create_model(
-                self.target, scale=scale, pretrained=pretrained, deploy=deploy, weights=self.weights, **self.kwargs
+                self.target,
+                scale=scale,
+                pretrained=pretrained,
+                deploy=deploy,
+                weights=self.weights,
+                **self.kwargs,
             )
         if pretrained:
-            raise UsageError(f"--pretrained applies to zoo models only; give weights=PATH for {self.target!r}")
+            raise UsageError(
+                f"--pretrained applies to zoo models only; give weights=PATH for {self.target!r}"
+            )
         attr = self._resolve()
         kwargs = dict(self.kwargs)
         if isinstance(attr, nn.Module):
@@ -129,7 +138,9 @@ class ModelSpec:
     def _resolve(self) -> Any:
         location, attr = self.location, self.attr
         if not location or not attr:
-            raise UsageError(f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name")
+            raise UsageError(
+                f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name"
+            )
         path = self.file_path
         if path is not None:
             if not path.is_file():
@@ -187,10 +198,19 @@ def module_data_range(model: nn.Module) -> float:
 
 def _instance_identity(model: nn.Module, scale: int | None, form: str) -> ModelIdentity:
     cls = type(model)
-    layout = [(n, tuple(t.shape), str(t.dtype)) for n, t in [*model.named_parameters(), *model.named_buffers()]]
+    layout = [
+        (n, tuple(t.shape), str(t.dtype)) for n, t in [*model.named_parameters(), *model.named_buffers()]
+    ]
     key = identity_key(cls=f"{cls.__module__}.{cls.__qualname__}", layout=layout, scale=scale, form=form)
-    return ModelIdentity(name=cls.__name__, spec=cls.__name__, key=key, module=cls.__module__, scale=scale,
-                         form=form, data_range=module_data_range(model))
+    return ModelIdentity(
+        name=cls.__name__,
+        spec=cls.__name__,
+        key=key,
+        module=cls.__module__,
+        scale=scale,
+        form=form,
+        data_range=module_data_range(model),
+    )
 
 
 def _weights_file(spec: ModelSpec, scale: int, pretrained: bool) -> Path | None:
@@ -232,8 +252,11 @@ def resolve_model(
         spec = ModelSpec.parse(model_or_spec, kwargs=kwargs, weights=weights)
     elif isinstance(model_or_spec, ModelSpec):
         extra = ModelSpec.parse(model_or_spec.target, kwargs=kwargs).kwargs
-        spec = ModelSpec(model_or_spec.target, {**model_or_spec.kwargs, **extra},
-                         model_or_spec.weights if weights is None else weights)
+        spec = ModelSpec(
+            model_or_spec.target,
+            {**model_or_spec.kwargs, **extra},
+            model_or_spec.weights if weights is None else weights,
+        )
     else:
         raise UsageError(
             "expected an nn.Module or a model spec (zoo name, path/file.py:Name, package.module:Name), "
@@ -248,9 +271,16 @@ def resolve_model(
     key = identity_key(spec=spec.resolved_target, kwargs=spec.kwargs, weights=wsha, scale=scale, form=form)
     path = spec.file_path
     identity = ModelIdentity(
-        name=spec.name, spec=spec.target, key=key, path=str(path) if path else None,
-        module=spec.location if spec.is_module else None, kwargs=dict(spec.kwargs),
-        weights=str(wfile) if wfile else None, weights_sha256=wsha, scale=scale, form=form,
+        name=spec.name,
+        spec=spec.target,
+        key=key,
+        path=str(path) if path else None,
+        module=spec.location if spec.is_module else None,
+        kwargs=dict(spec.kwargs),
+        weights=str(wfile) if wfile else None,
+        weights_sha256=wsha,
+        scale=scale,
+        form=form,
         data_range=spec.data_range(),
     )
     return ResolvedModel(model, identity)
@@ -266,5 +296,6 @@ def load_model(
     kwargs: str | dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build any model from a spec (zoo name, ``file.py:Name`` or ``package.module:Name``)."""
-    return resolve_model(spec, scale=scale, pretrained=pretrained, deploy=deploy, weights=weights,
-                         kwargs=kwargs).model
+    return resolve_model(
+        spec, scale=scale, pretrained=pretrained, deploy=deploy, weights=weights, kwargs=kwargs
+    ).model

@@ -43,7 +43,16 @@ KeyLayout = Callable[[StateDict], StateDict]
 KEY_LAYOUTS: dict[str, KeyLayout] = {}
 
 #: container keys under which training frameworks store the state dict (BasicSR, EDSR, KAIR, timm, ...)
-WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model", "model_state_dict", "net", "network", "generator")
+WRAPPER_KEYS = (
+    "state_dict",
+    "params_ema",
+    "params",
+    "model",
+    "model_state_dict",
+    "net",
+    "network",
+    "generator",
+)
 
 
 def register_key_layout(name: str) -> Callable[[KeyLayout], KeyLayout]:
@@ -63,6 +72,7 @@ def strip_module_prefix(sd: StateDict) -> StateDict:
 
 
 # --- the cache ------------------------------------------------------------------------------------------------------
+
 
 def weights_dir() -> Path:
     """The weights cache folder (not created): ``$EFFBENCH_WEIGHTS_DIR`` or the user cache folder."""
@@ -151,6 +161,7 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None, name: str 
 
 # --- loading --------------------------------------------------------------------------------------------------------
 
+
 def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     """Load a checkpoint file (``weights_only=True``: no code runs) and unwrap it to a flat ``{key: tensor}`` dict.
 
@@ -198,8 +209,16 @@ def _pickle_globals(data: bytes) -> list[str]:
 
 
 #: globals a plain tensor checkpoint refers to; anything else means loading it would run other code
-_TENSOR_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "numpy.core.multiarray._reconstruct",
-                   "numpy.dtype", "numpy.ndarray", "builtins.set", "__builtin__.set")
+_TENSOR_GLOBALS = (
+    "torch.",
+    "collections.OrderedDict",
+    "_codecs.encode",
+    "numpy.core.multiarray._reconstruct",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "builtins.set",
+    "__builtin__.set",
+)
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
@@ -208,14 +227,18 @@ def _unreadable(path: Path, exc: Exception) -> str:
     data = _pickle_bytes(path)
     if data is None:
         head = path.read_bytes()[:8]
-        return (f"{where} is not a PyTorch checkpoint: neither a torch zip archive nor a pickle "
-                f"(first bytes {head!r}); give a file written by torch.save")
+        return (
+            f"{where} is not a PyTorch checkpoint: neither a torch zip archive nor a pickle "
+            f"(first bytes {head!r}); give a file written by torch.save"
+        )
     code = [g for g in _pickle_globals(data) if not g.startswith(_TENSOR_GLOBALS)]
     if code:
-        return (f"{where} is a pickle whose loading would import and run code (it refers to {', '.join(code[:5])}"
-                f"{', ...' if len(code) > 5 else ''}), not a plain state dict; effbench reads checkpoints with "
-                f"torch.load(weights_only=True), which runs no code, so it is refused. Re-save the weights alone with "
-                f"torch.save(model.state_dict(), PATH) from the code that made it, if you trust that code")
+        return (
+            f"{where} is a pickle whose loading would import and run code (it refers to {', '.join(code[:5])}"
+            f"{', ...' if len(code) > 5 else ''}), not a plain state dict; effbench reads checkpoints with "
+            f"torch.load(weights_only=True), which runs no code, so it is refused. Re-save the weights alone with "
+            f"torch.save(model.state_dict(), PATH) from the code that made it, if you trust that code"
+        )
     reason = str(exc).splitlines()[-1] if str(exc).strip() else type(exc).__name__
     if "weights_only" in reason:
         reason = type(exc).__name__
@@ -223,8 +246,10 @@ def _unreadable(path: Path, exc: Exception) -> str:
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
@@ -241,7 +266,9 @@ def _unwrap(obj: Any, path: Path) -> StateDict:
                     if _is_state_dict(inner.get(key2)):
                         return dict(inner[key2])
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors and len(tensors) >= len(obj) - 2:  # a state dict plus a few scalars (e.g. an epoch counter)
+        if (
+            tensors and len(tensors) >= len(obj) - 2
+        ):  # a state dict plus a few scalars (e.g. an epoch counter)
             return tensors
         raise CheckpointError(
             f"checkpoint {path.name} ({path}) holds no state dict: top-level keys {list(obj)[:8]} "
@@ -266,15 +293,22 @@ def _fits(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> bool:
     return not any(_mismatches(model, sd))
 
 
-def _describe(path: Path, model: nn.Module, missing: list[str], unexpected: list[str], shapes: list[str],
-              n: int = 5) -> str:
+def _describe(
+    path: Path, model: nn.Module, missing: list[str], unexpected: list[str], shapes: list[str], n: int = 5
+) -> str:
     parts = []
-    for label, items in (("wrong shapes", shapes), ("missing keys", missing), ("unexpected keys", unexpected)):
+    for label, items in (
+        ("wrong shapes", shapes),
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+    ):
         if items:
             more = f" (+{len(items) - n} more)" if len(items) > n else ""
             parts.append(f"{label}: {', '.join(items[:n])}{more}")
-    return (f"checkpoint {path.name} ({path}) is a state dict whose keys do not fit {type(model).__name__}: "
-            + "; ".join(parts))
+    return (
+        f"checkpoint {path.name} ({path}) is a state dict whose keys do not fit {type(model).__name__}: "
+        + "; ".join(parts)
+    )
 
 
 def apply_key_layout(sd: StateDict, key_layout: str | None) -> StateDict:
@@ -284,11 +318,15 @@ def apply_key_layout(sd: StateDict, key_layout: str | None) -> StateDict:
     try:
         fn = KEY_LAYOUTS[key_layout]
     except KeyError:
-        raise ValueError(f"unknown key layout {key_layout!r}; known: {', '.join(sorted(KEY_LAYOUTS))}") from None
+        raise ValueError(
+            f"unknown key layout {key_layout!r}; known: {', '.join(sorted(KEY_LAYOUTS))}"
+        ) from None
     return fn(sd)
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], key_layout: str | None = None) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], key_layout: str | None = None
+) -> nn.Module:
     """Load a checkpoint file into ``model`` with strict key and shape matching; returns ``model``.
 
     ``key_layout`` names a registered mapping (see :data:`KEY_LAYOUTS`). Without one, the state dict is unwrapped
@@ -340,8 +378,9 @@ def _official_cfg(info: ModelInfo, filename: str) -> PretrainedCfg | None:
     return None
 
 
-def resolve_checkpoint(info: ModelInfo, scale: int, path: str | os.PathLike[str] | None = None
-                       ) -> tuple[Path, PretrainedCfg | None]:
+def resolve_checkpoint(
+    info: ModelInfo, scale: int, path: str | os.PathLike[str] | None = None
+) -> tuple[Path, PretrainedCfg | None]:
     """Where the weights of ``info`` at ``scale`` come from, and the official entry describing them (if any).
 
     ``path=None``: the model's first official checkpoint for that scale (fetched into the cache if needed).

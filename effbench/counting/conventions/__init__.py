@@ -79,8 +79,14 @@ class TallyRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "calls": self.calls, "macs": self.macs, "flops": self.flops,
-            "activations": self.activations, "convs": self.convs, "bytes": self.bytes,
+            "name": self.name,
+            "kind": self.kind,
+            "calls": self.calls,
+            "macs": self.macs,
+            "flops": self.flops,
+            "activations": self.activations,
+            "convs": self.convs,
+            "bytes": self.bytes,
         }
 
 
@@ -117,8 +123,9 @@ class Tally:
     def counts(self, unknown: Iterable[str] = ()) -> Counts:
         t = self.total
         by_op = sorted(self.ops.values(), key=lambda r: (-r.flops, -r.macs, r.name))
-        return Counts(t.macs, t.flops, t.activations, t.convs, list(self.modules.values()), by_op,
-                      sorted(set(unknown)))
+        return Counts(
+            t.macs, t.flops, t.activations, t.convs, list(self.modules.values()), by_op, sorted(set(unknown))
+        )
 
 
 def _ancestors(name: str) -> list[str]:
@@ -150,7 +157,9 @@ class Convention:
         """The rule table a key belongs to: aten op packets (``"aten.add"``) here."""
         if isinstance(key, str) and key.startswith(("aten.", "prim.")):
             return self.op_rules
-        raise UsageError(f"convention {self.name!r} has no rule table for {key!r} (op rules look like 'aten.add')")
+        raise UsageError(
+            f"convention {self.name!r} has no rule table for {key!r} (op rules look like 'aten.add')"
+        )
 
     def add_rule(self, key: Any, rule: Rule) -> None:
         """Register ``rule`` under ``key``; a key that already has a rule raises :class:`ValueError`."""
@@ -184,7 +193,9 @@ class Convention:
                 setattr(conv, attr, dict(value))
         for key, rule in overrides.items():
             if not callable(rule):
-                raise UsageError(f"override for {key!r} must be a rule (a callable returning Cost), not {rule!r}")
+                raise UsageError(
+                    f"override for {key!r} must be a rule (a callable returning Cost), not {rule!r}"
+                )
             conv.table_for(key)[key] = rule
         return conv
 
@@ -198,8 +209,12 @@ class Convention:
             rule = self.op_rule(op.packet)
             if rule is None:
                 unknown.append(op.packet)
-            tally.add(op.packet.split(".", 1)[-1], op.module, ZERO if rule is None else rule(op),
-                      o[0].nbytes if o else 0)
+            tally.add(
+                op.packet.split(".", 1)[-1],
+                op.module,
+                ZERO if rule is None else rule(op),
+                o[0].nbytes if o else 0,
+            )
         return tally.counts(unknown)
 
 
@@ -248,4 +263,6 @@ def get_convention(name: str | Convention) -> Convention:
     try:
         return _CONVENTIONS[name]
     except KeyError:
-        raise UsageError(f"unknown convention {name!r}; choose one of {', '.join(convention_names())}") from None
+        raise UsageError(
+            f"unknown convention {name!r}; choose one of {', '.join(convention_names())}"
+        ) from None

@@ -61,28 +61,117 @@ FULL = register_convention(Full())
 
 FULL.zero(
     # views and reshapes
-    "aten.view", "aten._unsafe_view", "aten.reshape", "aten.as_strided", "aten.alias", "aten.expand",
-    "aten.expand_as", "aten.permute", "aten.transpose", "aten.t", "aten.unsqueeze", "aten.squeeze",
-    "aten.flatten", "aten.unflatten", "aten.view_as", "aten.unbind", "aten.split", "aten.split_with_sizes",
-    "aten.chunk", "aten.slice", "aten.select", "aten.narrow", "aten.detach", "aten.lift_fresh",
-    "aten.view_as_real", "aten.view_as_complex", "aten.unfold", "aten.movedim", "aten.diagonal",
+    "aten.view",
+    "aten._unsafe_view",
+    "aten.reshape",
+    "aten.as_strided",
+    "aten.alias",
+    "aten.expand",
+    "aten.expand_as",
+    "aten.permute",
+    "aten.transpose",
+    "aten.t",
+    "aten.unsqueeze",
+    "aten.squeeze",
+    "aten.flatten",
+    "aten.unflatten",
+    "aten.view_as",
+    "aten.unbind",
+    "aten.split",
+    "aten.split_with_sizes",
+    "aten.chunk",
+    "aten.slice",
+    "aten.select",
+    "aten.narrow",
+    "aten.detach",
+    "aten.lift_fresh",
+    "aten.view_as_real",
+    "aten.view_as_complex",
+    "aten.unfold",
+    "aten.movedim",
+    "aten.diagonal",
     # data movement and creation
-    "aten.cat", "aten.stack", "aten.clone", "aten.copy", "aten._to_copy", "aten.contiguous", "aten.to",
-    "aten.pixel_shuffle", "aten.pixel_unshuffle", "aten.channel_shuffle", "aten.native_channel_shuffle",
-    "aten.constant_pad_nd", "aten.pad", "aten.reflection_pad1d", "aten.reflection_pad2d",
-    "aten.reflection_pad3d", "aten.replication_pad1d", "aten.replication_pad2d", "aten.replication_pad3d",
-    "aten.roll", "aten.flip", "aten.repeat", "aten.repeat_interleave", "aten.tile", "aten.index",
-    "aten.index_select", "aten.gather", "aten.scatter", "aten.index_put", "aten.masked_fill", "aten.im2col",
-    "aten.col2im", "aten.upsample_nearest1d", "aten.upsample_nearest2d", "aten.upsample_nearest3d",
-    "aten._upsample_nearest_exact1d", "aten._upsample_nearest_exact2d", "aten._upsample_nearest_exact3d",
-    "aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty", "aten.new_empty_strided",
-    "aten.zeros", "aten.zeros_like", "aten.new_zeros", "aten.ones", "aten.ones_like", "aten.new_ones",
-    "aten.full", "aten.full_like", "aten.new_full", "aten.fill", "aten.zero", "aten.arange", "aten.linspace",
-    "aten.scalar_tensor", "aten.rand", "aten.randn", "aten.rand_like", "aten.randn_like", "aten.bernoulli",
-    "aten.normal", "aten.uniform", "aten.dropout", "aten.native_dropout", "aten.set_", "aten.resize",
-    "aten._local_scalar_dense", "aten.item", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
-    "aten.sym_storage_offset", "aten.is_same_size", "aten.is_nonzero", "aten.equal",
-    "prim.device", "prim.layout", "aten.lift", "aten._has_compatible_shallow_copy_type",
+    "aten.cat",
+    "aten.stack",
+    "aten.clone",
+    "aten.copy",
+    "aten._to_copy",
+    "aten.contiguous",
+    "aten.to",
+    "aten.pixel_shuffle",
+    "aten.pixel_unshuffle",
+    "aten.channel_shuffle",
+    "aten.native_channel_shuffle",
+    "aten.constant_pad_nd",
+    "aten.pad",
+    "aten.reflection_pad1d",
+    "aten.reflection_pad2d",
+    "aten.reflection_pad3d",
+    "aten.replication_pad1d",
+    "aten.replication_pad2d",
+    "aten.replication_pad3d",
+    "aten.roll",
+    "aten.flip",
+    "aten.repeat",
+    "aten.repeat_interleave",
+    "aten.tile",
+    "aten.index",
+    "aten.index_select",
+    "aten.gather",
+    "aten.scatter",
+    "aten.index_put",
+    "aten.masked_fill",
+    "aten.im2col",
+    "aten.col2im",
+    "aten.upsample_nearest1d",
+    "aten.upsample_nearest2d",
+    "aten.upsample_nearest3d",
+    "aten._upsample_nearest_exact1d",
+    "aten._upsample_nearest_exact2d",
+    "aten._upsample_nearest_exact3d",
+    "aten.empty",
+    "aten.empty_like",
+    "aten.empty_strided",
+    "aten.new_empty",
+    "aten.new_empty_strided",
+    "aten.zeros",
+    "aten.zeros_like",
+    "aten.new_zeros",
+    "aten.ones",
+    "aten.ones_like",
+    "aten.new_ones",
+    "aten.full",
+    "aten.full_like",
+    "aten.new_full",
+    "aten.fill",
+    "aten.zero",
+    "aten.arange",
+    "aten.linspace",
+    "aten.scalar_tensor",
+    "aten.rand",
+    "aten.randn",
+    "aten.rand_like",
+    "aten.randn_like",
+    "aten.bernoulli",
+    "aten.normal",
+    "aten.uniform",
+    "aten.dropout",
+    "aten.native_dropout",
+    "aten.set_",
+    "aten.resize",
+    "aten._local_scalar_dense",
+    "aten.item",
+    "aten.sym_size",
+    "aten.sym_stride",
+    "aten.sym_numel",
+    "aten.sym_storage_offset",
+    "aten.is_same_size",
+    "aten.is_nonzero",
+    "aten.equal",
+    "prim.device",
+    "prim.layout",
+    "aten.lift",
+    "aten._has_compatible_shallow_copy_type",
 )
 
 
@@ -150,19 +239,76 @@ def _per_output(k: int):
 
 
 FULL.op(
-    "aten.add", "aten.sub", "aten.rsub", "aten.mul", "aten.div", "aten.true_divide", "aten.floor_divide",
-    "aten.neg", "aten.abs", "aten.reciprocal", "aten.sqrt", "aten.rsqrt", "aten.exp", "aten.exp2",
-    "aten.expm1", "aten.log", "aten.log2", "aten.log10", "aten.log1p", "aten.pow", "aten.square",
-    "aten.maximum", "aten.minimum", "aten.fmax", "aten.fmin", "aten.clamp", "aten.clamp_min", "aten.clamp_max",
-    "aten.clip", "aten.relu", "aten.threshold", "aten.sign", "aten.sgn", "aten.floor", "aten.ceil",
-    "aten.round", "aten.trunc", "aten.frac", "aten.fmod", "aten.remainder", "aten.eq", "aten.ne", "aten.lt",
-    "aten.le", "aten.gt", "aten.ge", "aten.where", "aten.logical_not", "aten.logical_and", "aten.logical_or",
-    "aten.sin", "aten.cos", "aten.atan2", "aten.erf", "aten.hypot", "aten.xlogy", "aten.sigmoid_backward",
-    "aten.relu6", "aten.bitwise_and", "aten.bitwise_or", "aten.bitwise_not", "aten.isnan", "aten.nan_to_num",
+    "aten.add",
+    "aten.sub",
+    "aten.rsub",
+    "aten.mul",
+    "aten.div",
+    "aten.true_divide",
+    "aten.floor_divide",
+    "aten.neg",
+    "aten.abs",
+    "aten.reciprocal",
+    "aten.sqrt",
+    "aten.rsqrt",
+    "aten.exp",
+    "aten.exp2",
+    "aten.expm1",
+    "aten.log",
+    "aten.log2",
+    "aten.log10",
+    "aten.log1p",
+    "aten.pow",
+    "aten.square",
+    "aten.maximum",
+    "aten.minimum",
+    "aten.fmax",
+    "aten.fmin",
+    "aten.clamp",
+    "aten.clamp_min",
+    "aten.clamp_max",
+    "aten.clip",
+    "aten.relu",
+    "aten.threshold",
+    "aten.sign",
+    "aten.sgn",
+    "aten.floor",
+    "aten.ceil",
+    "aten.round",
+    "aten.trunc",
+    "aten.frac",
+    "aten.fmod",
+    "aten.remainder",
+    "aten.eq",
+    "aten.ne",
+    "aten.lt",
+    "aten.le",
+    "aten.gt",
+    "aten.ge",
+    "aten.where",
+    "aten.logical_not",
+    "aten.logical_and",
+    "aten.logical_or",
+    "aten.sin",
+    "aten.cos",
+    "aten.atan2",
+    "aten.erf",
+    "aten.hypot",
+    "aten.xlogy",
+    "aten.sigmoid_backward",
+    "aten.relu6",
+    "aten.bitwise_and",
+    "aten.bitwise_or",
+    "aten.bitwise_not",
+    "aten.isnan",
+    "aten.nan_to_num",
 )(_per_output(1))
-FULL.op("aten.leaky_relu", "aten.prelu", "aten._prelu_kernel", "aten.hardtanh", "aten.addcmul",
-        "aten.addcdiv")(_per_output(2))
-FULL.op("aten.hardsigmoid", "aten.softplus", "aten.elu", "aten.celu", "aten.selu", "aten.lerp")(_per_output(3))
+FULL.op(
+    "aten.leaky_relu", "aten.prelu", "aten._prelu_kernel", "aten.hardtanh", "aten.addcmul", "aten.addcdiv"
+)(_per_output(2))
+FULL.op("aten.hardsigmoid", "aten.softplus", "aten.elu", "aten.celu", "aten.selu", "aten.lerp")(
+    _per_output(3)
+)
 FULL.op("aten.sigmoid", "aten.hardswish", "aten.log_sigmoid_forward")(_per_output(4))
 FULL.op("aten.silu", "aten.tanh")(_per_output(5))
 FULL.op("aten.gelu", "aten.mish")(_per_output(8))
@@ -180,25 +326,55 @@ def _per_input(k: int, per_out: int = 0):
     return rule
 
 
-FULL.op("aten.sum", "aten.amax", "aten.amin", "aten.max", "aten.min", "aten.prod", "aten.argmax",
-        "aten.argmin", "aten.cumsum", "aten.cumprod", "aten.any", "aten.all", "aten.logsumexp",
-        "aten.adaptive_max_pool2d", "aten.adaptive_max_pool1d", "aten.adaptive_max_pool3d")(_per_input(1))
-FULL.op("aten.mean", "aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d",
-        "aten.adaptive_avg_pool1d")(_per_input(1, 1))
+FULL.op(
+    "aten.sum",
+    "aten.amax",
+    "aten.amin",
+    "aten.max",
+    "aten.min",
+    "aten.prod",
+    "aten.argmax",
+    "aten.argmin",
+    "aten.cumsum",
+    "aten.cumprod",
+    "aten.any",
+    "aten.all",
+    "aten.logsumexp",
+    "aten.adaptive_max_pool2d",
+    "aten.adaptive_max_pool1d",
+    "aten.adaptive_max_pool3d",
+)(_per_input(1))
+FULL.op("aten.mean", "aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d")(
+    _per_input(1, 1)
+)
 FULL.op("aten.var", "aten.std", "aten.var_mean", "aten.std_mean")(_per_input(3, 1))
 FULL.op("aten.linalg_vector_norm", "aten.norm")(_per_input(2))
 
 
-@FULL.op("aten.max_pool2d_with_indices", "aten.max_pool2d", "aten.max_pool3d_with_indices", "aten.max_pool1d",
-         "aten.avg_pool2d", "aten.avg_pool1d", "aten.avg_pool3d", "aten.max_pool1d_with_indices")
+@FULL.op(
+    "aten.max_pool2d_with_indices",
+    "aten.max_pool2d",
+    "aten.max_pool3d_with_indices",
+    "aten.max_pool1d",
+    "aten.avg_pool2d",
+    "aten.avg_pool1d",
+    "aten.avg_pool3d",
+    "aten.max_pool1d_with_indices",
+)
 def _pool(op: OpCall) -> Cost:
     kernel = arg(op, 1)
     k = math.prod(kernel) if isinstance(kernel, (list, tuple)) else int(kernel) ** (len(out(op).shape) - 2)
     return Cost(flops=k * out(op).numel)
 
 
-@FULL.op("aten._native_batch_norm_legit_no_training", "aten.native_batch_norm", "aten._native_batch_norm_legit",
-         "aten.batch_norm", "aten._batch_norm_with_update", "aten._batch_norm_no_update")
+@FULL.op(
+    "aten._native_batch_norm_legit_no_training",
+    "aten.native_batch_norm",
+    "aten._native_batch_norm_legit",
+    "aten.batch_norm",
+    "aten._batch_norm_with_update",
+    "aten._batch_norm_no_update",
+)
 def _batch_norm(op: OpCall) -> Cost:
     n = tensors_in(op.args)[0].numel
     training = op.packet in ("aten._native_batch_norm_legit", "aten._batch_norm_with_update") or (
@@ -215,7 +391,8 @@ def _norm(op: OpCall) -> Cost:
 
 
 FULL.op("aten.upsample_linear1d")(_per_output(3))
-FULL.op("aten.upsample_bilinear2d", "aten._upsample_bilinear2d_aa", "aten.grid_sampler_2d",
-        "aten.grid_sampler")(_per_output(7))
+FULL.op(
+    "aten.upsample_bilinear2d", "aten._upsample_bilinear2d_aa", "aten.grid_sampler_2d", "aten.grid_sampler"
+)(_per_output(7))
 FULL.op("aten.upsample_trilinear3d")(_per_output(15))
 FULL.op("aten.upsample_bicubic2d", "aten._upsample_bicubic2d_aa")(_per_output(31))

@@ -32,7 +32,9 @@ FunctionRule = Callable[[FunctionCall], Cost]
 
 class Fvcore(Convention):
     name = "fvcore"
-    description = "fvcore FlopCountAnalysis default handles (conv, matmul family, norms, upsample; FLOPs = MACs)"
+    description = (
+        "fvcore FlopCountAnalysis default handles (conv, matmul family, norms, upsample; FLOPs = MACs)"
+    )
     order = 2
 
     def __init__(self) -> None:

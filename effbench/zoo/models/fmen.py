@@ -42,8 +42,10 @@ from effbench.zoo.weights import register_key_layout
 __all__ = ["RRRB", "ERB", "HFAB", "RB", "PB", "FMEN", "ERBBackbone", "make_block", "fmen", "fmen_s"]
 
 LRELU_SLOPE = 0.1
-PAPER = ("Z. Du, D. Liu, J. Liu, J. Tang, G. Wu, L. Fu: Fast and Memory-Efficient Network Towards Efficient "
-         "Image Super-Resolution. CVPR Workshops (NTIRE) 2022. arXiv:2204.08397")
+PAPER = (
+    "Z. Du, D. Liu, J. Liu, J. Tang, G. Wu, L. Fu: Fast and Memory-Efficient Network Towards Efficient "
+    "Image Super-Resolution. CVPR Workshops (NTIRE) 2022. arXiv:2204.08397"
+)
 
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -96,7 +98,9 @@ class RRRB(nn.Module, Reparameterizable):
 class ERB(nn.Module):
     """Enhanced residual block: RRRB -> LeakyReLU(0.1) -> RRRB. Deploy form = two plain 3x3 convs (a PB)."""
 
-    def __init__(self, n_feats: int, ratio: int = 2, deploy: bool = False, act: Activation | None = None) -> None:
+    def __init__(
+        self, n_feats: int, ratio: int = 2, deploy: bool = False, act: Activation | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = RRRB(n_feats, ratio, deploy)
         self.act = act if act is not None else _lrelu()
@@ -141,8 +145,9 @@ class PB(nn.Module):
 BLOCKS = ("erb", "rb", "pb")
 
 
-def make_block(kind: str, n_feats: int, *, ratio: int = 2, deploy: bool = True, act: Activation | None = None
-               ) -> nn.Module:
+def make_block(
+    kind: str, n_feats: int, *, ratio: int = 2, deploy: bool = True, act: Activation | None = None
+) -> nn.Module:
     """One trunk block of the block study (paper Fig. 4-5, Table 1): ``"erb"``, ``"rb"`` or ``"pb"``.
 
     ``act`` defaults to LeakyReLU(0.1) (FMEN's activation) for every kind; pass ``nn.ReLU()`` for EDSR's blocks.
@@ -175,8 +180,9 @@ class HFAB(nn.Module, Reparameterizable):
         deploy: build the deploy form directly.
     """
 
-    def __init__(self, n_feats: int, up_blocks: int = 1, mid_feats: int = 16, ratio: int = 2,
-                 deploy: bool = False) -> None:
+    def __init__(
+        self, n_feats: int, up_blocks: int = 1, mid_feats: int = 16, ratio: int = 2, deploy: bool = False
+    ) -> None:
         super().__init__()
         self.deploy = deploy
         pad = 1 if deploy else 0
@@ -259,8 +265,10 @@ class FMEN(nn.Module):
         up_blocks = tuple(int(u) for u in up_blocks)
         n_hfab = down_blocks + (warmup_mid_feats is not None)
         if len(up_blocks) != n_hfab:
-            raise ValueError(f"up_blocks needs {n_hfab} entries (warm-up HFAB first, then one per ERB-HFAB pair), "
-                             f"got {len(up_blocks)}: {up_blocks}")
+            raise ValueError(
+                f"up_blocks needs {n_hfab} entries (warm-up HFAB first, then one per ERB-HFAB pair), "
+                f"got {len(up_blocks)}: {up_blocks}"
+            )
         if scale < 1 or n_feats < 1 or mid_feats < 1 or down_blocks < 0:
             raise ValueError("scale, n_feats and mid_feats must be positive and down_blocks >= 0")
         self.scale = scale
@@ -376,8 +384,15 @@ def fmen_ntire22_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # --- zoo entries ---------------------------------------------------------------------------------------------------
 
-@register_model("fmen", scales=(2, 3, 4), data_range=255.0, paper=PAPER, has_deploy_form=True,
-                description="FMEN: 64 feats, 5 ERB-HFAB pairs, HFAB mid 32 (paper Table 3)")
+
+@register_model(
+    "fmen",
+    scales=(2, 3, 4),
+    data_range=255.0,
+    paper=PAPER,
+    has_deploy_form=True,
+    description="FMEN: 64 feats, 5 ERB-HFAB pairs, HFAB mid 32 (paper Table 3)",
+)
 def fmen(scale: int = 4, deploy: bool = True, **overrides: object) -> FMEN:
     """FMEN, the paper's main model (Sec. 4.1): 64 trunk channels, 5 ERB-HFAB pairs, HFABs squeezing to 32.
 
@@ -389,22 +404,30 @@ def fmen(scale: int = 4, deploy: bool = True, **overrides: object) -> FMEN:
     FMEN-S layout scaled to 64/32 gives 681K (4 pairs) or 811K (5 pairs) at x4, and a warm-up HFAB in place of the
     2-ERB HFAB matches the count but makes 6 HFABs.
     """
-    cfg: dict[str, object] = dict(n_feats=64, mid_feats=32, down_blocks=5, up_blocks=(2, 1, 1, 1, 1),
-                                  warmup_mid_feats=None)
+    cfg: dict[str, object] = dict(
+        n_feats=64, mid_feats=32, down_blocks=5, up_blocks=(2, 1, 1, 1, 1), warmup_mid_feats=None
+    )
     cfg.update(overrides)
     return FMEN(scale=scale, deploy=deploy, **cfg)  # type: ignore[arg-type]
 
 
-@register_model("fmen_s", scales=(4,), data_range=255.0, paper=PAPER, has_deploy_form=True,
-                pretrained={4: FMEN_S_CHECKPOINTS},
-                description="FMEN-S: 50 feats, warm-up HFAB + 4 ERB-HFAB pairs (NTIRE 2022 ESR)")
+@register_model(
+    "fmen_s",
+    scales=(4,),
+    data_range=255.0,
+    paper=PAPER,
+    has_deploy_form=True,
+    pretrained={4: FMEN_S_CHECKPOINTS},
+    description="FMEN-S: 50 feats, warm-up HFAB + 4 ERB-HFAB pairs (NTIRE 2022 ESR)",
+)
 def fmen_s(scale: int = 4, deploy: bool = True, **overrides: object) -> FMEN:
     """FMEN-S, the NTIRE 2022 ESR entry (Sec. 4.5, Table 4): 50 channels everywhere except the HFABs.
 
     Config from the official code: head conv, warm-up conv + warm-up HFAB (mid 12, 2 ERBs), 4 x (ERB, HFAB(mid 16,
     1 ERB)), lr conv, tail. x4 deploy-form params: 341,066, equal to both official checkpoints.
     """
-    cfg: dict[str, object] = dict(n_feats=50, mid_feats=16, down_blocks=4, up_blocks=(2, 1, 1, 1, 1),
-                                  warmup_mid_feats=12)
+    cfg: dict[str, object] = dict(
+        n_feats=50, mid_feats=16, down_blocks=4, up_blocks=(2, 1, 1, 1, 1), warmup_mid_feats=12
+    )
     cfg.update(overrides)
     return FMEN(scale=scale, deploy=deploy, **cfg)  # type: ignore[arg-type]

@@ -21,8 +21,10 @@ from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["ESA", "RLFB", "RLFN", "rlfn"]
 
-PAPER = ("F. Kong, M. Li, S. Liu, D. Liu, J. He, Y. Bai, F. Chen, L. Fu: Residual Local Feature Network for "
-         "Efficient Super-Resolution. CVPR Workshops (NTIRE) 2022. arXiv:2205.07514")
+PAPER = (
+    "F. Kong, M. Li, S. Liu, D. Liu, J. He, Y. Bai, F. Chen, L. Fu: Residual Local Feature Network for "
+    "Efficient Super-Resolution. CVPR Workshops (NTIRE) 2022. arXiv:2205.07514"
+)
 
 
 class ESA(nn.Module):
@@ -72,8 +74,15 @@ class RLFN(nn.Module):
 
     data_range = 255.0
 
-    def __init__(self, scale: int = 4, n_feats: int = 46, mid_feats: int = 48, n_blocks: int = 4,
-                 esa_channels: int = 16, n_colors: int = 3) -> None:
+    def __init__(
+        self,
+        scale: int = 4,
+        n_feats: int = 46,
+        mid_feats: int = 48,
+        n_blocks: int = 4,
+        esa_channels: int = 16,
+        n_colors: int = 3,
+    ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
@@ -82,8 +91,9 @@ class RLFN(nn.Module):
         for i in range(n_blocks):
             self.add_module(f"B{i + 1}", RLFB(n_feats, mid_feats, esa_channels))
         self.LR_conv = nn.Conv2d(n_feats, n_feats, 3, padding=1)
-        self.upsampler = nn.Sequential(nn.Conv2d(n_feats, n_colors * scale * scale, 3, padding=1),
-                                       nn.PixelShuffle(scale))
+        self.upsampler = nn.Sequential(
+            nn.Conv2d(n_feats, n_colors * scale * scale, 3, padding=1), nn.PixelShuffle(scale)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fea = self.fea_conv(x)
@@ -102,8 +112,14 @@ RLFN_CHECKPOINT = PretrainedCfg(
 )
 
 
-@register_model("rlfn", scales=(4,), data_range=255.0, paper=PAPER, pretrained={4: RLFN_CHECKPOINT},
-                description="RLFN (ByteESR, NTIRE 2022 runtime winner): 46 feats, 4 RLFBs with ESA")
+@register_model(
+    "rlfn",
+    scales=(4,),
+    data_range=255.0,
+    paper=PAPER,
+    pretrained={4: RLFN_CHECKPOINT},
+    description="RLFN (ByteESR, NTIRE 2022 runtime winner): 46 feats, 4 RLFBs with ESA",
+)
 def rlfn(scale: int = 4, deploy: bool = True, **overrides: object) -> RLFN:
     """RLFN_cut, the NTIRE 2022 ESR submission: 46 channels, 48 inside the RLFBs, 4 RLFBs, ESA with 16 channels.
 
