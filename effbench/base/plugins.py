@@ -24,7 +24,7 @@ from types import ModuleType
 
 from .errors import UsageError
 
-__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "load_plugins", "plugin_names"]
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_file", "load_plugins", "plugin_names"]
 
 ENV_VAR = "EFFBENCH_PLUGINS"
 ENTRY_POINT_GROUP = "effbench.plugins"
@@ -45,23 +45,33 @@ def plugin_names() -> list[str]:
     return names
 
 
+def import_file(path: Path, prefix: str) -> ModuleType:
+    """Import the Python file ``path`` once per process (as ``<prefix>_<hash of the path>`` in ``sys.modules``).
+
+    The exception the file's code raises passes through, and the half-imported module is forgotten.
+    """
+    mod_name = f"{prefix}_{abs(hash(str(path))):x}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[mod_name]
+        raise
+    return module
+
+
 def _import(name: str) -> ModuleType:
     if name.endswith(".py") or os.sep in name or "/" in name:
         path = Path(name).expanduser().resolve()
         if not path.is_file():
             raise UsageError(f"{ENV_VAR}: plugin file not found: {path}")
-        mod_name = f"effbench_plugin_{path.stem}_{abs(hash(str(path))):x}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise UsageError(f"{ENV_VAR}: cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[mod_name]
-            raise
-        return module
+        return import_file(path, "effbench_plugin")
     return importlib.import_module(name.split(":", 1)[0])
 
 

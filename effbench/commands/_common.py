@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..base.timeout import positive_seconds
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 
 
@@ -23,6 +24,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, multiple: bool = Fal
         "--train-form",
         action="store_true",
         help="use the train-time form of re-parameterisable models (default: deploy form)",
+    )
+
+
+def add_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    """``--timeout SECONDS``: the limit on a command that runs a model (:func:`effbench.base.timeout.time_limit`)."""
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop with exit code 4 if the measurement takes longer",
     )
 
 

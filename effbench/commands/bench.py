@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from ..base.inputs import parse_size
-from ..base.timeout import positive_seconds, time_limit
-from ._common import add_model_arguments, spec_from_args
+from ..base.timeout import time_limit
+from ._common import add_model_arguments, add_timeout_argument, spec_from_args
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
@@ -52,13 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop with exit code 4 if the measurement takes longer",
-    )
+    add_timeout_argument(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
 
 

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 from ..base.errors import UsageError
-from ..base.timeout import positive_seconds, time_limit
-from ._common import add_model_arguments, model_from_args
+from ..base.timeout import time_limit
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
@@ -48,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip unreadable images (listed in the result) instead of stopping at the first",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop with exit code 4 if the measurement takes longer",
-    )
+    add_timeout_argument(parser)
 
 
 def _fmt(v: float, digits: int) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
-from ..base.timeout import positive_seconds, time_limit
-from ._common import add_model_arguments, model_from_args
+from ..base.timeout import time_limit
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 
 NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
@@ -49,13 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked"
     )
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop with exit code 4 if the measurement takes longer",
-    )
+    add_timeout_argument(parser)
     parser.add_argument(
         "--demo",
         choices=("fig2",),

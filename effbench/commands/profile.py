@@ -9,10 +9,10 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ..base.timeout import positive_seconds, time_limit
+from ..base.timeout import time_limit
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
-from ._common import add_model_arguments, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
@@ -40,13 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop with exit code 4 if the measurement takes longer",
-    )
+    add_timeout_argument(parser)
 
 
 def _human(n: float | int | None, unit: str = "") -> str:

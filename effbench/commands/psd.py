@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
-from ..base.timeout import positive_seconds, time_limit
-from ._common import add_model_arguments, model_from_args
+from ..base.timeout import time_limit
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 
 NAME = "psd"
 HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"
@@ -60,13 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the JSON document to stdout instead of a table"
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop with exit code 4 if the measurement takes longer",
-    )
+    add_timeout_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

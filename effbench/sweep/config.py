@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
+from ..base.results import new_result
 
 if TYPE_CHECKING:
     from ..zoo.spec import ModelSpec
@@ -62,6 +63,23 @@ class Cell:
         d = asdict(self)
         d["size"] = list(self.size)
         return d
+
+    def new_result(self, **fields: Any) -> dict[str, Any]:
+        """A result document for this cell (model, size, device, dtype, protocol and the cell itself filled in)."""
+        h, w = self.size
+        doc = new_result(
+            self.model_name,
+            self.spec,
+            scale=self.scale,
+            input_shape=[1, 3, h, w],
+            device=self.device,
+            dtype=self.dtype,
+            protocol=self.protocol,
+            **fields,
+        )
+        doc["cell"] = self.to_dict()
+        doc["cell_id"] = self.cell_id
+        return doc
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Cell:

@@ -33,7 +33,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
-from ..base.results import new_result, validate_result, write_json_atomic
+from ..base.results import validate_result, write_json_atomic
 from .config import Cell
 from .lock import OutputLock
 from .supervise import (
@@ -89,22 +89,7 @@ def _tail(path: Path, n: int = 15) -> str:
 
 
 def _failure_doc(cell: Cell, status: str, error: str) -> dict[str, Any]:
-    h, w = cell.size
-    doc = new_result(
-        cell.model_name,
-        cell.spec,
-        scale=cell.scale,
-        input_shape=[1, 3, h, w],
-        device=cell.device,
-        dtype=cell.dtype,
-        protocol=cell.protocol,
-        convention=None,
-        status=status,
-        error=error,
-    )
-    doc["cell"] = cell.to_dict()
-    doc["cell_id"] = cell.cell_id
-    return doc
+    return cell.new_result(convention=None, status=status, error=error)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -35,23 +35,11 @@ def _log_start(out: Path, cell_id: str) -> None:
 def measure_cell(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document."""
     from ..base.errors import EffbenchError, ModelError
-    from ..base.results import new_result
     from ..zoo.spec import resolve_model
 
     t0 = time.perf_counter()
     h, w = cell.size
-    doc = new_result(
-        cell.model_name,
-        cell.spec,
-        scale=cell.scale,
-        input_shape=[1, 3, h, w],
-        device=cell.device,
-        dtype=cell.dtype,
-        protocol=cell.protocol,
-        convention="full" if cell.static else None,
-    )
-    doc["cell"] = cell.to_dict()
-    doc["cell_id"] = cell.cell_id
+    doc = cell.new_result(convention="full" if cell.static else None)
     partial: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     try:

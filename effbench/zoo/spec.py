@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
+from ..base.plugins import import_file
 
 
 @dataclass(frozen=True)
@@ -145,19 +145,12 @@ class ModelSpec:
         if path is not None:
             if not path.is_file():
                 raise UsageError(f"model file not found: {path}")
-            mod_name = f"effbench_user_{abs(hash(str(path)))}"
-            module = sys.modules.get(mod_name)
-            if module is None:
-                spec = importlib.util.spec_from_file_location(mod_name, path)
-                if spec is None or spec.loader is None:
-                    raise UsageError(f"cannot import {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[mod_name] = module
-                try:
-                    spec.loader.exec_module(module)
-                except Exception as exc:
-                    del sys.modules[mod_name]
-                    raise ModelError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+            try:
+                module = import_file(path, "effbench_user")
+            except UsageError:
+                raise
+            except Exception as exc:
+                raise ModelError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
         else:
             try:
                 module = importlib.import_module(location)
