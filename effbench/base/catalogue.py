@@ -128,6 +128,14 @@ def number(value: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def interval(value: Any) -> tuple[float, float] | None:
+    """The 95 % interval of a stored statistics dict (``ci_low``, ``ci_high``); ``None`` when it has none."""
+    if not isinstance(value, Mapping):
+        return None
+    low, high = number(value.get("ci_low")), number(value.get("ci_high"))
+    return None if low is None or high is None else (low, high)
+
+
 def lookup(stored: Mapping[str, Any], m: Metric) -> tuple[float | None, Metric | None]:
     """The value of ``m`` in a result's ``metrics`` (stored units) and the metric it was read from.
 

@@ -49,7 +49,7 @@ def table_html(table: Table, title: str, baseline: str | None = None) -> str:
         for c in table.columns:
             mark = ranks.get(c.column, {}).get(r.model)
             cls = {1: ' class="best"', 2: ' class="second"'}.get(mark, "")
-            text = html.escape(c.display(r.values.get(c.column)))
+            text = html.escape(table.cell_text(r, c))
             cells.append(f"<td{cls}>{text}{''.join(ref(t) for t in r.notes.get(c.column, []))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")

@@ -45,6 +45,14 @@ def describe_conditions(table: Table) -> list[str]:
         f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{m.get('scale') or '?'})",
         f"- FLOPs convention: {m.get('convention') or 'unspecified'}; Memory: {mem}",
         units_line(table),
+        *(
+            [
+                f"- {', '.join(c.title for c in spread)}: median ±half its 95 % interval; best (bold) and second "
+                "(italic) only where intervals separate, overlapping intervals share a place (a tie)"
+            ]
+            if (spread := [c for c in table.columns if table.has_intervals(c)])
+            else []
+        ),
     ]
 
 
@@ -113,7 +121,7 @@ def render_table_markdown(table: Table, title: str | None = None, baseline: str 
         name = r.model + "".join(ref(t) for t in r.notes.get("", []))
         cells = []
         for c in table.columns:
-            text = c.display(r.values.get(c.column))
+            text = table.cell_text(r, c)
             mark = ranks.get(c.column, {}).get(r.model)
             if mark == 1:
                 text = f"**{text}**"

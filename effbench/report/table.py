@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base.catalogue import Metric, columns, lookup
+from ..base.catalogue import Metric, columns, interval, lookup
 from ..base.identity import ModelIdentity, display_names, result_key
 
 MIB = 2**20
@@ -34,6 +34,9 @@ class TableRow:
         default_factory=dict
     )  # column filled from one of several metrics -> its origin
     status: str = "ok"
+    intervals: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # column -> 95 % interval, table units
 
 
 @dataclass
@@ -44,11 +47,51 @@ class Table:
     meta: dict[str, Any]  # device, device_name, input_shape, scale, protocol, convention, dtype
     columns: tuple[Metric, ...]  # the catalogue metrics shown, in column order
 
+    def has_intervals(self, col: Metric) -> bool:
+        """True when every row with a value in ``col`` also has its 95 % interval (a measured metric)."""
+        valued = [r for r in self.rows if r.values.get(col.column) is not None]
+        return bool(valued) and all(col.column in r.intervals for r in valued)
+
+    def cell_text(self, row: TableRow, col: Metric) -> str:
+        """The displayed cell: the value, and ``±x%`` (half the 95 % interval, relative) where it has one."""
+        v = row.values.get(col.column)
+        text = col.display(v)
+        iv = row.intervals.get(col.column)
+        if v and iv:
+            text += f" ±{100 * (iv[1] - iv[0]) / 2 / abs(v):.1f}%"
+        return text
+
+    def _interval_ranks(self, col: Metric) -> dict[str, int]:
+        """Best (1) and second (2) by interval: a place is shared by every model whose interval overlaps that of the
+        place's best value (a tie), and no place is given when one group would hold every model."""
+        rows = sorted(
+            (r for r in self.rows if r.values.get(col.column) is not None),
+            key=lambda r: r.values[col.column],
+            reverse=col.better == "higher",
+        )
+        marks: dict[str, int] = {}
+        left = rows
+        for place in (1, 2):
+            if not left:
+                break
+            lo, hi = left[0].intervals[col.column]
+            group = [r for r in left if r.intervals[col.column][0] <= hi and r.intervals[col.column][1] >= lo]
+            if len(group) == len(rows):
+                return {}
+            marks.update({r.model: place for r in group})
+            left = [r for r in left if r.model not in marks]
+        return marks
+
     def ranks(self) -> dict[str, dict[str, int]]:
-        """Per column, model -> 1 (best) or 2 (second best), compared at the displayed rounding."""
+        """Per column, model -> 1 (best) or 2 (second best): by 95 % interval where the column has them (overlapping
+        intervals share a place), otherwise compared at the displayed rounding."""
         out: dict[str, dict[str, int]] = {}
         for col in self.columns:
             if col.better is None:
+                continue
+            if self.has_intervals(col):
+                if len(self.rows) >= 2:
+                    out[col.column] = self._interval_ranks(col)
                 continue
             vals = {
                 r.model: round(v, col.decimals)
@@ -171,6 +214,9 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
         for col in shown:
             v, source = lookup(m, col)
             values[col.column] = None if v is None else v / col.scale
+            iv = interval(m.get(source.key)) if source is not None else None
+            if iv is not None:
+                row.intervals[col.column] = (iv[0] / col.scale, iv[1] / col.scale)
             if col.sources and source is not None and source.origin:
                 sources[col.column] = source.origin
                 origins[col.column].add(source.origin)
