@@ -11,6 +11,7 @@ than left to swap or be killed by the OOM killer minutes later.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ from torch import nn
 from ..base.env import available_memory
 from ..base.errors import ModelError
 from ..base.timeout import MeasurementTimeout
+
+if TYPE_CHECKING:
+    from .predict import MemoryReport
 
 __all__ = ["MARGIN", "MemoryWontFit", "check_fits", "fake_output_shape"]
 
@@ -35,26 +39,30 @@ def check_fits(
     input_size: tuple[int, int],
     device: torch.device,
     dtype: torch.dtype,
-    scale: int | None,
     what: str,
+    predicted: MemoryReport | None = None,
 ) -> dict[str, object]:
     """Raise :class:`MemoryWontFit` with the figures when ``model`` on a ``1x3xHxW`` input would not fit.
 
-    The prediction runs on a copy of ``model``. Returns what was checked (``predicted_bytes``, ``available_bytes``, ``source``), or ``{"skipped": reason}``
-    when the prediction or the free memory cannot be had (the measurement then goes ahead unchecked).
+    ``predicted`` is a prediction already made for ``model`` (:func:`~effbench.memory.predict_memory`); it is used
+    when it is for this input shape and dtype, else the prediction runs here, on a copy of ``model``. Returns what
+    was checked (``predicted_bytes``, ``available_bytes``, ``source``), or ``{"skipped": reason}`` when the
+    prediction or the free memory cannot be had (the measurement then goes ahead unchecked).
     """
     from .predict import predict_memory
 
     free = available_memory(device)
     if free is None:
         return {"skipped": "free memory unknown on this system"}
-    try:
-        # on a copy: the fake forward must leave no trace (counters, hooks, caches) in the caller's model
-        report = predict_memory(copy.deepcopy(model), input_size, dtype=dtype, scale=scale or 4)
-    except MeasurementTimeout:
-        raise
-    except Exception as exc:  # an op the fake-tensor trace cannot run: the real forward will tell
-        return {"skipped": f"prediction failed: {type(exc).__name__}: {exc}"}
+    report = predicted if predicted is not None and _fits_input(predicted, input_size, dtype) else None
+    if report is None:
+        try:
+            # on a copy: the fake forward must leave no trace (counters, hooks, caches) in the caller's model
+            report = predict_memory(copy.deepcopy(model), input_size, dtype=dtype)
+        except MeasurementTimeout:
+            raise
+        except Exception as exc:  # an op the fake-tensor trace cannot run: the real forward will tell
+            return {"skipped": f"prediction failed: {type(exc).__name__}: {exc}"}
     need = int(report.peak_bytes * MARGIN)
     available, source = free
     if need > available:
@@ -70,6 +78,15 @@ def check_fits(
         "source": source,
         "margin": MARGIN,
     }
+
+
+def _fits_input(report: MemoryReport, input_size: tuple[int, int], dtype: torch.dtype) -> bool:
+    """Whether ``report`` predicts the check's forward: a ``1x3xHxW`` input in ``dtype``, the caching allocator."""
+    return (
+        tuple(report.input_shape) == (1, 3, *input_size)
+        and report.dtype == str(dtype).replace("torch.", "")
+        and report.device_model == "cuda"
+    )
 
 
 def fake_output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -171,7 +171,7 @@ def evaluate(
                 continue
             h, w = sample.lr.shape[:2]
             if h * w > checked_pixels:
-                check_fits(model, (h, w), torch.device(device), torch.float32, scale, f"eval of {name}")
+                check_fits(model, (h, w), torch.device(device), torch.float32, f"eval of {name}")
                 checked_pixels = h * w
             sr = super_resolve(model, sample.lr, scale, rng, device)
             p, s = score(sr, sample.hr, scale, protocol)

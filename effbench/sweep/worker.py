@@ -42,6 +42,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     doc = cell.new_result(convention="full" if cell.static else None)
     partial: dict[str, str] = {}
     metrics: dict[str, Any] = {}
+    predicted = None  # the predicted peak memory, reused by benchmark's pre-flight check
     try:
         resolved = resolve_model(cell.spec, scale=cell.scale)
     except EffbenchError as exc:
@@ -65,7 +66,8 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         try:
             from ..memory import predict_memory
 
-            metrics.update(predict_memory(model, (h, w), scale=cell.scale).metrics())
+            predicted = predict_memory(model, (h, w), scale=cell.scale)
+            metrics.update(predicted.metrics())
         except Exception as exc:
             partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
 
@@ -84,6 +86,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             threads=cell.threads,
             roofline=cell.roofline,
             dataset=cell.dataset if cell.protocol == "ntire" else None,
+            predicted_memory=predicted,
         )
         metrics.update(res.metrics())
         if cell.dataset and cell.protocol != "ntire":

@@ -7,7 +7,7 @@ import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from .data import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire
 from .steady import TimingTarget, WarmupRule, make_timer, time_steady
 from .validate import check_output
+
+if TYPE_CHECKING:
+    from ..memory.predict import MemoryReport
 
 __all__ = ["BenchmarkResult", "benchmark", "OutOfMemory"]
 
@@ -169,6 +172,7 @@ def benchmark(
     warmup: WarmupRule | None = None,
     target: TimingTarget | None = None,
     preflight: bool = True,
+    predicted_memory: MemoryReport | None = None,
     roofline: bool = False,
     energy_seconds: float | None = None,
     pretrained: bool = False,
@@ -183,7 +187,9 @@ def benchmark(
     with the CI (``ci_low``, ``ci_high``, ``ci_rel``, ``noisy``) in ``metrics.runtime_ms`` and, on CUDA, the peak
     memory of one forward after a reset and the energy per image. The machine's load during the measurement is
     recorded in ``env.load``. ``preflight=True`` first checks the predicted peak memory against the device's free
-    memory and refuses with the figures (:class:`~effbench.memory.preflight.MemoryWontFit`) when it cannot fit.
+    memory and refuses with the figures (:class:`~effbench.memory.preflight.MemoryWontFit`) when it cannot fit;
+    ``predicted_memory``, a :func:`~effbench.predict_memory` report the caller already has for this model, spares
+    that check a second prediction when it is for the measured input and dtype.
     ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
     one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
     image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
@@ -246,7 +252,9 @@ def benchmark(
     if preflight:
         from ..memory.preflight import check_fits
 
-        result["settings"]["preflight"] = check_fits(model, (h, w), dev, tdtype, scale, f"bench of {name}")
+        result["settings"]["preflight"] = check_fits(
+            model, (h, w), dev, tdtype, f"bench of {name}", predicted=predicted_memory
+        )
     probe = LoadProbe()
     with num_threads(threads), _map_errors():
         other = 0
