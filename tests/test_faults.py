@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sweep_runs import MODELS, ROOT, cell_starts, run_argv, sweep_cell
 
 from effbench.base.results import (
     UnreadableResultError,
@@ -31,8 +32,6 @@ from effbench.sweep import runner as runner_mod
 from effbench.sweep.lock import LOCK_NAME, LockHeldError, OutputLock
 from effbench.sweep.supervise import OomEvidence, death_reason
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = "tests/sweep_models.py"
 LOCKED_RC = 3
 
 
@@ -46,13 +45,6 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _starts(out: Path) -> list[tuple[str, int]]:
-    """``(cell_id, pid)`` of every cell process the runs.log says was started, in order."""
-    log = out / "runs.log"
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [(ln.split()[2], int(ln.split("pid=")[1])) for ln in lines if " start " in ln]
 
 
 def _wait_for(cond, timeout: float, what: str) -> None:
@@ -74,47 +66,8 @@ def _slow_model(tmp_path: Path) -> str:
     return f"{f}:SlowInit"
 
 
-def _run_cmd(out: Path, models: list[str], *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "effbench",
-        "run",
-        "--models",
-        *models,
-        "--sizes",
-        "8x8",
-        "--devices",
-        "cpu",
-        "--repeats",
-        "2",
-        "--threads",
-        "1",
-        "--no-static",
-        "--no-report",
-        "--no-progress",
-        "--out",
-        str(out),
-        *extra,
-    ]
-
-
-def _cell(name: str) -> Cell:
-    return Cell(f"{MODELS}:{name}", 4, (8, 8), "cpu", repeats=2, threads=1, static=False)
-
-
 def _ok_doc(cell: Cell, **fields) -> dict:
-    doc = new_result(
-        cell.model_name,
-        cell.spec,
-        scale=cell.scale,
-        input_shape=[1, 3, *cell.size],
-        device="cpu",
-        metrics={"params": 12, "runtime_ms": {"median": 1.0}},
-        **fields,
-    )
-    doc.update(cell=cell.to_dict(), cell_id=cell.cell_id)
-    return doc
+    return cell.new_result(metrics={"params": 12, "runtime_ms": {"median": 1.0}}, **fields)
 
 
 def _fake_python(tmp_path: Path, body: str) -> str:
@@ -143,30 +96,30 @@ _WRITES_OK = (
 
 def test_a_second_runner_on_a_locked_out_refuses_naming_the_holder_and_finished_cells_stay(tmp_path: Path):
     out = tmp_path / "out"
-    cell = _cell("Nearest")
+    cell = sweep_cell("Nearest")
     write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _ok_doc(cell))
     before = (out / "cells" / f"{cell.cell_id}.json").read_text()
     with OutputLock(out, command="the first runner"):
         done = subprocess.run(
-            _run_cmd(out, [f"{MODELS}:Nearest"]), cwd=ROOT, capture_output=True, text=True, timeout=120
+            run_argv(out, [f"{MODELS}:Nearest"]), cwd=ROOT, capture_output=True, text=True, timeout=120
         )
     assert done.returncode == LOCKED_RC, done.stdout + done.stderr
     assert f"PID {os.getpid()} on host {socket.gethostname()}" in done.stderr and "--wait" in done.stderr
-    assert "Traceback" not in done.stderr and _starts(out) == []  # nothing ran, nothing was overwritten
+    assert "Traceback" not in done.stderr and cell_starts(out) == []  # nothing ran, nothing was overwritten
     assert (out / "cells" / f"{cell.cell_id}.json").read_text() == before
     assert not (out / LOCK_NAME).exists()  # released by its holder
 
 
 def test_wait_waits_for_the_holder_then_runs_and_a_bounded_wait_gives_up(tmp_path: Path):
     out = tmp_path / "out"
-    cell = _cell("Nearest")
+    cell = sweep_cell("Nearest")
     write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _ok_doc(cell))
     holder = OutputLock(out, command="the first runner")
     holder.acquire()
     with pytest.raises(LockHeldError, match=rf"PID {os.getpid()} .*after waiting 0.3 s"):
         OutputLock(out, wait=0.3).acquire()
     waiter = subprocess.Popen(
-        _run_cmd(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"),
+        run_argv(out, [f"{MODELS}:Nearest"], "--resume", "--wait", "60"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -182,7 +135,7 @@ def test_wait_waits_for_the_holder_then_runs_and_a_bounded_wait_gives_up(tmp_pat
         holder.release()
         waiter.kill()
     assert waiter.returncode == 0, stdout + stderr
-    assert "skipped 1 finished" in stdout and _starts(out) == []
+    assert "skipped 1 finished" in stdout and cell_starts(out) == []
 
 
 def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path, capfd):
@@ -200,7 +153,9 @@ def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path,
             }
         )
     )
-    summary = run_sweep([_cell("Nearest")], out, progress=False, python=_fake_python(tmp_path, _WRITES_OK))
+    summary = run_sweep(
+        [sweep_cell("Nearest")], out, progress=False, python=_fake_python(tmp_path, _WRITES_OK)
+    )
     err = capfd.readouterr().err
     assert "taking over the stale lock" in err and f"PID {dead.pid} on host {socket.gethostname()}" in err
     assert summary["final"] == Counter(ok=1) and not (out / LOCK_NAME).exists()
@@ -212,11 +167,11 @@ def test_a_stale_lock_of_a_dead_runner_is_taken_over_and_said_so(tmp_path: Path,
 def test_sigkill_of_the_runner_leaves_no_cell_process_within_5_s(tmp_path: Path):
     out = tmp_path / "out"
     runner = subprocess.Popen(
-        _run_cmd(out, [_slow_model(tmp_path)]), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        run_argv(out, [_slow_model(tmp_path)]), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_for(lambda: _starts(out), 60, "the cell process to start")
-        ((_, cell_pid),) = _starts(out)
+        _wait_for(lambda: cell_starts(out), 60, "the cell process to start")
+        ((_, cell_pid),) = cell_starts(out)
         assert _alive(cell_pid)
         runner.kill()  # SIGKILL: the runner runs no clean-up at all
         runner.wait()
@@ -227,7 +182,7 @@ def test_sigkill_of_the_runner_leaves_no_cell_process_within_5_s(tmp_path: Path)
             pass
     finally:
         runner.kill()
-        for _, pid in _starts(out):  # a failed run of this test must not leave its orphan behind
+        for _, pid in cell_starts(out):  # a failed run of this test must not leave its orphan behind
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
@@ -236,15 +191,15 @@ def test_sigkill_of_the_runner_leaves_no_cell_process_within_5_s(tmp_path: Path)
 def test_sigterm_of_the_runner_kills_the_cell_keeps_finished_cells_writes_the_table_rc_143(tmp_path: Path):
     out = tmp_path / "out"
     runner = subprocess.Popen(
-        _run_cmd(out, [f"{MODELS}:Raises", _slow_model(tmp_path)]),
+        run_argv(out, [f"{MODELS}:Raises", _slow_model(tmp_path)]),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        _wait_for(lambda: len(_starts(out)) == 2, 90, "the second (slow) cell to start")
-        (first, _), (slow, cell_pid) = _starts(out)
+        _wait_for(lambda: len(cell_starts(out)) == 2, 90, "the second (slow) cell to start")
+        (first, _), (slow, cell_pid) = cell_starts(out)
         first_doc = json.loads((out / "cells" / f"{first}.json").read_text())
         runner.send_signal(signal.SIGTERM)
         stdout, stderr = runner.communicate(timeout=30)
@@ -269,7 +224,7 @@ def test_a_cell_killed_by_the_oom_killer_is_recorded_as_oom(tmp_path: Path, monk
     counts = iter([{"memory.events": 4}, {"memory.events": 5}])
     monkeypatch.setattr(runner_mod, "oom_kill_count", lambda: next(counts))
     suicide = _fake_python(tmp_path, "os.kill(os.getpid(), 9)\n")
-    summary = run_sweep([_cell("Nearest")], tmp_path / "out", progress=False, python=suicide)
+    summary = run_sweep([sweep_cell("Nearest")], tmp_path / "out", progress=False, python=suicide)
     (doc,) = load_results([tmp_path / "out" / "cells"])
     assert doc["status"] == "oom" and summary["status"] == Counter(oom=1)
     assert "signal 9" in doc["error"] and "OOM-kill counter went up" in doc["error"]
@@ -289,7 +244,7 @@ def test_a_sigkill_without_oom_evidence_says_died_with_signal_9_and_nothing_of_m
 def _seed(out: Path) -> dict[str, Cell]:
     """One cell per state: ok, error, timeout, empty {}, truncated JSON, wrong schema, never run."""
     names = ["Nearest", "Raises", "Hangs", "SlowA", "SlowB", "SlowC", "WrongShape"]
-    cells = {n: _cell(n) for n in names}
+    cells = {n: sweep_cell(n) for n in names}
     path = {n: out / "cells" / f"{c.cell_id}.json" for n, c in cells.items()}
     write_json_atomic(path["Nearest"], _ok_doc(cells["Nearest"]))
     write_json_atomic(
@@ -309,7 +264,7 @@ def test_resume_reruns_exactly_the_failed_timed_out_empty_truncated_and_missing_
     summary = run_sweep(
         list(cells.values()), out, resume=True, progress=False, python=_fake_python(tmp_path, _WRITES_OK)
     )
-    started = Counter(cid for cid, _ in _starts(out))
+    started = Counter(cid for cid, _ in cell_starts(out))
     assert started == Counter({cells[n].cell_id: 1 for n in cells if n != "Nearest"})
     assert (out / "cells" / f"{cells['Nearest'].cell_id}.json").read_text() == ok_before
     why = summary["rerun"]
@@ -332,7 +287,7 @@ def test_resume_keep_failed_reruns_only_unfinished_cells(tmp_path: Path):
         progress=False,
         python=_fake_python(tmp_path, _WRITES_OK),
     )
-    assert Counter(cid for cid, _ in _starts(out)) == Counter(
+    assert Counter(cid for cid, _ in cell_starts(out)) == Counter(
         {cells[n].cell_id: 1 for n in ("SlowA", "SlowB", "SlowC", "WrongShape")}
     )
     assert summary["final"] == Counter(ok=5, error=1, timeout=1)
@@ -342,16 +297,16 @@ def test_resume_keep_failed_reruns_only_unfinished_cells(tmp_path: Path):
 
 def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_path: Path, capsys):
     out = tmp_path / "out"
-    good, bad = _cell("Nearest"), _cell("Raises")
+    good, bad = sweep_cell("Nearest"), sweep_cell("Raises")
     write_json_atomic(out / "cells" / f"{good.cell_id}.json", _ok_doc(good))
     write_json_atomic(
         out / "cells" / f"{bad.cell_id}.json", _ok_doc(bad, status="error", error="always fails")
     )
-    argv = _run_cmd(out, [f"{MODELS}:Nearest", f"{MODELS}:Raises"], "--resume=keep-failed")[3:]
+    argv = run_argv(out, [f"{MODELS}:Nearest", f"{MODELS}:Raises"], "--resume=keep-failed")[3:]
     assert main(argv) == 1
     assert "1 of 2 cells are not ok (error 1)" in capsys.readouterr().err
-    argv = _run_cmd(out, [f"{MODELS}:Nearest"], "--resume")[3:]
-    assert main(argv) == 0 and _starts(out) == []
+    argv = run_argv(out, [f"{MODELS}:Nearest"], "--resume")[3:]
+    assert main(argv) == 0 and cell_starts(out) == []
 
 
 @pytest.mark.parametrize(
@@ -375,7 +330,7 @@ def test_bad_resume_and_wait_values_are_refused_before_anything_runs(argv: list[
 
 
 def test_validate_result_names_what_is_wrong():
-    good = _ok_doc(_cell("Nearest"))
+    good = _ok_doc(sweep_cell("Nearest"))
     assert validate_result(good) is None
     assert "expected an object" in validate_result([good])
     assert "empty" in validate_result({})
@@ -385,7 +340,7 @@ def test_validate_result_names_what_is_wrong():
 
 
 def test_a_duplicated_cell_gives_one_row(tmp_path: Path, caplog):
-    cell = _cell("Nearest")
+    cell = sweep_cell("Nearest")
     old, new = (
         _ok_doc(cell, created="2020-01-01T00:00:00+00:00"),
         _ok_doc(cell, created="2021-01-01T00:00:00+00:00"),

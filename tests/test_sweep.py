@@ -7,24 +7,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from sweep_runs import MODELS, ROOT, cell_starts, run_argv, sweep_cell
 
 from effbench.base.errors import UsageError
 from effbench.sweep import Cell, SweepConfig, load_config, run_sweep
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = "tests/sweep_models.py"
-
 
 def _starts(out: Path) -> Counter:
-    log = out / "runs.log"
-    lines = log.read_text().splitlines() if log.exists() else []
-    return Counter(line.split()[2] for line in lines if " start " in line)
+    return Counter(cell_id for cell_id, _ in cell_starts(out))
 
 
 def _docs(out: Path) -> dict[str, dict]:
@@ -54,30 +49,9 @@ def test_cells_of_the_same_class_name_in_different_files_get_different_ids():
 
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
-    models = [f"{MODELS}:{m}" for m in ("SlowA", "SlowB", "SlowC")]
-    return [
-        sys.executable,
-        "-m",
-        "effbench",
-        "run",
-        "--models",
-        *models,
-        "--sizes",
-        "8x8",
-        "12x12",
-        "--devices",
-        "cpu",
-        "--repeats",
-        "2",
-        "--threads",
-        "1",
-        "--no-static",
-        "--no-report",
-        "--no-progress",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return run_argv(
+        out, [f"{MODELS}:{m}" for m in ("SlowA", "SlowB", "SlowC")], *extra, sizes=("8x8", "12x12")
+    )
 
 
 @pytest.mark.slow
@@ -116,7 +90,7 @@ def test_sigkill_mid_sweep_then_resume_runs_no_finished_cell_twice(tmp_path: Pat
 @pytest.mark.slow
 def test_broken_models_get_a_clear_status_and_the_sweep_goes_on(tmp_path: Path):
     names = ["Raises", "WrongShape", "NaNOutput"]
-    cells = [Cell(f"{MODELS}:{n}", 4, (8, 8), "cpu", repeats=2, threads=1, static=False) for n in names]
+    cells = [sweep_cell(n) for n in names]
     summary = run_sweep(cells, tmp_path, progress=False, timeout=300)
     docs = {d["model"]: d for d in _docs(tmp_path).values()}
     assert {n: docs[n]["status"] for n in names} == {
@@ -133,8 +107,8 @@ def test_broken_models_get_a_clear_status_and_the_sweep_goes_on(tmp_path: Path):
 @pytest.mark.slow
 def test_a_hanging_cell_times_out_and_the_next_cell_still_runs(tmp_path: Path):
     cells = [
-        Cell(f"{MODELS}:Hangs", 4, (8, 8), "cpu", repeats=2, static=False),
-        Cell(f"{MODELS}:Raises", 4, (8, 8), "cpu", repeats=2, static=False),
+        sweep_cell("Hangs", threads=None),
+        sweep_cell("Raises", threads=None),
     ]
     summary = run_sweep(cells, tmp_path, progress=False, timeout=8)
     docs = {d["model"]: d for d in _docs(tmp_path).values()}
@@ -146,7 +120,7 @@ def test_a_cell_process_that_dies_is_recorded_as_an_error_with_its_output(tmp_pa
     crash = tmp_path / "crashing-python"
     crash.write_text("#!/bin/sh\necho 'Segmentation fault (simulated)' >&2\nexit 139\n")
     crash.chmod(0o755)
-    cells = [Cell(f"{MODELS}:Nearest", 4, (8, 8), "cpu", repeats=2, static=False)]
+    cells = [sweep_cell("Nearest", threads=None)]
     summary = run_sweep(cells, tmp_path / "out", progress=False, python=str(crash))
     (doc,) = _docs(tmp_path / "out").values()
     assert (
