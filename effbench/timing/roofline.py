@@ -1,8 +1,8 @@
 """Roofline bound of a forward pass: ``max(FLOPs / peak FLOP/s, bytes moved / peak bandwidth)``.
 
-- FLOPs: ``effbench.profile(model, input_size, convention="full")`` when the counting package is present, else
-  :class:`torch.utils.flop_counter.FlopCounterMode` (matmul and convolution FLOPs, 2 per multiply-accumulate);
-  the source is recorded.
+- FLOPs: 2 x the MACs of ``effbench.profile(model, input_size, convention="full")``, else (a model it cannot
+  profile) :class:`torch.utils.flop_counter.FlopCounterMode` (matmul and convolution FLOPs, 2 per
+  multiply-accumulate); the source is recorded.
 - Bytes moved (an estimate, a lower bound for an unfused eager run): the sum over every ATen operator executed of
   the bytes of its tensor inputs (weights included, each distinct tensor once per operator) plus its tensor outputs;
   view operators move nothing. Counted on the ``meta`` device, so no real memory or compute is needed.
@@ -166,19 +166,17 @@ def calibrate_peaks(device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
 
 
 def _profile_flops(model: nn.Module, size: tuple[int, int]) -> float | None:
-    try:
-        from ..counting import profile  # type: ignore[attr-defined]
+    """2 x the ``full`` convention's MACs (real FLOPs), else its FLOPs when it counts no MAC; None when the model
+    cannot be profiled or counts nothing."""
+    from ..counting import profile
 
-        prof = profile(model, size, convention="full")
+    try:
+        prof = profile(model, size, convention="full", peak_memory=False)
     except Exception:
         return None
-
-    def get(key: str) -> Any:
-        val = prof.get(key) if isinstance(prof, dict) else getattr(prof, key, None)
-        return float(val) if isinstance(val, (int, float)) and val > 0 else None
-
-    macs = get("macs")  # real FLOPs are 2 per multiply-accumulate, whatever the "flops" convention says
-    return 2 * macs if macs is not None else get("flops")
+    if prof.macs > 0:
+        return 2.0 * prof.macs
+    return float(prof.flops) if prof.flops > 0 else None
 
 
 def roofline(
