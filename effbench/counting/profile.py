@@ -13,7 +13,7 @@ from ..base.errors import UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
 from ._trace import OpTrace, record
-from .conventions import Convention, Rule, TallyRow, convention_names, get_convention
+from .conventions import Convention, Rule, convention_names, get_convention
 
 DEFAULT_CONVENTION = "full"
 
@@ -137,16 +137,11 @@ def profile_trace(
         convs=int(c.convs),
         input_shape=trace.input_shape,
         output_shape=trace.output_shape,
-        by_module=[_row(r) for r in c.by_module],
-        by_op=[_row(r) for r in c.by_op],
+        by_module=[r.as_dict() for r in c.by_module],
+        by_op=[r.as_dict() for r in c.by_op],
         unknown_ops=c.unknown_ops,
         engine=trace.engine,
     )
-
-
-def _row(r: TallyRow) -> dict[str, Any]:
-    d = r.as_dict()
-    return d
 
 
 def profile(

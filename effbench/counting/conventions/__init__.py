@@ -111,7 +111,6 @@ class Tally:
         self.ops: dict[str, TallyRow] = {}
         self.modules: dict[str, TallyRow] = {}
         self.kinds = {c.name: type(c.module).__name__ for c in trace.modules if c.in_model}
-        self.kinds.setdefault("", self.kinds.get("", ""))
         self.modules[""] = TallyRow("", self.kinds.get("", ""))
 
     def add(self, op_name: str, module: str, cost: Cost, nbytes: int = 0) -> None:
