@@ -38,16 +38,12 @@ def add_timeout_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def spec_from_args(args: argparse.Namespace, spec: str | None = None) -> ModelSpec:
-    return ModelSpec.parse(spec if spec is not None else args.spec, kwargs=args.kwargs, weights=args.weights)
-
-
 def model_from_args(
     args: argparse.Namespace, spec: str | None = None, *, deploy: bool | None = None
 ) -> ResolvedModel:
     """The model named on the command line, built once, with its identity (``deploy`` overrides --train-form)."""
     return resolve_model(
-        spec_from_args(args, spec),
+        ModelSpec.parse(spec if spec is not None else args.spec, kwargs=args.kwargs, weights=args.weights),
         scale=args.scale,
         pretrained=args.pretrained,
         deploy=not args.train_form if deploy is None else deploy,

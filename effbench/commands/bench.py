@@ -9,7 +9,7 @@ from typing import Any
 
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
-from ._common import add_model_arguments, add_timeout_argument, spec_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
@@ -117,11 +117,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..timing import benchmark
 
-    spec = spec_from_args(args)
     doc = benchmark(
-        spec,
+        model_from_args(args),
         parse_size(args.size),
-        scale=args.scale,
         device=args.device,
         protocol=args.protocol,
         dtype=args.dtype,
@@ -132,8 +130,6 @@ def _run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         images=args.images,
         roofline=args.roofline,
-        pretrained=args.pretrained,
-        deploy=not args.train_form,
     )
     if args.out:
         from ..base.results import write_json_atomic

@@ -162,9 +162,8 @@ def run(args: argparse.Namespace) -> int:
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static
     _check_values(cfg)
-    cells = (
-        cfg.cells()
-    )  # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
+    # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
+    cells = cfg.cells()
     out = Path(cfg.out or "runs/default")
     with OutputLock(out, wait=args.wait):  # held over the sweep and its report
         print(f"effbench run: {len(cells)} cells -> {out}")

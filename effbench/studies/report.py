@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..report.text import md_table
 from ..timing.breakdown import conv_label
 
 __all__ = ["render_study_markdown", "render_png"]
@@ -86,19 +87,14 @@ def _roofline_lines(doc: dict[str, Any]) -> list[str]:
             f"({(doc.get('device_peaks') or {}).get('calibration', 'effbench.timing.roofline.calibrate_peaks')}"
             f"), at {h}x{w}.",
         ]
-    lines += [
-        "",
-        "| variant | paper GPU: bound ms | memory-bound | change | paper's change | this device: bound ms | "
-        "memory-bound | change | our measured change |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
 
-    def cols(est: dict[str, Any] | None) -> str:
+    def cols(est: dict[str, Any] | None) -> list[str]:
         if not est:
-            return "- | -"
+            return ["-", "-"]
         share = 100.0 * est["memory_ms"] / est["bound_ms"] if est["bound_ms"] else 0.0
-        return f"{est['bound_ms']:.2f} | {share:.1f}%"
+        return [f"{est['bound_ms']:.2f}", f"{share:.1f}%"]
 
+    table = []
     for r in rows:
         rl = r["roofline"]
         measured = r.get("time_paired_change_pct")
@@ -108,12 +104,18 @@ def _roofline_lines(doc: dict[str, Any]) -> list[str]:
                 if r.get("time_basis") == "fastest run"
                 else r.get("time_change_pct")
             )
-        lines.append(
-            f"| {r['variant']} | {cols(rl.get('paper'))} | {_pct(r.get('roofline_paper_change_pct'))} | "
-            f"{_paper_change(r['paper'])} | {cols(rl.get('ours'))} | "
-            f"{_pct(r.get('roofline_ours_change_pct'))} | {_pct(measured)} |"
+        table.append(
+            [
+                r["variant"],
+                *cols(rl.get("paper")),
+                _pct(r.get("roofline_paper_change_pct")),
+                _paper_change(r["paper"]),
+            ]
+            + [*cols(rl.get("ours")), _pct(r.get("roofline_ours_change_pct")), _pct(measured)]
         )
-    return lines
+    header = ["variant", "paper GPU: bound ms", "memory-bound", "change", "paper's change"]
+    header += ["this device: bound ms", "memory-bound", "change", "our measured change"]
+    return [*lines, "", *md_table(header, table)]
 
 
 def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
@@ -141,10 +143,10 @@ def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
         "Profiling adds overhead: read shares and differences. 'non-conv' is everything but convolutions: "
         "the memory-bound work.",
         "",
-        "| variant | profiled ms | " + " | ".join(kinds) + " | non-conv share | conv GFLOP/s | change vs "
-        "baseline: conv ms | non-conv ms |",
-        "|---|---|" + "---|" * len(kinds) + "---|---|---|---|",
     ]
+    header = ["variant", "profiled ms", *kinds, "non-conv share", "conv GFLOP/s"]
+    header += ["change vs baseline: conv ms", "non-conv ms"]
+    table = []
     for r in rows:
         o = r["op_time"]
         nonconv = (
@@ -152,31 +154,54 @@ def _time_breakdown_lines(doc: dict[str, Any]) -> list[str]:
         )
         sp = r.get("time_split")
         change = (
-            f"{sp['conv_change_ms']:+.2f} | {sp['nonconv_change_ms']:+.2f}"
+            [f"{sp['conv_change_ms']:+.2f}", f"{sp['nonconv_change_ms']:+.2f}"]
             if sp and r["baseline"] != r["variant"]
-            else "- | -"
+            else ["-", "-"]
         )
-        lines.append(
-            f"| {r['variant']} | {o['total_ms']:.2f} | "
-            + " | ".join(f"{o['kinds'].get(k, 0.0):.2f}" for k in kinds)
-            + f" | {nonconv:.1f}% | {_num(o.get('conv_gflop_per_s'), '{:.1f}')} | {change} |"
+        table.append(
+            [r["variant"], f"{o['total_ms']:.2f}", *(f"{o['kinds'].get(k, 0.0):.2f}" for k in kinds)]
+            + [f"{nonconv:.1f}%", _num(o.get("conv_gflop_per_s"), "{:.1f}"), *change]
         )
-    lines += [
+    convs = [
+        [
+            r["variant"],
+            conv_label(c),
+            "x".join(str(d) for d in c.get("input", [])),
+            c["calls"],
+            f"{c['ms']:.2f}",
+        ]
+        + [_num(c.get("gflop_per_s"), "{:.1f}")]
+        for r in rows
+        for c in r["op_time"].get("convs", [])[:2]
+    ]
+    return [
+        *lines,
+        *md_table(header, table),
         "",
         "Busiest convolution shapes (Cin->Cout kxk at the input size shown; throughput from the profiler's "
         "FLOP count):",
         "",
-        "| variant | conv | input | calls | ms | GFLOP/s |",
-        "|---|---|---|---|---|---|",
+        *md_table(["variant", "conv", "input", "calls", "ms", "GFLOP/s"], convs),
     ]
-    for r in rows:
-        for c in r["op_time"].get("convs", [])[:2]:
-            inp = "x".join(str(d) for d in c.get("input", []))
-            lines.append(
-                f"| {r['variant']} | {conv_label(c)} | {inp} | {c['calls']} | {c['ms']:.2f} | "
-                f"{_num(c.get('gflop_per_s'), '{:.1f}')} |"
-            )
-    return lines
+
+
+_MAIN_HEADER = (
+    "variant",
+    "params (paper)",
+    "params (ours)",
+    "GFLOPs",
+    "convs",
+    "peak mem predicted MiB",
+    "peak mem measured MiB",
+    "time ms (paper)",
+    "time ms (ours, cv)",
+    "change vs baseline (paper)",
+    "change (ours, median)",
+    "change (ours, fastest run)",
+    "change (ours, paired)",
+    "mem change predicted",
+    "mem change measured",
+)
 
 
 def render_study_markdown(doc: dict[str, Any]) -> str:
@@ -199,24 +224,31 @@ def render_study_markdown(doc: dict[str, Any]) -> str:
     if doc.get("command"):
         lines += [f"Command: `{doc['command']}`", ""]
     rows = doc["rows"]
-    lines += [
-        "| variant | params (paper) | params (ours) | GFLOPs | convs | peak mem predicted MiB | peak mem "
-        "measured MiB | time ms (paper) | time ms (ours, cv) | change vs baseline (paper) | change (ours, "
-        "median) | change (ours, fastest run) | change (ours, paired) | mem change predicted | mem change measured |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    table = []
     for r in rows:
         p = r["paper"]
         t = "-" if r["time_ms"] is None else f"{r['time_ms']:.2f} ({100 * (r['time_cv'] or 0):.1f}%)"
         status = "" if r["status"] == "ok" else f" **{r['status']}**"
-        lines.append(
-            f"| {r['variant']}{status} | {_paper_params(p)} | {_num(r['params'])} | "
-            f"{_num(r['flops'] and r['flops'] / 1e9, '{:.2f}')} | {_num(r['convs'])} | "
-            f"{_mib(r['mem_predicted_bytes'])} | {_mib(r['mem_measured_bytes'])} | {_num(p.get('time_ms'), '{:.2f}')} | "
-            f"{t} | {_paper_change(p)} | {_pct(r.get('time_change_pct'))} | "
-            f"{_pct(r.get('time_min_change_pct'))} | {_paired_cell(r)} | "
-            f"{_pct(r.get('mem_predicted_change_pct'))} | {_pct(r.get('mem_measured_change_pct'))} |"
+        table.append(
+            [
+                f"{r['variant']}{status}",
+                _paper_params(p),
+                _num(r["params"]),
+                _num(r["flops"] and r["flops"] / 1e9, "{:.2f}"),
+                _num(r["convs"]),
+                _mib(r["mem_predicted_bytes"]),
+                _mib(r["mem_measured_bytes"]),
+                _num(p.get("time_ms"), "{:.2f}"),
+                t,
+                _paper_change(p),
+                _pct(r.get("time_change_pct")),
+                _pct(r.get("time_min_change_pct")),
+                _paired_cell(r),
+                _pct(r.get("mem_predicted_change_pct")),
+                _pct(r.get("mem_measured_change_pct")),
+            ]
         )
+    lines += md_table(_MAIN_HEADER, table)
     lines += [
         "",
         "## Row by row: does our measurement agree with the paper?",
@@ -246,16 +278,17 @@ def render_study_markdown(doc: dict[str, Any]) -> str:
             f"C = {formula[0]['c']}, H x W = {h} x {w}; live features at the peak (parameters excluded), "
             "`effbench.predict_memory(block, channels=C, donate_input=True, device_model='plain')`.",
             "",
-            "| variant | params | peak op | predicted (x CHW) | formula (x CHW) | predicted bytes | "
-            "formula bytes | exact |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for f in formula:
-            lines.append(
-                f"| {f['variant']} | {f['params']:,} | {f['peak_op']} ({f['peak_module'] or 'top level'}) | "
-                f"{f['predicted_x']:.2f} | {f['formula_x']:.0f} | {f['predicted_feature_bytes']:,} | "
-                f"{f['formula_bytes']:,} | {'yes' if f['exact'] else '**no**'} |"
-            )
+        header = ["variant", "params", "peak op", "predicted (x CHW)", "formula (x CHW)", "predicted bytes"]
+        lines += md_table(
+            [*header, "formula bytes", "exact"],
+            (
+                [f["variant"], f"{f['params']:,}", f"{f['peak_op']} ({f['peak_module'] or 'top level'})"]
+                + [f"{f['predicted_x']:.2f}", f"{f['formula_x']:.0f}", f"{f['predicted_feature_bytes']:,}"]
+                + [f"{f['formula_bytes']:,}", "yes" if f["exact"] else "**no**"]
+                for f in formula
+            ),
+        )
         n_exact = sum(f["exact"] for f in formula)
         lines += ["", f"{n_exact} of {len(formula)} rows reproduce the formula exactly."]
     blocks = doc.get("block_memory")
@@ -267,16 +300,16 @@ def render_study_markdown(doc: dict[str, Any]) -> str:
             f"C = {blocks[0]['c']}, H x W = {h} x {w}; `effbench.predict_memory(block, channels=C, "
             "donate_input=True, device_model='plain')`, live features at the peak, parameters excluded.",
             "",
-            "| block | peak op | predicted (x CHW) | paper (x CHW) | exact |",
-            "|---|---|---|---|---|",
         ]
-        for b in blocks:
-            paper = "-" if b["paper_x"] is None else f"{b['paper_x']}"
-            exact = "-" if b["exact"] is None else ("yes" if b["exact"] else "**no**")
-            lines.append(
-                f"| {b['block']} | {b['peak_op']} ({b['peak_module'] or 'top level'}) | "
-                f"{b['predicted_x']:.2f} | {paper} | {exact} |"
-            )
+        lines += md_table(
+            ["block", "peak op", "predicted (x CHW)", "paper (x CHW)", "exact"],
+            (
+                [b["block"], f"{b['peak_op']} ({b['peak_module'] or 'top level'})", f"{b['predicted_x']:.2f}"]
+                + ["-" if b["paper_x"] is None else b["paper_x"]]
+                + ["-" if b["exact"] is None else ("yes" if b["exact"] else "**no**")]
+                for b in blocks
+            ),
+        )
     lines += ["", "## Configuration", ""] + [f"- {n}" for n in doc.get("notes", [])]
     lines += ["", f"Study run time: {doc.get('seconds', 0):.0f} s.", ""]
     return "\n".join(lines)

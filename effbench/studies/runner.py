@@ -148,7 +148,7 @@ def build_variants(study: Study, specs: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for v in study.variants:
         try:
-            out[v.name] = ModelSpec.parse(specs[v.name]).build(scale=v.scale).eval()
+            out[v.name] = ModelSpec.parse(specs[v.name]).build(scale=v.scale)
         except Exception as exc:
             out[v.name] = f"{type(exc).__name__}: {exc}"
     return out
@@ -381,8 +381,9 @@ def run_study(
         paired = time_groups_interleaved(
             study, models, docs, dev, (h, w), rounds or max(int(repeats or 10), 5), threads
         )
+    device_peaks = _device_peaks(docs)
     rows = analyse_study(
-        study, docs, dev, (h, w), roofline_estimates(study, models, (h, w), _device_peaks(docs)), paired
+        study, docs, dev, (h, w), roofline_estimates(study, models, (h, w), device_peaks), paired
     )
     env = next((d.get("env") for d in docs.values() if d.get("env")), {})
     result: dict[str, Any] = {
@@ -401,7 +402,7 @@ def run_study(
         "rows": rows,
         "paper_size": list(study.paper_size) if study.paper_size else None,
         "paper_device": study.paper_device,
-        "device_peaks": _device_peaks(docs),
+        "device_peaks": device_peaks,
         "paired": paired,
         "sweep_status": dict(summary["status"]),
     }

@@ -65,9 +65,7 @@ def build_variant(spec: str, kwargs: Mapping[str, Any] | None = None, scale: int
 
     kwargs = dict(kwargs or {})
     parsed = ModelSpec.parse(spec, kwargs=kwargs)
-    if parsed.is_zoo:
-        return parsed.build(scale=scale)
-    if "scale" not in kwargs and _takes(parsed._resolve(), "scale"):
+    if not parsed.is_zoo and "scale" not in kwargs and _takes(parsed._resolve(), "scale"):
         parsed = ModelSpec.parse(spec, kwargs={**kwargs, "scale": scale})
     return parsed.build(scale=scale)
 
