@@ -117,3 +117,17 @@ def test_a_command_is_one_file_in_the_commands_folder(
     monkeypatch.setattr(effbench.commands, "__path__", [*effbench.commands.__path__, str(tmp_path)])
     assert main(["toy-hello", "--who", "effbench"]) == 0
     assert capsys.readouterr().out == "hello effbench\n"
+
+
+def test_installed_plugins_are_looked_up_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from effbench.base import plugins
+
+    calls = []
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: calls.append(group) or [])
+    plugins._entry_point_names.cache_clear()
+    try:
+        for _ in range(3):
+            plugins.load_plugins()
+        assert calls == [plugins.ENTRY_POINT_GROUP]
+    finally:
+        plugins._entry_point_names.cache_clear()

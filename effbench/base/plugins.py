@@ -13,6 +13,7 @@ once per process, the first time any registry is queried (:func:`load_plugins`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -33,16 +34,22 @@ _loaded: dict[str, ModuleType] = {}
 _loading = False
 
 
+@functools.cache
+def _entry_point_names() -> tuple[str, ...]:
+    """The ``effbench.plugins`` entry points of the installed distributions, read once per process (scanning every
+    distribution's metadata takes milliseconds, and every registry query asks)."""
+    try:
+        return tuple(ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # a broken distribution's metadata must not take effbench down
+        return ()
+
+
 def plugin_names() -> list[str]:
     """The plugins named by ``EFFBENCH_PLUGINS`` and the ``effbench.plugins`` entry points, in load order."""
     names = [
         p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", os.environ.get(ENV_VAR, "")) if p.strip()
     ]
-    try:
-        names += [ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
-    except Exception:  # a broken distribution's metadata must not take effbench down
-        pass
-    return names
+    return names + list(_entry_point_names())
 
 
 def import_file(path: Path, prefix: str) -> ModuleType:
