@@ -183,3 +183,17 @@ def test_each_entry_point_keeps_the_identity_of_what_it_measured(two_nets) -> No
     assert doc["model_key"] == want.key and doc["identity"] == want.as_dict()
     resolved = resolve_model(two_nets[1], kwargs={"feats": 8})  # what a command resolved is passed through
     assert profile(resolved, (8, 8), scale=4, peak_memory=False).identity == resolved.identity != want
+
+
+def test_a_pretrained_model_is_built_from_the_one_file_its_identity_hashes(
+    weights_cache: Path, monkeypatch
+) -> None:
+    from effbench.zoo import weights as W
+
+    fetched, hashed = [], []
+    fetch, sha256_of = W.fetch, W.sha256_of
+    monkeypatch.setattr(W, "fetch", lambda cfg: fetched.append(cfg.filename) or fetch(cfg))
+    monkeypatch.setattr(W, "sha256_of", lambda path: hashed.append(Path(path)) or sha256_of(path))
+    ident = resolve_model("fmen_s", pretrained=True).identity
+    assert fetched == [Path(ident.weights).name]  # found (and hash-checked) once, not again for the identity
+    assert ident.weights_sha256 == sha256_of(ident.weights) and len(hashed) == 2  # the check and the identity

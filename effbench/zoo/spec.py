@@ -10,7 +10,6 @@ with optional JSON keyword arguments (``kwargs``) passed to the class or factory
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,18 @@ from torch import nn
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
 from ..base.plugins import import_file
+
+
+def _parse_kwargs(kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Model kwargs given as a dict or as JSON text (``""``/``None``: none) -> a new dict."""
+    if isinstance(kwargs, str):
+        try:
+            kwargs = json.loads(kwargs) if kwargs.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"model kwargs are not valid JSON ({exc}): {kwargs!r}") from None
+        if not isinstance(kwargs, dict):
+            raise UsageError(f"model kwargs must be a JSON object, got {kwargs!r}")
+    return dict(kwargs or {})
 
 
 @dataclass(frozen=True)
@@ -37,14 +48,7 @@ class ModelSpec:
     ) -> ModelSpec:
         if not spec or not isinstance(spec, str):
             raise UsageError(f"empty or invalid model spec: {spec!r}")
-        if isinstance(kwargs, str):
-            try:
-                kwargs = json.loads(kwargs) if kwargs.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"model kwargs are not valid JSON ({exc}): {kwargs!r}") from None
-            if not isinstance(kwargs, dict):
-                raise UsageError(f"model kwargs must be a JSON object, got {kwargs!r}")
-        return cls(spec, dict(kwargs or {}), weights)
+        return cls(spec, _parse_kwargs(kwargs), weights)
 
     @property
     def is_zoo(self) -> bool:
@@ -206,14 +210,23 @@ def _instance_identity(model: nn.Module, scale: int | None, form: str) -> ModelI
     )
 
 
-def _weights_file(spec: ModelSpec, scale: int, pretrained: bool) -> Path | None:
-    """The checkpoint file a built spec loaded (``None`` when none)."""
+def _with_checkpoint_file(spec: ModelSpec, scale: int, pretrained: bool) -> ModelSpec:
+    """``spec`` with the checkpoint it loads named by its absolute file, found (and fetched) once: the model is
+    then built from the very file whose hash its identity records. A zoo model at a scale it lacks is left to
+    :meth:`ModelSpec.build`, which names the scales it has."""
     if spec.is_zoo and (pretrained or spec.weights is not None):
         from .registry import model_info
         from .weights import resolve_checkpoint
 
-        return resolve_checkpoint(model_info(spec.target), scale, spec.weights)[0].resolve()
-    return Path(spec.weights).expanduser().resolve() if spec.weights is not None else None
+        info = model_info(spec.target)
+        if scale not in info.scales:
+            return spec
+        file = resolve_checkpoint(info, scale, spec.weights)[0]
+    elif spec.weights is not None:
+        file = Path(spec.weights).expanduser()
+    else:
+        return spec
+    return ModelSpec(spec.target, spec.kwargs, str(file.resolve()))
 
 
 def resolve_model(
@@ -242,25 +255,23 @@ def resolve_model(
             raise UsageError("pretrained/weights/kwargs apply to a model spec, not to a model instance")
         return ResolvedModel(model_or_spec, _instance_identity(model_or_spec, scale, form))
     if isinstance(model_or_spec, str):
-        spec = ModelSpec.parse(model_or_spec, kwargs=kwargs, weights=weights)
-    elif isinstance(model_or_spec, ModelSpec):
-        extra = ModelSpec.parse(model_or_spec.target, kwargs=kwargs).kwargs
-        spec = ModelSpec(
-            model_or_spec.target,
-            {**model_or_spec.kwargs, **extra},
-            model_or_spec.weights if weights is None else weights,
-        )
-    else:
+        model_or_spec = ModelSpec.parse(model_or_spec)
+    if not isinstance(model_or_spec, ModelSpec):
         raise UsageError(
             "expected an nn.Module or a model spec (zoo name, path/file.py:Name, package.module:Name), "
             f"got {type(model_or_spec).__name__}"
         )
+    spec = ModelSpec(
+        model_or_spec.target,
+        {**model_or_spec.kwargs, **_parse_kwargs(kwargs)},
+        model_or_spec.weights if weights is None else weights,
+    )
     scale = 4 if scale is None else scale
+    spec = _with_checkpoint_file(spec, scale, pretrained)
     model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
-    wfile = _weights_file(spec, scale, pretrained)
     from .weights import sha256_of
 
-    wsha = sha256_of(wfile) if wfile is not None else None
+    wsha = sha256_of(spec.weights) if spec.weights is not None else None
     key = identity_key(spec=spec.resolved_target, kwargs=spec.kwargs, weights=wsha, scale=scale, form=form)
     path = spec.file_path
     identity = ModelIdentity(
@@ -270,7 +281,7 @@ def resolve_model(
         path=str(path) if path else None,
         module=spec.location if spec.is_module else None,
         kwargs=dict(spec.kwargs),
-        weights=str(wfile) if wfile else None,
+        weights=spec.weights,
         weights_sha256=wsha,
         scale=scale,
         form=form,

@@ -337,8 +337,18 @@ def load_checkpoint(
     raw = read_state_dict(path)
     sd = _match(model, raw, key_layout)
     if sd is None:
-        sd = apply_key_layout(raw, key_layout) if key_layout else _strip_prefix(raw)
-        raise CheckpointError(_describe(path, model, *_mismatches(model, sd)))
+        raise _misfit(path, model, raw, key_layout)
+    return _load_strict(model, sd, path)
+
+
+def _misfit(path: Path, model: nn.Module, raw: StateDict, key_layout: str | None) -> CheckpointError:
+    """The error naming the keys of ``raw`` (mapped as the loader mapped them) that do not fit ``model``."""
+    sd = apply_key_layout(raw, key_layout) if key_layout else _strip_prefix(raw)
+    return CheckpointError(_describe(path, model, *_mismatches(model, sd)))
+
+
+def _load_strict(model: nn.Module, sd: StateDict, path: Path) -> nn.Module:
+    """Copy a state dict that fits ``model`` (keys and shapes checked) into it."""
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:  # e.g. dtype that cannot be copied; shapes were already checked
@@ -350,6 +360,12 @@ def _strip_prefix(sd: StateDict) -> StateDict:
     if sd and all(k.startswith("module.") for k in sd):
         return strip_module_prefix(sd)
     return sd
+
+
+def _match_official(model: nn.Module, raw: StateDict, key_layout: str | None) -> StateDict | None:
+    """:func:`_match` with an official file's layout, else with any layout (a file named like an official one
+    may be a re-save in another layout)."""
+    return _match(model, raw, key_layout) or (_match(model, raw, None) if key_layout else None)
 
 
 def _match(model: nn.Module, raw: StateDict, key_layout: str | None) -> StateDict | None:
@@ -422,21 +438,18 @@ def load_pretrained(
     file, cfg = resolve_checkpoint(info, scale, path)
     raw = read_state_dict(file)
     layout = cfg.key_layout if cfg is not None else None
-    sd = _match(model, raw, layout) or (_match(model, raw, None) if layout else None)
-    if sd is None:
-        if not deploy and info.has_deploy_form:
-            deployed = info.factory(scale=scale, deploy=True)
-            if _match(deployed, raw, layout) is not None or _match(deployed, raw, None) is not None:
-                raise CheckpointError(
-                    f"checkpoint {file.name} ({file}) holds the deploy (re-parameterised) form of {info.name}; "
-                    f"it cannot initialise the train-time form (deploy=False), whose 1x1-3x3-1x1 convolutions and "
-                    f"BatchNorm statistics are not determined by the fused kernels. Load it with deploy=True, or "
-                    f"give a train-form checkpoint with weights=PATH"
-                )
-        shown = apply_key_layout(raw, layout) if layout else _strip_prefix(raw)
-        raise CheckpointError(_describe(file, model, *_mismatches(model, shown)))
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"loading checkpoint {file.name} ({file}) failed: {exc}") from None
-    return model
+    sd = _match_official(model, raw, layout)
+    if sd is not None:
+        return _load_strict(model, sd, file)
+    if (
+        not deploy
+        and info.has_deploy_form
+        and _match_official(info.factory(scale=scale, deploy=True), raw, layout) is not None
+    ):
+        raise CheckpointError(
+            f"checkpoint {file.name} ({file}) holds the deploy (re-parameterised) form of {info.name}; "
+            f"it cannot initialise the train-time form (deploy=False), whose 1x1-3x3-1x1 convolutions and "
+            f"BatchNorm statistics are not determined by the fused kernels. Load it with deploy=True, or "
+            f"give a train-form checkpoint with weights=PATH"
+        )
+    raise _misfit(file, model, raw, layout)
