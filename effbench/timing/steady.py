@@ -206,16 +206,14 @@ def time_steady(
     rule: WarmupRule,
     target: TimingTarget | None = None,
     cold_ms: float | None = None,
-    around_timed: tuple[Callable[[], Any], Callable[[], Any]] | None = None,
     min_sample_ms: float | None = None,
 ) -> dict[str, Any]:
     """Warm up ``step`` per ``rule``, then time ``repeats`` samples (``None``: adaptively, per ``target``);
     returns the statistics, the confidence interval of the median and the samples.
 
     On CUDA each sample averages enough back-to-back calls to last ``min_sample_ms`` (default 20 ms; 0 times
-    single calls); on CPU each sample is one call. ``around_timed`` = (before, after) callbacks run just outside
-    the timed loop (e.g. energy counters). ``target`` (default :class:`TimingTarget`) also sets the CI width
-    above which a fixed-count result is flagged ``noisy``.
+    single calls); on CPU each sample is one call. ``target`` (default :class:`TimingTarget`) also sets the CI
+    width above which a fixed-count result is flagged ``noisy``.
     """
     if repeats is not None and repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -232,8 +230,6 @@ def time_steady(
     def sample() -> float:
         return timer(step, inner)[0] if inner > 1 else timer(step)[0]
 
-    if around_timed:
-        around_timed[0]()
     wall0 = time.perf_counter_ns()
     if repeats is not None:
         samples = [sample() for _ in range(repeats)]
@@ -257,8 +253,6 @@ def time_steady(
                 if time.perf_counter() >= deadline:
                     break
     wall_ms = (time.perf_counter_ns() - wall0) * 1e-6
-    if around_timed:
-        around_timed[1]()
     stats = summarize(samples)
     stats.update(_ci_fields(samples, goal.ci_rel))
     stats.update(
