@@ -1,9 +1,14 @@
 """The base layer: what every other layer shares and that imports nothing above it.
 
 - :mod:`.errors` — the exception types every command maps to an exit code;
-- :mod:`.results` — the result document (schema, atomic writes, loading);
-- :mod:`.env` — the environment a measurement ran in;
-- :mod:`.imresize` — MATLAB-exact ``imresize``;
 - :mod:`.inputs` — input sizes, dtypes, devices and CPU threads, each checked in one place;
-- :mod:`.images` — image files (read, write, list), LR generation and the one ``uint8`` rounding rule (MATLAB's).
+- :mod:`.images` — image files (read, write, list), LR generation, the one ``uint8`` rounding rule (MATLAB's);
+- :mod:`.imresize` — MATLAB-exact ``imresize``;
+- :mod:`.results` — the result document (schema, validation, atomic writes, loading);
+- :mod:`.identity` — what makes a measured model that model, and display names that never merge two;
+- :mod:`.catalogue` — every metric's key, title, unit, direction and kind;
+- :mod:`.env` — the environment a measurement ran in (load included) and the memory still available;
+- :mod:`.modules` — the module-stack hook every tracer shares;
+- :mod:`.plugins` — outside modules that register models, conventions or metrics;
+- :mod:`.timeout` — a wall-clock limit on anything that runs a model.
 """

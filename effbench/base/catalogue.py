@@ -31,7 +31,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KINDS", "DIRECTIONS", "Metric", "columns", "lookup", "metric", "metrics", "register_metric"]
+__all__ = [
+    "KINDS",
+    "DIRECTIONS",
+    "Metric",
+    "columns",
+    "interval",
+    "lookup",
+    "metric",
+    "metrics",
+    "number",
+    "register_metric",
+]
 
 KINDS = ("deterministic", "measured")
 DIRECTIONS = ("lower", "higher", None)

@@ -101,7 +101,7 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     h, w = hr.shape[:2]
     if h < scale or w < scale:
         raise UsageError(f"an HR image of {h} x {w} is smaller than the scale x{scale}")
-    return imresize(np.ascontiguousarray(mod_crop(hr, scale)), 1 / scale)
+    return imresize(mod_crop(hr, scale), 1 / scale)
 
 
 def as_array(img: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@ Schema ``effbench.result/1`` (every producer writes it, every consumer reads it)
       "spec": "fmen_s",               # the spec string as given
       "model_key": "336d0027088c",    # identity.key: what reports, gates and scores group by
       "identity": {"key", "name", "spec", "path", "module", "kwargs", "weights", "weights_sha256", "scale",
-                   "form", "data_range"},  # effbench.zoo.ModelIdentity.as_dict()
+                   "form", "data_range"},  # effbench.base.identity.ModelIdentity.as_dict()
       "scale": 4,
       "input_shape": [1, 3, 256, 256],
       "device": "cpu" | "cuda",

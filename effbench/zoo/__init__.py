@@ -1,4 +1,4 @@
-"""The model zoo: the registry, model specs resolved with their identities, checkpoints and re-parameterisation."""
+"""The model zoo: the registry, model specs resolved with their identities, checkpoints, re-parameterisation."""
 
 from __future__ import annotations
 
