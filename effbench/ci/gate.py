@@ -29,11 +29,11 @@ from typing import Any
 from ..base.catalogue import Metric, metric, metrics, number
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
+from ..report.text import md_table
 from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
-MEASURED_THRESHOLD = (
-    5.0  # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
-)
+# percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
+MEASURED_THRESHOLD = 5.0
 MIN_SAMPLES = 3
 
 
@@ -61,9 +61,8 @@ class Entry:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # deterministic metrics
     samples: dict[str, list[float]] = field(default_factory=dict)  # measured metric -> its samples
-    summaries: dict[str, dict[str, float]] = field(
-        default_factory=dict
-    )  # measured metric -> median, mean, std, n
+    # measured metric -> median, mean, std, n
+    summaries: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,17 +113,24 @@ class GateResult:
             f"baseline x (1 + threshold)) gives p < {self.alpha:g} (Welch's t on means when only summaries are "
             "recorded).",
             "",
-            "| Model | Metric | Baseline | Current | Change | Threshold | Verdict | Detail |",
-            "|:--|:--|--:|--:|--:|--:|:--|:--|",
         ]
         order = {"fail": 0, "missing": 1, "new": 2, "pass": 3}
-        for c in sorted(self.checks, key=lambda c: (order[c.verdict], c.model, c.metric)):
-            ch = "-" if c.change_pct is None else f"{c.change_pct:+.2f}%"
-            th = "-" if c.threshold_pct is None else f"{c.threshold_pct:g}%"
-            mark = {"fail": "❌ fail", "missing": "⚠️ missing", "new": "🆕 new", "pass": "✅ pass"}[c.verdict]
-            lines.append(
-                f"| {c.model} | {c.metric} | {c.base} | {c.cur} | {ch} | {th} | {mark} | {c.detail} |"
-            )
+        mark = {"fail": "❌ fail", "missing": "⚠️ missing", "new": "🆕 new", "pass": "✅ pass"}
+        rows = [
+            [
+                c.model,
+                c.metric,
+                c.base,
+                c.cur,
+                "-" if c.change_pct is None else f"{c.change_pct:+.2f}%",
+                "-" if c.threshold_pct is None else f"{c.threshold_pct:g}%",
+                mark[c.verdict],
+                c.detail,
+            ]
+            for c in sorted(self.checks, key=lambda c: (order[c.verdict], c.model, c.metric))
+        ]
+        header = ["Model", "Metric", "Baseline", "Current", "Change", "Threshold", "Verdict", "Detail"]
+        lines += md_table(header, rows, ["left"] * 2 + ["right"] * 4 + ["left"] * 2)
         return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..base.catalogue import Metric
 from .table import Table
+from .text import md_table
 
 
 def _in_db(col: Metric) -> bool:
@@ -115,11 +116,9 @@ def render_table_markdown(table: Table, title: str | None = None, baseline: str 
 
     lines = [f"### {title}" if title else "### Efficiency comparison", ""]
     lines += describe_conditions(table) + [""]
-    lines.append("| Method | " + " | ".join(c.title for c in table.columns) + " |")
-    lines.append("|:--|" + "|".join("--:" for _ in table.columns) + "|")
+    rows = []
     for r in table.rows:
-        name = r.model + "".join(ref(t) for t in r.notes.get("", []))
-        cells = []
+        cells = [r.model + "".join(ref(t) for t in r.notes.get("", []))]
         for c in table.columns:
             text = table.cell_text(r, c)
             mark = ranks.get(c.column, {}).get(r.model)
@@ -129,7 +128,9 @@ def render_table_markdown(table: Table, title: str | None = None, baseline: str 
                 text = f"*{text}*"
             text += "".join(ref(t) for t in r.notes.get(c.column, []))
             cells.append(text)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append(cells)
+    header = ["Method", *(c.title for c in table.columns)]
+    lines += md_table(header, rows, ["left"] + ["right"] * len(table.columns))
     if footnotes:
         lines.append("")
         lines += [f"[^{i}]: {t}" for i, t in enumerate(footnotes, start=1)]

@@ -28,6 +28,7 @@ from typing import Any
 from ..base.catalogue import Metric, lookup, metric
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
+from .text import md_table
 
 # what the challenge rules call each metric -> its catalogue key (memory: measured, else predicted)
 RULE_METRICS = {
@@ -50,9 +51,8 @@ class Year:
     psnr_threshold: float
     psnr_dataset: str
     weights: tuple[float, float, float] | None = None  # runtime, FLOPs, params (score years)
-    published: dict[str, float] | None = (
-        None  # the organisers' baseline numbers: runtime_ms, flops_g, params_m
-    )
+    # the organisers' baseline numbers: runtime_ms, flops_g, params_m
+    published: dict[str, float] | None = None
     tracks: dict[str, tuple[str, ...]] | None = None  # rank years: track -> summed metrics
 
 
@@ -62,36 +62,27 @@ _RANK_TRACKS = {
     "overall": ("runtime", "params", "flops", "activations", "memory"),
 }
 
+
+def _score_year(
+    year: int,
+    baseline: str,
+    weights: tuple[float, float, float],
+    runtime_ms: float,
+    flops_g: float,
+    params_m: float,
+) -> Year:
+    """A score-based year, with its baseline's published runtime, FLOPs and params; every one so far ranks entries
+    at or above 26.90 dB on DIV2K_LSDIR_valid."""
+    published = {"runtime_ms": runtime_ms, "flops_g": flops_g, "params_m": params_m}
+    return Year(year, "score", baseline, 26.90, "DIV2K_LSDIR_valid", weights, published)
+
+
 YEARS: dict[int, Year] = {
     2022: Year(2022, "rank", "IMDN", 29.00, "DIV2K val", tracks=_RANK_TRACKS),
     2023: Year(2023, "rank", "RFDN", 26.90, "DIV2K_LSDIR_valid", tracks=_RANK_TRACKS),
-    2024: Year(
-        2024,
-        "score",
-        "RLFN",
-        26.90,
-        "DIV2K_LSDIR_valid",
-        (0.7, 0.15, 0.15),
-        {"runtime_ms": 13.54, "flops_g": 19.70, "params_m": 0.317},
-    ),
-    2025: Year(
-        2025,
-        "score",
-        "EFDN",
-        26.90,
-        "DIV2K_LSDIR_valid",
-        (0.7, 0.15, 0.15),
-        {"runtime_ms": 16.69, "flops_g": 16.70, "params_m": 0.276},
-    ),
-    2026: Year(
-        2026,
-        "score",
-        "SPAN",
-        26.90,
-        "DIV2K_LSDIR_valid",
-        (0.8, 0.1, 0.1),
-        {"runtime_ms": 5.59, "flops_g": 9.83, "params_m": 0.151},
-    ),
+    2024: _score_year(2024, "RLFN", (0.7, 0.15, 0.15), 13.54, 19.70, 0.317),
+    2025: _score_year(2025, "EFDN", (0.7, 0.15, 0.15), 16.69, 16.70, 0.276),
+    2026: _score_year(2026, "SPAN", (0.8, 0.1, 0.1), 5.59, 9.83, 0.151),
 }
 
 
@@ -128,6 +119,21 @@ def _eligibility(e: dict[str, Any], y: Year) -> tuple[bool | None, str]:
         return None, "PSNR unknown"
     ok = e["psnr"] >= y.psnr_threshold - 1e-9
     return ok, f"PSNR {e['psnr']:.2f} {'>=' if ok else '<'} {y.psnr_threshold:.2f} dB ({y.psnr_dataset})"
+
+
+def _row(e: dict[str, Any], y: Year, **extra: float | None) -> dict[str, Any]:
+    """An entry's row in the challenge's units: model, runtime, FLOPs, params, ``extra``, PSNR, eligibility."""
+    ok, why = _eligibility(e, y)
+    return {
+        "model": e["model"],
+        "runtime_ms": e["runtime"],
+        "flops_g": _g(e["flops"]),
+        "params_m": _m(e["params"]),
+        **extra,
+        "psnr": e["psnr"],
+        "eligible": ok,
+        "note": why,
+    }
 
 
 def competition_rank(values: dict[str, float], better: str = "lower") -> dict[str, int]:
@@ -170,24 +176,12 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
                 raise UsageError(f"baseline {base_name!r} has no {key}; cannot normalise scores")
         w_rt, w_fl, w_pa = y.weights or (0, 0, 0)
         for e in entries:
-            ok, why = _eligibility(e, y)
-            row: dict[str, Any] = {
-                "model": e["model"],
-                "runtime_ms": e["runtime"],
-                "flops_g": _g(e["flops"]),
-                "params_m": _m(e["params"]),
-                "psnr": e["psnr"],
-                "eligible": ok,
-                "note": why,
+            row = _row(e, y)
+            terms = {
+                key: None if e[key] is None else math.exp(2.0 * e[key] / base[key])
+                for key in ("runtime", "flops", "params")
             }
-            terms = {}
-            for key in ("runtime", "flops", "params"):
-                terms[key] = None if e[key] is None else math.exp(2.0 * e[key] / base[key])
-            row["score_runtime"], row["score_flops"], row["score_params"] = (
-                terms["runtime"],
-                terms["flops"],
-                terms["params"],
-            )
+            row.update({f"score_{key}": v for key, v in terms.items()})
             row["score_final"] = (
                 None
                 if None in terms.values()
@@ -203,20 +197,8 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
 
     # rank-based years
     for e in entries:
-        ok, why = _eligibility(e, y)
-        rows.append(
-            {
-                "model": e["model"],
-                "runtime_ms": e["runtime"],
-                "flops_g": _g(e["flops"]),
-                "params_m": _m(e["params"]),
-                "activations_m": _m(e["activations"]),
-                "memory_mib": None if e["memory"] is None else e["memory"] / _rule_metric("memory").scale,
-                "psnr": e["psnr"],
-                "eligible": ok,
-                "note": why,
-            }
-        )
+        memory = None if e["memory"] is None else e["memory"] / _rule_metric("memory").scale
+        rows.append(_row(e, y, activations_m=_m(e["activations"]), memory_mib=memory))
     frame = pd.DataFrame(rows)
     eligible = [e for e, r in zip(entries, rows) if r["eligible"] is not False]
     for track, metrics in (y.tracks or {}).items():
@@ -248,6 +230,8 @@ def _m(v: float | None) -> float | None:
 
 def scores_markdown(frame) -> str:
     """The score table as markdown (4 decimals for scores, like the challenge README)."""
+    import pandas as pd
+
     y = YEARS[frame.attrs["year"]]
     lines = [f"### NTIRE {y.year} ESR ({'score' if y.kind == 'score' else 'rank'}-based)", ""]
     if y.kind == "score":
@@ -267,26 +251,15 @@ def scores_markdown(frame) -> str:
             f"threshold {y.psnr_threshold:.2f} dB on {y.psnr_dataset}."
         )
     lines.append("")
+
+    def cell(c: str, v: Any) -> str:
+        if pd.isna(v):
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4f}" if c.startswith("score") else f"{v:.2f}" if c != "params_m" else f"{v:.3f}"
+        return str(v)
+
     cols = list(frame.columns)
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join("--:" if c not in ("model", "note") else ":--" for c in cols) + "|")
-    for _, r in frame.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd_na():
-                cells.append("-")
-            elif isinstance(v, float):
-                cells.append(
-                    f"{v:.4f}" if c.startswith("score") else f"{v:.2f}" if c != "params_m" else f"{v:.3f}"
-                )
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+    align = ["left" if c in ("model", "note") else "right" for c in cols]
+    lines += md_table(cols, ([cell(c, r[c]) for c in cols] for _, r in frame.iterrows()), align)
     return "\n".join(lines) + "\n"
-
-
-def pd_na():
-    import pandas as pd
-
-    return pd.NA

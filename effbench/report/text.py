@@ -13,8 +13,15 @@ def fmt(v: Any, spec: str = ".3f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
 
-def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """A markdown table's lines: the header, the rule and one line per row (cells as ``str``)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+_RULES = {None: "---", "left": ":--", "right": "--:"}
+
+
+def md_table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], align: Sequence[str | None] | None = None
+) -> list[str]:
+    """A markdown table's lines: the header, the rule and one line per row (cells as ``str``); ``align`` gives
+    each column ``"left"``, ``"right"`` or None (the renderer's default)."""
+    rule = [_RULES[a] for a in align] if align is not None else [_RULES[None]] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join(f"{r}|" for r in rule)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
