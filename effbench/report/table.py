@@ -30,13 +30,11 @@ class TableRow:
     model: str
     values: dict[str, float | None]  # column key -> value in the column's unit
     notes: dict[str, list[str]] = field(default_factory=dict)  # column key ("" = the row) -> footnote texts
-    sources: dict[str, str] = field(
-        default_factory=dict
-    )  # column filled from one of several metrics -> its origin
+    # column filled from one of several metrics -> its origin
+    sources: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
-    intervals: dict[str, tuple[float, float]] = field(
-        default_factory=dict
-    )  # column -> 95 % interval, table units
+    # column -> 95 % interval, table units
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass

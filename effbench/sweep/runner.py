@@ -33,6 +33,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
+from ..base.errors import UsageError
 from ..base.results import validate_result, write_json_atomic
 from .config import Cell
 from .lock import OutputLock
@@ -74,10 +75,14 @@ def cell_state(path: Path) -> tuple[str, str | None]:
     return ("unreadable", problem) if problem else (doc["status"], doc.get("error"))
 
 
+def _finished(status: str, keep_failed: bool) -> bool:
+    """True for the :func:`cell_state` status of a finished cell (see :func:`is_finished`)."""
+    return status == "ok" or (keep_failed and status not in ("missing", "unreadable"))
+
+
 def is_finished(path: Path, *, keep_failed: bool = False) -> bool:
     """True when ``path`` holds a valid result document with status ``ok`` (any status with ``keep_failed``)."""
-    status, _ = cell_state(path)
-    return status == "ok" or (keep_failed and status not in ("missing", "unreadable"))
+    return _finished(cell_state(path)[0], keep_failed)
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -112,9 +117,8 @@ def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict
     """Run one supervised cell process; returns a failure document when it left no valid result, else None."""
     result = out / "cells" / f"{cell.cell_id}.json"
     log = out / "logs" / f"{cell.cell_id}.log"
-    old = _stamp(
-        result
-    )  # a rerun: the old document must not pass for the new one, nor be lost if interrupted
+    # a rerun: the old document must not pass for the new one, nor be lost if interrupted
+    old = _stamp(result)
     oom_before = oom_kill_count()
     peak = None
     with open(log, "w") as logf:
@@ -212,14 +216,10 @@ def run_sweep(
     finished cell and writes the table.
     """
     if resume not in (False, True, *RESUME_MODES):
-        from ..base.errors import UsageError
-
         raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     ids = [c.cell_id for c in cells]
     dup = [i for i, n in Counter(ids).items() if n > 1]
     if dup:
-        from ..base.errors import UsageError
-
         raise UsageError(f"duplicate sweep cells: {', '.join(dup)}")
     out = Path(out)
     with OutputLock(out, wait=wait) if lock else nullcontext():
@@ -245,9 +245,7 @@ def _run_locked(
     rerun: dict[str, str] = {}
     for c in cells:
         status, reason = cell_state(out / "cells" / f"{c.cell_id}.json")
-        if resume and (
-            status == "ok" or (resume == "keep-failed" and status not in ("missing", "unreadable"))
-        ):
+        if resume and _finished(status, keep_failed=resume == "keep-failed"):
             continue
         todo.append(c)
         if resume and status != "missing":
