@@ -25,20 +25,14 @@ import pytest
 _KEYS = ("params", "flops", "macs", "activations", "convs")
 
 
-def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(input_size, int):
-        return input_size, input_size
-    if len(input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in input_size):
-        raise ValueError(f"input_size must be H or (H, W) with positive ints, got {input_size!r}")
-    return int(input_size[0]), int(input_size[1])
-
-
 def static_metrics(
     model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
 ) -> dict[str, Any]:
     """Params, FLOPs, MACs, activations, convs and predicted peak memory of ``model`` for a 1xCxHxW input."""
-    h, w = _size(input_size)
+    from effbench.base.inputs import check_size
     from effbench.counting import profile
+
+    h, w = check_size(input_size, channels=channels)
 
     p = profile(model, (h, w), convention=convention, channels=channels)
     out: dict[str, Any] = {k: int(getattr(p, k)) for k in _KEYS}
@@ -81,7 +75,9 @@ def effbench_bench(benchmark: Any) -> Callable[..., Any]:
     ) -> Any:
         import torch
 
-        h, w = _size(input_size)
+        from effbench.base.inputs import check_size
+
+        h, w = check_size(input_size, channels=channels)
         if rounds < 2:
             raise ValueError("rounds must be >= 2 for a significance test to be possible")
         device = next((p.device for p in model.parameters()), torch.device("cpu"))

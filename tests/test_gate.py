@@ -256,6 +256,21 @@ def test_baseline_save_and_update(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["baseline", "update", str(new), "--file", str(tmp_path / "none.json")]) == 2
 
 
+def test_baseline_update_keeps_two_models_of_one_name_apart(tmp_path: Path) -> None:
+    a, b = doc("Net", [1.0], params=1.0), doc("Net", [2.0], params=2.0)
+    a["model_key"], b["model_key"] = "a.py:Net", "b.py:Net"  # the same class name in two files
+    write_json_atomic(tmp_path / "a.json", [a])
+    write_json_atomic(tmp_path / "b.json", [b])
+    f = tmp_path / "baseline.json"
+    assert main(["baseline", "save", str(tmp_path / "a.json"), "--file", str(f)]) == 0
+    assert main(["baseline", "update", str(tmp_path / "b.json"), "--file", str(f)]) == 0
+    saved = json.loads(f.read_text())
+    assert sorted((d["model_key"], d["metrics"]["params"]) for d in saved) == [
+        ("a.py:Net", 1.0),
+        ("b.py:Net", 2.0),
+    ]
+
+
 def test_mann_whitney_exact_small_case_by_hand() -> None:
     # x entirely above y, 3 vs 3: U = 9, and only 1 of C(6,3) = 20 arrangements is that extreme -> p = 0.05
     assert mann_whitney_u([4, 5, 6], [1, 2, 3]) == (9.0, pytest.approx(0.05))

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.identity import result_key
 from ..base.results import SCHEMA, load_results, write_json_atomic
 from ..report.table import group_key, merge_by_model
 
 
 def _key(doc: dict[str, Any]) -> str:
-    return json.dumps([doc.get("model"), list(group_key(doc))], default=list)
+    """The model (by :func:`result_key`, as :func:`merge_by_model` groups) and its measurement conditions."""
+    return json.dumps([result_key(doc), list(group_key(doc))], default=list)
 
 
 def _collect(results: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
