@@ -14,6 +14,16 @@ def _in_db(col: Metric) -> bool:
     return col.unit == "dB"
 
 
+def _change(col: Metric, a: float | None, b: float | None) -> float | None:
+    """``a`` against the baseline value ``b``: the difference in dB columns, else the percent change; None when
+    either is missing (or ``b`` is 0 for a percentage)."""
+    if a is None or b is None:
+        return None
+    if _in_db(col):
+        return a - b
+    return None if b == 0 else 100.0 * (a - b) / b
+
+
 def units_line(table: Table) -> str:
     """``Units: Params K, ..., PSNR dB. **Bold**: best, ...`` for the table's columns (from the catalogue)."""
     units = ", ".join(
@@ -73,13 +83,10 @@ def deltas(table: Table, baseline: str) -> list[str]:
             continue
         parts = []
         for col in table.columns:
-            a, b = r.values.get(col.column), base.values.get(col.column)
-            if col.better is None or a is None or b is None:
+            d = _change(col, r.values.get(col.column), base.values.get(col.column))
+            if col.better is None or d is None:
                 continue
-            if _in_db(col):
-                parts.append(f"{col.label} {a - b:+.2f} dB")
-            elif b != 0:
-                parts.append(f"{col.label} {100.0 * (a - b) / b:+.1f}%")
+            parts.append(f"{col.label} {d:+.2f} dB" if _in_db(col) else f"{col.label} {d:+.1f}%")
         lines.append(f"{r.model} vs {baseline}: " + (", ".join(parts) if parts else "no common metric"))
     return lines
 
@@ -93,13 +100,9 @@ def delta_records(table: Table, baseline: str) -> list[dict[str, Any]]:
     for r in table.rows:
         rec: dict[str, Any] = {"method": r.model, "baseline": baseline}
         for col in table.columns:
-            if col.better is None:
-                continue
-            a, b = r.values.get(col.column), base.values.get(col.column)
-            if _in_db(col):
-                rec[f"{col.column}_delta"] = None if a is None or b is None else a - b
-            else:
-                rec[f"{col.column}_pct"] = None if a is None or b is None or b == 0 else 100.0 * (a - b) / b
+            if col.better is not None:
+                name = f"{col.column}_delta" if _in_db(col) else f"{col.column}_pct"
+                rec[name] = _change(col, r.values.get(col.column), base.values.get(col.column))
         out.append(rec)
     return out
 
