@@ -104,23 +104,73 @@ def test_no_engine_module_imports_the_command_line() -> None:
     assert not bad, sorted(bad)
 
 
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (node -> nodes it imports), or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def _module_imports(path: Path) -> set[str]:
+    """The effbench modules ``path`` imports; ``from . import ntire`` counts as importing the submodule."""
+    found = set()
+    for target, names in _imports(path):
+        found.add(target)
+        for name in names:
+            sub = ROOT / Path(*f"{target}.{name}".split("."))
+            if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
+                found.add(f"{target}.{name}")
+    return found
+
+
+def test_the_import_reader_sees_relative_nested_and_submodule_imports() -> None:
+    got = _module_imports(PKG / "timing" / "bench.py")
+    assert {"effbench.base.inputs", "effbench.timing.roofline", "effbench.timing.ntire"} <= got
+
+
+def test_the_root_package_imports_no_effbench_module_eagerly() -> None:
+    # base/ imports __version__ from it, which is only allowed because it loads nothing at import time
+    root = ast.parse((PKG / "__init__.py").read_text())
+    eager = [
+        n
+        for n in root.body
+        if (isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("effbench")))
+        or (isinstance(n, ast.Import) and any(a.name.startswith("effbench") for a in n.names))
+    ]
+    assert not eager, "effbench/__init__.py imports effbench modules eagerly"
+
+
 def test_the_packages_of_one_layer_import_each_other_in_no_circle() -> None:
     edges = {
         src: {d for d in targets if LAYER_OF.get(d) == LAYER_OF[src]} for src, targets in _edges().items()
     }
-    seen: dict[str, int] = {}
+    cycle = _cycle(edges)
+    assert cycle is None, " -> ".join(cycle or [])
 
-    def visit(node: str, stack: list[str]) -> list[str] | None:
-        seen[node] = 1
-        for nxt in sorted(edges.get(node, ())):
-            if seen.get(nxt) == 1:
-                return stack + [node, nxt]
-            if nxt not in seen and (cycle := visit(nxt, stack + [node])):
-                return cycle
-        seen[node] = 2
-        return None
 
-    for unit in sorted(edges):
-        if unit not in seen:
-            cycle = visit(unit, [])
-            assert cycle is None, " -> ".join(cycle)
+def test_the_timing_package_has_no_import_cycle() -> None:
+    modules = {_module_name(p): p for p in (PKG / "timing").glob("*.py") if p.name != "__init__.py"}
+    graph = {name: {m for m in _module_imports(p) if m in modules} for name, p in modules.items()}
+    cycle = _cycle(graph)
+    assert cycle is None, " -> ".join(cycle or [])
