@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
 from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
+
+if TYPE_CHECKING:
+    from ..memory import MemoryReport
 
 NAME = "memory"
 HELP = "predict the peak GPU memory of a forward pass, where it happens and what is alive there"
@@ -173,22 +176,19 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
     return 0
 
 
-def _check_output_shape(model: Any, name: str, batch: int, size: tuple[int, int], scale: int) -> None:
-    """Warn (stderr) when the output is not the x``scale`` image of the input (a fake forward: no memory).
+def _warn_unless_sr_output(r: MemoryReport, scale: int) -> None:
+    """Warn (stderr) when the predicted forward's output is not the x``scale`` image of its input.
 
     A warning, not a refusal: ``memory`` also predicts blocks and feature extractors, whose output is not an image;
     a wrong ``--scale`` on an SR model is what the warning catches.
     """
-    from ..memory.preflight import fake_output_shape
-
-    shape = (batch, 3, size[0], size[1])
-    want = (batch, 3, size[0] * scale, size[1] * scale)
-    got = fake_output_shape(model, shape)
-    if got != want:
+    n, c, h, w = r.input_shape
+    want = (n, 3, h * scale, w * scale)
+    if r.output_shape != want:
+        got = "no tensor" if r.output_shape is None else f"shape {r.output_shape}"
         print(
-            f"effbench memory: warning: {name} returns {'no tensor' if got is None else 'shape ' + str(got)} for a "
-            f"{shape} input; a x{scale} SR model returns {want} (check --scale or the model); the prediction below "
-            "is for the module as it is",
+            f"effbench memory: warning: {r.model} returns {got} for a {tuple(r.input_shape)} input; a x{scale} SR "
+            f"model returns {want} (check --scale or the model); the prediction below is for the module as it is",
             file=sys.stderr,
         )
 
@@ -271,7 +271,6 @@ def _run(args: argparse.Namespace) -> int:
     reports, labels = [], []
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
-        _check_output_shape(model.model, model.name, args.batch, size, args.scale)
         r = predict_memory(
             model,
             size,
@@ -280,6 +279,7 @@ def _run(args: argparse.Namespace) -> int:
             device_model=args.device_model,
             donate_input=args.donate_input,
         )
+        _warn_unless_sr_output(r, args.scale)
         reports.append(r)
         labels.append(f"{model.name}" + (f" ({form})" if args.forms or form == "train" else ""))
 

@@ -102,6 +102,7 @@ class MemoryReport:
     model: str = ""
     notes: list[str] = field(default_factory=list)
     identity: ModelIdentity | None = None  # set by predict_memory() and replay_memory_cpu()
+    output_shape: tuple[int, ...] | None = None  # the output's shape, when the forward returns one tensor
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -410,6 +411,7 @@ def analyse(
         dtype=str(dtype).replace("torch.", ""),
         model=model_name,
         notes=notes,
+        output_shape=trace.output_shape,
     )
 
 

@@ -23,7 +23,7 @@ from ..base.timeout import MeasurementTimeout
 if TYPE_CHECKING:
     from .predict import MemoryReport
 
-__all__ = ["MARGIN", "MemoryWontFit", "check_fits", "fake_output_shape"]
+__all__ = ["MARGIN", "MemoryWontFit", "check_fits"]
 
 MARGIN = 1.2
 
@@ -87,14 +87,3 @@ def _fits_input(report: MemoryReport, input_size: tuple[int, int], dtype: torch.
         and report.dtype == str(dtype).replace("torch.", "")
         and report.device_model == "cuda"
     )
-
-
-def fake_output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The shape of ``model``'s output for an input of ``input_shape`` (in the parameters' dtype), from a
-    fake-tensor forward (no memory, no arithmetic); None when the model returns something other than a tensor."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-        out = model(torch.empty(input_shape, dtype=dtype))
-    return tuple(out.shape) if isinstance(out, torch.Tensor) else None

@@ -66,6 +66,7 @@ class StorageTrace:
     output: list[int]  # sids alive at the end (the output and anything else kept)
     modules: dict[str, str]  # qualified name -> class name
     leaves: set[str] = field(default_factory=set)  # modules without children
+    output_shape: tuple[int, ...] | None = None  # the forward's output shape, when it returns one tensor
 
 
 _LIFT_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
@@ -235,6 +236,7 @@ def record_forward(
             if sid is not None and sid not in output:
                 output.append(sid)
     alive = [s for s in tracker.alive_activations() if s not in output]
+    output_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     del out
     return StorageTrace(
         tracker.storages,
@@ -243,4 +245,5 @@ def record_forward(
         output + alive,
         dict(modules.types),
         set(modules.leaves),
+        output_shape,
     )
