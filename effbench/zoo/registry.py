@@ -59,6 +59,10 @@ def _first_line(doc: str | None) -> str:
     return lines[0] if lines else ""
 
 
+def _where(fn: Callable[..., Any]) -> tuple[str, str]:
+    return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", "")
+
+
 def register_model(
     name: str,
     *,
@@ -73,7 +77,11 @@ def register_model(
     """Decorator registering a factory ``fn(scale=..., deploy=..., **overrides) -> nn.Module`` under ``name``."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name].factory is not fn:
+        known = _REGISTRY.get(name)
+        same = known is not None and (known.factory is fn or _where(known.factory) == _where(fn))
+        if (
+            known is not None and not same
+        ):  # the same definition imported again (a reloaded module) is no clash
             raise ValueError(f"model {name!r} registered twice")
         ckpts = {s: (c,) if isinstance(c, PretrainedCfg) else tuple(c) for s, c in (pretrained or {}).items()}
         _REGISTRY[name] = ModelInfo(
