@@ -165,3 +165,15 @@ def test_the_packages_share_one_image_reader_and_one_rounding() -> None:
 
     assert quality.read_image is read_image and quality.to_uint8 is to_uint8 and quality.make_lr is make_lr
     assert timing_data.read_image is read_image and frequency_data.read_image is read_image
+
+
+@pytest.mark.parametrize("bad", ["16", (16.5, 8), (True, 4), (1, 2, 3), None])
+def test_check_size_refuses_text_fractions_bools_and_wrong_lengths(bad) -> None:
+    with pytest.raises(UsageError, match="input size must be"):
+        check_size(bad)
+
+
+def test_check_size_takes_whole_numbers_of_any_integer_type() -> None:
+    import numpy as np
+
+    assert check_size((np.int64(3), 4.0)) == (3, 4) and check_size(5) == (5, 5)

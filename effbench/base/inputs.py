@@ -18,14 +18,27 @@ __all__ = ["DTYPES", "check_size", "num_threads", "parse_size", "resolve_device"
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def _whole(v: object) -> bool:
+    """An integer value (int, numpy integer, 16.0), not a bool or a fraction."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or bool(getattr(v, "is_integer", lambda: False)())
+
+
 def check_size(input_size: int | Sequence[int], *, batch: int = 1, channels: int = 3) -> tuple[int, int]:
     """``(H, W)`` or a square side -> ``(H, W)`` as ints; every one of height, width, batch, channels positive."""
-    if isinstance(input_size, int):
+    if isinstance(input_size, int) and not isinstance(input_size, bool):
         input_size = (input_size, input_size)
+    bad = UsageError(f"input size must be (H, W) or an int, got {input_size!r}")
+    if isinstance(input_size, (str, bytes)):
+        raise bad  # "16" would unpack as (1, 6); parse text with parse_size
     try:
-        h, w = (int(v) for v in input_size)
+        h, w = input_size
     except (TypeError, ValueError):
-        raise UsageError(f"input size must be (H, W) or an int, got {input_size!r}") from None
+        raise bad from None
+    if not (_whole(h) and _whole(w)):
+        raise bad  # 16.5 would be truncated
+    h, w = int(h), int(w)
     for label, v in (("height", h), ("width", w), ("batch", batch), ("channels", channels)):
         if int(v) <= 0:
             raise UsageError(f"{label} must be positive, got {v}")
