@@ -123,30 +123,33 @@ def test_the_preflight_figures_are_recorded_when_the_model_fits(models):
     assert 0 < pre["predicted_bytes"] < pre["available_bytes"]
 
 
-def test_a_prediction_the_caller_has_spares_the_preflight_a_second_one(models, monkeypatch):
+@pytest.fixture
+def tiny_and_counted_predictions(models, monkeypatch):
+    """The Tiny model, a prediction function made before counting starts, and the list of later predictions."""
     import effbench.memory.predict as predict
-    from effbench.timing import benchmark
     from effbench.zoo.spec import resolve_model
 
     model = resolve_model(f"{models}:Tiny").model
-    known = predict.predict_memory(model, (8, 8))
-    calls = []
     real = predict.predict_memory
+    calls: list = []
     monkeypatch.setattr(predict, "predict_memory", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return model, real, calls
+
+
+def test_a_prediction_the_caller_has_spares_the_preflight_a_second_one(tiny_and_counted_predictions):
+    from effbench.timing import benchmark
+
+    model, predict_memory, calls = tiny_and_counted_predictions
+    known = predict_memory(model, (8, 8))
     doc = benchmark(model, (8, 8), device="cpu", repeats=3, predicted_memory=known)
     assert doc["settings"]["preflight"]["predicted_bytes"] == known.peak_bytes and calls == []
 
 
-def test_a_prediction_for_another_input_size_is_not_reused_by_the_preflight(models, monkeypatch):
-    import effbench.memory.predict as predict
+def test_a_prediction_for_another_input_size_is_not_reused_by_the_preflight(tiny_and_counted_predictions):
     from effbench.timing import benchmark
-    from effbench.zoo.spec import resolve_model
 
-    model = resolve_model(f"{models}:Tiny").model
-    other = predict.predict_memory(model, (16, 16))
-    calls = []
-    real = predict.predict_memory
-    monkeypatch.setattr(predict, "predict_memory", lambda *a, **k: calls.append(a) or real(*a, **k))
+    model, predict_memory, calls = tiny_and_counted_predictions
+    other = predict_memory(model, (16, 16))
     doc = benchmark(model, (8, 8), device="cpu", repeats=3, predicted_memory=other)
     assert len(calls) == 1
     assert 0 < doc["settings"]["preflight"]["predicted_bytes"] < other.peak_bytes
