@@ -13,7 +13,15 @@ import torch
 
 from .errors import UsageError
 
-__all__ = ["DTYPES", "check_size", "num_threads", "parse_size", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "DTYPES",
+    "check_size",
+    "num_threads",
+    "parse_bytes",
+    "parse_size",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -58,6 +66,47 @@ def parse_size(text: str) -> tuple[int, int]:
         return check_size(size[0] if len(size) == 1 else size)
     except UsageError as exc:
         raise UsageError(f"bad size {text!r}: {exc}") from None
+
+
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_bytes(text: str | int) -> int:
+    """A memory amount -> bytes: ``"8GiB"``, ``"512MiB"``, ``"8e9"``, ``"1.5 GB"``, ``"4096"`` or an int.
+
+    Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (kB, MB, GB, TB) powers of 1000, case
+    ignored; the result is rounded down to a whole byte and must be positive.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value: float = text
+    elif isinstance(text, str):
+        body = text.strip().replace("_", "")
+        number = body.rstrip("kKmMgGtTiIbB ")
+        unit = body[len(number) :].strip().lower()
+        if unit not in _BYTE_UNITS:
+            raise UsageError(
+                f"bad memory amount {text!r}: unknown unit {unit!r} (use B, KiB, MiB, GiB, kB, MB, GB)"
+            )
+        try:
+            value = float(number) * _BYTE_UNITS[unit]
+        except ValueError:
+            raise UsageError(f"bad memory amount {text!r}: expected a number and a unit, e.g. 8GiB") from None
+    else:
+        raise UsageError(f"bad memory amount {text!r}: expected text like 8GiB or an int")
+    if not value >= 1 or value == float("inf"):
+        raise UsageError(f"bad memory amount {text!r}: must be at least one byte")
+    return int(value)
 
 
 def resolve_dtype(name: str) -> torch.dtype:
