@@ -272,6 +272,17 @@ register_metric(
         gate="memory",
     )
 )
+register_metric(
+    Metric(
+        "peak_memory_reserved_predicted_bytes",
+        "Reserved (predicted)",
+        "MiB",
+        "lower",
+        scale=2**20,
+        origin="predicted",
+        name="reserved memory (predicted)",
+    )
+)
 # the report's Memory column: measured where a result has it, else predicted
 register_metric(
     Metric(
@@ -359,3 +370,8 @@ register_metric(
 register_metric(Metric("peak_memory_measured_source", "Measured peak from", fmt=""))
 # timing.breakdown
 register_metric(Metric("op_time", "Time per operator", fmt=""))
+# backends: timing.BenchmarkResult under a deployment backend or a reduced precision
+register_metric(Metric("export_seconds", "Export / compile time", "s", "lower", "measured", fmt=".2f"))
+register_metric(Metric("artifact_bytes", "Exported file size", "MiB", "lower", fmt=".2f", scale=2**20))
+register_metric(Metric("equivalence_psnr_db", "PSNR vs eager fp32", "dB", "higher", fmt=".1f"))
+register_metric(Metric("equivalence_max_abs_diff", "Max abs diff vs eager fp32", "", "lower", fmt=".2e"))

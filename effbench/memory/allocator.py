@@ -73,6 +73,11 @@ class PlainAllocator:
     def reset_peak(self) -> None:
         self.peak = self.allocated
 
+    @property
+    def reserved(self) -> int:
+        """Without a cache every block goes back on free: the most ever held is the peak."""
+        return self.peak
+
 
 @dataclass(eq=False)
 class _Block:

@@ -13,13 +13,18 @@ What is modelled
   ``device_model="cuda"`` simulates the native CUDA caching allocator (pools, segment sizes, best-fit reuse,
   splitting rules; see :mod:`effbench.memory.allocator`) over the measured protocol: model and input on the GPU,
   ``reset_peak_memory_stats()``, one warm forward whose output is dropped, one measured forward;
-  the prediction is ``max_memory_allocated()`` after it.
+  the prediction is ``max_memory_allocated()`` after it, and ``reserved_peak_bytes`` the segments it opened
+  (``max_memory_reserved()``; ``nvidia-smi`` shows that plus the CUDA context, which a GPU profile states).
+- dtypes (parameters and input cast to fp16/bf16 as ``model.to(dtype)``) and the channels-last layout (4-D
+  parameters and input in channels-last order, as ``model.to(memory_format=torch.channels_last)``).
 
 What is not modelled
 --------------------
-- Allocations made inside a kernel, below the dispatcher: the cuDNN convolution workspace (see
-  :func:`effbench.memory.measure_cuda_memory`, which estimates it on a GPU), the cuBLAS workspace (allocated once per
-  handle by matmuls; SR conv nets rarely use it), the staging buffers of CUDA reductions (mean/std over large
+- Allocations made inside a kernel, below the dispatcher, unless a GPU profile is given: the cuDNN convolution
+  workspace is then taken from the profile (:mod:`effbench.memory.workspace`) per convolution signature and size, and
+  allocated and freed at the conv after its output. Without one it is left out (see
+  :func:`effbench.memory.measure_cuda_memory`, which measures it on a GPU). Never modelled: the cuBLAS workspace
+  (allocated once per handle by matmuls; SR conv nets rarely use it), the staging buffers of CUDA reductions (mean/std over large
   inputs), and device-specific internal copies.
 - Constants made on the host inside ``forward`` (``torch.tensor``, ``torch.from_numpy``) are counted where the
   replay meets them (on the CPU they are tensors like any other; on a GPU only their device copies count).
@@ -43,6 +48,12 @@ from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
+from .workspace import GpuProfile, load_profile
+
+MEMORY_FORMATS: dict[str, torch.memory_format] = {
+    "contiguous": torch.contiguous_format,
+    "channels_last": torch.channels_last,
+}
 
 _OP_WORDS = {
     "add": "residual add",
@@ -103,6 +114,12 @@ class MemoryReport:
     notes: list[str] = field(default_factory=list)
     identity: ModelIdentity | None = None  # set by predict_memory() and replay_memory_cpu()
     output_shape: tuple[int, ...] | None = None  # the output's shape, when the forward returns one tensor
+    reserved_peak_bytes: int = (
+        0  # the allocator's segments at the end (max_memory_reserved); plain: = plain peak
+    )
+    workspace_peak_bytes: int = 0  # the largest conv workspace added from the GPU profile (0: none)
+    gpu_profile: str = ""  # the profile's name, when one was used
+    memory_format: str = "contiguous"
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -168,6 +185,7 @@ class MemoryReport:
         it as the model's memory timeline)."""
         return {
             "peak_memory_predicted_bytes": int(self.peak_bytes),
+            "peak_memory_reserved_predicted_bytes": int(self.reserved_peak_bytes),
             "peak_memory_where": self.sentence(),
             "peak_memory_at": self.peak_summary(),
             "memory_timeline": [int(e["allocated_bytes"]) for e in self.timeline],
@@ -221,8 +239,13 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _simulate(trace: StorageTrace, device_model: str, donate_input: bool) -> dict[str, Any]:
-    """Run the allocator over the protocol; return per-op allocated bytes of both passes and the peak position."""
+def _simulate(
+    trace: StorageTrace, device_model: str, donate_input: bool, workspace: dict[int, int]
+) -> dict[str, Any]:
+    """Run the allocator over the protocol; return per-op allocated bytes of both passes and the peak position.
+
+    ``workspace`` maps op indices to the bytes allocated inside the op after its outputs and freed before it returns.
+    """
     n = len(trace.ops)
     frees: dict[int, list[int]] = {}
     transient = {s.sid for s in trace.storages if s.kind == "activation"}
@@ -258,9 +281,17 @@ def _simulate(trace: StorageTrace, device_model: str, donate_input: bool) -> dic
                 plain.free(b)
             for sid in op.outputs:
                 handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
-            series.append((alloc.allocated, plain.allocated))
-            if alloc.allocated > peak[0]:
-                peak = (alloc.allocated, name, op.index)
+            ws = workspace.get(op.index, 0)
+            if ws:
+                a, b = alloc.malloc(ws), plain.malloc(ws)
+                top = (alloc.allocated, plain.allocated)
+                alloc.free(a)
+                plain.free(b)
+            else:
+                top = (alloc.allocated, plain.allocated)
+            series.append(top)
+            if top[0] > peak[0]:
+                peak = (top[0], name, op.index)
         for sid in frees.get(n, ()):
             a, b = handles.pop(sid)
             alloc.free(a)
@@ -272,7 +303,13 @@ def _simulate(trace: StorageTrace, device_model: str, donate_input: bool) -> dic
                     a, b = handles.pop(sid)
                     alloc.free(a)
                     plain.free(b)
-    return {"series": per_pass, "peak": peak, "plain_peak": plain.peak, "input_last_use": input_last_use}
+    return {
+        "series": per_pass,
+        "peak": peak,
+        "plain_peak": plain.peak,
+        "reserved": alloc.reserved,
+        "input_last_use": input_last_use,
+    }
 
 
 def _why(trace: StorageTrace, sid: int, at: int, role: str, donate_input: bool) -> str:
@@ -305,11 +342,14 @@ def analyse(
     dtype: torch.dtype = torch.float32,
     model_name: str = "",
     feature_shape: tuple[int, int, int] | None = None,
+    gpu_profile: GpuProfile | None = None,
 ) -> MemoryReport:
-    """Turn a :class:`~effbench.memory.tracker.StorageTrace` into a :class:`MemoryReport`."""
+    """Turn a :class:`~effbench.memory.tracker.StorageTrace` into a :class:`MemoryReport`; with ``gpu_profile``
+    each convolution also allocates its workspace (see :func:`workspace_of`)."""
     if not trace.ops:
         raise ModelError("the forward pass ran no tensor operation on the input")
-    sim = _simulate(trace, device_model, donate_input)
+    workspace, ws_notes = workspace_of(trace, gpu_profile) if gpu_profile is not None else ({}, [])
+    sim = _simulate(trace, device_model, donate_input, workspace)
     peak_bytes, peak_pass, at = sim["peak"]
     if at < 0:  # the resident set alone is the peak (cannot happen with a non-empty forward, kept for safety)
         at = 0
@@ -382,10 +422,18 @@ def analyse(
             if a > cur["peak_bytes"]:
                 cur.update(peak_bytes=a, op_index=o.index, op=o.name, x_feature=a / fbytes)
     resident = sum(round_size(trace.storages[s].nbytes) for s in trace.resident)
-    notes = []
-    if device_model == "cuda":
+    notes = list(ws_notes)
+    if device_model == "cuda" and gpu_profile is None:
         notes.append(
-            "cuDNN/cuBLAS workspaces are not included (measure them with measure_cuda_memory on a GPU)"
+            "cuDNN/cuBLAS workspaces are not included (give a GPU profile, or measure them with "
+            "measure_cuda_memory on a GPU)"
+        )
+    if gpu_profile is not None:
+        ctx = gpu_profile.cuda_context_bytes
+        notes.append(
+            f"nvidia-smi shows about reserved + the CUDA context ({_mb(ctx)} in profile {gpu_profile.name})"
+            if ctx is not None
+            else f"the CUDA context (not in reserved) is not stated by profile {gpu_profile.name}"
         )
     if donate_input:
         notes.append("the input is freed after its last use (as a feature inside a larger network)")
@@ -412,7 +460,105 @@ def analyse(
         model=model_name,
         notes=notes,
         output_shape=trace.output_shape,
+        reserved_peak_bytes=int(sim["reserved"]),
+        workspace_peak_bytes=max(workspace.values(), default=0),
+        gpu_profile=gpu_profile.name if gpu_profile is not None else "",
+        memory_format=_format_name(trace),
     )
+
+
+def _format_name(trace: StorageTrace) -> str:
+    convs = [op.conv[0].layout for op in trace.ops if op.conv is not None]
+    return convs[0] if convs else "contiguous"
+
+
+def workspace_of(trace: StorageTrace, profile: GpuProfile) -> tuple[dict[int, int], list[str]]:
+    """The workspace of every convolution of ``trace`` from ``profile`` (op index -> bytes) and notes on the
+    lookups that were not on the grid (interpolated, extrapolated, signature missing)."""
+    out: dict[int, int] = {}
+    how: dict[str, set[str]] = {}
+    for op in trace.ops:
+        if op.conv is None:
+            continue
+        sig, shape = op.conv
+        found = profile.workspace(sig, shape)
+        if found.bytes:
+            out[op.index] = found.bytes
+        how.setdefault(found.how, set()).add(f"{sig.describe()} at {'x'.join(map(str, shape[2:]))}")
+    notes = [f"cuDNN workspace from GPU profile {profile.name} at every convolution"]
+    words = {
+        "interpolated": "interpolated between grid sizes",
+        "extrapolated": "extrapolated beyond the profile's grid (an estimate: cuDNN may pick another algorithm)",
+        "missing": "signature not in the profile: no workspace added",
+    }
+    for key, text in words.items():
+        if key in how:
+            items = sorted(how[key])
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            notes.append(f"workspace {text} for {len(items)} conv(s): {'; '.join(items[:3])}{more}")
+    return out, notes
+
+
+def _memory_format(fmt: str | torch.memory_format) -> torch.memory_format:
+    if isinstance(fmt, torch.memory_format) and fmt in MEMORY_FORMATS.values():
+        return fmt
+    if isinstance(fmt, str) and fmt in MEMORY_FORMATS:
+        return MEMORY_FORMATS[fmt]
+    raise UsageError(f"unknown memory format {fmt!r}: use {', '.join(MEMORY_FORMATS)}")
+
+
+def _fake_trace(
+    net: nn.Module,
+    name: str,
+    shape: tuple[int, int, int, int],
+    dtype: torch.dtype,
+    memory_format: torch.memory_format,
+) -> StorageTrace:
+    """One forward of ``net`` on fake tensors: fresh parameters in ``dtype`` (floating ones; 4-D ones in
+    ``memory_format``, as ``model.to(...)`` makes them) and a fake input of ``shape``."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=False)
+    device = torch.device("cpu")
+    fake_of: dict[int, torch.Tensor] = {}
+    with mode:
+        for t in [*net.parameters(), *net.buffers()]:
+            if id(t) not in fake_of:  # a fresh tensor, as model.to(device) makes for every parameter
+                dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
+                fmt = memory_format if t.dim() == 4 else torch.contiguous_format
+                fake_of[id(t)] = torch.empty(tuple(t.shape), dtype=dt, device=device, memory_format=fmt)
+        try:
+            return record_forward(
+                net,
+                lambda: torch.empty(shape, dtype=dtype, device=device, memory_format=memory_format),
+                fake_of,
+                device,
+            )
+        except (UsageError, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def trace_model(
+    model: nn.Module | str,
+    input_size: tuple[int, int] | int = (256, 256),
+    *,
+    batch: int = 1,
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    memory_format: str | torch.memory_format = "contiguous",
+    scale: int = 4,
+    deploy: bool = True,
+) -> StorageTrace:
+    """The storage trace :func:`predict_memory` analyses (every op, its allocations and frees, conv signatures)."""
+    h, w = check_size(input_size, batch=batch, channels=channels)
+    from ..zoo.spec import resolve_model
+
+    r = resolve_model(model, scale=scale, deploy=deploy)
+    return _fake_trace(r.model, r.name, (batch, channels, h, w), dtype, _memory_format(memory_format))
 
 
 def predict_memory(
@@ -422,11 +568,13 @@ def predict_memory(
     batch: int = 1,
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
+    memory_format: str | torch.memory_format = "contiguous",
     device_model: str = "cuda",
     scale: int = 4,
     deploy: bool = True,
     donate_input: bool = False,
     feature_shape: tuple[int, int, int] | None = None,
+    gpu_profile: str | GpuProfile | None = None,
 ) -> MemoryReport:
     """Predict ``torch.cuda.max_memory_allocated()`` of one no-grad forward pass, on fake tensors.
 
@@ -434,45 +582,29 @@ def predict_memory(
     ``device_model`` is ``"cuda"`` (caching allocator, warm + measured forward) or ``"plain"`` (blocks rounded to
     512 bytes). ``donate_input=True`` frees the input after its last use, as for a block inside a network (the
     paper's Fig. 2 view); by default the caller keeps it, as in the NTIRE protocol. ``feature_shape`` (C, H, W)
-    overrides the main feature map used as the unit of the decomposition.
+    overrides the main feature map used as the unit of the decomposition. ``memory_format`` is ``"contiguous"`` or
+    ``"channels_last"``. ``gpu_profile`` (a shipped profile's name, a JSON path or a
+    :class:`~effbench.memory.workspace.GpuProfile`) adds each convolution's cuDNN workspace; the notes say where
+    it was interpolated or extrapolated.
     """
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     h, w = check_size(input_size, batch=batch, channels=channels)
     from ..zoo.spec import resolve_model
 
+    fmt = _memory_format(memory_format)
+    profile = load_profile(gpu_profile) if gpu_profile is not None else None
     r = resolve_model(model, scale=scale, deploy=deploy)
-    net, name = r.model, r.name
     make_allocator(device_model)  # validates the name
     shape = (batch, channels, h, w)
-    mode = FakeTensorMode(allow_non_fake_inputs=False)
-    device = torch.device("cpu")
-    fake_of: dict[int, torch.Tensor] = {}
-    with mode:
-        for t in [*net.parameters(), *net.buffers()]:
-            if (
-                id(t) not in fake_of
-            ):  # a fresh contiguous tensor, as model.to(device) makes for every parameter
-                dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
-                fake_of[id(t)] = torch.empty(tuple(t.shape), dtype=dt, device=device)
-        try:
-            trace = record_forward(
-                net, lambda: torch.empty(shape, dtype=dtype, device=device), fake_of, device
-            )
-        except (UsageError, ModelError):
-            raise
-        except Exception as exc:
-            raise ModelError(
-                f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}"
-            ) from exc
+    trace = _fake_trace(r.model, r.name, shape, dtype, fmt)
     report = analyse(
         trace,
         device_model=device_model,
         donate_input=donate_input,
         input_shape=shape,
         dtype=dtype,
-        model_name=name,
+        model_name=r.name,
         feature_shape=feature_shape,
+        gpu_profile=profile,
     )
     report.identity = r.identity
     return report
@@ -485,6 +617,7 @@ def replay_memory_cpu(
     batch: int = 1,
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
+    memory_format: str | torch.memory_format = "contiguous",
     device_model: str = "plain",
     scale: int = 4,
     deploy: bool = True,
@@ -493,7 +626,8 @@ def replay_memory_cpu(
 ) -> MemoryReport:
     """Run the real forward on real CPU tensors and track live storages the same way (the check of the fake replay).
 
-    The model must live on the CPU; it is run as it is, under ``torch.no_grad()``.
+    The model must live on the CPU; it is run as it is, under ``torch.no_grad()``, on an input in
+    ``memory_format`` (convert the model with ``model.to(memory_format=...)`` to match).
     """
     h, w = check_size(input_size, batch=batch, channels=channels)
     from ..zoo.spec import resolve_model
@@ -501,6 +635,7 @@ def replay_memory_cpu(
     r = resolve_model(model, scale=scale, deploy=deploy)
     net, name = r.model, r.name
     make_allocator(device_model)
+    fmt = _memory_format(memory_format)
     for t in [*net.parameters(), *net.buffers()]:
         if t.device.type != "cpu":
             raise UsageError(f"replay_memory_cpu needs a model on the CPU, found a tensor on {t.device}")
@@ -510,7 +645,12 @@ def replay_memory_cpu(
     if any(t.dtype != dtype for t in net.parameters() if t.is_floating_point()):
         raise UsageError(f"replay_memory_cpu runs the model as it is: its parameters are not {dtype}")
     try:
-        trace = record_forward(net, lambda: torch.rand(shape, generator=gen, dtype=dtype), None, dev)
+        trace = record_forward(
+            net,
+            lambda: torch.rand(shape, generator=gen, dtype=dtype).contiguous(memory_format=fmt),
+            None,
+            dev,
+        )
     except Exception as exc:
         raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
     report = analyse(

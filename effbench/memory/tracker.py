@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..base.modules import ModuleStack
+from .workspace import ConvSignature, conv_call
 
 
 @dataclass
@@ -52,6 +53,7 @@ class OpRec:
     frees_before: list[int] = field(
         default_factory=list
     )  # storages freed between the previous op and this one
+    conv: tuple[ConvSignature, tuple[int, ...]] | None = None  # a convolution's signature and input shape
 
 
 @dataclass
@@ -70,6 +72,7 @@ class StorageTrace:
 
 
 _LIFT_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
+_CONVOLUTION = torch.ops.aten.convolution.default
 
 
 class StorageTracker(TorchDispatchMode):
@@ -176,7 +179,10 @@ class StorageTracker(TorchDispatchMode):
                     outputs.append(sid)
         for sid in set(inputs) | set(aliases) | set(outputs):
             self.storages[sid].uses.append(index)
-        self.ops.append(OpRec(index, str(func), module, self.modules.path(), inputs, outputs, aliases, freed))
+        conv = conv_call(args) if func is _CONVOLUTION else None
+        self.ops.append(
+            OpRec(index, str(func), module, self.modules.path(), inputs, outputs, aliases, freed, conv)
+        )
         return out
 
 
