@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest == "spec":
             action.nargs = "*"
             action.help = (
-                "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name)"
+                "one model, or two to compare side by side (zoo name, file.py:Name, package.module:Name); "
+                "'calibrate' measures a GPU workspace profile (--device cuda) or rebuilds one (--from)"
             )
     parser.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
@@ -50,6 +51,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--plot", default=None, metavar="FILE.png", help="write the timeline with the peak marked"
+    )
+    parser.add_argument(
+        "--memory-format",
+        choices=("contiguous", "channels_last"),
+        default="contiguous",
+        help="layout of the input and 4-D parameters",
+    )
+    parser.add_argument(
+        "--gpu-profile",
+        default=None,
+        metavar="NAME|FILE.json",
+        help="add each conv's cuDNN workspace from this GPU profile (shipped: effbench/data/gpu_profiles)",
+    )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        metavar="BYTES",
+        help="plan instead: the largest square, 16:9 and tile inputs predicted to fit (e.g. 8GiB, 512MiB, 8e9)",
+    )
+    parser.add_argument("--overlap", type=int, default=16, help="tile overlap in LR pixels (with --budget)")
+    parser.add_argument(
+        "--image",
+        default=None,
+        metavar="HxW",
+        help="with --budget: the LR image the tiles cover, held on the device",
+    )
+    parser.add_argument("--device", default="cuda", help="calibrate: the GPU to measure (default cuda)")
+    parser.add_argument(
+        "--from",
+        dest="from_run",
+        default=None,
+        metavar="RESULTS.json",
+        help="calibrate: rebuild the profile from a recorded validation run (scripts/gpu_check.py) instead",
+    )
+    parser.add_argument("--name", default=None, help="calibrate: the profile's name (default: from the GPU)")
+    parser.add_argument(
+        "--out", default=None, metavar="FILE.json", help="calibrate: where to write the profile"
     )
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     add_timeout_argument(parser)
@@ -232,6 +270,86 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
     return 0
 
 
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..memory.workspace import calibrate_workspace, profile_from_validation
+
+    if args.from_run:
+        try:
+            doc = json.loads(Path(args.from_run).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read the validation run {args.from_run!r}: {exc}") from None
+        if not isinstance(doc, dict) or "memory" not in doc:
+            raise UsageError(
+                f"{args.from_run!r} has no 'memory' rows (expected scripts/gpu_check.py's results.json)"
+            )
+        env = doc.get("env", {})
+        name = args.name or "-".join(str(env.get("gpu_name", "gpu")).lower().split())
+        profile = profile_from_validation(doc["memory"], env, name=name, source=args.from_run)
+    else:
+        profile = calibrate_workspace(
+            device=args.device,
+            name=args.name,
+            progress=lambda i, n, text: print(f"[{i + 1}/{n}] {text}", file=sys.stderr),
+        )
+    out = Path(args.out or f"{profile.name}.json")
+    profile.save(out)
+    n_points = sum(len(p) for p in profile.convs.values())
+    if args.json:
+        print(json.dumps({"profile": str(out), "signatures": len(profile.convs), "points": n_points}))
+    else:
+        print(
+            f"profile {profile.name}: {len(profile.convs)} conv signatures, {n_points} grid points -> {out}"
+        )
+    return 0
+
+
+def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
+    from ..base.inputs import parse_bytes
+    from ..memory.plan import plan_memory
+
+    budget = parse_bytes(args.budget)
+    model = model_from_args(args, spec_text, deploy=not args.train_form)
+    plan = plan_memory(
+        model,
+        budget,
+        scale=args.scale,
+        dtype=DTYPES[args.dtype],
+        memory_format=args.memory_format,
+        gpu_profile=args.gpu_profile,
+        overlap=args.overlap,
+        image=parse_size(args.image) if args.image else None,
+        batch=args.batch,
+    )
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    print(
+        f"{plan.model} x{plan.scale} {plan.dtype}, budget {budget:,} B ({_mib(budget)})"
+        + (f", GPU profile {plan.gpu_profile}" if plan.gpu_profile else ", no workspace (no --gpu-profile)")
+    )
+    for fit in (plan.square, plan.wide, plan.tile):
+        label = fit.shape + (f" (overlap {plan.overlap} px)" if fit.shape == "tile" else "")
+        if fit.size is None:
+            print(
+                f"  {label:<22} nothing fits: {'x'.join(map(str, fit.next_size))} needs {_mib(fit.next_peak_bytes)}"
+            )
+            continue
+        print(
+            f"  {label:<22} {fit.size[0]}x{fit.size[1]} LR -> {_mib(fit.peak_bytes or 0)} predicted; "
+            f"{fit.next_size[0]}x{fit.next_size[1]} would need {_mib(fit.next_peak_bytes)}"
+        )
+    if plan.tiles:
+        print(f"  tiles for {plan.image[0]}x{plan.image[1]}: {plan.tiles[0]} x {plan.tiles[1]}")  # type: ignore[index]
+    print(
+        f"  predicted peak monotone in the side over the searched sizes: {'yes' if plan.monotone else 'NO'}"
+    )
+    for note in plan.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     with time_limit(args.timeout, f"memory of {' and '.join(args.spec) or 'the demo'}"):
         return _run(args)
@@ -246,6 +364,14 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError("--demo takes no SPEC")
         return _run_demo(args, size)
     specs = list(args.spec or [])
+    if specs[:1] == ["calibrate"]:
+        if len(specs) > 1:
+            raise UsageError("'effbench memory calibrate' takes no SPEC")
+        return _run_calibrate(args)
+    if args.budget is not None:
+        if len(specs) != 1:
+            raise UsageError(f"--budget plans for one SPEC, got {len(specs)}")
+        return _run_plan(args, specs[0])
     if not specs:
         raise UsageError("give a SPEC (or two to compare), or --demo fig2")
     forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
@@ -278,6 +404,8 @@ def _run(args: argparse.Namespace) -> int:
             dtype=DTYPES[args.dtype],
             device_model=args.device_model,
             donate_input=args.donate_input,
+            memory_format=args.memory_format,
+            gpu_profile=args.gpu_profile,
         )
         _warn_unless_sr_output(r, args.scale)
         reports.append(r)
