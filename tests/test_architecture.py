@@ -14,7 +14,7 @@ PKG = ROOT / "effbench"
 LAYERS: list[set[str]] = [
     {"base"},
     {"zoo"},
-    {"counting", "memory", "timing", "quality", "frequency"},
+    {"backends", "counting", "memory", "timing", "quality", "frequency"},
     {"sweep"},
     {"report", "ci"},
     {"studies", "pytest_plugin"},
