@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..backends import DEFAULT_THRESHOLD_DB, backend_names
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
@@ -35,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)",
     )
     parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument(
+        "--backend",
+        choices=backend_names(),
+        default="eager",
+        help="eager (default), compile (torch.compile), onnxruntime (ONNX export, ONNX Runtime), tensorrt",
+    )
+    parser.add_argument(
+        "--equivalence-db",
+        type=float,
+        default=DEFAULT_THRESHOLD_DB,
+        metavar="DB",
+        help="an exported or reduced-precision output below this PSNR against eager fp32 is bad_output "
+        "(default %(default)g)",
+    )
     parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     parser.add_argument(
         "--cuda-graphs", action="store_true", help="replay the forward as a CUDA graph (steady)"
@@ -66,7 +81,16 @@ def _print_human(doc: dict[str, Any]) -> None:
     shape = "x".join(map(str, doc["input_shape"][-2:]))
     print(
         f"{doc['model']}  x{doc['scale']}  input {shape}  {doc['device']} {doc['dtype']}  protocol {doc['protocol']}"
+        f"  backend {doc.get('backend', 'eager')}"
     )
+    if "export_seconds" in m:
+        size = f", {m['artifact_bytes'] / 2**20:.2f} MiB" if "artifact_bytes" in m else ""
+        print(f"  export/compile {m['export_seconds']:.2f} s{size}")
+    if "equivalence_psnr_db" in m:
+        print(
+            f"  vs eager fp32: PSNR {m['equivalence_psnr_db']:.1f} dB, "
+            f"max abs diff {m['equivalence_max_abs_diff']:.3g}"
+        )
     if doc["protocol"] == "ntire":
         print(
             f"  mean over {m.get('images')} images: {_fmt_ms(rt.get('mean'))}  (first image {_fmt_ms(rt.get('first_call'))})"
@@ -130,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         images=args.images,
         roofline=args.roofline,
+        backend=args.backend,
+        equivalence_db=args.equivalence_db,
     )
     if args.out:
         from ..base.results import write_json_atomic

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..backends import backend_names
 from ..base.errors import UsageError
 from ..sweep.runner import RESUME_MODES
 
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CONFIG.toml",
         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-        "repeats, threads, dataset, roofline, static, breakdown, timeout, out)",
+        "backends, repeats, threads, dataset, roofline, static, breakdown, timeout, out)",
     )
     parser.add_argument(
         "--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)"
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp32"
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=backend_names(),
+        default=None,
+        help="eager, compile, onnxruntime, tensorrt (default: eager)",
     )
     parser.add_argument(
         "--repeats",
@@ -147,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "devices",
         "protocols",
         "dtypes",
+        "backends",
         "repeats",
         "threads",
         "dataset",

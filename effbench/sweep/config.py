@@ -1,4 +1,4 @@
-"""Sweep cells (one model x scale x size x device x protocol) and the TOML configuration that lists them."""
+"""Sweep cells (one model x scale x size x device x protocol x dtype x backend) and the TOML configuration that lists them."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class Cell:
     roofline: bool = False
     static: bool = True
     breakdown: bool = False
+    backend: str = "eager"
 
     @property
     def model_name(self) -> str:
@@ -55,6 +56,8 @@ class Cell:
             self.dtype,
             self.protocol,
         ]
+        if self.backend != "eager":  # eager cells keep the ids they had before backends existed
+            parts.append(self.backend)
         if self.dataset:
             parts.append(Path(self.dataset).name or "data")
         return _SLUG.sub("_", "_".join(parts))
@@ -75,6 +78,7 @@ class Cell:
             device=self.device,
             dtype=self.dtype,
             protocol=self.protocol,
+            backend=self.backend,
             **fields,
         )
         doc["cell"] = self.to_dict()
@@ -98,6 +102,7 @@ class SweepConfig:
     devices: list[str] = field(default_factory=lambda: ["auto"])
     protocols: list[str] = field(default_factory=lambda: ["steady"])
     dtypes: list[str] = field(default_factory=lambda: ["fp32"])
+    backends: list[str] = field(default_factory=lambda: ["eager"])
     repeats: int | None = None
     threads: int | None = None
     dataset: str | None = None
@@ -128,8 +133,18 @@ class SweepConfig:
             resolve_device(d)  # clear error for an unavailable device before anything runs
         out = []
         zoo_scales: dict[str, tuple[int, ...]] = {}
-        for spec, scale, size, dev, proto, dt in product(
-            self.resolved_models(), self.scales, self.sizes, devices, self.protocols, self.dtypes
+        from ..backends import get_backend
+
+        for b in self.backends:
+            get_backend(b)  # clear error for an unknown backend before anything runs
+        for spec, scale, size, dev, proto, dt, backend in product(
+            self.resolved_models(),
+            self.scales,
+            self.sizes,
+            devices,
+            self.protocols,
+            self.dtypes,
+            self.backends,
         ):
             if _parse(spec).is_zoo:  # skip zoo models without this scale
                 if spec not in zoo_scales:
@@ -152,6 +167,7 @@ class SweepConfig:
                     self.roofline,
                     self.static,
                     self.breakdown,
+                    backend,
                 )
             )
         if not out:
@@ -202,7 +218,7 @@ def load_config(path: str | Path) -> SweepConfig:
     for key, val in data.items():
         if key == "sizes":
             val = [_size(v) for v in val]
-        elif key in ("models", "devices", "protocols", "dtypes"):
+        elif key in ("models", "devices", "protocols", "dtypes", "backends"):
             val = [val] if isinstance(val, str) else list(val)
         elif key == "scales":
             val = [int(v) for v in ([val] if isinstance(val, int) else val)]

@@ -87,6 +87,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             roofline=cell.roofline,
             dataset=cell.dataset if cell.protocol == "ntire" else None,
             predicted_memory=predicted,
+            backend=cell.backend,
         )
         metrics.update(res.metrics())
         if cell.dataset and cell.protocol != "ntire":

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..backends import DEFAULT_THRESHOLD_DB, check_equivalence, get_backend, prepare
 from ..base.env import LoadProbe, capture_env
 from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
@@ -178,6 +179,8 @@ def benchmark(
     pretrained: bool = False,
     deploy: bool = True,
     seed: int = 0,
+    backend: str = "eager",
+    equivalence_db: float = DEFAULT_THRESHOLD_DB,
 ) -> BenchmarkResult:
     """Measure the runtime of a model (module, zoo name or spec) and return an ``effbench.result/1`` document.
 
@@ -193,6 +196,10 @@ def benchmark(
     ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
     one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
     image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
+    ``backend`` (:mod:`effbench.backends`: ``eager``, ``compile``, ``onnxruntime``, ``tensorrt``) prepares the model
+    once before timing (``export_seconds``, ``artifact_bytes``); an exported or reduced-precision model is first
+    compared with eager fp32 on a seeded input (``equivalence_psnr_db``, ``equivalence_max_abs_diff``) and refused
+    as ``bad_output`` (:class:`~effbench.backends.CollapsedOutputError`) below ``equivalence_db``.
     Raises :class:`~effbench.base.errors.UsageError` for bad arguments and :class:`~effbench.base.errors.ModelError`
     (``BadOutputError``, ``NonFiniteOutputError``, ``OutOfMemory``) when the model fails.
     """
@@ -202,6 +209,9 @@ def benchmark(
     dev = resolve_device(device)
     if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
         raise UsageError("CUDA graphs need --device cuda and the steady protocol")
+    get_backend(backend)  # an unknown name is a usage error before anything is built
+    if cuda_graphs and backend not in ("eager", "compile"):
+        raise UsageError(f"CUDA graphs need the eager or compile backend, not {backend}")
     h, w = check_size(input_size)
     if repeats is None and dev.type == "cuda":
         repeats = 100
@@ -233,6 +243,7 @@ def benchmark(
             dtype=dtype,
             protocol=protocol,
             convention=None,
+            backend=backend,
         )
     )
     result["dataset"] = (
@@ -248,6 +259,7 @@ def benchmark(
         "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule),
         "data_range": data_range,
         "timing_target": vars(target or TimingTarget()) if repeats is None else None,
+        "backend": backend,
     }
     if preflight:
         from ..memory.preflight import check_fits
@@ -270,15 +282,44 @@ def benchmark(
             for t in [*model.parameters(), *model.buffers()]
         ):
             model = copy.deepcopy(model)  # nn.Module.to works in place: leave the caller's model where it was
-        model = model.to(device=dev, dtype=tdtype)
+        gen = torch.Generator().manual_seed(seed)
+        x32 = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev)
+        model = model.to(device=dev).eval()
+        reference = None
+        if backend != "eager" or tdtype != torch.float32:  # eager fp32 is the reference
+            with torch.inference_mode():
+                reference = model(x32)
+        model = model.to(dtype=tdtype)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        model.eval()
+        example = x32.to(tdtype)
+        if channels_last:
+            example = example.contiguous(memory_format=torch.channels_last)
+        prepared = prepare(model, example, backend)
+        backend_metrics: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("export_seconds", prepared.export_seconds),
+                ("artifact_bytes", prepared.artifact_bytes),
+            )
+            if v is not None
+        }
+        result["settings"]["backend_details"] = prepared.details or None
+        if reference is not None:
+            with torch.inference_mode():
+                out = prepared.fn(example)
+            backend_metrics.update(
+                check_equivalence(
+                    out, reference, data_range, equivalence_db, what=f"{name} under {backend} {dtype}"
+                )
+            )
+            del out, reference
+        timed_model = model if backend == "eager" else prepared.as_module(model)
         if protocol == "ntire":
             src = pairs if pairs is not None else list(synthetic_pairs(images, (h, w), scale or 4, seed))
             with torch.enable_grad():  # the official script never disables autograd
                 metrics = run_ntire(
-                    model,
+                    timed_model,
                     src,
                     dev,
                     data_range=data_range,
@@ -290,13 +331,12 @@ def benchmark(
         else:
             if pairs is not None:
                 x = to_tensor(pairs[0].lr_array(), data_range, dev, tdtype)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
             else:
-                gen = torch.Generator().manual_seed(seed)
-                x = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev, dtype=tdtype)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+                x = example
             metrics, scale = _steady(
-                model,
+                timed_model,
                 x,
                 dev,
                 scale,
@@ -309,7 +349,7 @@ def benchmark(
             )
             if pairs is not None:
                 metrics.update(
-                    evaluate_psnr(model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype)
+                    evaluate_psnr(timed_model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype)
                 )
         if roofline:
             from .roofline import roofline as _roofline
@@ -320,6 +360,7 @@ def benchmark(
                 )
             except Exception as exc:  # the bound is an extra; its failure must not lose the measurement
                 metrics["roofline_error"] = f"{type(exc).__name__}: {exc}"
+        metrics.update(backend_metrics)
         result["metrics"] = metrics
         result["scale"] = scale
         result["env"] = capture_env(dev, load=probe.finish())
