@@ -196,3 +196,20 @@ def test_sweep_cell_under_onnxruntime_and_a_failing_export_goes_on() -> None:
     assert ok["metrics"]["export_seconds"] > 0 and "equivalence_psnr_db" in ok["metrics"]
     bad = measure_cell(Cell("fmen_s", size=(16, 16), repeats=2, static=False, backend="tensorrt"))
     assert bad["status"] == "error" and bad["error"].startswith("tensorrt is not available here")
+
+
+def test_report_keeps_each_backend_in_its_own_table() -> None:
+    from effbench.report.table import build_table, group_key, split_groups
+
+    def doc(backend: str | None, ms: float) -> dict:
+        d = Cell("fmen_s", size=(16, 16), backend=backend or "eager").new_result()
+        if backend is None:
+            del d["backend"]  # a document written before backends existed
+        d["metrics"] = {"runtime_ms": {"median": ms}}
+        return d
+
+    old, eager, ort = doc(None, 5.0), doc("eager", 4.0), doc("onnxruntime", 3.0)
+    assert group_key(old) == group_key(eager) != group_key(ort)
+    groups = split_groups([eager, ort])
+    assert sorted(len(g) for g in groups) == [1, 1]
+    assert {build_table(g).meta["backend"] for g in groups} == {"eager", "onnxruntime"}

@@ -52,7 +52,8 @@ def describe_conditions(table: Table) -> list[str]:
     else:
         mem = "not available"
     return [
-        f"- Device: {device}; dtype: {m.get('dtype') or 'unknown'}",
+        f"- Device: {device}; dtype: {m.get('dtype') or 'unknown'}"
+        + (f"; backend: {m['backend']}" if m.get("backend") not in (None, "eager") else ""),
         f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{m.get('scale') or '?'})",
         f"- FLOPs convention: {m.get('convention') or 'unspecified'}; Memory: {mem}",
         units_line(table),

@@ -137,8 +137,11 @@ def _shape_key(doc: dict[str, Any]) -> tuple | None:
 
 
 def group_key(doc: dict[str, Any]) -> tuple:
-    """The measurement conditions of a result; results with equal keys go into one table."""
-    return tuple(_shape_key(doc) if f == "input_shape" else doc.get(f) for f in GROUP_FIELDS)
+    """The measurement conditions of a result; results with equal keys go into one table. A deployment backend
+    other than eager (:mod:`effbench.backends`) is one more condition; eager results keep their key as before."""
+    key = tuple(_shape_key(doc) if f == "input_shape" else doc.get(f) for f in GROUP_FIELDS)
+    backend = doc.get("backend")
+    return key if backend in (None, "eager") else (*key, backend)
 
 
 def _device_name(doc: dict[str, Any]) -> str | None:
@@ -185,7 +188,7 @@ def split_groups(docs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         for d in loose:
             if (result_key(d), d.get("scale")) in models:
                 # take on the group's conditions so that merging puts it on the same row
-                extra.append({**d, **dict(zip(GROUP_FIELDS, key, strict=True)), "input_shape": list(key[1])})
+                extra.append({**d, **dict(zip((*GROUP_FIELDS, "backend"), key)), "input_shape": list(key[1])})
         out.append(members + extra)
     return out
 
@@ -232,6 +235,7 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
         rows.sort(key=lambda r: pos.get(r.model, len(pos)))
     first = docs[0] if docs else {}
     meta = {f: first.get(f) for f in GROUP_FIELDS}
+    meta["backend"] = first.get("backend") or "eager"
     meta["device_name"] = next((n for d in docs if (n := _device_name(d))), None)
     for col in shown:
         if col.sources:
