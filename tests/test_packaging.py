@@ -116,3 +116,12 @@ def test_the_zoo_imports_from_a_source_checkout_with_no_finder(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[0] == str(ROOT / "effbench" / "zoo" / "models" / "fmen.py")
     assert "Zoo" not in proc.stdout.splitlines()[1]
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_gpu_workspace_profiles(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {p.name for p in (ROOT / "effbench" / "data" / "gpu_profiles").glob("*.json")}
+    assert "nvidia-h200.json" in shipped
+    for name in shipped:
+        assert f"effbench/data/gpu_profiles/{name}" in names, f"{name} missing from {wheel.name}"
