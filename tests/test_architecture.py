@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"backends", "counting", "memory", "timing", "quality", "frequency"},
     {"sweep"},
     {"report", "ci"},
-    {"studies", "pytest_plugin"},
+    {"studies", "challenge", "pytest_plugin"},
     {"commands", "cli", "__main__"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
