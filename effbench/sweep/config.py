@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..base.errors import UsageError
 from ..base.results import new_result
@@ -23,7 +23,11 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement of a sweep; its :attr:`cell_id` names its result file."""
+    """One measurement of a sweep; its :attr:`cell_id` names its result file. :attr:`worker` is the module the
+    runner starts for it (``python -m WORKER CELL_JSON OUT_JSON``); other kinds of cell (challenge entries) name
+    their own."""
+
+    worker: ClassVar[str] = "effbench.sweep.worker"
 
     spec: str
     scale: int = 4
@@ -42,6 +46,11 @@ class Cell:
     @property
     def model_name(self) -> str:
         return _parse(self.spec).name
+
+    @property
+    def label(self) -> str:
+        """What the progress bar shows while the cell runs."""
+        return f"{self.model_name} {self.size[0]}x{self.size[1]} {self.device}"
 
     @property
     def cell_id(self) -> str:

@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 from ..base.errors import UsageError
 from ..base.results import validate_result, write_json_atomic
-from .config import Cell
 from .lock import OutputLock
 from .supervise import (
     OomEvidence,
@@ -93,7 +92,7 @@ def _tail(path: Path, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
-def _failure_doc(cell: Cell, status: str, error: str) -> dict[str, Any]:
+def _failure_doc(cell: Any, status: str, error: str) -> dict[str, Any]:
     return cell.new_result(convention=None, status=status, error=error)
 
 
@@ -113,7 +112,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict[str, Any] | None:
+def _run_cell(cell: Any, out: Path, timeout: float | None, python: str) -> dict[str, Any] | None:
     """Run one supervised cell process; returns a failure document when it left no valid result, else None."""
     result = out / "cells" / f"{cell.cell_id}.json"
     log = out / "logs" / f"{cell.cell_id}.log"
@@ -123,7 +122,7 @@ def _run_cell(cell: Cell, out: Path, timeout: float | None, python: str) -> dict
     peak = None
     with open(log, "w") as logf:
         proc = start_supervised(
-            [python, "-m", "effbench.sweep.worker", json.dumps(cell.to_dict()), str(result)],
+            [python, "-m", cell.worker, json.dumps(cell.to_dict()), str(result)],
             log=logf,
             env=_child_env(),
         )
@@ -195,7 +194,7 @@ def write_table(out: str | Path) -> list[Path]:
 
 
 def run_sweep(
-    cells: Sequence[Cell],
+    cells: Sequence[Any],
     out: str | Path,
     *,
     resume: bool | Literal["rerun-failed", "keep-failed"] = False,
@@ -207,7 +206,9 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "rerun", "status", "final", "seconds", "table"}``.
 
-    Each cell runs in its own supervised process (``python -m effbench.sweep.worker``). ``resume`` (``True`` or
+    ``cells`` are :class:`~effbench.sweep.config.Cell` s or any cell kind with ``cell_id``, ``label``, ``worker``,
+    ``to_dict()`` and ``new_result(**fields)``. Each cell runs in its own supervised process (``python -m``
+    its ``worker``). ``resume`` (``True`` or
     ``"rerun-failed"``) skips cells whose result is valid and ``ok`` and reruns the rest (``"rerun"`` maps each
     rerun cell to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
     each cell. ``lock`` takes ``OUT``'s lock for the run (pass False when the caller holds it), waiting up to
@@ -229,7 +230,7 @@ def run_sweep(
 
 
 def _run_locked(
-    cells: Sequence[Cell],
+    cells: Sequence[Any],
     out: Path,
     *,
     resume: bool | str,
@@ -241,7 +242,7 @@ def _run_locked(
     (out / "logs").mkdir(exist_ok=True)
     for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
         stale.unlink(missing_ok=True)
-    todo: list[Cell] = []
+    todo: list[Any] = []
     rerun: dict[str, str] = {}
     for c in cells:
         status, reason = cell_state(out / "cells" / f"{c.cell_id}.json")
@@ -288,9 +289,7 @@ def _run_locked(
                 task = bar.add_task("sweep", total=len(todo))
             for cell in todo:
                 if bar is not None:
-                    bar.update(
-                        task, description=f"{cell.model_name} {cell.size[0]}x{cell.size[1]} {cell.device}"
-                    )
+                    bar.update(task, description=cell.label)
                 failure = _run_cell(cell, out, timeout, python)
                 path = out / "cells" / f"{cell.cell_id}.json"
                 if failure is not None:
