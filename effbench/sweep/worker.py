@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["measure_cell", "main"]
+__all__ = ["log_start", "measure_cell", "main"]
 
 
-def _log_start(out: Path, cell_id: str) -> None:
+def log_start(out: Path, cell_id: str) -> None:
     """Append ``start <cell_id>`` to the sweep's runs.log (one short O_APPEND write: safe across processes)."""
     line = f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} start {cell_id} pid={os.getpid()}\n"
     fd = os.open(out.parent.parent / "runs.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     cell = Cell.from_dict(json.loads(argv[0]))
     out = Path(argv[1])
     out.parent.mkdir(parents=True, exist_ok=True)
-    _log_start(out, cell.cell_id)
+    log_start(out, cell.cell_id)
     doc = measure_cell(cell)
     write_json_atomic(out, doc)
     return 0
