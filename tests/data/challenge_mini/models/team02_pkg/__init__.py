@@ -1,0 +1,3 @@
+from .net import PkgNet
+
+__all__ = ["PkgNet"]
