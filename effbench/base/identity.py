@@ -21,7 +21,7 @@ __all__ = ["ModelIdentity", "display_names", "identity_key", "result_key"]
 class ModelIdentity:
     """What makes a measured model *that* model, recorded in every result.
 
-    ``key`` is a short hash of the spec (a file spec with its absolute path), kwargs, the weights file's SHA-256,
+    ``key`` is a short hash of the spec (a file spec with its absolute path), constructor args and kwargs, the weights file's SHA-256,
     scale and form: equal keys mean the same model, two files defining ``Net`` get two keys. A model instance
     has no spec; its key hashes its class (module and qualified name) and its parameter and buffer names,
     shapes and dtypes.
@@ -33,6 +33,7 @@ class ModelIdentity:
     path: str | None = None  # a file spec's file, absolute
     module: str | None = None  # a module spec's module, or an instance's class module
     kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()  # positional constructor arguments
     weights: str | None = None  # the checkpoint file loaded, absolute
     weights_sha256: str | None = None
     scale: int | None = None  # None: an instance whose scale was not given
@@ -51,6 +52,7 @@ class ModelIdentity:
             "path": self.path,
             "module": self.module,
             "kwargs": dict(self.kwargs),
+            "args": list(self.args),
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
             "scale": self.scale,
@@ -68,6 +70,7 @@ class ModelIdentity:
             path=d.get("path"),
             module=d.get("module"),
             kwargs=dict(d.get("kwargs") or {}),
+            args=tuple(d.get("args") or ()),
             weights=d.get("weights"),
             weights_sha256=d.get("weights_sha256"),
             scale=d.get("scale"),

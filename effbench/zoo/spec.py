@@ -4,22 +4,38 @@ A spec is one of
 - a zoo name: ``fmen_s``;
 - a file and an attribute: ``path/to/file.py:ClassOrFactory``;
 - a module and an attribute: ``package.module:attr``;
-with optional JSON keyword arguments (``kwargs``) passed to the class or factory, and an optional weights path.
+with optional positional (``args``) and JSON keyword arguments (``kwargs``) passed to the class or factory, and an
+optional weights path (``weights_key``: the checkpoint entry holding the state dict; ``strict=False``: load like a
+harness's ``load_state_dict(sd, strict=False)``, the keys left out kept in :attr:`ResolvedModel.loose_load`).
+
+``root`` is an import root, on ``sys.path`` while the model is imported and built (entries that ``import models.x``).
+A file spec whose file lies under the root is imported under its dotted name relative to it (``models/team00.py``
+-> ``models.team00``), so relative imports inside packages work; a top-level package of that name cached from
+another folder (another challenge's ``models``) is forgotten first. A package the file imports but that is not
+installed is a :class:`ModelError` saying ``missing package 'timm'``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
 from ..base.plugins import import_file
+
+if TYPE_CHECKING:
+    from .weights import LooseLoad
 
 
 def _parse_kwargs(kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -34,13 +50,82 @@ def _parse_kwargs(kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
     return dict(kwargs or {})
 
 
+@contextmanager
+def _on_path(root: Path | None) -> Iterator[None]:
+    """``root`` first on ``sys.path`` for the duration (nothing when ``None``)."""
+    if root is None:
+        yield
+        return
+    entry = str(root)
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # the folder may have changed since a finder listed it
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+#: the import root and module of each top-level package :func:`_import_under` imported
+_ROOT_OF: dict[str, tuple[Path, ModuleType]] = {}
+
+
+def _import_under(name: str, root: Path) -> ModuleType:
+    """Import the dotted module ``name`` with ``root`` on the path, first forgetting a cached top-level package of
+    that name that came from elsewhere (another root, or the ordinary path) when ``root`` has its own."""
+    top = name.partition(".")[0]
+    own = (root / top).is_dir() or (root / f"{top}.py").is_file()
+    cached = sys.modules.get(top)
+    if own and cached is not None and _ROOT_OF.get(top) != (root, cached):
+        for key in [k for k in sys.modules if k == top or k.startswith(f"{top}.")]:
+            del sys.modules[key]
+    module = importlib.import_module(name)
+    if own:
+        _ROOT_OF[top] = (root, sys.modules[top])
+    return module
+
+
+def _missing_package(exc: BaseException) -> str | None:
+    """The top-level package a ``ModuleNotFoundError`` names when it cannot be found at all (else ``None``)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.partition(".")[0]
+    try:
+        return top if importlib.util.find_spec(top) is None else None
+    except (ImportError, ValueError):
+        return None
+
+
+def _failure(what: str, exc: Exception, file: Path | None, root: Path | None) -> ModelError:
+    """The :class:`ModelError` for user code that raised ``exc`` (call inside the import root's context)."""
+    message = f"{what} failed: {type(exc).__name__}: {exc}"
+    missing = _missing_package(exc)
+    if missing is not None:
+        local = None
+        if root is None and file is not None:
+            local = next(
+                (d for d in file.parents if (d / missing).is_dir() or (d / f"{missing}.py").is_file()), None
+            )
+        if local is not None:
+            message += f" ({missing!r} is a folder of {local}: give that folder as the import root)"
+        else:
+            message += f" (missing package {missing!r}: install it to build this model)"
+    return ModelError(message)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec. ``target`` is a zoo name or ``location:attr``."""
+    """A parsed model spec. ``target`` is a zoo name or ``location:attr``; ``data_range`` (when given) overrides
+    the input range the model declares."""
 
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    args: tuple[Any, ...] = ()
+    root: str | None = None
+    weights_key: str | None = None
+    strict: bool = True
+    data_range: float | None = None
 
     @classmethod
     def parse(
@@ -49,6 +134,40 @@ class ModelSpec:
         if not spec or not isinstance(spec, str):
             raise UsageError(f"empty or invalid model spec: {spec!r}")
         return cls(spec, _parse_kwargs(kwargs), weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (a sweep cell's spec); args and kwargs must themselves be JSON values."""
+        return {
+            "target": self.target,
+            "kwargs": dict(self.kwargs),
+            "weights": self.weights,
+            "args": list(self.args),
+            "root": self.root,
+            "weights_key": self.weights_key,
+            "strict": self.strict,
+            "data_range": self.data_range,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict` (missing keys take their defaults; unknown keys are a :class:`UsageError`)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UsageError(f"unknown model spec keys {unknown} in {d!r}")
+        target = d.get("target")
+        if not isinstance(target, str) or not target:
+            raise UsageError(f"model spec has no target: {d!r}")
+        data_range = d.get("data_range")
+        return cls(
+            target,
+            _parse_kwargs(d.get("kwargs")),
+            d.get("weights"),
+            tuple(d.get("args") or ()),
+            d.get("root"),
+            d.get("weights_key"),
+            bool(d.get("strict", True)),
+            None if data_range is None else float(data_range),
+        )
 
     @property
     def is_zoo(self) -> bool:
@@ -82,6 +201,23 @@ class ModelSpec:
         return Path(self.location).expanduser().resolve() if self.is_file else None
 
     @property
+    def root_path(self) -> Path | None:
+        """The import root, absolute (``None``: none)."""
+        return Path(self.root).expanduser().resolve() if self.root is not None else None
+
+    @property
+    def module_name(self) -> str | None:
+        """The dotted name a file spec's file is imported under: relative to the import root when it lies there
+        and every part is an identifier (``models/team00_RLFN.py`` -> ``models.team00_RLFN``), else ``None``."""
+        path, root = self.file_path, self.root_path
+        if path is None or root is None or not path.is_relative_to(root):
+            return None
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
+
+    @property
     def resolved_target(self) -> str:
         """The target with a file spec's path made absolute: the same model from any working folder."""
         path = self.file_path
@@ -92,8 +228,25 @@ class ModelSpec:
         """A short display name: the zoo name or the attribute name."""
         return self.target if self.is_zoo else self.attr
 
-    def data_range(self) -> float:
-        """Input data range: the zoo's metadata, a ``data_range`` attribute on user models, else 255."""
+    def key_parts(self) -> dict[str, Any]:
+        """What, beyond target, kwargs and weights, makes this spec another model (only what differs from the
+        defaults, so older specs keep their identity keys)."""
+        parts: dict[str, Any] = {}
+        if self.args:
+            parts["args"] = list(self.args)
+        if self.root is not None:
+            parts["root"] = str(self.root_path)
+        if self.weights_key is not None:
+            parts["weights_key"] = self.weights_key
+        if not self.strict:
+            parts["strict"] = False
+        return parts
+
+    def input_range(self) -> float:
+        """Input data range: the spec's ``data_range``, else the zoo's metadata, else a ``data_range`` attribute
+        on user models, else 255."""
+        if self.data_range is not None:
+            return float(self.data_range)
         if self.is_zoo:
             from .registry import model_info
 
@@ -103,10 +256,18 @@ class ModelSpec:
 
     def build(self, scale: int = 4, pretrained: bool = False, deploy: bool = True) -> nn.Module:
         """Instantiate the model in eval mode (weights loaded if given)."""
+        return self.build_checked(scale, pretrained, deploy)[0]
+
+    def build_checked(
+        self, scale: int = 4, pretrained: bool = False, deploy: bool = True
+    ) -> tuple[nn.Module, LooseLoad | None]:
+        """:meth:`build`, with what a non-strict weights load left out (``None`` for a strict load or none)."""
         if self.is_zoo:
+            if self.args or self.weights_key is not None or not self.strict:
+                raise UsageError(f"zoo model {self.target!r} takes no args, weights_key or strict=False")
             from .registry import create_model
 
-            return create_model(
+            model = create_model(
                 self.target,
                 scale=scale,
                 pretrained=pretrained,
@@ -114,30 +275,42 @@ class ModelSpec:
                 weights=self.weights,
                 **self.kwargs,
             )
+            return model, None
         if pretrained:
             raise UsageError(
                 f"--pretrained applies to zoo models only; give weights=PATH for {self.target!r}"
             )
-        attr = self._resolve()
-        kwargs = dict(self.kwargs)
-        if isinstance(attr, nn.Module):
-            if kwargs:
-                raise UsageError(f"{self.target!r} is a module instance; it takes no kwargs")
-            model = attr
-        else:
-            try:
-                model = attr(**kwargs)
-            except TypeError as exc:
-                raise UsageError(f"cannot build {self.target!r} with kwargs {kwargs}: {exc}") from exc
-            except Exception as exc:  # the user's constructor failed
-                raise ModelError(f"building {self.target!r} failed: {type(exc).__name__}: {exc}") from exc
+        model = self._construct()
+        if self.weights is None:
+            return model.eval(), None
+        from .weights import load_checkpoint, load_checkpoint_loose
+
+        if self.strict:
+            load_checkpoint(model, self.weights, entry=self.weights_key)
+            return model.eval(), None
+        loose = load_checkpoint_loose(model, self.weights, self.weights_key)
+        return model.eval(), loose
+
+    def _construct(self) -> nn.Module:
+        root = self.root_path
+        with _on_path(root):
+            attr = self._resolve()
+            kwargs = dict(self.kwargs)
+            if isinstance(attr, nn.Module):
+                if kwargs or self.args:
+                    raise UsageError(f"{self.target!r} is a module instance; it takes no kwargs or args")
+                model = attr
+            else:
+                given = f"args {self.args} and kwargs {kwargs}" if self.args else f"kwargs {kwargs}"
+                try:
+                    model = attr(*self.args, **kwargs)
+                except TypeError as exc:
+                    raise UsageError(f"cannot build {self.target!r} with {given}: {exc}") from exc
+                except Exception as exc:  # the user's constructor failed
+                    raise _failure(f"building {self.target!r}", exc, self.file_path, root) from exc
         if not isinstance(model, nn.Module):
             raise ModelError(f"{self.target!r} returned {type(model).__name__}, not a torch.nn.Module")
-        if self.weights is not None:
-            from .weights import load_checkpoint
-
-            load_checkpoint(model, self.weights)
-        return model.eval()
+        return model
 
     def _resolve(self) -> Any:
         location, attr = self.location, self.attr
@@ -145,21 +318,30 @@ class ModelSpec:
             raise UsageError(
                 f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name"
             )
-        path = self.file_path
-        if path is not None:
-            if not path.is_file():
-                raise UsageError(f"model file not found: {path}")
-            try:
-                module = import_file(path, "effbench_user")
-            except UsageError:
-                raise
-            except Exception as exc:
-                raise ModelError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
-        else:
-            try:
-                module = importlib.import_module(location)
-            except ImportError as exc:
-                raise UsageError(f"cannot import module {location!r}: {exc}") from exc
+        path, root = self.file_path, self.root_path
+        with _on_path(root):
+            if path is not None:
+                if not path.is_file():
+                    raise UsageError(f"model file not found: {path}")
+                name = self.module_name
+                try:
+                    module = (
+                        _import_under(name, root) if name and root else import_file(path, "effbench_user")
+                    )
+                except UsageError:
+                    raise
+                except Exception as exc:
+                    raise _failure(f"importing {path}", exc, path, root) from exc
+            else:
+                try:
+                    module = _import_under(location, root) if root else importlib.import_module(location)
+                except ModuleNotFoundError as exc:
+                    ours = exc.name == location or location.startswith(f"{exc.name}.")
+                    if exc.name and not ours and _missing_package(exc):
+                        raise _failure(f"importing {location!r}", exc, None, root) from exc
+                    raise UsageError(f"cannot import module {location!r}: {exc}") from exc
+                except ImportError as exc:
+                    raise UsageError(f"cannot import module {location!r}: {exc}") from exc
         try:
             return getattr(module, attr)
         except AttributeError:
@@ -172,6 +354,7 @@ class ResolvedModel:
 
     model: nn.Module
     identity: ModelIdentity
+    loose_load: LooseLoad | None = None  # what a non-strict weights load left out
 
     @property
     def name(self) -> str:
@@ -226,7 +409,7 @@ def _with_checkpoint_file(spec: ModelSpec, scale: int, pretrained: bool) -> Mode
         file = Path(spec.weights).expanduser()
     else:
         return spec
-    return ModelSpec(spec.target, spec.kwargs, str(file.resolve()))
+    return replace(spec, weights=str(file.resolve()))
 
 
 def resolve_model(
@@ -261,18 +444,25 @@ def resolve_model(
             "expected an nn.Module or a model spec (zoo name, path/file.py:Name, package.module:Name), "
             f"got {type(model_or_spec).__name__}"
         )
-    spec = ModelSpec(
-        model_or_spec.target,
-        {**model_or_spec.kwargs, **_parse_kwargs(kwargs)},
-        model_or_spec.weights if weights is None else weights,
+    spec = replace(
+        model_or_spec,
+        kwargs={**model_or_spec.kwargs, **_parse_kwargs(kwargs)},
+        weights=model_or_spec.weights if weights is None else weights,
     )
     scale = 4 if scale is None else scale
     spec = _with_checkpoint_file(spec, scale, pretrained)
-    model = spec.build(scale=scale, pretrained=pretrained, deploy=deploy)
+    model, loose = spec.build_checked(scale=scale, pretrained=pretrained, deploy=deploy)
     from .weights import sha256_of
 
     wsha = sha256_of(spec.weights) if spec.weights is not None else None
-    key = identity_key(spec=spec.resolved_target, kwargs=spec.kwargs, weights=wsha, scale=scale, form=form)
+    key = identity_key(
+        spec=spec.resolved_target,
+        kwargs=spec.kwargs,
+        weights=wsha,
+        scale=scale,
+        form=form,
+        **spec.key_parts(),
+    )
     path = spec.file_path
     identity = ModelIdentity(
         name=spec.name,
@@ -281,13 +471,14 @@ def resolve_model(
         path=str(path) if path else None,
         module=spec.location if spec.is_module else None,
         kwargs=dict(spec.kwargs),
+        args=tuple(spec.args),
         weights=spec.weights,
         weights_sha256=wsha,
         scale=scale,
         form=form,
-        data_range=spec.data_range(),
+        data_range=spec.input_range(),
     )
-    return ResolvedModel(model, identity)
+    return ResolvedModel(model, identity, loose)
 
 
 def load_model(

@@ -9,7 +9,8 @@ model's key names. Architecture files register their own with :func:`register_ke
   the official file of a zoo model, checks its SHA-256, maps its key layout and loads it strictly.
 * :func:`load_checkpoint` loads any file into any model: it unwraps the usual containers (``state_dict``,
   ``params``, ``params_ema``, ``model``, ...), drops ``module.`` prefixes, and when the keys still do not match
-  tries every registered key layout.
+  tries every registered key layout; :func:`load_checkpoint_loose` loads non-strictly and reports the keys left
+  out (:class:`LooseLoad`).
 
 Official checkpoints of re-parameterisable models (FMEN-S) hold the *deploy* form. Loading one into the train-time
 form (``deploy=False``) is refused with a :class:`CheckpointError` that says so: a fused 3x3 kernel does not
@@ -26,6 +27,7 @@ import tempfile
 import urllib.error
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,11 +164,14 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None, name: str 
 # --- loading --------------------------------------------------------------------------------------------------------
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
+def read_state_dict(path: str | os.PathLike[str], entry: str | None = None) -> StateDict:
     """Load a checkpoint file (``weights_only=True``: no code runs) and unwrap it to a flat ``{key: tensor}`` dict.
 
-    A file that cannot be read that way is refused with a :class:`CheckpointError` saying what it is (not a
-    checkpoint, a truncated archive, or a pickle that names code to run on loading) and why it is refused.
+    ``entry`` names the item of the file's top-level dict that holds the state dict (``"params_ema"``, as a
+    harness's ``torch.load(path)["params_ema"]``); ``None`` unwraps the usual containers (:data:`WRAPPER_KEYS`).
+    A file that cannot be read is refused with a :class:`CheckpointError` saying what it is (not a checkpoint, a
+    truncated archive, or a pickle that names code to run on loading) and why it is refused; so is a missing
+    ``entry``.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,6 +180,13 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, non-allow-listed globals
         raise CheckpointError(_unreadable(path, exc)) from None
+    if entry is not None:
+        if not isinstance(obj, Mapping) or entry not in obj:
+            have = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+            raise CheckpointError(
+                f"checkpoint {path.name} ({path}) has no entry {entry!r} (top level: {have})"
+            )
+        obj = obj[entry]
     return _unwrap(obj, path)
 
 
@@ -325,20 +337,52 @@ def apply_key_layout(sd: StateDict, key_layout: str | None) -> StateDict:
 
 
 def load_checkpoint(
-    model: nn.Module, path: str | os.PathLike[str], key_layout: str | None = None
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    key_layout: str | None = None,
+    *,
+    entry: str | None = None,
 ) -> nn.Module:
     """Load a checkpoint file into ``model`` with strict key and shape matching; returns ``model``.
 
     ``key_layout`` names a registered mapping (see :data:`KEY_LAYOUTS`). Without one, the state dict is unwrapped
-    from common containers, a ``module.`` prefix is dropped, and if the keys still do not match every registered
-    layout is tried. Raises :class:`CheckpointError` naming the file and the first offending keys.
+    from common containers (or taken from ``entry``, see :func:`read_state_dict`), a ``module.`` prefix is
+    dropped, and if the keys still do not match every registered layout is tried. Raises
+    :class:`CheckpointError` naming the file and the first offending keys.
     """
     path = Path(path)
-    raw = read_state_dict(path)
+    raw = read_state_dict(path, entry)
     sd = _match(model, raw, key_layout)
     if sd is None:
         raise _misfit(path, model, raw, key_layout)
     return _load_strict(model, sd, path)
+
+
+@dataclass(frozen=True)
+class LooseLoad:
+    """What a non-strict load (:func:`load_checkpoint_loose`) left out: model keys the file lacks, file keys the
+    model lacks."""
+
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+
+
+def load_checkpoint_loose(
+    model: nn.Module, path: str | os.PathLike[str], entry: str | None = None
+) -> LooseLoad:
+    """Load a checkpoint non-strictly, as a harness's ``load_state_dict(sd, strict=False)``: the keys as the file
+    has them (no prefix stripping, no layouts), matching keys copied, the rest reported. A matching key whose
+    shape differs is still refused with a :class:`CheckpointError` (torch refuses it too)."""
+    path = Path(path)
+    sd = read_state_dict(path, entry)
+    missing, unexpected, shapes = _mismatches(model, sd)
+    if shapes:
+        raise CheckpointError(_describe(path, model, [], [], shapes))
+    try:
+        model.load_state_dict(sd, strict=False)
+    except RuntimeError as exc:  # e.g. a dtype that cannot be copied
+        raise CheckpointError(f"loading checkpoint {path.name} ({path}) failed: {exc}") from None
+    return LooseLoad(tuple(missing), tuple(unexpected))
 
 
 def _misfit(path: Path, model: nn.Module, raw: StateDict, key_layout: str | None) -> CheckpointError:
