@@ -23,6 +23,18 @@ def _command_modules():
             yield importlib.import_module(f"{commands.__name__}.{mod.name}")
 
 
+def _with_default_actions(argv: list[str]) -> list[str]:
+    """A command with ``ACTIONS`` and a ``DEFAULT_SUBCOMMAND`` (``effbench challenge MANIFEST``) gets that action
+    inserted when the word after the command is not one of its actions or an option."""
+    if len(argv) < 2 or argv[1].startswith("-"):
+        return argv
+    for module in _command_modules():
+        if module.NAME == argv[0] and getattr(module, "DEFAULT_SUBCOMMAND", None):
+            if argv[1] not in module.ACTIONS:
+                return [argv[0], module.DEFAULT_SUBCOMMAND, *argv[1:]]
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="effbench", description="Efficiency benchmarking for efficient image super-resolution models."
@@ -42,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except EffbenchError as exc:
         print(f"effbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    argv = _with_default_actions(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
     try:
         return int(args._run(args) or 0)
