@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TextIO
 
 from ..base.timeout import positive_seconds
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
@@ -48,3 +52,12 @@ def model_from_args(
         pretrained=args.pretrained,
         deploy=not args.train_form if deploy is None else deploy,
     )
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool) -> Iterator[TextIO]:
+    """The stream a ``--json`` document goes to (the real stdout); while ``enabled``, everything else printed to
+    stdout inside the block (model files, libraries) goes to stderr, so stdout holds exactly the document."""
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext():
+        yield out

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
-from ._common import add_model_arguments, add_timeout_argument, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, json_stdout, model_from_args
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
@@ -53,11 +53,11 @@ def _human(n: float | int | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"profile of {args.spec}"):
-        return _run(args)
+    with time_limit(args.timeout, f"profile of {args.spec}"), json_stdout(args.json) as out:
+        return _run(args, out)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     from ..counting import compare_conventions, profile
 
     h, w = parse_size(args.size)
@@ -81,8 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         doc["scale"] = args.scale
         if others is not None:
             doc["conventions"] = {k: p.to_dict(breakdowns=False) for k, p in others.items()}
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        json.dump(doc, out, indent=2)
+        out.write("\n")
         return 0
     _print_tables(prof, others, args)
     return 0

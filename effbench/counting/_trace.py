@@ -11,7 +11,11 @@ arithmetic is done and no memory is allocated: a 1920x1080 input costs as much a
 
 Nothing is attached to the user's model: no attributes, no per-module hooks, no change of ``requires_grad``,
 device or dtype (when another dtype is asked for, fake copies of the parameters are passed with
-:func:`torch.func.functional_call`).
+:func:`torch.func.functional_call`). Plain tensor attributes (``self.mean = torch.Tensor(...)``) get meta
+stand-ins on the meta engine, and whatever the forward does to the model (``self.mean = self.mean.type_as(x)``)
+is undone after every engine (:func:`effbench.base.model_code.left_as_found`). The forward runs under
+:func:`~effbench.base.model_code.running_model_code`: its prints go to stderr and, without CUDA, its CUDA calls
+stay on the tensor's device (``OpTrace.cuda_redirects``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.errors import ModelError
+from ..base.model_code import cuda_redirects, left_as_found, replace_tensor_attributes, running_model_code
 from ..base.modules import Frame, ModuleStack
 
 
@@ -127,7 +132,8 @@ class OpTrace:
     modules: list[ModuleCall] = field(default_factory=list)
     functions: list[FunctionCall] = field(default_factory=list)
     ops: list[OpCall] = field(default_factory=list)
-    engine: str = "fake"  # "fake" (shapes only) or "real" (fallback for data-dependent models)
+    engine: str = "fake"  # "meta", "fake" (shapes only) or "real" (fallback for data-dependent models)
+    cuda_redirects: dict[str, int] = field(default_factory=dict)  # model code's CUDA calls kept on the CPU
 
 
 def _func_name(func: Any) -> str:
@@ -392,6 +398,7 @@ def record(
             overrides = {
                 k: t.to(device="meta", dtype=dtype if t.is_floating_point() else t.dtype) for k, t in tensors
             }
+            replace_tensor_attributes(model, lambda t: t.to(device="meta"))
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
         if engine == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -410,14 +417,21 @@ def record(
             overrides = {k: (t.to(dtype) if t.is_floating_point() else t) for k, t in tensors}
         return trace, _run(model, lambda: torch.zeros(shape, dtype=dtype, device=device), rec, overrides)
 
-    try:
+    def restored(engine: str) -> tuple[OpTrace, Any]:
         try:
-            trace, out = attempt("meta")
-        except Exception:
+            return attempt(engine)
+        finally:
+            snapshot.restore()  # each engine starts from the model as found
+
+    try:
+        with running_model_code(model), left_as_found(model) as snapshot:
             try:
-                trace, out = attempt("fake")
-            except _data_dependent_errors():
-                trace, out = attempt("real")
+                trace, out = restored("meta")
+            except Exception:
+                try:
+                    trace, out = restored("fake")
+                except _data_dependent_errors():
+                    trace, out = restored("real")
     except ModelError:
         raise
     except Exception as exc:
@@ -430,6 +444,7 @@ def record(
             f"model {label!r} returned {type(out).__name__}, not a tensor (effbench counts single-image SR models)"
         )
     trace.output_shape = tuple(int(s) for s in out.shape)
+    trace.cuda_redirects = cuda_redirects(model)
     return trace
 
 

@@ -44,6 +44,7 @@ class Profile:
     unknown_ops: list[str] = field(default_factory=list)
     engine: str = "fake"
     identity: ModelIdentity | None = None  # set by profile() and compare_conventions()
+    cuda_redirected: bool = False  # the model's code asked for CUDA on a host without it: kept on the CPU
 
     def to_dict(self, breakdowns: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (the keys of ``effbench profile --json``)."""
@@ -62,6 +63,7 @@ class Profile:
             "output_shape": list(self.output_shape),
             "unknown_ops": list(self.unknown_ops),
             "engine": self.engine,
+            "cuda_redirected": self.cuda_redirected,
         }
         if breakdowns:
             d["by_module"] = [dict(r) for r in self.by_module]
@@ -141,6 +143,7 @@ def profile_trace(
         by_op=[r.as_dict() for r in c.by_op],
         unknown_ops=c.unknown_ops,
         engine=trace.engine,
+        cuda_redirected=bool(trace.cuda_redirects),
     )
 
 

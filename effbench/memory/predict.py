@@ -46,6 +46,7 @@ from torch import nn
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
+from ..base.model_code import left_as_found, replace_tensor_attributes, running_model_code
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
 from .workspace import GpuProfile, load_profile
@@ -515,13 +516,16 @@ def _fake_trace(
     memory_format: torch.memory_format,
 ) -> StorageTrace:
     """One forward of ``net`` on fake tensors: fresh parameters in ``dtype`` (floating ones; 4-D ones in
-    ``memory_format``, as ``model.to(...)`` makes them) and a fake input of ``shape``."""
+    ``memory_format``, as ``model.to(...)`` makes them) and a fake input of ``shape``. Plain tensor attributes
+    (``self.mean = torch.Tensor(...)``) get fake copies as they are (``model.to`` does not move them either);
+    the model is left as found (:func:`~effbench.base.model_code.left_as_found`)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    mode = FakeTensorMode(allow_non_fake_inputs=False)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)  # constants outside the model (module globals) too
     device = torch.device("cpu")
     fake_of: dict[int, torch.Tensor] = {}
-    with mode:
+    with running_model_code(net), left_as_found(net), mode:
+        replace_tensor_attributes(net, mode.from_tensor)
         for t in [*net.parameters(), *net.buffers()]:
             if id(t) not in fake_of:  # a fresh tensor, as model.to(device) makes for every parameter
                 dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
@@ -645,12 +649,13 @@ def replay_memory_cpu(
     if any(t.dtype != dtype for t in net.parameters() if t.is_floating_point()):
         raise UsageError(f"replay_memory_cpu runs the model as it is: its parameters are not {dtype}")
     try:
-        trace = record_forward(
-            net,
-            lambda: torch.rand(shape, generator=gen, dtype=dtype).contiguous(memory_format=fmt),
-            None,
-            dev,
-        )
+        with running_model_code(net), left_as_found(net):
+            trace = record_forward(
+                net,
+                lambda: torch.rand(shape, generator=gen, dtype=dtype).contiguous(memory_format=fmt),
+                None,
+                dev,
+            )
     except Exception as exc:
         raise ModelError(f"the forward of {name} failed on CPU: {type(exc).__name__}: {exc}") from exc
     report = analyse(

@@ -1,0 +1,284 @@
+"""Guards around running other people's model code: importing, building and tracing a model must not break the
+measurement, and a measurement must leave the model as it found it.
+
+- :func:`left_as_found` snapshots every parameter, buffer and plain tensor attribute (a tensor in a module's
+  ``__dict__``, also inside a list, tuple or dict there) with its values, device, dtype and ``requires_grad``,
+  the module tree and the training flags, and puts all of it back on exit, also when the block raises. A forward
+  that reassigns ``self.mean = self.mean.type_as(x)`` under a meta trace leaves the original tensor in place.
+- :func:`tensor_attributes` / :func:`replace_tensor_attributes` find and swap those plain tensor attributes (the
+  shapes-only replays give them meta or fake stand-ins; :func:`left_as_found` restores the originals).
+- :func:`running_model_code` routes what model code prints to stderr (so ``--json`` output stays clean) and, on a
+  host without CUDA, keeps ``.cuda()``, ``.to("cuda")``, ``nn.Module.cuda()`` and factory calls with a CUDA
+  ``device=`` on the tensor's own device (CPU for new tensors), counting what it redirected;
+  :func:`cuda_redirects` tells whether a model was built or traced that way. Never active where CUDA exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+_MODULE_SLOTS = frozenset({"_parameters", "_buffers", "_modules"})
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, torch.Tensor) for v in value)
+    if isinstance(value, dict):
+        return any(isinstance(v, torch.Tensor) for v in value.values())
+    return False
+
+
+def _shallow(value: Any) -> Any:
+    """A copy of a container's membership (its tensors are the same objects), the value itself otherwise."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _members(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value
+    return [v for v in items if isinstance(v, torch.Tensor)]
+
+
+def tensor_attributes(model: nn.Module) -> Iterator[tuple[nn.Module, str, Any]]:
+    """``(module, name, value)`` for every attribute of every module of ``model`` that is a tensor, or a list,
+    tuple or dict holding tensors, and is neither a parameter, a buffer nor a submodule."""
+    for m in model.modules():
+        for k, v in list(vars(m).items()):
+            if k not in _MODULE_SLOTS and _holds_tensor(v):
+                yield m, k, v
+
+
+def replace_tensor_attributes(model: nn.Module, convert: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Set every plain tensor attribute of ``model`` (see :func:`tensor_attributes`) to ``convert(tensor)``;
+    containers are rebuilt with their tensors converted. Undo it with :func:`left_as_found` around the use."""
+    for m, k, v in list(tensor_attributes(model)):
+        if isinstance(v, torch.Tensor):
+            new: Any = convert(v)
+        elif isinstance(v, dict):
+            new = {kk: convert(t) if isinstance(t, torch.Tensor) else t for kk, t in v.items()}
+        else:
+            new = type(v)(convert(t) if isinstance(t, torch.Tensor) else t for t in v)  # type: ignore[call-arg]
+        object.__setattr__(m, k, new)
+
+
+@dataclass
+class _TensorState:
+    tensor: torch.Tensor
+    version: int
+    device: torch.device
+    dtype: torch.dtype
+    shape: torch.Size
+    ptr: int
+    requires_grad: bool
+    copy: torch.Tensor
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> _TensorState:
+        d = t.detach()
+        ptr = 0 if d.is_meta else d.data_ptr()
+        return cls(t, t._version, t.device, t.dtype, t.shape, ptr, t.requires_grad, d.clone())
+
+    def changed(self) -> bool:
+        t = self.tensor
+        if t._version != self.version or t.device != self.device or t.dtype != self.dtype:
+            return True
+        return t.shape != self.shape or (not t.is_meta and t.data_ptr() != self.ptr)
+
+    def restore(self) -> None:
+        t = self.tensor
+        if self.changed():
+            with torch.no_grad():
+                t.data = self.copy.clone()  # the copy stays apart, so restoring again restores again
+            self.version, self.ptr = t._version, 0 if t.is_meta else t.data_ptr()
+        if t.requires_grad != self.requires_grad and t.is_leaf:
+            t.requires_grad_(self.requires_grad)
+
+
+@dataclass
+class _ModuleState:
+    module: nn.Module
+    training: bool
+    slots: dict[str, dict[str, Any]]  # _parameters, _buffers, _modules: name -> object
+    attributes: dict[str, Any]  # tensor-holding attributes: name -> (shallow copy of) value
+
+
+@dataclass
+class ModelSnapshot:
+    """What :func:`left_as_found` puts back."""
+
+    modules: list[_ModuleState] = field(default_factory=list)
+    tensors: list[_TensorState] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ModelSnapshot:
+        snap = cls()
+        seen: set[int] = set()
+
+        def keep(t: torch.Tensor | None) -> None:
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                snap.tensors.append(_TensorState.of(t))
+
+        for m in model.modules():
+            slots = {k: dict(getattr(m, k)) for k in _MODULE_SLOTS}
+            attributes = {
+                k: _shallow(v) for k, v in vars(m).items() if k not in _MODULE_SLOTS and _holds_tensor(v)
+            }
+            snap.modules.append(_ModuleState(m, m.training, slots, attributes))
+            for t in (*slots["_parameters"].values(), *slots["_buffers"].values()):
+                keep(t)
+            for v in attributes.values():
+                for t in _members(v):
+                    keep(t)
+        return snap
+
+    def restore(self) -> None:
+        for s in self.modules:
+            m = s.module
+            for slot, content in s.slots.items():
+                current = getattr(m, slot)
+                if list(current) != list(content) or any(current[k] is not v for k, v in content.items()):
+                    current.clear()
+                    current.update(content)
+            for k in [k for k, v in vars(m).items() if k not in _MODULE_SLOTS and k not in s.attributes]:
+                if _holds_tensor(vars(m)[k]):
+                    del vars(m)[k]  # a tensor attribute the block added
+            for k, v in s.attributes.items():
+                object.__setattr__(m, k, _shallow(v))
+            m.training = s.training
+        for t in self.tensors:
+            t.restore()
+
+
+@contextlib.contextmanager
+def left_as_found(model: nn.Module) -> Iterator[ModelSnapshot]:
+    """Run a block that uses ``model`` and put every parameter, buffer, plain tensor attribute, submodule and
+    training flag back as it was on exit (also on an exception): same objects, same values, same device."""
+    snap = ModelSnapshot.of(model)
+    try:
+        yield snap
+    finally:
+        snap.restore()
+
+
+# -- running model code ------------------------------------------------------------------------------------------
+
+_FACTORIES = frozenset(
+    getattr(torch, n)
+    for n in (
+        "empty",
+        "zeros",
+        "ones",
+        "full",
+        "rand",
+        "randn",
+        "randint",
+        "randperm",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "tensor",
+        "as_tensor",
+        "empty_like",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "from_numpy",
+        "scalar_tensor",
+    )
+    if hasattr(torch, n)
+)
+
+
+def _is_cuda(device: Any) -> bool:
+    if isinstance(device, torch.device):
+        return device.type == "cuda"
+    if isinstance(device, str):
+        return device.split(":")[0] == "cuda"
+    return False
+
+
+class _CudaRedirect(TorchFunctionMode):
+    """Keeps CUDA requests on the tensor's own device (new tensors: CPU), counting them by call."""
+
+    def __init__(self, redirects: Counter[str]) -> None:
+        super().__init__()
+        self.redirects = redirects
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func is torch.Tensor.cuda:
+            self.redirects["Tensor.cuda"] += 1
+            return args[0]
+        if func is torch.Tensor.to:
+            if any(_is_cuda(a) for a in args[1:]) or _is_cuda(kwargs.get("device")):
+                self.redirects["Tensor.to(cuda)"] += 1
+                own = args[0].device
+                args = tuple(own if _is_cuda(a) else a for a in args)
+                if "device" in kwargs:
+                    kwargs = {**kwargs, "device": own}
+        elif func in _FACTORIES and _is_cuda(kwargs.get("device")):
+            self.redirects[f"{func.__name__}(device=cuda)"] += 1
+            kwargs = {**kwargs, "device": "cpu"}
+        return func(*args, **kwargs)
+
+
+_REDIRECTED: weakref.WeakKeyDictionary[nn.Module, Counter[str]] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class ModelCodeGuard:
+    """What :func:`running_model_code` saw: ``cuda_redirects`` counts the CUDA requests kept on the CPU."""
+
+    cuda_redirects: Counter[str] = field(default_factory=Counter)
+    models: list[nn.Module] = field(default_factory=list)
+
+    def attach(self, model: nn.Module) -> nn.Module:
+        """Remember this block's redirects against ``model`` when it ends (see :func:`cuda_redirects`)."""
+        self.models.append(model)
+        return model
+
+
+@contextlib.contextmanager
+def running_model_code(model: nn.Module | None = None) -> Iterator[ModelCodeGuard]:
+    """Run model code (import, constructor, checkpoint load, forward): its prints go to stderr and, when
+    ``torch.cuda.is_available()`` is False, its CUDA requests stay on the CPU (or the tensor's own device, e.g.
+    meta during a trace). On exit the redirects are remembered against ``model`` and every attached model."""
+    guard = ModelCodeGuard(models=[] if model is None else [model])
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        if not torch.cuda.is_available():
+            stack.enter_context(_CudaRedirect(guard.cuda_redirects))
+        try:
+            yield guard
+        finally:
+            if guard.cuda_redirects:
+                for m in guard.models:
+                    _REDIRECTED.setdefault(m, Counter()).update(guard.cuda_redirects)
+
+
+def cuda_redirects(model: nn.Module) -> dict[str, int]:
+    """The CUDA requests of ``model``'s code that :func:`running_model_code` kept on the CPU, by call (empty
+    when none, and always where CUDA exists)."""
+    return dict(_REDIRECTED.get(model, {}))
