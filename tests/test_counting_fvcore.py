@@ -4,6 +4,7 @@ every zoo model and scale at two input sizes (one odd), with fvcore itself run a
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import effbench
-from effbench.counting import profile
+from effbench.base.plugins import import_file
+from effbench.counting import compare_conventions, profile
 
 fvcore_nn = pytest.importorskip("fvcore.nn")
 
@@ -91,3 +93,70 @@ def test_fvcore_ignores_elementwise_work_that_full_counts() -> None:
     assert {"leaky_relu", "sigmoid", "mul", "add"} <= names
     assert not {"leaky_relu", "sigmoid", "mul", "add"} & {r["name"] for r in fv.by_op if r["flops"] > 0}
     assert full.flops > 2 * fv.flops
+
+
+class StringPadding(nn.Module):
+    """``padding='same'`` / ``'valid'`` convolutions (fvcore: ``aten::_convolution_mode``, no handle, 0) beside a
+    numeric one and a reflect-padded 'same' one (padded first, then a plain convolution fvcore counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.same = nn.Conv2d(3, 8, 3, padding="same")
+        self.plain = nn.Conv2d(8, 8, 3, padding=1)
+        self.valid = nn.Conv2d(8, 8, (1, 3), padding="valid")
+        self.reflect = nn.Conv2d(8, 8, 3, padding="same", padding_mode="reflect")
+        self.w = nn.Parameter(torch.randn(8, 8, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.reflect(self.valid(self.plain(self.same(x))))
+        return F.conv2d(y, self.w, padding="same") + F.conv2d(y, self.w, None, 1, "valid")
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_string_padding_counts_zero_as_in_fvcore(hw: tuple[int, int]) -> None:
+    model = StringPadding().eval()
+    assert ours(model, hw) == fvcore_total(model, hw)
+    fa = fvcore_nn.ActivationCountAnalysis(model, torch.rand(1, 3, *hw))
+    fa.unsupported_ops_warnings(False)
+    p = profile(model, hw, convention="fvcore", peak_memory=False)
+    assert p.activations == fa.total()  # fvcore's ActivationCountAnalysis leaves them out too
+    assert p.convs == 2 and "aten._convolution_mode" in p.unknown_ops
+
+
+def test_compare_conventions_shows_the_string_padding_gap() -> None:
+    model = StringPadding().eval()
+    p = compare_conventions(model, (16, 16))
+    assert p["full"].convs == 6 and p["fvcore"].convs == 2
+    assert p["ntire2022"].convs == 4  # the hook tool counts nn.Conv2d modules, string padding or not
+    plain_and_reflect = 8 * 8 * 9 * 16 * 16 + 8 * 8 * 9 * 16 * 14  # the two convolutions fvcore sees
+    assert p["fvcore"].flops == plain_and_reflect
+    assert p["ntire2022"].flops > p["fvcore"].flops
+
+
+# NTIRE 2024 entries with padding='same' convolutions: FLOPs as the organisers' test_demo.py reports them
+# (fvcore FlopCountAnalysis on a 1x3x256x256 input), the official numbers of their results.
+NTIRE2024_SAME = {
+    "team28_MSN.py:MSN": ({}, 4500392064),
+    "team33_IFADNet.py:IFADNet": ({"deploy": True}, 9776555520),
+    "team41_HARN.py:HARN": ({}, 9839672620),
+    "team44_LSANet.py:LSANet": ({"deploy": True}, 8162797056),
+}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("entry", list(NTIRE2024_SAME))
+def test_ntire2024_same_padding_entries_equal_the_official_flops(
+    entry: str, shared_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = shared_dir / "challenges" / "ntire2024" / "models"
+    if not models.is_dir():
+        pytest.skip(f"the NTIRE 2024 repository is not at {models.parent}")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("einops")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # the shared folder is read-only
+    file, name = entry.split(":")
+    kwargs, official = NTIRE2024_SAME[entry]
+    model = getattr(import_file(models / file, "effbench_ntire2024"), name)(**kwargs).eval()
+    p = compare_conventions(model, (256, 256), conventions=["fvcore", "full"])
+    assert p["fvcore"].flops == official
+    assert p["full"].macs > official  # full counts the 'same' convolutions fvcore misses
