@@ -138,8 +138,8 @@ def _doc(spec: str, params: float) -> dict:
 
 def test_two_same_name_models_give_two_rows_and_two_gate_entries(two_nets, tmp_path: Path) -> None:
     from effbench.base.results import write_json_atomic
+    from effbench.challenge.scores import _entries
     from effbench.ci.gate import load_for_gate
-    from effbench.report.scores import _entries
     from effbench.report.table import build_table
 
     docs = [_doc(s, _params(s)) for s in two_nets]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from effbench.base.results import new_result, write_json_atomic
+from effbench.challenge.scores import competition_rank, compute_scores
+from effbench.challenge.years import year_rules
 from effbench.cli import main
-from effbench.report.scores import YEARS, competition_rank, compute_scores
 
 
 def entry(
@@ -23,9 +24,9 @@ def entry(
 
 
 def test_ntire2024_rlfn_against_itself_scores_exp2_on_every_term() -> None:
-    # NTIRE2024_ESR README: Runtime_RLFN = 13.54 ms, FLOPs_RLFN = 19.70 G, Params_RLFN = 0.317 M ->
+    # NTIRE2024_ESR README: Runtime_RLFN = 13.54 ms, FLOPs_RLFN = 19.67 G, Params_RLFN = 0.317 M ->
     # Score_Runtime = Score_FLOPs = Score_Params = Score_Final = 7.3891
-    pub = YEARS[2024].published
+    pub = year_rules(2024).baseline.published
     f = compute_scores([entry("rlfn", pub["runtime_ms"], pub["flops_g"], pub["params_m"], 26.96)], 2024)
     row = f.iloc[0]
     for col in ("score_runtime", "score_flops", "score_params", "score_final"):
@@ -35,9 +36,9 @@ def test_ntire2024_rlfn_against_itself_scores_exp2_on_every_term() -> None:
 
 @pytest.mark.parametrize("year", [2025, 2026])
 def test_every_score_year_gives_its_baseline_exp2(year: int) -> None:
-    y = YEARS[year]
-    pub = y.published
-    f = compute_scores([entry(y.baseline_model, pub["runtime_ms"], pub["flops_g"], pub["params_m"])], year)
+    y = year_rules(year)
+    pub = y.baseline.published
+    f = compute_scores([entry(y.baseline.model, pub["runtime_ms"], pub["flops_g"], pub["params_m"])], year)
     assert f.iloc[0]["score_final"] == pytest.approx(math.exp(2))
 
 

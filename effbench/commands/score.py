@@ -1,4 +1,5 @@
-"""``effbench score RESULTS... --year 2022|2023|2024|2025|2026 [--baseline MODEL]``: NTIRE ESR scores."""
+"""``effbench score RESULTS... --year YEAR [--baseline MODEL]``: NTIRE ESR scores under a year's rules
+(:mod:`effbench.challenge.years`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,25 @@ HELP = "Score results under an NTIRE Efficient SR challenge year's rules (2022-2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
-    parser.add_argument("--year", type=int, required=True, choices=(2022, 2023, 2024, 2025, 2026))
+    from ..challenge.years import challenge_years, year_rules
+
+    years = challenge_years()
+    rules = [year_rules(y) for y in years]
+    parser.add_argument(
+        "--year",
+        type=int,
+        required=True,
+        choices=years,
+        help="challenge year: "
+        + "; ".join(f"{r.year} {r.score.kind}s, {r.baseline.model} baseline" for r in rules),
+    )
     parser.add_argument(
         "--baseline",
         default=None,
         metavar="MODEL",
-        help="model normalising the 2024+ scores (default: the year's baseline: RLFN 2024, "
-        "EFDN 2025, SPAN 2026)",
+        help="model normalising a score year's terms (default: the year's baseline: "
+        + ", ".join(f"{r.baseline.model} {r.year}" for r in rules if r.score.kind == "score")
+        + ")",
     )
     parser.add_argument("--csv", default=None, metavar="FILE", help="also write the score table as CSV")
     parser.add_argument(
@@ -30,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..base.results import load_results
-    from ..report.scores import compute_scores, scores_markdown
+    from ..challenge.scores import compute_scores, scores_markdown
 
     try:
         docs = load_results(args.results, strict=args.strict)

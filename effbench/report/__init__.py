@@ -1,4 +1,5 @@
-"""Reports: tables, markdown, HTML, figures and NTIRE scores (rendering only; the CI gate lives in :mod:`effbench.ci`).
+"""Reports: tables, markdown, HTML and figures (rendering only; the CI gate lives in :mod:`effbench.ci`, NTIRE
+scores in :mod:`effbench.challenge.scores`).
 
 Imported lazily: ``import effbench.report`` pulls in neither torch nor matplotlib.
 """
@@ -13,8 +14,6 @@ _EXPORTS = {
     "build_table": "effbench.report.table",
     "split_groups": "effbench.report.table",
     "render_table_markdown": "effbench.report.markdown",
-    "compute_scores": "effbench.report.scores",
-    "YEARS": "effbench.report.scores",
 }
 
 __all__ = sorted(_EXPORTS)
