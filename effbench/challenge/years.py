@@ -1,42 +1,43 @@
 """The rules of each NTIRE Efficient Super-Resolution challenge year, 2022-2026, as data.
 
-One :class:`ChallengeYear` per year, read from the organisers' own harness (``test_demo.py``, which times, counts
-and scores every entry) and README, and from the challenge reports. Query it with :func:`year_rules` (a
-:class:`~effbench.base.errors.UsageError` names the valid years) and :func:`challenge_years`; the table itself is
-private, so every rule lives in this one place.
+One :class:`ChallengeYear` per year, read from the organisers' own harness (``test_demo.py``, which times,
+counts and scores every entry) and README, and from the challenge reports. Query it with :func:`year_rules` (a
+:class:`~effbench.base.errors.UsageError` names the valid years) and :func:`challenge_years`; the table itself
+is private, so every rule lives in this one place.
 
 Sources (each year's ``sources`` field lists its own; every baseline figure names where it was published):
 
-- 2022: https://github.com/ofsoundof/NTIRE2022_ESR (``test_demo.py``, ``README.md``); report: Li et al., "NTIRE
-  2022 Challenge on Efficient Super-Resolution: Methods and Results", CVPRW 2022 (abstract at
+- 2022: https://github.com/ofsoundof/NTIRE2022_ESR (``test_demo.py``, ``README.md``); report: Li et al.,
+  "NTIRE 2022 Challenge on Efficient Super-Resolution: Methods and Results", CVPRW 2022 (abstract at
   https://www.researchgate.net/publication/360538735); the baseline's figures: FMEN (Du et al., "Fast and
-  Memory-Efficient Network Towards Efficient Image Super-Resolution", CVPRW 2022, https://github.com/NJU-Jet/FMEN)
-  Table 4, measured with the official setting on a GTX 1080Ti (its text: ``shared/paper/fmen-cvprw2022.txt``).
+  Memory-Efficient Network Towards Efficient Image Super-Resolution", CVPRW 2022,
+  https://github.com/NJU-Jet/FMEN) Table 4, measured with the official setting on a GTX 1080Ti (its text:
+  ``shared/paper/fmen-cvprw2022.txt``).
 - 2023: https://github.com/ofsoundof/NTIRE2023_ESR (``test_demo.py``: RFDN baseline ``models/team00_RFDN.py``,
   data range 255, the 2022 hook tool ``get_model_flops`` / ``get_model_activation`` for FLOPs, #Acts and #Conv
   on 3x256x256, DIV2K_valid 0801-0900 as the validation set, DIV2K_test 0901-1000 and LSDIR_DIV2K_test as test
-  sets). Its README is a title only and the 2023 report was not found by this module's author: the tracks and
-  the PSNR threshold below are **not verified** (the 2022 ones are assumed; the NTIRE 2025 README calls EFDN
-  "the 1st place for the overall performance of NTIRE2023", so an overall track existed), nor are the baseline's
-  published 2023 runtime, memory or PSNR (the figures given are E-RFDN's under the 2022 harness, FMEN Table 4).
+  sets). Its README is a title only and the 2023 report could not be consulted here: the tracks and the PSNR
+  threshold below are **not verified** (the 2022 ones are assumed; the NTIRE 2025 README calls EFDN "the 1st
+  place for the overall performance of NTIRE2023", so an overall track existed), nor are the baseline's
+  published 2023 runtime, memory or PSNR (the figures given are E-RFDN's under the 2022 harness, FMEN Table
+  4).
 - 2024: https://github.com/Amazingren/NTIRE2024_ESR (a copy in ``shared/challenges/ntire2024``: ``README.md``,
   ``test_demo.py``, ``results.json`` / ``results.txt`` of the baseline); report: Ren et al., "The Ninth NTIRE
   2024 Efficient Super-Resolution Challenge Report", CVPRW 2024, https://arxiv.org/abs/2404.10343.
 - 2025: https://github.com/Amazingren/NTIRE2025_ESR (``README.md``; its ``test_demo.py`` is the early version
   of the 2026 repository's, logger "NTIRE2025-EfficientSR", EFDN baseline with data range 1.0); report: Ren et
   al., "The Tenth NTIRE 2025 Efficient Super-Resolution Challenge Report", https://arxiv.org/abs/2504.10686.
-- 2026: https://github.com/Amazingren/NTIRE2026_ESR (``README.md``, ``test_demo.py``: SPAN baseline
-  ``SPAN(3, 3, upscale=4, feature_channels=28)``, data range 1.0); report: "The Eleventh NTIRE 2026 Efficient
+- 2026: https://github.com/Amazingren/NTIRE2026_ESR (``README.md``, ``test_demo.py``: SPAN baseline ``SPAN(3,
+  3, upscale=4, feature_channels=28)``, data range 1.0); report: "The Eleventh NTIRE 2026 Efficient
   Super-Resolution Challenge Report", https://arxiv.org/abs/2604.03198.
 
-Validation image sizes: the DIV2K validation HR images (0801-0900) are 2040 pixels on their long side, so their x4
-LR images are 510 on theirs; the largest LR image is taken as 510x510: an **assumption** (the image files are not
-here), supported by FMEN Table 4, whose IMDN memory on DIV2K val (471.76 MB) is effbench's prediction for the 2022
-IMDN baseline at 510x510 (470.3 MiB) within 0.3 %. The sizes of LSDIR's validation images were not found in a
-public source; the largest LR image of DIV2K_LSDIR_valid is **inferred** from the 2024 baseline's recorded
-``valid_memory`` (467.70 MiB, ``results.json``): effbench predicts RLFN at that peak for about 386k LR pixels
-(756x510: 466.3 MiB), a memory-equivalent size, not a measured one.
-"""
+Validation image sizes: the DIV2K validation HR images (0801-0900) are 2040 pixels on their long side, so
+their x4 LR images are 510 on theirs; the largest LR image is taken as 510x510: an **assumption** (the image
+files are not here), supported by FMEN Table 4, whose IMDN memory on DIV2K val (471.76 MB) is effbench's
+prediction for the 2022 IMDN baseline at 510x510 (470.3 MiB) within 0.3 %. The sizes of LSDIR's validation
+images were not found in a public source; the largest LR image of DIV2K_LSDIR_valid is **inferred** from the
+2024 baseline's recorded ``valid_memory`` (467.70 MiB, ``results.json``): effbench predicts RLFN at that peak
+for about 386k LR pixels (756x510: 466.3 MiB), a memory-equivalent size, not a measured one."""
 
 from __future__ import annotations
 
@@ -73,9 +74,9 @@ def _frozen(d: Mapping) -> Mapping:
 class Baseline:
     """The year's reference entry and its published figures.
 
-    ``published`` keys: ``runtime_ms`` (the score's runtime: mean of the valid and test averages), ``runtime_valid_ms``,
-    ``runtime_test_ms``, ``params_m``, ``flops_g``, ``activations_m``, ``convs``, ``memory_mib``, ``psnr_valid``,
-    ``psnr_test``: only those published; ``sources`` names where each one is.
+    ``published`` keys: ``runtime_ms`` (the score's runtime: mean of the valid and test averages),
+    ``runtime_valid_ms``, ``runtime_test_ms``, ``params_m``, ``flops_g``, ``activations_m``, ``convs``,
+    ``memory_mib``, ``psnr_valid``, ``psnr_test``: only those published; ``sources`` names where each one is.
     """
 
     model: str  #: the method's name, as the README calls it ("RLFN")
@@ -170,7 +171,8 @@ class ScoreRule:
 
     ``kind="score"``: ``Score_x = exp(exponent * x / x_baseline)`` for x in ``weights``, ``Score_Final`` their
     weighted sum, lower is better; each sub-track ranks by its own term, the main track by the final score.
-    ``kind="rank"``: each track ranks entries by the sum of their per-metric ranks over its ``tracks`` metrics.
+    ``kind="rank"``: each track ranks entries by the sum of their per-metric ranks over its ``tracks``
+    metrics (every one lower-is-better).
     """
 
     kind: Literal["score", "rank"]
@@ -212,7 +214,7 @@ class ChallengeYear:
         object.__setattr__(self, "counting", _frozen(self.counting))
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # shared pieces
 
 _HOOK = "ntire2022"  # effbench's convention reproducing utils/model_summary.py (the organisers' hook tool)
@@ -293,7 +295,7 @@ def _scores(weights: tuple[float, float, float], source: str) -> ScoreRule:
     return ScoreRule("score", dict(zip(SCORED, weights)), tracks, 2.0, True, source)
 
 
-# ------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # the years
 
 _R22 = "https://github.com/ofsoundof/NTIRE2022_ESR"
