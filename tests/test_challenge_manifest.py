@@ -162,3 +162,159 @@ def test_every_problem_names_the_file_the_entry_and_the_key(manifest: Path, edit
 def test_to_dict_of_an_entry_spec_is_json(manifest: Path) -> None:
     spec = load_manifest(manifest).entry("01_loose").spec()
     assert json.loads(json.dumps(spec.to_dict()))["strict"] is False
+
+
+# --- drafting from an organisers' repository -------------------------------------------------------------------------
+
+#: from /work/scratch/official2024.jsonl (the organisers' own tools run over the 2024 repository): the entries
+#: whose select_model gives data_range 255; every other entry that builds there has 1.0
+OFFICIAL_255 = {"00_RLFN_baseline", "13_RLFN_B", "17_ASR_Prune", "21_SlimRLFN", "25_EERN", "30_RFDN"}
+OFFICIAL_1 = {
+    *(
+        "01_PFDN_Lite",
+        "03_LKFN",
+        "04_RCN",
+        "05_RLFN_mogai",
+        "10_SMRN",
+        "11_EFQN",
+        "15_EMaxGMan",
+        "16_LightRLFN",
+    ),
+    *("22_GFMN", "23_SAFMNPP", "26_RDEN", "28_MSN", "29_R2Net", "31_AGDN", "33_IFADNet", "41_HARN"),
+    *("42_DepthRLFN", "43_EGFMN", "44_LSANet", "45_VRTDIP", "46_ERRN"),
+}
+
+
+@pytest.mark.shared
+def test_draft_of_the_2024_organisers_repository(shared_dir: Path, tmp_path: Path) -> None:
+    from effbench.challenge.draft import draft_manifest
+
+    repo = shared_dir / "challenges" / "ntire2024"
+    if not (repo / "test_demo.py").is_file():
+        pytest.skip(f"no NTIRE 2024 repository at {repo}")
+    draft = draft_manifest(repo, 2024)
+    c = draft.challenge
+    assert len(c.entries) == 35 and c.baseline == "00_RLFN_baseline" and c.root == str(repo.resolve())
+    ranges = {e.name: e.data_range for e in c.entries}
+    assert {n for n, r in ranges.items() if r == 255.0} >= OFFICIAL_255
+    assert all(ranges[n] == 1.0 for n in OFFICIAL_1)
+    span = c.entry("38_SPAN")
+    assert span.model.endswith("models/team38_SPAN.py:SPAN30") and span.args == (3, 3)
+    assert span.kwargs == {"upscale": 4, "feature_channels": 28} and span.strict is False
+    assert (c.entry("23_SAFMNPP").weights_key, c.entry("22_GFMN").weights_key) == ("params_ema", "params")
+    assert (
+        c.entry("48_EfficientSRGAN").skip == "checkpoint model_zoo/team48_EfficientSRGAN_update.pth not found"
+    )
+    assert any(n.startswith("48_EfficientSRGAN (model_id 48): checkpoint") for n in draft.unresolved)
+    assert c.entry("41_HARN").name == "41_HARN"  # f"{model_id:01}_HARN"
+    path = tmp_path / "m.toml"
+    path.write_text(draft.text)
+    assert load_manifest(path).entries == c.entries
+
+
+MODULE_FILE = textwrap.dedent(
+    """
+    from torch import nn
+
+    class Block(nn.Module):
+        pass
+
+    class Net(Block):
+        def __init__(self, feats=4):
+            super().__init__()
+            self.conv = nn.Conv2d(3, feats, 3)
+
+    class Config:
+        pass
+    """
+)
+
+
+def _files(repo: Path) -> None:
+    (repo / "models" / "team01_Pkg").mkdir(parents=True)
+    (repo / "model_zoo").mkdir()
+    (repo / "models" / "team00_Base.py").write_text(MODULE_FILE)
+    (repo / "models" / "team01_Pkg" / "__init__.py").write_text(MODULE_FILE.replace("Net", "PkgNet"))
+    (repo / "models" / "team03_Other.py").write_text(MODULE_FILE.replace("Net", "Other"))
+    for name in ("team00_base.pth", "team00_base_v2.pth", "team02_orphan.pth", "team03.pth"):
+        (repo / "model_zoo" / name).write_bytes(b"")
+
+
+def test_without_a_harness_files_are_paired_by_team_number(tmp_path: Path) -> None:
+    from effbench.challenge.draft import draft_manifest
+
+    repo = tmp_path / "repo"
+    _files(repo)
+    draft = draft_manifest(repo, 2022)
+    c = draft.challenge
+    assert [e.name for e in c.entries] == ["team00_Base", "team01_Pkg", "team03_Other"]
+    assert c.baseline == "team00_Base"
+    base, pkg = c.entry("team00_Base"), c.entry("team01_Pkg")
+    assert (
+        base.model == f"{repo}/models/team00_Base.py:Net"
+        and base.weights == f"{repo}/model_zoo/team00_base.pth"
+    )
+    assert pkg.model == f"{repo}/models/team01_Pkg/__init__.py:PkgNet" and pkg.skip is not None
+    notes = "\n".join(draft.unresolved)
+    for expected in (
+        "no harness",
+        "team00_Base: class guessed as Net (the last nn.Module subclass in the file)",
+        "team00_Base: several checkpoints; took team00_base.pth (also: team00_base_v2.pth)",
+        "team01_Pkg: no model_zoo/team01_* checkpoint; entry skipped",
+        "team02: checkpoint model_zoo/team02_orphan.pth has no model file; not listed",
+    ):
+        assert expected in notes
+    assert "# to fill in: team01_Pkg: no model_zoo/team01_* checkpoint" in draft.text
+    (tmp_path / "m.toml").write_text(draft.text)
+    assert load_manifest(tmp_path / "m.toml").entries == c.entries
+
+
+HARNESS = textwrap.dedent(
+    """
+    import importlib, os, torch
+
+    def select_model(args, device):
+        model_id = args.model_id
+        if model_id == 0:
+            from models.team00_Base import Net as Baseline
+            name, data_range = f"{model_id:02}_Base", 255.0
+            model_path = os.path.join('model_zoo', 'team00_base.pth')
+            model = Baseline(feats=8).eval()
+            model.load_state_dict(torch.load(model_path)['params_ema'], strict=True)
+        elif model_id == 1:
+            module = importlib.import_module(f'models.team{model_id:02}_Pkg')
+            name, data_range = f"{model_id:02}_Pkg", 1.0
+            model = getattr(module, 'PkgNet')(5, head=None).to(device)
+            model_path = os.path.join('model_zoo', 'team01_missing.pth')
+            model.load_state_dict(torch.load(model_path), False)
+        elif args.model_id == 3:
+            model = make_model(args)
+        return model, name, data_range, None
+    """
+)
+
+
+def test_a_harness_branch_per_entry_and_fallback_for_the_unreadable(tmp_path: Path) -> None:
+    from effbench.challenge.draft import draft_manifest
+
+    repo = tmp_path / "repo"
+    _files(repo)
+    (repo / "test_demo.py").write_text(HARNESS)
+    draft = draft_manifest(repo, 2024)
+    c = draft.challenge
+    assert [e.name for e in c.entries] == ["00_Base", "01_Pkg", "team03_Other"]
+    base, pkg = c.entries[0], c.entries[1]
+    assert (base.kwargs, base.weights_key, base.data_range, base.strict) == (
+        {"feats": 8},
+        "params_ema",
+        255.0,
+        True,
+    )
+    assert (pkg.args, pkg.kwargs, pkg.strict, pkg.data_range) == ((5,), {}, False, 1.0)
+    assert pkg.skip == "checkpoint model_zoo/team01_missing.pth not found"
+    notes = "\n".join(draft.unresolved)
+    assert "01_Pkg (model_id 1): head=None left out (TOML has no null); check the default" in notes
+    assert "model_id 3: test_demo.py branch not read (constructor make_model); paired files" in notes
+    assert "team03_Other: class guessed as Other" in notes
+    with pytest.raises(UsageError, match="no NTIRE ESR rules for year 2031"):
+        draft_manifest(repo, 2031)

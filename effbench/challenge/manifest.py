@@ -42,7 +42,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-__all__ = ["Challenge", "Entry", "dump_manifest", "load_manifest"]
+__all__ = ["Challenge", "Entry", "dump_manifest", "known_years", "load_manifest"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ _ENTRY_KEYS = {
 }
 
 
-def _years() -> tuple[int, ...]:
+def known_years() -> tuple[int, ...]:
+    """The challenge years with rules (:mod:`.years` when present, else 2022-2026)."""
     try:
         from .years import challenge_years
     except ImportError:
@@ -213,7 +214,7 @@ def load_manifest(path: str | Path) -> Challenge:
     if "challenge" not in data:
         raise UsageError(f"{path}: no [challenge] table")
     c = _table(f"{path}: [challenge]", data["challenge"], _CHALLENGE_KEYS, ("name", "year"))
-    years = _years()
+    years = known_years()
     if c["year"] not in years:
         raise UsageError(
             f"{path}: [challenge] year {c['year']} has no rules; known years: {', '.join(map(str, years))}"
