@@ -1,5 +1,4 @@
 import torch.nn as nn
-
 from models.common import Upsampler, conv3
 
 

@@ -1,5 +1,5 @@
-import torch.nn as nn
 import effbench_no_such_package  # noqa: F401
+import torch.nn as nn
 
 
 class MissingNet(nn.Module):
