@@ -203,3 +203,82 @@ def test_compare_conventions_leaves_the_model_as_found() -> None:
     before = _state(model)
     compare_conventions(model, (8, 8), peak_memory=True)
     _assert_same(before, model)
+
+
+class _Gated(nn.Module):
+    """A data-dependent op (``aten._local_scalar_dense`` via a Python ``if`` on a tensor value), as in one 2024
+    entry; ``gated=False`` is the same network without it (the fake replay runs it)."""
+
+    def __init__(self, gated: bool = True) -> None:
+        super().__init__()
+        self.gated = gated
+        self.head = nn.Conv2d(3, 16, 3, padding=1)
+        self.body = nn.Conv2d(16, 16, 3, padding=1)
+        self.tail = nn.Conv2d(16, 3 * 16, 3, padding=1)
+        self.up = nn.PixelShuffle(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(x)
+        if not self.gated or y.abs().max() >= 0:
+            y = y + self.body(torch.relu(y))
+        return self.up(self.tail(y))
+
+
+def test_predict_memory_runs_a_data_dependent_model_for_real_on_a_small_input() -> None:
+    torch.manual_seed(0)
+    rep = predict_memory(_Gated().eval(), (24, 20))
+    twin = predict_memory(_Gated(gated=False).eval(), (24, 20))
+    assert rep.engine == "real" and twin.engine == "fake"
+    assert "data-dependent" in rep.notes[-1] and "DataDependentOutputException" in rep.notes[-1]
+    assert abs(rep.peak_bytes - twin.peak_bytes) <= 0.02 * twin.peak_bytes
+
+
+def test_predict_memory_scales_two_real_replays_of_a_data_dependent_model_to_a_large_input() -> None:
+    torch.manual_seed(0)
+    model = _Gated().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = predict_memory(model, (192, 128))
+    twin = predict_memory(_Gated(gated=False).eval(), (192, 128))
+    assert rep.engine == "real-scaled" and rep.input_shape == (1, 3, 192, 128)
+    assert "32x21 and 48x32" in rep.notes[-1] and "extrapolated linearly" in rep.notes[-1]
+    assert abs(rep.peak_bytes - twin.peak_bytes) <= 0.03 * twin.peak_bytes
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+_FAILS_SMALL = '''
+import torch
+from torch import nn
+
+
+class NeedsRoom(nn.Module):
+    """Data-dependent (the fake replay cannot run it) and refusing small inputs (nor can the small real ones)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1)
+        self.up = nn.PixelShuffle(4)
+
+    def forward(self, x):
+        if x.shape[-1] < 64:
+            raise ValueError("needs at least 64 pixels a side")
+        if x.mean() > -1:
+            x = x * 1.0
+        return self.up(self.conv(x))
+'''
+
+
+def test_profile_records_a_failed_memory_prediction_and_still_prints_the_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from effbench.cli import main
+
+    path = tmp_path / "needs_room.py"
+    path.write_text(_FAILS_SMALL)
+    assert main(["profile", f"{path}:NeedsRoom", "--size", "64x64", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["convs"] == 1 and doc["flops"] > 0 and doc["engine"] == "real"
+    assert doc["peak_memory_bytes"] is None
+    assert "NeedsRoom" in doc["memory_error"] and "needs at least 64 pixels" in doc["memory_error"]
+    assert main(["profile", f"{path}:NeedsRoom", "--size", "64x64"]) == 0
+    out = capsys.readouterr().out
+    assert "peak memory not predicted" in out and "convs" in out

@@ -11,6 +11,8 @@ measurement, and a measurement must leave the model as it found it.
   host without CUDA, keeps ``.cuda()``, ``.to("cuda")``, ``nn.Module.cuda()`` and factory calls with a CUDA
   ``device=`` on the tensor's own device (CPU for new tensors), counting what it redirected;
   :func:`cuda_redirects` tells whether a model was built or traced that way. Never active where CUDA exists.
+- :func:`data_dependent_errors`: what a shapes-only replay raises on value-dependent code (the cue to fall back
+  to a real forward).
 """
 
 from __future__ import annotations
@@ -276,6 +278,22 @@ def running_model_code(model: nn.Module | None = None) -> Iterator[ModelCodeGuar
             if guard.cuda_redirects:
                 for m in guard.models:
                     _REDIRECTED.setdefault(m, Counter()).update(guard.cuda_redirects)
+
+
+def data_dependent_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a shapes-only (fake) replay raises when the model's control flow or output shapes depend
+    on tensor values (``.item()``, ``nonzero``, ``if x.max() > 0``): only a real forward can run such a model."""
+    from torch._subclasses import fake_tensor
+
+    names = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException")
+    errs: list[type[BaseException]] = [getattr(fake_tensor, n) for n in names if hasattr(fake_tensor, n)]
+    try:
+        from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+        errs.append(GuardOnDataDependentSymNode)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
 
 
 def cuda_redirects(model: nn.Module) -> dict[str, int]:

@@ -111,6 +111,8 @@ def _print_tables(prof: Any, others: dict[str, Any] | None, args: argparse.Names
     console.print(t)
     if prof.unknown_ops:
         console.print(f"[yellow]ops without a counting rule (counted 0):[/] {', '.join(prof.unknown_ops)}")
+    if prof.memory_error:
+        console.print(f"[yellow]peak memory not predicted:[/] {prof.memory_error}")
     if others is not None:
         c = Table(title="the same trace under each convention")
         for col in ("convention", "MACs", "FLOPs", "activations", "convs", "FLOPs vs full"):

@@ -33,7 +33,13 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.errors import ModelError
-from ..base.model_code import cuda_redirects, left_as_found, replace_tensor_attributes, running_model_code
+from ..base.model_code import (
+    cuda_redirects,
+    data_dependent_errors,
+    left_as_found,
+    replace_tensor_attributes,
+    running_model_code,
+)
 from ..base.modules import Frame, ModuleStack
 
 
@@ -354,20 +360,6 @@ def _run(
         return model(x)
 
 
-def _data_dependent_errors() -> tuple[type[BaseException], ...]:
-    from torch._subclasses import fake_tensor
-
-    names = ("DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException")
-    errs: list[type[BaseException]] = [getattr(fake_tensor, n) for n in names if hasattr(fake_tensor, n)]
-    try:
-        from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
-
-        errs.append(GuardOnDataDependentSymNode)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errs)
-
-
 def record(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -430,7 +422,7 @@ def record(
             except Exception:
                 try:
                     trace, out = restored("fake")
-                except _data_dependent_errors():
+                except data_dependent_errors():
                     trace, out = restored("real")
     except ModelError:
         raise

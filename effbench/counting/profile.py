@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..base.errors import UsageError
+from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
 from ._trace import OpTrace, record
@@ -45,6 +45,7 @@ class Profile:
     engine: str = "fake"
     identity: ModelIdentity | None = None  # set by profile() and compare_conventions()
     cuda_redirected: bool = False  # the model's code asked for CUDA on a host without it: kept on the CPU
+    memory_error: str | None = None  # why the peak memory could not be predicted (the counts still stand)
 
     def to_dict(self, breakdowns: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (the keys of ``effbench profile --json``)."""
@@ -64,6 +65,7 @@ class Profile:
             "unknown_ops": list(self.unknown_ops),
             "engine": self.engine,
             "cuda_redirected": self.cuda_redirected,
+            "memory_error": self.memory_error,
         }
         if breakdowns:
             d["by_module"] = [dict(r) for r in self.by_module]
@@ -88,10 +90,15 @@ class Profile:
 
 def _peak_memory(
     model: nn.Module, input_size: tuple[int, int], batch: int, channels: int, dtype: torch.dtype
-) -> int:
+) -> tuple[int | None, str | None]:
+    """The predicted peak, or ``None`` and the reason when the model's forward cannot be replayed for memory."""
     from ..memory import predict_memory
 
-    return int(predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype).peak_bytes)
+    try:
+        report = predict_memory(model, input_size, batch=batch, channels=channels, dtype=dtype)
+    except ModelError as exc:
+        return None, str(exc)
+    return int(report.peak_bytes), None
 
 
 def trace_model(
@@ -113,8 +120,6 @@ def trace_model(
     trace = record(net, shape, dtype=dtype, name=label)
     if scale is not None:
         if len(trace.output_shape) != 4 or trace.output_shape[2:] != (shape[2] * scale, shape[3] * scale):
-            from ..base.errors import ModelError
-
             got = "x".join(map(str, trace.output_shape))
             raise ModelError(
                 f"model {label!r} returned a {got} output for a {'x'.join(map(str, shape))} input: "
@@ -167,7 +172,8 @@ def profile(
     When ``scale`` is given, the output must be ``scale`` times the input, else :class:`ModelError`.
 
     The forward runs on fake tensors: no arithmetic, no allocation, nothing left on the model. The predicted peak
-    memory comes from :func:`effbench.predict_memory` (``None`` with ``peak_memory=False``). ``overrides`` replaces
+    memory comes from :func:`effbench.predict_memory` (``None`` with ``peak_memory=False``, or when the
+    prediction fails: ``memory_error`` then says why, and the counts still stand). ``overrides`` replaces
     single rules of the convention for this run only, e.g. ``{"aten.add": lambda op: Cost(flops=...)}``.
     """
     conv = get_convention(convention)
@@ -183,7 +189,9 @@ def profile(
     prof = profile_trace(trace, conv, label)
     prof.identity = r.identity
     if peak_memory:
-        prof.peak_memory_bytes = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype)
+        prof.peak_memory_bytes, prof.memory_error = _peak_memory(
+            net, tuple(trace.input_shape[2:]), batch, channels, dtype
+        )
     return prof
 
 
@@ -211,8 +219,12 @@ def compare_conventions(
     trace, _ = trace_model(
         net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
     )
-    peak = _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype) if peak_memory else None
+    peak, error = (
+        _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype)
+        if peak_memory
+        else (None, None)
+    )
     profiles = {c.name: profile_trace(trace, c, label) for c in convs}
     for p in profiles.values():
-        p.peak_memory_bytes, p.identity = peak, r.identity
+        p.peak_memory_bytes, p.memory_error, p.identity = peak, error, r.identity
     return profiles

@@ -28,7 +28,9 @@ What is not modelled
   inputs), and device-specific internal copies.
 - Constants made on the host inside ``forward`` (``torch.tensor``, ``torch.from_numpy``) are counted where the
   replay meets them (on the CPU they are tensors like any other; on a GPU only their device copies count).
-- Data-dependent control flow (``.item()``, ``nonzero``) cannot be replayed on fake tensors: a clear ModelError.
+- Data-dependent control flow (``.item()``, ``nonzero``) cannot be replayed on fake tensors: such a model is run
+  for real on the CPU, at the requested size up to 48 pixels a side, else at two reduced sizes with the bytes
+  extrapolated linearly in pixels (``MemoryReport.engine`` = ``"real"`` / ``"real-scaled"``, with a note).
 - CUDA graphs, ``expandable_segments``, ``max_split_size_mb``, ``roundup_power2_divisions``, several streams,
   memory held by other code in the same process. The replay runs on CPU fake tensors, so a model whose op sequence
   differs between CPU and CUDA (device-dependent Python branches) is replayed as on CPU.
@@ -46,7 +48,12 @@ from torch import nn
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
-from ..base.model_code import left_as_found, replace_tensor_attributes, running_model_code
+from ..base.model_code import (
+    data_dependent_errors,
+    left_as_found,
+    replace_tensor_attributes,
+    running_model_code,
+)
 from .allocator import make_allocator, round_size
 from .tracker import StorageTrace, record_forward
 from .workspace import GpuProfile, load_profile
@@ -121,6 +128,7 @@ class MemoryReport:
     workspace_peak_bytes: int = 0  # the largest conv workspace added from the GPU profile (0: none)
     gpu_profile: str = ""  # the profile's name, when one was used
     memory_format: str = "contiguous"
+    engine: str = "fake"  # "fake" replay; "real" or "real-scaled" CPU replays for data-dependent models
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -538,12 +546,96 @@ def _fake_trace(
                 fake_of,
                 device,
             )
-        except (UsageError, ModelError):
+        except (UsageError, ModelError, *data_dependent_errors()):
             raise
         except Exception as exc:
             raise ModelError(
                 f"replaying the forward of {name} on fake tensors failed: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _real_trace(
+    net: nn.Module,
+    name: str,
+    shape: tuple[int, int, int, int],
+    dtype: torch.dtype,
+    memory_format: torch.memory_format,
+) -> StorageTrace:
+    """One real forward of ``net`` on the CPU: CPU copies of the parameters and buffers in ``dtype`` (as
+    :func:`_fake_trace` makes them), plain tensor attributes on the CPU, a random input of ``shape``."""
+    device = torch.device("cpu")
+    copies: dict[int, torch.Tensor] = {}
+    for t in [*net.parameters(), *net.buffers()]:
+        if id(t) not in copies:
+            dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
+            fmt = memory_format if t.dim() == 4 else torch.contiguous_format
+            copies[id(t)] = t.detach().to(device=device, dtype=dt).contiguous(memory_format=fmt)
+    gen = torch.Generator().manual_seed(0)
+    try:
+        with running_model_code(net), left_as_found(net):
+            replace_tensor_attributes(net, lambda t: t.to(device))
+            return record_forward(
+                net,
+                lambda: torch.rand(shape, generator=gen, dtype=dtype).contiguous(memory_format=memory_format),
+                copies,
+                device,
+            )
+    except Exception as exc:
+        hw = "x".join(map(str, shape[2:]))
+        raise ModelError(
+            f"the real CPU forward of {name} at {hw} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+# The larger side of the two real CPU replays of a model the fake replay cannot run (data-dependent ops)
+_REAL_SIDES = (32, 48)
+
+
+def _real_report(
+    net: nn.Module,
+    name: str,
+    shape: tuple[int, int, int, int],
+    memory_format: torch.memory_format,
+    cause: BaseException,
+    **analyse_kw: Any,
+) -> MemoryReport:
+    """The memory of a model with data-dependent ops (``.item()``, ``nonzero``, value-dependent ``if``), from real
+    CPU forwards: at the requested size when its larger side is at most the last of ``_REAL_SIDES``
+    (``engine="real"``), else at two reduced sizes of the same aspect, every byte count extrapolated linearly in
+    the number of input pixels (``engine="real-scaled"``): the activations of a convolutional SR network scale
+    with H x W, the parameters do not. The other fields describe the larger replay. ``analyse_kw`` go to
+    :func:`analyse` (``dtype`` included)."""
+    dtype = analyse_kw["dtype"]
+    why = f"the fake replay met a data-dependent op ({type(cause).__name__}: {str(cause).splitlines()[0]})"
+    b, c, h, w = shape
+    side = max(h, w)
+    if side <= _REAL_SIDES[-1]:
+        report = analyse(_real_trace(net, name, shape, dtype, memory_format), input_shape=shape, **analyse_kw)
+        report.engine = "real"
+        report.notes.append(f"{why}: predicted from one real CPU forward at {h}x{w} on a random input")
+        return report
+    sizes = [(max(1, round(h * s / side)), max(1, round(w * s / side))) for s in _REAL_SIDES]
+    small, big = (
+        analyse(
+            _real_trace(net, name, (b, c, *hw), dtype, memory_format), input_shape=(b, c, *hw), **analyse_kw
+        )
+        for hw in sizes
+    )
+    (p0, p1), target = (hh * ww for hh, ww in sizes), h * w
+
+    def extrapolate(a: int, z: int) -> int:
+        return int(round(a + (z - a) * (target - p0) / (p1 - p0)))
+
+    big.peak_bytes = extrapolate(small.peak_bytes, big.peak_bytes)
+    big.reserved_peak_bytes = extrapolate(small.reserved_peak_bytes, big.reserved_peak_bytes)
+    big.plain_peak_bytes = extrapolate(small.plain_peak_bytes, big.plain_peak_bytes)
+    big.input_shape, big.output_shape, big.engine = shape, None, "real-scaled"
+    at = " and ".join(f"{hh}x{ww}" for hh, ww in sizes)
+    big.notes.append(
+        f"{why}: real CPU forwards at {at} on a random input, the peak extrapolated linearly in input pixels to "
+        f"{h}x{w}; where it is and what is alive there are those of the {sizes[1][0]}x{sizes[1][1]} forward"
+    )
+    return big
 
 
 def trace_model(
@@ -599,17 +691,20 @@ def predict_memory(
     r = resolve_model(model, scale=scale, deploy=deploy)
     make_allocator(device_model)  # validates the name
     shape = (batch, channels, h, w)
-    trace = _fake_trace(r.model, r.name, shape, dtype, fmt)
-    report = analyse(
-        trace,
+    kw: dict[str, Any] = dict(
         device_model=device_model,
         donate_input=donate_input,
-        input_shape=shape,
         dtype=dtype,
         model_name=r.name,
         feature_shape=feature_shape,
         gpu_profile=profile,
     )
+    try:
+        trace = _fake_trace(r.model, r.name, shape, dtype, fmt)
+    except data_dependent_errors() as exc:
+        report = _real_report(r.model, r.name, shape, fmt, exc, **kw)
+    else:
+        report = analyse(trace, input_shape=shape, **kw)
     report.identity = r.identity
     return report
 
