@@ -282,3 +282,37 @@ def test_profile_records_a_failed_memory_prediction_and_still_prints_the_counts(
     assert main(["profile", f"{path}:NeedsRoom", "--size", "64x64"]) == 0
     out = capsys.readouterr().out
     assert "peak memory not predicted" in out and "convs" in out
+
+
+_SPAN_LIKE = """
+import torch
+from torch import nn
+
+
+class SpanLike(nn.Module):
+    def __init__(self, feature_channels=8):
+        super().__init__()
+        self.mean = torch.Tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+        self.conv = nn.Conv2d(3, 48, 3, padding=1)
+        self.up = nn.PixelShuffle(4)
+        self.cuda()(torch.randn(1, 3, 16, 16).cuda())
+
+    def forward(self, x):
+        self.mean = self.mean.type_as(x)
+        return self.up(self.conv(x - self.mean))
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA redirect is only active without CUDA")
+def test_profile_builds_a_spec_whose_constructor_calls_cuda_on_a_cpu_only_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from effbench.cli import main
+
+    path = tmp_path / "span_like.py"
+    path.write_text(_SPAN_LIKE)
+    assert (
+        main(["profile", f"{path}:SpanLike", "--size", "16x16", "--convention", "ntire2022", "--json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cuda_redirected"] is True and doc["convs"] == 1 and doc["peak_memory_bytes"] > 0
