@@ -32,6 +32,7 @@ from torch import nn
 
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
+from ..base.model_code import running_model_code
 from ..base.plugins import import_file
 
 if TYPE_CHECKING:
@@ -261,7 +262,18 @@ class ModelSpec:
     def build_checked(
         self, scale: int = 4, pretrained: bool = False, deploy: bool = True
     ) -> tuple[nn.Module, LooseLoad | None]:
-        """:meth:`build`, with what a non-strict weights load left out (``None`` for a strict load or none)."""
+        """:meth:`build`, with what a non-strict weights load left out (``None`` for a strict load or none).
+
+        Import, constructor and checkpoint load run under :func:`~effbench.base.model_code.running_model_code`:
+        their prints go to stderr and, without CUDA, their ``.cuda()`` calls stay on the CPU (recorded)."""
+        with running_model_code() as guard:
+            built = self._build_checked(scale, pretrained, deploy)
+            guard.attach(built[0])
+        return built
+
+    def _build_checked(
+        self, scale: int, pretrained: bool, deploy: bool
+    ) -> tuple[nn.Module, LooseLoad | None]:
         if self.is_zoo:
             if self.args or self.weights_key is not None or not self.strict:
                 raise UsageError(f"zoo model {self.target!r} takes no args, weights_key or strict=False")
