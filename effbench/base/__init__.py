@@ -9,6 +9,7 @@
 - :mod:`.catalogue` — every metric's key, title, unit, direction and kind;
 - :mod:`.env` — the environment a measurement ran in (load included) and the memory still available;
 - :mod:`.modules` — the module-stack hook every tracer shares;
+- :mod:`.model_code` — guards around running model code (left as found, prints to stderr, CUDA on CPU);
 - :mod:`.plugins` — outside modules that register models, conventions or metrics;
 - :mod:`.timeout` — a wall-clock limit on anything that runs a model.
 """
