@@ -105,7 +105,7 @@ def test_memory_is_predicted_at_the_largest_validation_image() -> None:
         "LSDIR_valid",
         "DIV2K_valid",
     ]  # sorted(glob): 000001.png before 0801.png
-    assert m.largest_lr == (756, 510) and m.largest_assumed  # inferred, and marked so
+    assert m.largest_lr == (510, 510) and m.largest_assumed  # inferred, and marked so
     assert "max_memory_allocated" in m.function
 
 

@@ -1,0 +1,209 @@
+"""The challenge leaderboard: one row per manifest entry from its cells' result documents, scored and ranked
+under the year's rules, written as JSON, CSV, markdown and HTML.
+
+Row fields: ``name``, ``status``, ``error``, ``baseline``, ``params``, ``flops``, ``activations``, ``convs`` (each
+under the year's convention), ``memory_predicted_mib`` (at the year's memory input), where measured
+``runtime_ms`` (the protocol's mean), ``memory_mib`` (``max_memory_allocated`` over the run) and ``psnr_db``, then
+``eligible`` (PSNR at or above the year's threshold; None when unknown), the score terms, ``score`` and ``rank``
+(score years), or the tracks' ranks (rank years); ``flops_full``/``activations_full``/``convs_full`` give what the
+``full`` convention counts (``--compare-conventions`` shows them).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..base.results import load_results, write_json_atomic
+from ..report.text import fmt, md_table
+
+__all__ = ["build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
+
+_MIB = 1024**2
+# statuses that say the entry never got measured: they outrank a part's own failure in the row's status
+_BUILD_STATUSES = ("skipped", "missing_package", "needs_cuda", "checkpoint_error")
+
+
+def _merge(docs: list[dict[str, Any]]) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
+    """(status, error, metrics, identity) of one entry from its cells' documents."""
+    metrics: dict[str, Any] = {}
+    identity: dict[str, Any] = {}
+    statuses = [(d["status"], d.get("error")) for d in docs]
+    for d in sorted(docs, key=lambda d: d.get("created", "")):
+        metrics.update(d.get("metrics") or {})
+        identity = d.get("identity") or identity
+    bad = [s for s in statuses if s[0] != "ok"]
+    bad.sort(key=lambda s: 0 if s[0] in _BUILD_STATUSES else 1)
+    status, error = bad[0] if bad else ("ok", None)
+    return status, error, metrics, identity
+
+
+def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    if not docs:
+        return {"name": name, "status": "not_run", "error": "no result yet", "baseline": name == baseline}
+    status, error, m, identity = _merge(docs)
+    runtime = m.get("runtime_ms")
+    by_conv = m.get("by_convention", {}).get("full", {})
+    predicted = m.get("peak_memory_predicted_bytes")
+    measured = m.get("peak_memory_measured_bytes")
+    return {
+        "name": name,
+        "status": status,
+        "error": error,
+        "baseline": name == baseline,
+        "params": m.get("params"),
+        "flops": m.get("flops"),
+        "activations": m.get("activations"),
+        "convs": m.get("convs"),
+        "memory_predicted_mib": None if predicted is None else predicted / _MIB,
+        "runtime_ms": runtime.get("mean") if isinstance(runtime, dict) else runtime,
+        "memory_mib": None if measured is None else measured / _MIB,
+        "psnr_db": m.get("psnr"),
+        "flops_full": by_conv.get("flops"),
+        "activations_full": by_conv.get("activations"),
+        "convs_full": by_conv.get("convs"),
+        "uncounted_ops": m.get("uncounted_ops"),
+        "counting": m.get("counting"),
+        "memory_input": m.get("memory_input"),
+        "data_range": identity.get("data_range"),
+        "model_key": identity.get("key"),
+    }
+
+
+def build_leaderboard(challenge: Any, out: str | Path) -> list[dict[str, Any]]:
+    """The leaderboard rows of ``challenge`` (a loaded manifest) from the cells in ``out``, in manifest order."""
+    from .scores import score_leaderboard
+
+    cells = Path(out) / "cells"
+    docs = load_results([cells]) if cells.is_dir() else []
+    by_entry: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        if d.get("entry") is not None and d.get("challenge_year") == challenge.year:
+            by_entry.setdefault(d["entry"], []).append(d)
+    rows = [_row(e.name, by_entry.get(e.name, []), challenge.baseline) for e in challenge.entries]
+    return score_leaderboard(rows, challenge.year, challenge.baseline)
+
+
+_COLUMNS = [
+    ("name", "Entry", None),
+    ("status", "Status", None),
+    ("params", "Params [M]", (1e6, ".4f")),
+    ("flops", "FLOPs [G]", (1e9, ".4f")),
+    ("activations", "Acts [M]", (1e6, ".4f")),
+    ("convs", "Conv", (1, "d")),
+    ("memory_predicted_mib", "Mem pred. [MiB]", (1, ".1f")),
+    ("runtime_ms", "Runtime [ms]", (1, ".2f")),
+    ("memory_mib", "Mem [MiB]", (1, ".1f")),
+    ("psnr_db", "PSNR [dB]", (1, ".2f")),
+]
+_FULL = [
+    ("flops_full", "FLOPs full [G]", (1e9, ".4f")),
+    ("activations_full", "Acts full [M]", (1e6, ".4f")),
+    ("convs_full", "Conv full", (1, "d")),
+]
+
+
+def _columns(rows: list[dict[str, Any]], compare: bool) -> list[tuple[str, str, Any]]:
+    cols = list(_COLUMNS)
+    if compare:
+        cols[6:6] = _FULL
+    score_cols = [
+        k for k in ("score_runtime", "score_flops", "score_params", "score", "rank") if _any(rows, k)
+    ]
+    score_cols += sorted({k for r in rows for k in r if k.startswith("rank_")})
+    cols += [(k, k.replace("_", " ").capitalize(), (1, "d" if "rank" in k else ".4f")) for k in score_cols]
+    return cols
+
+
+def _any(rows: list[dict[str, Any]], key: str) -> bool:
+    return any(r.get(key) is not None for r in rows)
+
+
+def _cell(row: dict[str, Any], key: str, how: Any) -> str:
+    v = row.get(key)
+    if how is None:
+        return "-" if v is None else str(v)
+    div, spec = how
+    if v is None or isinstance(v, bool):
+        return "-"
+    return fmt(int(v) if spec == "d" else v / div, spec)
+
+
+def _notes(challenge: Any, rows: list[dict[str, Any]]) -> list[str]:
+    from .years import year_rules
+
+    rules = year_rules(challenge.year)
+    counted = ", ".join(f"{k} by {v}" for k, v in rules.counting.items())
+    h, w = rules.counting_input[-2:]
+    mh, mw = rules.memory.largest_lr
+    lines = [
+        f"Counting on a 1x3x{h}x{w} input: {counted}. Predicted memory at {mh}x{mw} "
+        f"({rules.memory.validation_set}'s largest LR image).",
+    ]
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        lines.append(f"{r['name']}: {r['status']}: {(r.get('error') or '').splitlines()[0][:300]}")
+    for r in rows:
+        if r.get("uncounted_ops"):
+            lines.append(f"{r['name']}: not counted by the FLOPs convention: {', '.join(r['uncounted_ops'])}")
+    return lines
+
+
+def leaderboard_markdown(
+    challenge: Any, rows: list[dict[str, Any]], *, compare_conventions: bool = False
+) -> str:
+    """The leaderboard as a markdown page: the table, then how it was counted and why entries failed."""
+    cols = _columns(rows, compare_conventions)
+    lines = [f"# {challenge.name}: leaderboard", ""]
+    align = ["left", "left"] + ["right"] * (len(cols) - 2)
+    body = [
+        [_cell(r, k, how) + (" (baseline)" if k == "name" and r["baseline"] else "") for k, _, how in cols]
+        for r in rows
+    ]
+    lines += md_table([t for _, t, _ in cols], body, align)
+    lines += ["", *[f"- {n}" for n in _notes(challenge, rows)]]
+    return "\n".join(lines) + "\n"
+
+
+def _html(challenge: Any, rows: list[dict[str, Any]], compare: bool) -> str:
+    cols = _columns(rows, compare)
+    head = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in cols)
+    body = []
+    for r in rows:
+        cls = ' class="baseline"' if r["baseline"] else ""
+        cells = "".join(f"<td>{html.escape(_cell(r, k, how))}</td>" for k, _, how in cols)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in _notes(challenge, rows))
+    title = html.escape(f"{challenge.name}: leaderboard")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
+        "td:nth-child(-n+2){text-align:left}tr.baseline{background:#fff6d5}.notes{font-size:.85em;color:#555}"
+        f"</style></head><body><h1>{title}</h1><table><tr>{head}</tr>{''.join(body)}</table>"
+        f"<ul class='notes'>{notes}</ul></body></html>\n"
+    )
+
+
+def write_leaderboard(
+    challenge: Any, rows: list[dict[str, Any]], out: str | Path, *, compare_conventions: bool = False
+) -> list[Path]:
+    """Write ``out/leaderboard.{json,csv,md,html}``; returns the paths."""
+    out = Path(out)
+    meta = {"challenge": challenge.name, "year": challenge.year, "baseline": challenge.baseline}
+    paths = [out / f"leaderboard.{ext}" for ext in ("json", "csv", "md", "html")]
+    write_json_atomic(paths[0], {**meta, "rows": rows})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+    paths[1].write_text(buf.getvalue())
+    paths[2].write_text(leaderboard_markdown(challenge, rows, compare_conventions=compare_conventions))
+    paths[3].write_text(_html(challenge, rows, compare_conventions))
+    return paths

@@ -1,0 +1,103 @@
+"""Run a challenge manifest: every entry's requested parts as supervised sweep cells, then the leaderboard.
+
+Layout of the output folder ``DIR`` (the sweep runner's, plus the leaderboard)::
+
+    DIR/cells/<entry>-<parts>[-<device>].json   one result document per entry and part group
+    DIR/logs/, DIR/runs.log, DIR/results.csv    as for any sweep (effbench.sweep.runner)
+    DIR/leaderboard.{json,csv,md,html}          one row per entry (effbench.challenge.leaderboard)
+
+An entry the manifest marks ``skip`` gets a ``skipped`` document with the reason, written without starting a
+process; every other entry runs, fails or times out alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import UsageError
+from ..base.results import write_json_atomic
+from .cells import EntryCell, groups_of, parse_parts
+
+__all__ = ["challenge_cells", "run_challenge"]
+
+
+def challenge_cells(
+    challenge: Any,
+    parts: Sequence[str] | str,
+    *,
+    device: str = "cpu",
+    dataset: str | Path | None = None,
+) -> list[EntryCell]:
+    """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules."""
+    from .years import year_rules
+
+    rules = year_rules(challenge.year)
+    parts = parse_parts(parts)
+    cells = []
+    for entry in challenge.entries:
+        spec = entry.spec()
+        for group in groups_of(parts):
+            cells.append(
+                EntryCell(
+                    entry=entry.name,
+                    model=spec.to_dict(),
+                    year=challenge.year,
+                    parts=group,
+                    counting=dict(rules.counting),
+                    counting_size=tuple(rules.counting_input[-2:]),
+                    memory_size=tuple(rules.memory.largest_lr),
+                    scale=challenge.scale,
+                    device=device,
+                    dataset=None if dataset is None else str(Path(dataset).expanduser().resolve()),
+                    tile=entry.tile,
+                )
+            )
+    return cells
+
+
+def _skipped(cell: EntryCell, reason: str) -> dict[str, Any]:
+    from ..base.env import capture_env
+
+    doc = cell.new_result(status="skipped", error=f"skipped by the manifest: {reason}")
+    doc["env"] = capture_env("cpu")
+    return doc
+
+
+def run_challenge(
+    challenge: Any,
+    out: str | Path,
+    *,
+    parts: Sequence[str] | str = ("static", "memory"),
+    device: str = "cpu",
+    dataset: str | Path | None = None,
+    resume: bool = False,
+    timeout: float | None = None,
+    progress: bool = True,
+    compare_conventions: bool = False,
+) -> dict[str, Any]:
+    """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
+    ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files)."""
+    from ..sweep.lock import OutputLock
+    from ..sweep.runner import run_sweep
+    from .leaderboard import build_leaderboard, write_leaderboard
+
+    if not challenge.entries:
+        raise UsageError(f"the manifest {challenge.path} lists no entries")
+    out = Path(out)
+    cells = challenge_cells(challenge, parts, device=device, dataset=dataset)
+    skip = {e.name: e.skip for e in challenge.entries if e.skip}
+    with OutputLock(out):
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        for cell in cells:
+            if cell.entry in skip:
+                write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.entry]))
+        todo = [c for c in cells if c.entry not in skip]
+        summary = run_sweep(todo, out, resume=resume, timeout=timeout, progress=progress, lock=False)
+        rows = build_leaderboard(challenge, out)
+        summary["leaderboard"] = rows
+        summary["written"] = [
+            str(p) for p in write_leaderboard(challenge, rows, out, compare_conventions=compare_conventions)
+        ]
+    return summary

@@ -1,0 +1,179 @@
+"""One challenge cell, run in a fresh process: ``python -m effbench.challenge.worker CELL_JSON OUT_JSON``.
+
+Builds the entry from its spec (a failure becomes the cell's status: ``missing_package``, ``needs_cuda``,
+``checkpoint_error`` or ``error``, with the reason), then measures the cell's parts:
+
+- ``static``: params, FLOPs, activations and convs from one shapes-only trace at the year's counting input, each
+  metric under the year's convention (``metrics.counting`` records which), plus every convention's counts in
+  ``metrics.by_convention`` (the gap to ``full``) and the ops the FLOPs convention does not count;
+- ``memory``: the predicted ``max_memory_allocated`` at the year's memory input (the validation set's largest LR
+  image);
+- ``runtime`` / ``quality``: the year's ``test_demo.py`` protocol over the validation images
+  (:func:`effbench.timing.ntire.run_ntire`: per-image timing, mean, ``max_memory_allocated`` over the run, PSNR).
+
+A part that fails gives the cell the status ``error`` naming the part; the other parts' metrics are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_status", "measure_entry", "main"]
+
+_CUDA_SIGNS = (
+    "torch not compiled with cuda",
+    "found no nvidia driver",
+    "cuda driver",
+    "no cuda gpus are available",
+    "triton",
+    "cuda is not available",
+)
+
+
+def build_status(exc: BaseException) -> str:
+    """The status of an entry that could not be built: ``missing_package`` (an import the host lacks),
+    ``needs_cuda`` (CUDA-only code on a host without CUDA), ``checkpoint_error``, else ``error``."""
+    from ..base.errors import CheckpointError
+
+    text = f"{type(exc).__name__}: {exc}".lower()
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(isinstance(c, ModuleNotFoundError) for c in chain) or "missing package" in text:
+        return "missing_package"
+    if any(sign in text for sign in _CUDA_SIGNS):
+        return "needs_cuda"
+    if any(isinstance(c, CheckpointError) for c in chain):
+        return "checkpoint_error"
+    return "error"
+
+
+def _static(model: Any, name: str, cell: Any) -> dict[str, Any]:
+    from ..counting.profile import profile_trace, trace_model
+
+    trace, _ = trace_model(model, cell.counting_size, scale=cell.scale, label=name)
+    conventions = sorted({*cell.counting.values(), "full"})
+    profiles = {c: profile_trace(trace, c, name) for c in conventions}
+    metrics: dict[str, Any] = {"params": int(trace.params)}
+    for metric, conv in cell.counting.items():
+        if metric != "params":
+            metrics[metric] = int(getattr(profiles[conv], metric))
+    metrics["counting"] = dict(cell.counting)
+    metrics["counting_input"] = list(trace.input_shape)
+    metrics["trace_engine"] = trace.engine
+    metrics["by_convention"] = {
+        c: {k: int(getattr(p, k)) for k in ("flops", "macs", "activations", "convs")}
+        for c, p in profiles.items()
+    }
+    flops_conv = cell.counting.get("flops")
+    if flops_conv:
+        metrics["uncounted_ops"] = sorted(profiles[flops_conv].unknown_ops)
+    return metrics
+
+
+def _memory(model: Any, name: str, cell: Any) -> dict[str, Any]:
+    from ..memory import predict_memory
+
+    report = predict_memory(model, cell.memory_size, scale=cell.scale)
+    return {
+        "peak_memory_predicted_bytes": int(report.peak_bytes),
+        "memory_input": [1, 3, *cell.memory_size],
+    }
+
+
+def _measured(model: Any, cell: Any, data_range: float) -> dict[str, Any]:
+    import torch
+
+    from ..base.inputs import resolve_device
+    from ..timing.data import find_pairs, synthetic_pairs
+    from ..timing.ntire import run_ntire
+
+    device = resolve_device(cell.device)
+    if cell.dataset:
+        pairs = find_pairs(cell.dataset, cell.scale)
+    elif "quality" in cell.parts:
+        raise ValueError("quality needs the validation images: pass --dataset FOLDER")
+    else:
+        pairs = synthetic_pairs(1, cell.memory_size, cell.scale)
+    model = model.to(device)
+    metrics = run_ntire(model, pairs, device, data_range=data_range, scale=cell.scale)
+    if "runtime" not in cell.parts:
+        metrics.pop("runtime_ms", None)
+    if "quality" not in cell.parts:
+        metrics.pop("psnr", None)
+        metrics.pop("psnr_protocol", None)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    metrics["dataset"] = cell.dataset or f"synthetic {cell.memory_size[0]}x{cell.memory_size[1]}"
+    return metrics
+
+
+def measure_entry(cell: Any) -> dict[str, Any]:
+    """Measure one :class:`~effbench.challenge.cells.EntryCell` in this process; always returns a document."""
+    from ..base.env import capture_env
+    from ..zoo.spec import ModelSpec, resolve_model
+
+    t0 = time.perf_counter()
+    doc = cell.new_result()
+    try:
+        resolved = resolve_model(ModelSpec.from_dict(cell.model), scale=cell.scale)
+    except Exception as exc:
+        doc.update(status=build_status(exc), error=f"building the entry failed: {type(exc).__name__}: {exc}")
+        doc["env"] = capture_env("cpu")
+        doc["cell_seconds"] = time.perf_counter() - t0
+        return doc
+    model, ident = resolved.model, resolved.identity
+    doc.update(model_key=ident.key, identity=ident.as_dict())
+    metrics: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    steps = [
+        ("static", lambda: _static(model, cell.entry, cell)),
+        ("memory", lambda: _memory(model, cell.entry, cell)),
+        ("runtime", lambda: _measured(model, cell, ident.data_range)),
+    ]
+    for part, step in steps:
+        wanted = part in cell.parts or (part == "runtime" and "quality" in cell.parts)
+        if not wanted:
+            continue
+        try:
+            metrics.update(step())
+        except Exception as exc:
+            failed[part] = f"{type(exc).__name__}: {exc}"
+            doc.setdefault("partial_errors", {})[f"{part}_traceback"] = traceback.format_exc(limit=8)
+    if failed:
+        doc.update(status="error", error="; ".join(f"{p} failed: {why}" for p, why in failed.items()))
+    doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    try:
+        doc["env"] = capture_env(cell.device if cell.measured else "cpu")
+    except Exception:
+        doc["env"] = capture_env("cpu")
+    doc["cell_seconds"] = time.perf_counter() - t0
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..base.results import write_json_atomic
+    from ..sweep.worker import log_start
+    from .cells import EntryCell
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m effbench.challenge.worker CELL_JSON OUT_JSON", file=sys.stderr)
+        return 2
+    cell = EntryCell.from_dict(json.loads(argv[0]))
+    out = Path(argv[1])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_start(out, cell.cell_id)
+    write_json_atomic(out, measure_entry(cell))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

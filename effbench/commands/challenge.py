@@ -1,0 +1,168 @@
+"""``effbench challenge``: a whole NTIRE ESR challenge's entries, judged by that year's rules.
+
+- ``effbench challenge init REPO --year Y [-o MANIFEST]``: draft a manifest from an organisers' repository;
+- ``effbench challenge [run] MANIFEST --out DIR [--parts static,memory,runtime,quality] [--device D]
+  [--dataset FOLDER] [--resume] [--timeout S] [--compare-conventions]``: every entry as sweep cells, then
+  ``DIR/leaderboard.{json,csv,md,html}``;
+- ``effbench challenge check --year Y SPEC [--weights W] [--data-range R] [--dataset D]``: a participant's
+  pre-submission check with the projected score against the year's baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..base.errors import UsageError
+from ._common import add_timeout_argument
+
+NAME = "challenge"
+HELP = "Run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)."
+ACTIONS = ("init", "run", "check")
+DEFAULT_SUBCOMMAND = "run"
+
+
+def _year(text: str) -> int:
+    from ..challenge.years import year_rules
+
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a year: {text!r}") from None
+    try:
+        year_rules(year)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return year
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+
+    init = sub.add_parser(
+        "init", help="draft a manifest from an organisers' repository (models/, model_zoo/)"
+    )
+    init.add_argument(
+        "repo", metavar="REPO", help="the challenge repository (test_demo.py, models/, model_zoo/)"
+    )
+    init.add_argument("--year", type=_year, required=True, help="the challenge year (2022-2026)")
+    init.add_argument(
+        "-o", "--output", default=None, metavar="MANIFEST", help="write the manifest here (default: stdout)"
+    )
+
+    run = sub.add_parser("run", help="measure every entry of a manifest and write the leaderboard (default)")
+    run.add_argument("manifest", metavar="MANIFEST", help="the challenge manifest (TOML)")
+    run.add_argument("--out", required=True, metavar="DIR", help="output folder (cells, logs, leaderboard)")
+    run.add_argument(
+        "--parts",
+        default="static,memory",
+        help="what to measure: static (params, FLOPs, #Acts, #Conv), memory (predicted), runtime, quality "
+        "(PSNR; needs --dataset); default static,memory",
+    )
+    run.add_argument("--device", default="cpu", help="device for runtime and quality (default cpu)")
+    run.add_argument("--dataset", default=None, metavar="FOLDER", help="the validation images (LR/HR)")
+    run.add_argument(
+        "--resume", action="store_true", help="keep the entries already measured in DIR, rerun the rest"
+    )
+    run.add_argument(
+        "--compare-conventions",
+        action="store_true",
+        help="show beside the year's counts what the full convention counts (e.g. padding='same' convs)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_timeout_argument(run)
+
+    check = sub.add_parser("check", help="a participant's check of one model against the year's rules")
+    check.add_argument(
+        "spec", metavar="SPEC", help="the model (file.py:Class, package.module:Class, zoo name)"
+    )
+    check.add_argument("--year", type=_year, required=True)
+    check.add_argument("--weights", default=None, metavar="FILE", help="the checkpoint to load strictly")
+    check.add_argument("--kwargs", default=None, metavar="JSON", help="constructor keyword arguments (JSON)")
+    check.add_argument(
+        "--data-range",
+        type=float,
+        default=None,
+        metavar="R",
+        help="input range: 1 or 255 (default: the model's)",
+    )
+    check.add_argument(
+        "--dataset", default=None, metavar="FOLDER", help="validation images for the PSNR check"
+    )
+    check.add_argument("--device", default="cpu", help="device for the side-by-side timing (default cpu)")
+    check.add_argument(
+        "--rounds", type=int, default=None, metavar="N", help="interleaved timing rounds (default: adaptive)"
+    )
+    check.add_argument("--json", action="store_true", help="print the check as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"init": _init, "run": _run, "check": _check}[args.action](args)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ..challenge.draft import draft_manifest
+
+    draft = draft_manifest(args.repo, args.year)
+    for note in draft.unresolved:
+        print(f"effbench challenge init: to fill in: {note}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(draft.text)
+        n = len(draft.challenge.entries)
+        print(f"wrote {args.output}: {n} entries, {len(draft.unresolved)} to fill in", file=sys.stderr)
+    else:
+        sys.stdout.write(draft.text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..challenge.manifest import load_manifest
+    from ..challenge.run import run_challenge
+
+    challenge = load_manifest(args.manifest)
+    summary = run_challenge(
+        challenge,
+        args.out,
+        parts=args.parts,
+        device=args.device,
+        dataset=args.dataset,
+        resume=args.resume,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+        compare_conventions=args.compare_conventions,
+    )
+    rows = summary["leaderboard"]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(
+        f"{len(rows)} entries: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        file=sys.stderr,
+    )
+    for path in summary["written"]:
+        print(path)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    from ..challenge.check import check_entry, check_markdown
+
+    report = check_entry(
+        args.spec,
+        args.year,
+        weights=args.weights,
+        kwargs=args.kwargs,
+        data_range=args.data_range,
+        dataset=args.dataset,
+        device=args.device,
+        rounds=args.rounds,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(check_markdown(report))
+    return 0 if report["passed"] else 1
