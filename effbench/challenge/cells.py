@@ -65,7 +65,7 @@ class EntryCell:
 
     @property
     def cell_id(self) -> str:
-        parts = [self.entry, "+".join(self.parts)]
+        parts = [self.entry, "_".join(self.parts)]
         if self.measured:
             parts.append(self.device.replace(":", ""))
         return _SLUG.sub("_", "-".join(parts))

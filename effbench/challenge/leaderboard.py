@@ -114,7 +114,7 @@ def _columns(rows: list[dict[str, Any]], compare: bool) -> list[tuple[str, str, 
     score_cols = [
         k for k in ("score_runtime", "score_flops", "score_params", "score", "rank") if _any(rows, k)
     ]
-    score_cols += sorted({k for r in rows for k in r if k.startswith("rank_")})
+    score_cols += sorted({k for r in rows for k in r if k.startswith("rank_") and _any(rows, k)})
     cols += [(k, k.replace("_", " ").capitalize(), (1, "d" if "rank" in k else ".4f")) for k in score_cols]
     return cols
 
