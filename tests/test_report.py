@@ -64,13 +64,21 @@ def test_table4_markdown_units_rounding_and_marks(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert paths == [tmp_path / "report.md"]
     # the paper's units and rounding
-    assert md_row(md, "IMDN")[1:] == ["894K", "58.53G", "50.86ms", "471.76M", "154.14M", "43", "**29.13**"]
+    assert md_row(md, "IMDN")[1:] == [
+        "894K",
+        "58.53G",
+        "50.86ms ±1.0%",
+        "471.76MiB",
+        "154.14M",
+        "43",
+        "**29.13**",
+    ]
     # FMEN-S: best memory, activations and convs, second-best runtime (the paper's claim for Table 4)
     fmen = md_row(md, "FMEN-S")
-    assert fmen[4] == "**204.60M**" and fmen[5] == "**72.09M**" and fmen[6] == "**34**"
-    assert fmen[3] == "*28.07ms*"
+    assert fmen[4] == "**204.60MiB**" and fmen[5] == "**72.09M**" and fmen[6] == "**34**"
+    assert fmen[3] == "*28.07ms ±1.0%*"
     # ByteESR is the fastest; NEESR has the fewest params and FLOPs; E-RFDN is second in PSNR
-    assert md_row(md, "ByteESR")[3] == "**27.11ms**"
+    assert md_row(md, "ByteESR")[3] == "**27.11ms ±1.0%**"
     assert md_row(md, "NEESR")[1:3] == ["**272K**", "**16.86G**"]
     assert md_row(md, "rainbow")[1] == "*276K*"
     assert md_row(md, "E-RFDN")[7] == "*29.04*"
@@ -154,7 +162,7 @@ def test_predicted_memory_is_used_and_said_when_nothing_is_measured(tmp_path: Pa
     render_report(docs, tmp_path, figures=False, formats=("md",))
     md = (tmp_path / "report.md").read_text()
     assert "measured peak where available, otherwise predicted (marked)" in md
-    assert md_row(md, "IMDN")[4] == "500.00M"
+    assert md_row(md, "IMDN")[4] == "500.00MiB"
     assert "predicted (no measured peak in this result)" in md
 
 

@@ -292,7 +292,6 @@ register_metric(
         "lower",
         scale=2**20,
         column="memory_mib",
-        suffix="M",
         missing="no peak memory (neither measured nor predicted)",
         always_shown=True,
         sources=("peak_memory_measured_bytes", "peak_memory_predicted_bytes"),

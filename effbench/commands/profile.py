@@ -44,8 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _human(n: float | int | None, unit: str = "") -> str:
+    """Counts with decimal prefixes (K, M, G, T); bytes (``unit="B"``) in binary MiB, as every effbench output."""
     if n is None:
         return "-"
+    if unit == "B":
+        return f"{n / 2**20:.2f} MiB"
     for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= div:
             return f"{n / div:.2f} {suffix}{unit}"

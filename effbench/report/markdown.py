@@ -25,13 +25,49 @@ def _change(col: Metric, a: float | None, b: float | None) -> float | None:
 
 
 def units_line(table: Table) -> str:
-    """``Units: Params K, ..., PSNR dB. **Bold**: best, ...`` for the table's columns (from the catalogue)."""
+    """``Units: Params K, ..., PSNR dB. **Bold**: best, ...`` for the table's columns (from the catalogue), with
+    the units policy said once: K/M/G are decimal prefixes of counts, MiB is binary."""
     units = ", ".join(
         f"{c.title} {c.unit}" + (" (median)" if c.kind == "measured" else "") for c in table.columns if c.unit
     )
     higher = [c.title for c in table.columns if c.better == "higher"]
     rule = "lower is better" + (f" except {', '.join(higher)}" if higher else "")
-    return f"- Units: {units}. **Bold**: best, *italic*: second best ({rule})."
+    policy = "K, M, G: 10^3, 10^6, 10^9; MiB: 2^20 bytes"
+    return f"- Units: {units} ({policy}). **Bold**: best, *italic*: second best ({rule})."
+
+
+def spread_line(table: Table) -> str | None:
+    """What the ``±`` after a measured value is (95 % interval of the median, or IQR), the sample counts and how
+    ranks are given; None when no column has spreads."""
+    spread = [c for c in table.columns if table.has_intervals(c)]
+    if not spread:
+        return None
+    kinds: set[str] = set()
+    counts: set[int] = set()
+    for c in spread:
+        k, n = table.spread_kinds(c)
+        kinds |= k
+        counts |= n
+    what = " or ".join(
+        {
+            "95% CI": "half its 95 % interval",
+            "IQR": "half the interquartile range (too few samples for an interval)",
+        }[k]
+        for k in sorted(kinds)
+    )
+    n = ""
+    if counts:
+        n = f" of n = {min(counts)}" + (f"-{max(counts)}" if len(counts) > 1 else "") + " samples"
+    return (
+        f"- {', '.join(c.title for c in spread)}: median{n} ±{what}, rounded to two significant digits of it; "
+        "best (bold) and second (italic) only where intervals separate, overlapping intervals share a place (a tie)"
+    )
+
+
+def environment_lines(table: Table) -> list[str]:
+    """The environment block as markdown list lines (``- Environment:`` and one indented line per field)."""
+    env = table.meta.get("environment") or []
+    return ["- Environment:"] + [f"  - {k}: {v}" for k, v in env] if env else []
 
 
 def describe_conditions(table: Table) -> list[str]:
@@ -57,14 +93,7 @@ def describe_conditions(table: Table) -> list[str]:
         f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{m.get('scale') or '?'})",
         f"- FLOPs convention: {m.get('convention') or 'unspecified'}; Memory: {mem}",
         units_line(table),
-        *(
-            [
-                f"- {', '.join(c.title for c in spread)}: median ±half its 95 % interval; best (bold) and second "
-                "(italic) only where intervals separate, overlapping intervals share a place (a tie)"
-            ]
-            if (spread := [c for c in table.columns if table.has_intervals(c)])
-            else []
-        ),
+        *([line] if (line := spread_line(table)) else []),
     ]
 
 
@@ -119,7 +148,7 @@ def render_table_markdown(table: Table, title: str | None = None, baseline: str 
         return f"[^{footnotes.index(text) + 1}]"
 
     lines = [f"### {title}" if title else "### Efficiency comparison", ""]
-    lines += describe_conditions(table) + [""]
+    lines += describe_conditions(table) + environment_lines(table) + [""]
     rows = []
     for r in table.rows:
         cells = [r.model + "".join(ref(t) for t in r.notes.get("", []))]

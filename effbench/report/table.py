@@ -1,15 +1,21 @@
 """The Table 4-style comparison: one row per model, the paper's units and rounding, best/second-best marks.
 
-Table 4 of the FMEN paper reports Params in K, FLOPs in G, Runtime in ms, Memory in M (MiB, from
+Table 4 of the FMEN paper reports Params in K, FLOPs in G, Runtime in ms, Memory in MiB (from
 ``torch.cuda.max_memory_allocated``), Activations in M, Convs as a count and PSNR in dB; the best value of each
 column is red and the second best blue. Here best is **bold** and second best *italic*. The columns, their units,
 rounding and directions come from the metric catalogue (:mod:`effbench.base.catalogue`): Table 4's columns are in
 every table, any other catalogued column appears when a result of the table carries it. A metric that is missing
 is a dash with a footnote, never 0.
+
+Units policy: counts take decimal prefixes (K = 1e3, M = 1e6, G = 1e9), bytes are binary (MiB = 2**20 bytes).
+A measured value is the median of its samples, shown with its spread (:class:`Spread`: the 95 % interval of the
+median, or the interquartile range when the samples are too few for one) and rounded to two significant digits
+of the spread's half-width; ranks in such a column are given only where spreads separate.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +24,59 @@ from ..base.catalogue import Metric, columns, interval, lookup
 from ..base.identity import ModelIdentity, display_names, result_key
 
 MIB = 2**20
+MIN_CI_SAMPLES = 6  # fewer samples give no 95 % interval of the median (see effbench.timing.steady.median_ci)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The spread of a measured value, in table units: ``kind`` ``"95% CI"`` (of the median) or ``"IQR"``, and
+    ``n``, the number of samples (``None`` when the result does not say)."""
+
+    low: float
+    high: float
+    kind: str = "95% CI"
+    n: int | None = None
+
+    def half(self) -> float:
+        return (self.high - self.low) / 2
+
+    def overlaps(self, other: Spread) -> bool:
+        return self.low <= other.high and self.high >= other.low
+
+
+def spread_of(value: Any, scale: float = 1.0) -> Spread | None:
+    """The spread of a stored statistics dict in units of ``value / scale``: its recorded 95 % interval, else the
+    interval of the median from its ``samples`` (6 or more), else their interquartile range (2 or more); None when
+    it has none of these (a plain number)."""
+    if not isinstance(value, dict):
+        return None
+    samples = [float(x) for x in value.get("samples") or [] if isinstance(x, (int, float))]
+    n = value.get("repeats") or len(samples) or None
+    iv = interval(value)
+    kind = "95% CI"
+    if iv is None and len(samples) >= MIN_CI_SAMPLES:
+        from ..timing.steady import median_ci
+
+        iv = median_ci(samples)
+    if iv is None and len(samples) >= 2:
+        import statistics
+
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+        iv, kind = (q1, q3), "IQR"
+    if iv is None:
+        return None
+    return Spread(iv[0] / scale, iv[1] / scale, kind, int(n) if n else None)
+
+
+def significant(value: float, half: float, max_decimals: int) -> tuple[float, int]:
+    """``value`` rounded to two significant digits of ``half`` (a spread's half-width) and the decimals to print,
+    never more than ``max_decimals``: 1134.25 with half 153 is (1130, 0), 100.0 with half 2.0 is (100.0, 1)."""
+    if half <= 0:
+        return value, max_decimals
+    digits = 1 - math.floor(math.log10(half))
+    digits = min(digits, max_decimals)
+    return round(value, digits), max(digits, 0)
+
 
 # Fields that make two results comparable in one table.
 GROUP_FIELDS = ("device", "input_shape", "scale", "dtype", "protocol", "convention")
@@ -33,8 +92,8 @@ class TableRow:
     # column filled from one of several metrics -> its origin
     sources: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
-    # column -> 95 % interval, table units
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # column -> spread of a measured value, table units
+    intervals: dict[str, Spread] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,21 +105,39 @@ class Table:
     columns: tuple[Metric, ...]  # the catalogue metrics shown, in column order
 
     def has_intervals(self, col: Metric) -> bool:
-        """True when every row with a value in ``col`` also has its 95 % interval (a measured metric)."""
+        """True when every row with a value in ``col`` also has its spread (a measured metric)."""
         valued = [r for r in self.rows if r.values.get(col.column) is not None]
         return bool(valued) and all(col.column in r.intervals for r in valued)
 
     def cell_text(self, row: TableRow, col: Metric) -> str:
-        """The displayed cell: the value, and ``±x%`` (half the 95 % interval, relative) where it has one."""
+        """The displayed cell: the value, and where it has a spread the value rounded to it and ``±x%`` (half the
+        95 % interval, relative) or ``(IQR ±x%)``."""
         v = row.values.get(col.column)
-        text = col.display(v)
-        iv = row.intervals.get(col.column)
-        if v and iv:
-            text += f" ±{100 * (iv[1] - iv[0]) / 2 / abs(v):.1f}%"
-        return text
+        sp = row.intervals.get(col.column)
+        if not v or sp is None:
+            return col.display(v)
+        shown, decimals = significant(v, sp.half(), col.decimals)
+        rel = 100 * sp.half() / abs(v)
+        text = f"{shown:,.{decimals}f}" if "," in col.fmt else f"{shown:.{decimals}f}"
+        text += col.cell_suffix
+        return text + (f" ±{rel:.1f}%" if sp.kind == "95% CI" else f" (IQR ±{rel:.1f}%)")
+
+    def spread_text(self, row: TableRow, col: Metric) -> str | None:
+        """The spread in words for a hover or a caption: ``median 1134.2 ms, 95% CI [1061.8, 1367.3], n = 7``."""
+        v, sp = row.values.get(col.column), row.intervals.get(col.column)
+        if v is None or sp is None:
+            return None
+        unit = f" {col.unit}" if col.unit else ""
+        n = f", n = {sp.n}" if sp.n else ""
+        return f"median {v:.6g}{unit}, {sp.kind} [{sp.low:.6g}, {sp.high:.6g}]{n}"
+
+    def spread_kinds(self, col: Metric) -> tuple[set[str], set[int]]:
+        """The kinds of spread (``"95% CI"``, ``"IQR"``) and the sample counts the rows of ``col`` have."""
+        sps = [r.intervals[col.column] for r in self.rows if col.column in r.intervals]
+        return {s.kind for s in sps}, {s.n for s in sps if s.n}
 
     def _interval_ranks(self, col: Metric) -> dict[str, int]:
-        """Best (1) and second (2) by interval: a place is shared by every model whose interval overlaps that of the
+        """Best (1) and second (2) by spread: a place is shared by every model whose spread overlaps that of the
         place's best value (a tie), and no place is given when one group would hold every model."""
         rows = sorted(
             (r for r in self.rows if r.values.get(col.column) is not None),
@@ -72,8 +149,8 @@ class Table:
         for place in (1, 2):
             if not left:
                 break
-            lo, hi = left[0].intervals[col.column]
-            group = [r for r in left if r.intervals[col.column][0] <= hi and r.intervals[col.column][1] >= lo]
+            lead = left[0].intervals[col.column]
+            group = [r for r in left if r.intervals[col.column].overlaps(lead)]
             if len(group) == len(rows):
                 return {}
             marks.update({r.model: place for r in group})
@@ -81,8 +158,8 @@ class Table:
         return marks
 
     def ranks(self) -> dict[str, dict[str, int]]:
-        """Per column, model -> 1 (best) or 2 (second best): by 95 % interval where the column has them (overlapping
-        intervals share a place), otherwise compared at the displayed rounding."""
+        """Per column, model -> 1 (best) or 2 (second best): by spread where the column has them (overlapping
+        spreads share a place), otherwise compared at the displayed rounding."""
         out: dict[str, dict[str, int]] = {}
         for col in self.columns:
             if col.better is None:
@@ -147,6 +224,77 @@ def group_key(doc: dict[str, Any]) -> tuple:
 def _device_name(doc: dict[str, Any]) -> str | None:
     env = doc.get("env") or {}
     return env.get("gpu_name") or env.get("cpu_model") or env.get("device_name")
+
+
+def _one_or_range(values: Sequence[Any], fmt: str = "{}") -> str | None:
+    """One value when all agree, ``a-b`` for numbers that differ, ``a / b`` for texts; None when there is none."""
+    vals = [v for v in values if v is not None and v != ""]
+    if not vals:
+        return None
+    distinct = sorted(set(vals), key=str)
+    if len(distinct) == 1:
+        return fmt.format(distinct[0])
+    if all(isinstance(v, (int, float)) for v in distinct):
+        return f"{fmt.format(min(distinct))}-{fmt.format(max(distinct))}"
+    return " / ".join(fmt.format(v) for v in distinct)
+
+
+def _parts(*pairs: tuple[str, str | None]) -> str | None:
+    """``"CUDA 12.4, cuDNN 9"`` from ``(template, value)`` pairs, leaving out those whose value is None."""
+    out = [t.format(v) for t, v in pairs if v is not None]
+    return ", ".join(out) if out else None
+
+
+def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The environment block: ``(label, text)`` for device, driver, CUDA/cuDNN, torch, threads and cores, clocks
+    and load, effbench version and the models' git commit, from the results' ``env``; a field no result records
+    is left out, one the results disagree on shows its range."""
+    envs = [d.get("env") or {} for d in docs]
+    loads = [e.get("load") or {} for e in envs]
+
+    def env(key: str, fmt: str = "{}") -> str | None:
+        return _one_or_range([e.get(key) for e in envs], fmt)
+
+    def load(key: str, fmt: str) -> str | None:
+        return _one_or_range([ld.get(key) for ld in loads], fmt)
+
+    name = env("gpu_name") or env("cpu_model") or env("device_name")
+    kind = _one_or_range([d.get("device") for d in docs])
+    gib = [e["gpu_memory_total_bytes"] / 2**30 for e in envs if e.get("gpu_memory_total_bytes")]
+    threads, cores = env("torch_threads"), env("cpu_count")
+    versions = [e.get("effbench_version") or d.get("effbench_version") for e, d in zip(envs, docs)]
+    rows = [
+        ("Device", f"{kind} ({name})" if name and kind else name or kind),
+        ("GPU memory", _one_or_range(gib, "{:.1f} GiB")),
+        ("Driver", env("gpu_driver")),
+        ("CUDA", _parts(("CUDA {}", env("cuda_version")), ("cuDNN {}", env("cudnn_version")))),
+        ("torch", env("torch_version")),
+        (
+            "Threads / cores",
+            f"{threads or '?'} torch threads / {cores or '?'} cores" if threads or cores else None,
+        ),
+        (
+            "Clocks",
+            _parts(
+                ("SM {} MHz", env("gpu_clock_sm_mhz")),
+                ("memory {} MHz", env("gpu_clock_mem_mhz")),
+                ("CPU {} MHz", load("cpu_freq_mhz", "{:.0f}")),
+            ),
+        ),
+        (
+            "Load",
+            _parts(
+                ("other processes used {} of the CPUs", load("other_cpu_share", "{:.0%}")),
+                ("load average {}", load("loadavg_1m", "{:.2f}")),
+                ("GPU at {} C", env("gpu_temperature_c")),
+                ("drawing {} W", env("gpu_power_w", "{:.0f}")),
+            ),
+        ),
+        ("Python", env("python")),
+        ("effbench", _one_or_range(versions)),
+        ("Models' git commit", env("git_commit") or "not recorded in these results"),
+    ]
+    return [(k, v) for k, v in rows if v]
 
 
 def merge_by_model(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,9 +363,9 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
         for col in shown:
             v, source = lookup(m, col)
             values[col.column] = None if v is None else v / col.scale
-            iv = interval(m.get(source.key)) if source is not None else None
-            if iv is not None:
-                row.intervals[col.column] = (iv[0] / col.scale, iv[1] / col.scale)
+            sp = spread_of(m.get(source.key), col.scale) if source is not None else None
+            if sp is not None:
+                row.intervals[col.column] = sp
             if col.sources and source is not None and source.origin:
                 sources[col.column] = source.origin
                 origins[col.column].add(source.origin)
@@ -237,6 +385,7 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
     meta = {f: first.get(f) for f in GROUP_FIELDS}
     meta["backend"] = first.get("backend") or "eager"
     meta["device_name"] = next((n for d in docs if (n := _device_name(d))), None)
+    meta["environment"] = environment(docs)
     for col in shown:
         if col.sources:
             meta[f"{source_field(col)}s"] = sorted(origins[col.column])
