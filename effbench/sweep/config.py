@@ -42,6 +42,13 @@ class Cell:
     static: bool = True
     breakdown: bool = False
     backend: str = "eager"
+    timing: bool = True
+
+    @property
+    def device_free(self) -> bool:
+        """True for a cell that times nothing (static metrics and predicted memory only): executors run many at
+        once, wherever a CPU is free."""
+        return not self.timing
 
     @property
     def model_name(self) -> str:
@@ -50,21 +57,17 @@ class Cell:
     @property
     def label(self) -> str:
         """What the progress bar shows while the cell runs."""
-        return f"{self.model_name} {self.size[0]}x{self.size[1]} {self.device}"
+        return f"{self.model_name} {self.size[0]}x{self.size[1]} {self.device if self.timing else 'static'}"
 
     @property
     def cell_id(self) -> str:
         name = self.model_name
         if not _parse(self.spec).is_zoo:  # two files may define the same class name
             name += "-" + hashlib.sha1(self.spec.encode()).hexdigest()[:6]
-        parts = [
-            name,
-            f"x{self.scale}",
-            f"{self.size[0]}x{self.size[1]}",
-            self.device.replace(":", ""),
-            self.dtype,
-            self.protocol,
-        ]
+        parts = [name, f"x{self.scale}", f"{self.size[0]}x{self.size[1]}"]
+        if not self.timing:  # device, dtype, protocol and backend change nothing that is counted or predicted
+            return _SLUG.sub("_", "_".join([*parts, "static"]))
+        parts += [self.device.replace(":", ""), self.dtype, self.protocol]
         if self.backend != "eager":  # eager cells keep the ids they had before backends existed
             parts.append(self.backend)
         if self.dataset:
@@ -86,7 +89,7 @@ class Cell:
             input_shape=[1, 3, h, w],
             device=self.device,
             dtype=self.dtype,
-            protocol=self.protocol,
+            protocol=self.protocol if self.timing else None,
             backend=self.backend,
             **fields,
         )
@@ -118,8 +121,25 @@ class SweepConfig:
     roofline: bool = False
     static: bool = True
     breakdown: bool = False
+    timing: bool = True
     timeout: float | None = None
     out: str | None = None
+    executor: str = "local"
+    jobs: int = 1
+    address: str | None = None
+    allow_shared_cpu: bool = False
+    gpu_type: str | None = None
+    slurm_partition: str | None = None
+
+    def executor_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`effbench.sweep.executors.get_executor` this sweep asks for."""
+        return {
+            "jobs": self.jobs,
+            "address": self.address,
+            "allow_shared_cpu": self.allow_shared_cpu,
+            "gpu_type": self.gpu_type,
+            "slurm_partition": self.slurm_partition,
+        }
 
     def resolved_models(self) -> list[str]:
         """The model specs; empty or ``["zoo"]`` means every zoo network that has a requested scale (references
@@ -137,6 +157,8 @@ class SweepConfig:
     def cells(self) -> list[Cell]:
         from ..base.inputs import resolve_device
 
+        if not self.timing:
+            return self._untimed_cells()
         devices = [resolve_device(d).type if d == "auto" else d for d in self.devices]
         for d in devices:
             resolve_device(d)  # clear error for an unavailable device before anything runs
@@ -179,6 +201,34 @@ class SweepConfig:
                     backend,
                 )
             )
+        if not out:
+            raise UsageError("the sweep has no cells (check --models and --scales)")
+        return out
+
+    def _untimed_cells(self) -> list[Cell]:
+        """Device-free cells (static metrics and predicted memory): one per model x scale x size."""
+        clash = [
+            flag
+            for flag, on in (
+                ("--no-static", not self.static),
+                ("--breakdown", self.breakdown),
+                ("--roofline", self.roofline),
+                ("--dataset", self.dataset),
+            )
+            if on
+        ]
+        if clash:
+            raise UsageError(
+                f"--no-timing cells measure static metrics and predicted memory only; drop {', '.join(clash)}"
+            )
+        out = []
+        for spec, scale, size in product(self.resolved_models(), self.scales, self.sizes):
+            if _parse(spec).is_zoo:
+                from ..zoo.registry import model_info
+
+                if scale not in model_info(spec).scales:
+                    continue
+            out.append(Cell(spec, scale, tuple(size), timing=False))
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from ..base.errors import UsageError
 from ..base.results import validate_result, write_json_atomic
+from .executors import Executor, get_executor
 from .lock import OutputLock
 from .supervise import (
     OomEvidence,
@@ -46,7 +47,15 @@ from .supervise import (
     start_supervised,
 )
 
-__all__ = ["RESUME_MODES", "SweepTerminated", "cell_state", "is_finished", "run_sweep", "write_table"]
+__all__ = [
+    "RESUME_MODES",
+    "CellProcess",
+    "SweepTerminated",
+    "cell_state",
+    "is_finished",
+    "run_sweep",
+    "write_table",
+]
 
 _PKG_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _POLL_S = 0.2
@@ -112,43 +121,69 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_cell(cell: Any, out: Path, timeout: float | None, python: str) -> dict[str, Any] | None:
-    """Run one supervised cell process; returns a failure document when it left no valid result, else None."""
-    result = out / "cells" / f"{cell.cell_id}.json"
-    log = out / "logs" / f"{cell.cell_id}.log"
-    # a rerun: the old document must not pass for the new one, nor be lost if interrupted
-    old = _stamp(result)
-    oom_before = oom_kill_count()
-    peak = None
-    with open(log, "w") as logf:
-        proc = start_supervised(
-            [python, "-m", cell.worker, json.dumps(cell.to_dict()), str(result)],
-            log=logf,
-            env=_child_env(),
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
+class CellProcess:
+    """One supervised cell process (``python -m WORKER CELL_JSON OUT/cells/<cell_id>.json``, output in
+    ``OUT/logs/<cell_id>.log``), started at construction and then :meth:`poll` ed until it ends or its
+    ``timeout`` passes (it is killed then). :attr:`failure` is its failure document when it left no valid result."""
+
+    def __init__(self, cell: Any, out: Path, timeout: float | None, python: str) -> None:
+        self.cell = cell
+        self.result = out / "cells" / f"{cell.cell_id}.json"
+        self.failure: dict[str, Any] | None = None
+        self._timeout = timeout
+        # a rerun: the old document must not pass for the new one, nor be lost if interrupted
+        self._old = _stamp(self.result)
+        self._oom_before = oom_kill_count()
+        self._peak: int | None = None
+        self._log = out / "logs" / f"{cell.cell_id}.log"
+        self._logf = open(self._log, "w")
         try:
-            while (rc := proc.poll()) is None:
-                peak = peak_rss_bytes(proc.pid) or peak
-                if deadline is not None and time.monotonic() >= deadline:
-                    kill_group(proc)
-                    return _failure_doc(
-                        cell, "timeout", f"no result after {timeout:g} s (per-cell timeout); process killed"
-                    )
-                time.sleep(
-                    _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
-                )
-        except BaseException:  # Ctrl-C, SIGTERM of the runner: take the cell's process group down too
-            kill_group(proc)
+            self._proc = start_supervised(
+                [python, "-m", cell.worker, json.dumps(cell.to_dict()), str(self.result)],
+                log=self._logf,
+                env=_child_env(),
+            )
+        except BaseException:
+            self._logf.close()
             raise
-    status, _ = cell_state(result)
-    if _stamp(result) != old and status not in ("missing", "unreadable"):
-        return None
-    status, what = death_reason(rc, OomEvidence(oom_before, oom_kill_count(), peak, memory_limit_bytes()))
-    tail = _tail(log)
-    if status == "error" and "out of memory" in tail.lower():
-        status = "oom"
-    return _failure_doc(cell, status, f"{what}; last output:\n{tail}" if tail else what)
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def wait_s(self) -> float:
+        """How long to sleep before the next :meth:`poll` (never past the deadline)."""
+        return (
+            _POLL_S if self._deadline is None else max(0.0, min(_POLL_S, self._deadline - time.monotonic()))
+        )
+
+    def poll(self) -> bool:
+        """True once the process has ended (or was killed at its timeout); :attr:`failure` is then final."""
+        rc = self._proc.poll()
+        if rc is None:
+            self._peak = peak_rss_bytes(self._proc.pid) or self._peak
+            if self._deadline is None or time.monotonic() < self._deadline:
+                return False
+            self.kill()
+            self.failure = _failure_doc(
+                self.cell,
+                "timeout",
+                f"no result after {self._timeout:g} s (per-cell timeout); process killed",
+            )
+            return True
+        self._logf.close()
+        status, _ = cell_state(self.result)
+        if _stamp(self.result) != self._old and status not in ("missing", "unreadable"):
+            return True
+        evidence = OomEvidence(self._oom_before, oom_kill_count(), self._peak, memory_limit_bytes())
+        status, what = death_reason(rc, evidence)
+        tail = _tail(self._log)
+        if status == "error" and "out of memory" in tail.lower():
+            status = "oom"
+        self.failure = _failure_doc(self.cell, status, f"{what}; last output:\n{tail}" if tail else what)
+        return True
+
+    def kill(self) -> None:
+        """Kill the cell's process group (Ctrl-C, SIGTERM of the runner, its timeout)."""
+        kill_group(self._proc)
+        self._logf.close()
 
 
 @contextmanager
@@ -203,6 +238,7 @@ def run_sweep(
     python: str | None = None,
     lock: bool = True,
     wait: float | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "rerun", "status", "final", "seconds", "table"}``.
 
@@ -213,7 +249,9 @@ def run_sweep(
     rerun cell to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
     each cell. ``lock`` takes ``OUT``'s lock for the run (pass False when the caller holds it), waiting up to
     ``wait`` seconds for another runner (None: refuse at once). ``"status"`` counts the statuses of the cells
-    run now, ``"final"`` those of every cell of the sweep afterwards. An interrupt (Ctrl-C, SIGTERM) keeps every
+    run now, ``"final"`` those of every cell of the sweep afterwards. ``executor`` runs the cells
+    (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time); every result's ``env`` records
+    it (``executor``) and where the cell ran (``node``). An interrupt (Ctrl-C, SIGTERM) keeps every
     finished cell and writes the table.
     """
     if resume not in (False, True, *RESUME_MODES):
@@ -225,7 +263,13 @@ def run_sweep(
     out = Path(out)
     with OutputLock(out, wait=wait) if lock else nullcontext():
         return _run_locked(
-            cells, out, resume=resume, timeout=timeout, progress=progress, python=python or sys.executable
+            cells,
+            out,
+            resume=resume,
+            timeout=timeout,
+            progress=progress,
+            python=python or sys.executable,
+            executor=executor or get_executor("local"),
         )
 
 
@@ -237,6 +281,7 @@ def _run_locked(
     timeout: float | None,
     progress: bool,
     python: str,
+    executor: Executor,
 ) -> dict[str, Any]:
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -259,8 +304,23 @@ def _run_locked(
         "out": str(out),
     }
     t0 = time.perf_counter()
+    bar = task = None
 
-    bar = None
+    def started(cell: Any) -> None:
+        if bar is not None:
+            bar.update(task, description=cell.label)
+
+    def finished(cell: Any, doc: dict[str, Any] | None, node: dict[str, Any]) -> None:
+        path = out / "cells" / f"{cell.cell_id}.json"
+        if doc is None:  # the cell's process wrote it (valid): add where it ran
+            doc = json.loads(path.read_text())
+        doc["env"] = {**(doc.get("env") or {}), "executor": executor.name, "node": node}
+        write_json_atomic(path, doc)
+        summary["status"][doc["status"]] += 1
+        summary["ran"] += 1
+        if bar is not None:
+            bar.advance(task)
+
     if progress and todo:
         from rich.progress import (
             BarColumn,
@@ -287,17 +347,7 @@ def _run_locked(
             if bar is not None:
                 bar.start()
                 task = bar.add_task("sweep", total=len(todo))
-            for cell in todo:
-                if bar is not None:
-                    bar.update(task, description=cell.label)
-                failure = _run_cell(cell, out, timeout, python)
-                path = out / "cells" / f"{cell.cell_id}.json"
-                if failure is not None:
-                    write_json_atomic(path, failure)
-                summary["status"][cell_state(path)[0]] += 1
-                summary["ran"] += 1
-                if bar is not None:
-                    bar.advance(task)
+            executor.run(todo, out, timeout=timeout, python=python, started=started, finished=finished)
     finally:
         if bar is not None:
             bar.stop()

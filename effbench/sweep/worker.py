@@ -71,54 +71,55 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         except Exception as exc:
             partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
 
-    try:
-        from ..timing import benchmark
+    if cell.timing:  # an untimed cell is device-free: static metrics and predicted memory only
+        try:
+            from ..timing import benchmark
 
-        # ntire runs over the data set (that is the protocol); steady times the cell's size, PSNR comes after
-        res = benchmark(
-            model,
-            (h, w),
-            scale=cell.scale,
-            device=cell.device,
-            protocol=cell.protocol,
-            dtype=cell.dtype,
-            repeats=cell.repeats,
-            threads=cell.threads,
-            roofline=cell.roofline,
-            dataset=cell.dataset if cell.protocol == "ntire" else None,
-            predicted_memory=predicted,
-            backend=cell.backend,
-        )
-        metrics.update(res.metrics())
-        if cell.dataset and cell.protocol != "ntire":
-            import torch
-
-            from ..timing import DTYPES
-            from ..timing.data import find_pairs
-            from ..timing.ntire import evaluate_psnr
-
-            metrics.update(
-                evaluate_psnr(
-                    model,
-                    find_pairs(cell.dataset, cell.scale),
-                    torch.device(cell.device),
-                    data_range=ident.data_range,
-                    scale=cell.scale,
-                    dtype=DTYPES[cell.dtype],
-                )
+            # ntire runs over the data set (that is the protocol); steady times the cell's size, PSNR comes after
+            res = benchmark(
+                model,
+                (h, w),
+                scale=cell.scale,
+                device=cell.device,
+                protocol=cell.protocol,
+                dtype=cell.dtype,
+                repeats=cell.repeats,
+                threads=cell.threads,
+                roofline=cell.roofline,
+                dataset=cell.dataset if cell.protocol == "ntire" else None,
+                predicted_memory=predicted,
+                backend=cell.backend,
             )
-            res["dataset"] = cell.dataset
-        doc["input_shape"] = res["input_shape"]
-        doc["env"] = res["env"]
-        doc["settings"] = res.get("settings")
-        doc["dataset"] = res.get("dataset")
-    except ModelError as exc:
-        doc.update(status=getattr(exc, "status", "error"), error=str(exc))
-    except EffbenchError as exc:
-        doc.update(status="error", error=str(exc))
-    except Exception as exc:
-        doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
-        partial["traceback"] = traceback.format_exc(limit=6)
+            metrics.update(res.metrics())
+            if cell.dataset and cell.protocol != "ntire":
+                import torch
+
+                from ..timing import DTYPES
+                from ..timing.data import find_pairs
+                from ..timing.ntire import evaluate_psnr
+
+                metrics.update(
+                    evaluate_psnr(
+                        model,
+                        find_pairs(cell.dataset, cell.scale),
+                        torch.device(cell.device),
+                        data_range=ident.data_range,
+                        scale=cell.scale,
+                        dtype=DTYPES[cell.dtype],
+                    )
+                )
+                res["dataset"] = cell.dataset
+            doc["input_shape"] = res["input_shape"]
+            doc["env"] = res["env"]
+            doc["settings"] = res.get("settings")
+            doc["dataset"] = res.get("dataset")
+        except ModelError as exc:
+            doc.update(status=getattr(exc, "status", "error"), error=str(exc))
+        except EffbenchError as exc:
+            doc.update(status="error", error=str(exc))
+        except Exception as exc:
+            doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
+            partial["traceback"] = traceback.format_exc(limit=6)
 
     if doc["status"] == "ok" and cell.breakdown:
         try:
