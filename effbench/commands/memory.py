@@ -89,6 +89,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, metavar="FILE.json", help="calibrate: where to write the profile"
     )
+    parser.add_argument(
+        "--snapshot",
+        default=None,
+        metavar="FILE.pickle",
+        help="write the prediction as a CUDA memory snapshot (torch.cuda.memory._dump_snapshot's format) for "
+        "pytorch.org/memory_viz; with --measure, the measured one goes beside it as FILE.measured.pickle",
+    )
+    parser.add_argument(
+        "--snapshot-at",
+        choices=("end", "peak"),
+        default="end",
+        help="end: after the measured forward (default); peak: where the predicted peak is reached",
+    )
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     add_timeout_argument(parser)
     parser.add_argument(
@@ -270,6 +283,55 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
     return 0
 
 
+def _run_snapshot(args: argparse.Namespace, spec_text: str, form: str, size: tuple[int, int]) -> int:
+    from pathlib import Path
+
+    from ..memory.snapshot import measured_snapshot, predict_snapshot, write_snapshot
+
+    if args.measure:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(
+                "--measure with --snapshot records the measured snapshot on CUDA; none is available"
+            )
+    model = model_from_args(args, spec_text, deploy=form == "deploy")
+    snap = predict_snapshot(
+        model,
+        size,
+        batch=args.batch,
+        dtype=DTYPES[args.dtype],
+        memory_format=args.memory_format,
+        donate_input=args.donate_input,
+        gpu_profile=args.gpu_profile,
+        at=args.snapshot_at,
+    )
+    path = write_snapshot(snap.snapshot, args.snapshot)
+    doc: dict[str, Any] = {
+        "model": snap.model,
+        "snapshot": str(path),
+        "at": snap.at,
+        "predicted_peak_bytes": snap.peak_bytes,
+        "predicted_requested_peak_bytes": snap.requested_peak_bytes,
+        "predicted_reserved_bytes": snap.reserved_bytes,
+    }
+    if args.measure:
+        measured = measured_snapshot(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
+        doc["measured_snapshot"] = str(write_snapshot(measured, Path(path).with_suffix(".measured.pickle")))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(
+        f"{snap.model}: predicted snapshot ({snap.at} of the warm + measured forward) written to {path}: "
+        f"peak {snap.peak_bytes:,} B ({_mib(snap.peak_bytes)}) allocated, {_mib(snap.requested_peak_bytes)} "
+        f"requested (the viewer's Active Memory Timeline), {_mib(snap.reserved_bytes)} reserved"
+    )
+    if "measured_snapshot" in doc:
+        print(f"measured snapshot written to {doc['measured_snapshot']}")
+    print("open it at https://pytorch.org/memory_viz (drag the file onto the page)")
+    return 0
+
+
 def _run_calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -392,6 +454,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
 
+    if args.snapshot:
+        if len(specs) != 1:
+            raise UsageError(f"--snapshot writes one model's snapshot, got {len(specs)} SPECs")
+        if args.device_model != "cuda":
+            raise UsageError("--snapshot needs --device-model cuda (the plain model has no allocator state)")
+        return _run_snapshot(args, specs[0], forms[0], size)
     if args.measure:
         return _run_measure(args, specs, forms, size)
     reports, labels = [], []

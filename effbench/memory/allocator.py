@@ -18,12 +18,18 @@ Two models:
     the device during a forward pass (no ``empty_cache``).
 
   Segment addresses are assigned in increasing order; they only break ties between equal-sized free blocks.
+
+  With ``record=True`` it also keeps what ``torch.cuda.memory._record_memory_history`` records: every
+  ``segment_alloc``, ``alloc``, ``free_requested`` and ``free_completed`` with its address, size (the request, as
+  the native allocator's trace has it) and the ``context`` its driver set, and :meth:`CachingAllocator.state` gives
+  the segments and their blocks, as ``torch.cuda.memory._snapshot`` does (see :mod:`effbench.memory.snapshot`).
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 MIN_BLOCK = 512  # kMinBlockSize
 SMALL_SIZE = 1 << 20  # kSmallSize: largest request served from the small pool
@@ -85,17 +91,61 @@ class _Block:
     size: int
     small: bool
     allocated: bool = False
+    requested: int = 0  # the request the block serves while allocated
+    context: Any = None  # the allocator's context when the block was last allocated
     prev: _Block | None = field(default=None, repr=False)
     next: _Block | None = field(default=None, repr=False)
 
 
-class CachingAllocator:
-    """Simulation of the native CUDA caching allocator's block bookkeeping (see the module docstring)."""
+@dataclass(frozen=True)
+class AllocatorEvent:
+    """One entry of the allocator's trace (the native ``TraceEntry``): ``size`` is the requested size, or the
+    segment's size for ``segment_alloc``."""
 
-    def __init__(self) -> None:
+    action: str  # "segment_alloc", "alloc", "free_requested" or "free_completed"
+    addr: int
+    size: int
+    context: Any
+
+
+@dataclass(frozen=True)
+class BlockState:
+    """A block of a segment: allocated (with the request it serves and its allocation context) or free."""
+
+    addr: int
+    size: int
+    requested: int
+    allocated: bool
+    context: Any
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """One segment (one ``cudaMalloc``) and its blocks in address order."""
+
+    addr: int
+    size: int
+    small: bool
+    context: Any
+    blocks: tuple[BlockState, ...]
+
+
+class CachingAllocator:
+    """Simulation of the native CUDA caching allocator's block bookkeeping (see the module docstring).
+
+    ``record=True`` keeps the trace in :attr:`history`; :attr:`context` is stored with every event and allocated
+    block (its driver sets it, e.g. to the running op).
+    """
+
+    def __init__(self, record: bool = False) -> None:
         self.allocated = 0
         self.peak = 0
         self.reserved = 0
+        self.requested = 0  # the sum of the requests of allocated blocks (memory_stats' requested_bytes)
+        self.requested_peak = 0
+        self.context: Any = None
+        self.history: list[AllocatorEvent] | None = [] if record else None
+        self._segments: list[tuple[_Block, int, Any]] = []  # first block, size, context of the cudaMalloc
         self._pools: dict[bool, list[tuple[int, int, _Block]]] = {
             True: [],
             False: [],
@@ -116,6 +166,8 @@ class CachingAllocator:
             block = _Block(self._next_addr, seg, small)
             self._next_addr += seg + SMALL_BUFFER  # a gap: segments never merge
             self.reserved += seg
+            self._segments.append((block, seg, self.context))
+            self._record("segment_alloc", block.addr, seg)
         remaining = block.size - size
         if (remaining >= MIN_BLOCK) if small else (remaining > SMALL_SIZE):
             rest = _Block(block.addr + size, remaining, small, prev=block, next=block.next)
@@ -125,8 +177,12 @@ class CachingAllocator:
             block.size = size
             bisect.insort(pool, (rest.size, rest.addr, rest))
         block.allocated = True
+        block.requested, block.context = nbytes, self.context
         self.allocated += block.size
         self.peak = max(self.peak, self.allocated)
+        self.requested += nbytes
+        self.requested_peak = max(self.requested_peak, self.requested)
+        self._record("alloc", block.addr, nbytes)
         handle = self._next_handle
         self._next_handle += 1
         self._live[handle] = block
@@ -141,6 +197,9 @@ class CachingAllocator:
     def free(self, handle: int) -> None:
         block = self._live.pop(handle)
         self.allocated -= block.size
+        self.requested -= block.requested
+        self._record("free_requested", block.addr, block.requested)
+        self._record("free_completed", block.addr, block.requested)
         block.allocated = False
         prev, nxt = block.prev, block.next
         if prev is not None and not prev.allocated:
@@ -160,6 +219,26 @@ class CachingAllocator:
 
     def reset_peak(self) -> None:
         self.peak = self.allocated
+        self.requested_peak = self.requested
+
+    def _record(self, action: str, addr: int, size: int) -> None:
+        if self.history is not None:
+            self.history.append(AllocatorEvent(action, addr, size, self.context))
+
+    def state(self) -> list[SegmentState]:
+        """The segments in address order with their blocks, as they are now."""
+        out = []
+        for first, size, context in self._segments:
+            blocks = []
+            b: _Block | None = first
+            while b is not None:
+                req = b.requested if b.allocated else 0
+                blocks.append(
+                    BlockState(b.addr, b.size, req, b.allocated, b.context if b.allocated else None)
+                )
+                b = b.next
+            out.append(SegmentState(first.addr, size, first.small, context, tuple(blocks)))
+        return out
 
 
 def make_allocator(device_model: str) -> PlainAllocator | CachingAllocator:

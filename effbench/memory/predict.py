@@ -39,6 +39,7 @@ What is not modelled
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,8 +55,8 @@ from ..base.model_code import (
     replace_tensor_attributes,
     running_model_code,
 )
-from .allocator import make_allocator, round_size
-from .tracker import StorageTrace, record_forward
+from .allocator import CachingAllocator, PlainAllocator, make_allocator, round_size
+from .tracker import OpRec, StorageRec, StorageTrace, record_forward
 from .workspace import GpuProfile, load_profile
 
 MEMORY_FORMATS: dict[str, torch.memory_format] = {
@@ -249,11 +250,18 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def _simulate(
-    trace: StorageTrace, device_model: str, donate_input: bool, workspace: dict[int, int]
+    trace: StorageTrace,
+    device_model: str,
+    donate_input: bool,
+    workspace: dict[int, int],
+    alloc: PlainAllocator | CachingAllocator | None = None,
+    on_step: Callable[[str, OpRec | StorageRec], None] | None = None,
 ) -> dict[str, Any]:
     """Run the allocator over the protocol; return per-op allocated bytes of both passes and the peak position.
 
     ``workspace`` maps op indices to the bytes allocated inside the op after its outputs and freed before it returns.
+    ``alloc`` is the allocator to drive (default: a fresh one of ``device_model``); ``on_step(pass, what)`` is
+    called before each resident storage is allocated (pass ``"resident"``) and before each op of each pass.
     """
     n = len(trace.ops)
     frees: dict[int, list[int]] = {}
@@ -268,11 +276,13 @@ def _simulate(
     for s in trace.storages:
         if s.kind == "activation" and s.free_before is not None:
             frees.setdefault(s.free_before, []).append(s.sid)
-    alloc = make_allocator(device_model)
+    alloc = alloc if alloc is not None else make_allocator(device_model)
     plain = make_allocator("plain")
     nbytes = {s.sid: s.nbytes for s in trace.storages}
     handles: dict[int, tuple[int, int]] = {}
     for sid in trace.resident:
+        if on_step is not None:
+            on_step("resident", trace.storages[sid])
         handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
     alloc.reset_peak()
     passes = ("warm", "measured") if device_model == "cuda" else ("measured",)
@@ -284,6 +294,8 @@ def _simulate(
                 handles[sid] = (alloc.malloc(nbytes[sid]), plain.malloc(nbytes[sid]))
         series = []
         for op in trace.ops:
+            if on_step is not None:
+                on_step(name, op)
             for sid in frees.get(op.index, ()):
                 a, b = handles.pop(sid)
                 alloc.free(a)
