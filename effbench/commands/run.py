@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..backends import backend_names
 from ..base.errors import UsageError
+from ..sweep.executors import EXECUTORS
 from ..sweep.runner import RESUME_MODES
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CONFIG.toml",
         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-        "backends, repeats, threads, dataset, roofline, static, breakdown, timeout, out)",
+        "backends, repeats, threads, dataset, roofline, static, breakdown, timing, timeout, out, "
+        "executor, jobs, address, allow_shared_cpu, gpu_type, slurm_partition)",
     )
     parser.add_argument(
         "--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)"
@@ -97,6 +99,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-static", action="store_true", help="skip static metrics and memory prediction (runtime only)"
     )
+    parser.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="static metrics and predicted memory only: device-free cells (one per model x scale x size), "
+        "which --jobs and the cluster executors run many at once",
+    )
+    group = parser.add_argument_group("executors (docs/distributed.md)")
+    group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="what runs the cells: local processes (default), tasks on a Ray cluster, or Slurm array jobs "
+        "through submitit",
+    )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local: up to N cells at once (device-free ones; timed cells stay one per device, a timed CPU "
+        "cell alone); default 1",
+    )
+    group.add_argument(
+        "--address", default=None, help="ray: the cluster to join (e.g. auto, ray://HOST:10001, HOST:6379)"
+    )
+    group.add_argument(
+        "--allow-shared-cpu",
+        action="store_true",
+        default=None,
+        help="a timed CPU cell may share its machine (node) with other cells instead of running alone",
+    )
+    group.add_argument(
+        "--gpu-type", default=None, help="ray: timed CUDA cells ask for this accelerator type (e.g. H100)"
+    )
+    group.add_argument("--slurm-partition", default=None, metavar="P", help="submitit: the Slurm partition")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
     parser.add_argument(
         "--resume",
@@ -145,6 +182,7 @@ def _check_values(cfg: SweepConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..base.inputs import parse_size
     from ..sweep import SweepConfig, load_config, run_sweep
+    from ..sweep.executors import get_executor
     from ..sweep.lock import OutputLock
     from ..sweep.runner import SweepTerminated
 
@@ -161,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
         "dataset",
         "timeout",
         "out",
+        "executor",
+        "jobs",
+        "address",
+        "allow_shared_cpu",
+        "gpu_type",
+        "slurm_partition",
     ):
         val = getattr(args, key)
         if val is not None:
@@ -170,12 +214,14 @@ def run(args: argparse.Namespace) -> int:
     cfg.roofline = cfg.roofline or args.roofline
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static
+    cfg.timing = cfg.timing and not args.no_timing
     _check_values(cfg)
+    executor = get_executor(cfg.executor, **cfg.executor_options())
     # repeats None: each cell's benchmark default (CPU: until the median's CI is within 2%)
     cells = cfg.cells()
     out = Path(cfg.out or "runs/default")
     with OutputLock(out, wait=args.wait):  # held over the sweep and its report
-        print(f"effbench run: {len(cells)} cells -> {out}")
+        print(f"effbench run: {len(cells)} cells -> {out} (executor {executor.name})")
         try:
             summary = run_sweep(
                 cells,
@@ -184,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
                 timeout=cfg.timeout or 900.0,
                 progress=not args.no_progress,
                 lock=False,
+                executor=executor,
             )
         except SweepTerminated:
             print(
