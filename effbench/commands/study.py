@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..base.inputs import parse_size
     from ..studies import Variant, attention_variant, get_study, run_study
+    from ..studies.verdicts import time_basis_words
 
     study = copy.deepcopy(get_study(args.name))
     for text in args.variant:
@@ -118,9 +119,12 @@ def run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
     )
     for r in doc["rows"]:
+        basis = time_basis_words(r)
         print(
             f"{r['variant']:<22} {r['status']:<8} params {r['params'] or 0:>10,}  "
-            f"time {r['time_ms'] or float('nan'):9.2f} ms  {r['verdict']}"
+            f"time {r['time_ms'] or float('nan'):9.2f} ms (own process)  "
+            + (f"verdict on {basis}: " if basis else "")
+            + r["verdict"]
         )
     for f in doc["files"]:
         print(f"wrote {f}")

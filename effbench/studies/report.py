@@ -7,6 +7,7 @@ from typing import Any
 
 from ..report.text import md_table
 from ..timing.breakdown import conv_label
+from .verdicts import time_basis_words
 
 __all__ = ["render_study_markdown", "render_png"]
 
@@ -266,7 +267,9 @@ def render_study_markdown(doc: dict[str, Any]) -> str:
         if r["status"] != "ok":
             lines.append(f"- **{r['variant']}**: not measured ({r['status']}: {r.get('error') or ''})")
         elif r["verdict"]:
-            lines.append(f"- **{r['variant']}** (vs {r['baseline']}): {r['verdict']}")
+            basis = time_basis_words(r)
+            on = f"; time judged on {basis}" if basis else ""
+            lines.append(f"- **{r['variant']}** (vs {r['baseline']}{on}): {r['verdict']}")
     lines += _roofline_lines(doc)
     lines += _time_breakdown_lines(doc)
     formula = doc.get("formula")

@@ -4,8 +4,12 @@ comparison with the paper, written as ``study.json``, ``study.md`` and ``study.p
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +194,25 @@ def _device_peaks(docs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+@contextmanager
+def native_stderr_to(log: Path) -> Iterator[None]:
+    """Send everything written to file descriptor 2 meanwhile (by Python and by native code, e.g. kineto's
+    ``USDT: ... profiler_start`` / ``profiler_stop`` lines at every torch.profiler pass) to the end of ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with log.open("ab") as f:
+            os.dup2(f.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def time_groups_interleaved(
     study: Study,
     models: dict[str, Any],
@@ -199,11 +222,13 @@ def time_groups_interleaved(
     rounds: int,
     threads: int | None,
     profile_passes: int = 5,
+    log: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """For each baseline, its variants and itself timed in interleaved rounds in this process
     (:func:`effbench.timing.paired.time_interleaved`), then profiled in ``profile_passes`` interleaved passes
     (``op_time``: the median :func:`~effbench.timing.breakdown.op_time_breakdown` per variant); keyed by the
-    baseline's name. Variants whose sweep cell failed are left out; a group that fails records its error."""
+    baseline's name. Variants whose sweep cell failed are left out; a group that fails records its error.
+    What the profiler writes to stderr goes to ``log`` (default: the null device), not to the terminal."""
     from ..timing.breakdown import median_breakdown, op_time_breakdown
     from ..timing.paired import time_interleaved
 
@@ -228,12 +253,13 @@ def time_groups_interleaved(
         try:  # the profiler's split, in interleaved passes too: drift would otherwise swamp a few-% difference
             names = list(group)
             parts: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-            for p in range(profile_passes):
-                for i in range(len(names)):
-                    n = names[(p + i) % len(names)]
-                    parts[n].append(
-                        op_time_breakdown(group[n], size, device=device, forwards=1, threads=threads)
-                    )
+            with native_stderr_to(log or Path(os.devnull)):
+                for p in range(profile_passes):
+                    for i in range(len(names)):
+                        n = names[(p + i) % len(names)]
+                        parts[n].append(
+                            op_time_breakdown(group[n], size, device=device, forwards=1, threads=threads)
+                        )
             out[base]["op_time"] = {n: median_breakdown(parts[n]) for n in names}
         except Exception as exc:
             out[base]["op_time_error"] = f"{type(exc).__name__}: {exc}"
@@ -379,7 +405,14 @@ def run_study(
         paired = previous.get("paired") or {}
     else:
         paired = time_groups_interleaved(
-            study, models, docs, dev, (h, w), rounds or max(int(repeats or 10), 5), threads
+            study,
+            models,
+            docs,
+            dev,
+            (h, w),
+            rounds or max(int(repeats or 10), 5),
+            threads,
+            log=out / "logs" / "profiler.log",
         )
     device_peaks = _device_peaks(docs)
     rows = analyse_study(

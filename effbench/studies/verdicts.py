@@ -222,6 +222,26 @@ def _paired(paired: dict[str, dict[str, Any]] | None, v: Variant) -> dict[str, f
     return paired_change(samples, v.baseline, v.name)
 
 
+def _paired_note(row: dict[str, Any], pc: dict[str, float]) -> str:
+    return (
+        f" [paired: median of {pc['rounds']} interleaved rounds, +-{pc['noise_pct']:.1f}%; the "
+        f"separate runs' medians differ by {_fmt_pct(row.get('time_change_pct'))}]"
+    )
+
+
+def time_basis_words(row: dict[str, Any]) -> str | None:
+    """Which measurement a row's time verdict uses, in words (``None``: the row has no time verdict): the paired
+    rounds in one process, or the two separate processes' medians or fastest runs (the ``time_ms`` column)."""
+    basis = row.get("time_basis")
+    if basis == "paired":
+        return f"paired rounds ({row.get('time_paired_rounds')} interleaved in one process)"
+    if basis == "fastest run":
+        return "separate processes (fastest runs)"
+    if basis == "median":
+        return "separate processes (medians)"
+    return None
+
+
 def _verdict_direction(
     study: Study,
     row: dict[str, Any],
@@ -244,6 +264,7 @@ def _verdict_direction(
         text, ok = f"agrees in direction: {ours:+.1f}% (+-{margin:.1f}%) (paper: {want})", True
     else:
         text, ok = f"disagrees in direction: {ours:+.1f}% (+-{margin:.1f}%) (paper: {want})", False
+    text += _paired_note(row, pc) if pc else " [separate processes: medians of the two runs]"
     row["time_agrees"] = ok
     if not ok:
         why = _why_time(
@@ -357,18 +378,18 @@ def analyse_study(
                 )
             elif pc is not None:
                 text, ok = _verdict_time(ours, v.paper["time_change_pct"], pc["noise_pct"])
-                text += (
-                    f" [paired: median of {pc['rounds']} interleaved rounds, +-{pc['noise_pct']:.1f}%; the "
-                    f"separate runs' medians differ by {_fmt_pct(row.get('time_change_pct'))}]"
-                )
             else:
                 text, ok = _verdict_time(ours, v.paper["time_change_pct"], NOISY_CV_PCT if fastest else noise)
+            if pc is not None:
+                text += _paired_note(row, pc)
+            elif fastest:
+                text += (
+                    f" [separate processes: fastest runs; the medians differ by {row['time_change_pct']:+.1f}% "
+                    f"with cv {noise:.1f}%]"
+                )
+            else:
+                text += " [separate processes: medians of the two runs]"
             row["time_agrees"] = ok
-            text += (
-                f" [fastest runs; the medians differ by {row['time_change_pct']:+.1f}% with cv {noise:.1f}%]"
-                if fastest
-                else ""
-            )
             if not ok:
                 why = _why_time(
                     study,
