@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,21 @@ def test_the_written_snapshot_reads_in_pytorchs_memory_viz_tools(rlfn_files: dic
     for html, shown in plots:
         encoded = html.split('"base64": "')[1].split('"')[0]
         assert pickle.loads(base64.b64decode(encoded)) == shown
+
+
+# The opcodes the JavaScript unpickler of PyTorch's viewer (torch/utils/viz/MemoryViz.js, pytorch.org/memory_viz)
+# reads; any other one makes it throw "UNKNOWN OPCODE".
+VIEWER_OPCODES = set(
+    "PROTO FRAME STOP MARK MEMOIZE BINPUT LONG_BINPUT BINGET LONG_BINGET EMPTY_DICT EMPTY_LIST EMPTY_TUPLE DICT "
+    "SETITEM SETITEMS LIST APPEND APPENDS TUPLE TUPLE1 TUPLE2 TUPLE3 BININT BININT1 BININT2 LONG1 BINFLOAT "
+    "SHORT_BINUNICODE BINUNICODE NEWTRUE NEWFALSE NONE".split()
+)
+
+
+def test_the_pickle_uses_only_what_the_browser_viewer_unpickles(rlfn_files: dict[str, Path]) -> None:
+    for path in rlfn_files.values():
+        used = {op.name for op, _arg, _pos in pickletools.genops(path.read_bytes())}
+        assert used <= VIEWER_OPCODES, used - VIEWER_OPCODES
 
 
 def test_the_sum_of_active_blocks_at_the_peak_is_the_predicted_peak(rlfn_files: dict[str, Path]) -> None:
