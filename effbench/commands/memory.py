@@ -252,6 +252,8 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
         model = model_from_args(args, spec_text, deploy=form == "deploy")
         doc = measure_cuda_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
         doc["form"] = form
+        if args.snapshot:
+            doc["snapshot"] = _write_snapshots(args, model, size)
         docs.append(doc)
     if args.json:
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
@@ -280,22 +282,17 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
             f"  difference measured - predicted: {d['difference_bytes']:,} B ({d['difference_pct']:+.2f}%), "
             f"with workspaces {d['difference_with_workspace_pct']:+.2f}%"
         )
+        if "snapshot" in d:
+            _print_snapshots(d["snapshot"])
     return 0
 
 
-def _run_snapshot(args: argparse.Namespace, spec_text: str, form: str, size: tuple[int, int]) -> int:
+def _write_snapshots(args: argparse.Namespace, model: Any, size: tuple[int, int]) -> dict[str, Any]:
+    """Write ``--snapshot`` (the prediction) and, with ``--measure``, the measured snapshot beside it."""
     from pathlib import Path
 
     from ..memory.snapshot import measured_snapshot, predict_snapshot, write_snapshot
 
-    if args.measure:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError(
-                "--measure with --snapshot records the measured snapshot on CUDA; none is available"
-            )
-    model = model_from_args(args, spec_text, deploy=form == "deploy")
     snap = predict_snapshot(
         model,
         size,
@@ -308,8 +305,7 @@ def _run_snapshot(args: argparse.Namespace, spec_text: str, form: str, size: tup
     )
     path = write_snapshot(snap.snapshot, args.snapshot)
     doc: dict[str, Any] = {
-        "model": snap.model,
-        "snapshot": str(path),
+        "path": str(path),
         "at": snap.at,
         "predicted_peak_bytes": snap.peak_bytes,
         "predicted_requested_peak_bytes": snap.requested_peak_bytes,
@@ -317,19 +313,20 @@ def _run_snapshot(args: argparse.Namespace, spec_text: str, form: str, size: tup
     }
     if args.measure:
         measured = measured_snapshot(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
-        doc["measured_snapshot"] = str(write_snapshot(measured, Path(path).with_suffix(".measured.pickle")))
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
+        doc["measured_path"] = str(write_snapshot(measured, Path(path).with_suffix(".measured.pickle")))
+    return doc
+
+
+def _print_snapshots(doc: dict[str, Any]) -> None:
     print(
-        f"{snap.model}: predicted snapshot ({snap.at} of the warm + measured forward) written to {path}: "
-        f"peak {snap.peak_bytes:,} B ({_mib(snap.peak_bytes)}) allocated, {_mib(snap.requested_peak_bytes)} "
-        f"requested (the viewer's Active Memory Timeline), {_mib(snap.reserved_bytes)} reserved"
+        f"snapshot  {doc['path']} (the prediction, {doc['at']} of the warm + measured forward): "
+        f"{_mib(doc['predicted_peak_bytes'])} allocated at the peak, "
+        f"{_mib(doc['predicted_requested_peak_bytes'])} requested (the top of the viewer's Active Memory "
+        f"Timeline), {_mib(doc['predicted_reserved_bytes'])} reserved"
     )
-    if "measured_snapshot" in doc:
-        print(f"measured snapshot written to {doc['measured_snapshot']}")
-    print("open it at https://pytorch.org/memory_viz (drag the file onto the page)")
-    return 0
+    if "measured_path" in doc:
+        print(f"snapshot  {doc['measured_path']} (measured)")
+    print("          open at https://pytorch.org/memory_viz (drop the file onto the page)")
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
@@ -459,7 +456,6 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--snapshot writes one model's snapshot, got {len(specs)} SPECs")
         if args.device_model != "cuda":
             raise UsageError("--snapshot needs --device-model cuda (the plain model has no allocator state)")
-        return _run_snapshot(args, specs[0], forms[0], size)
     if args.measure:
         return _run_measure(args, specs, forms, size)
     reports, labels = [], []
@@ -478,6 +474,7 @@ def _run(args: argparse.Namespace) -> int:
         _warn_unless_sr_output(r, args.scale)
         reports.append(r)
         labels.append(f"{model.name}" + (f" ({form})" if args.forms or form == "train" else ""))
+    snapshot = _write_snapshots(args, model, size) if args.snapshot else None
 
     if args.json:
         doc: dict[str, Any] = {"reports": [r.to_dict() for r in reports], "labels": labels}
@@ -487,11 +484,13 @@ def _run(args: argparse.Namespace) -> int:
             from ..memory.plot import plot_timeline
 
             doc["plot"] = str(plot_timeline(reports, args.plot, labels))
+        if snapshot is not None:
+            doc["snapshot"] = snapshot
         print(
             json.dumps(
                 doc
                 if len(reports) == 2
-                else {**doc["reports"][0], **{k: v for k, v in doc.items() if k == "plot"}},
+                else {**doc["reports"][0], **{k: v for k, v in doc.items() if k in ("plot", "snapshot")}},
                 indent=2,
             )
         )
@@ -507,4 +506,6 @@ def _run(args: argparse.Namespace) -> int:
         from ..memory.plot import plot_timeline
 
         print(f"timeline written to {plot_timeline(reports, args.plot, labels)}")
+    if snapshot is not None:
+        _print_snapshots(snapshot)
     return 0
