@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..base.errors import UsageError
 
@@ -14,7 +15,11 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or sweep folders")
-    parser.add_argument("--out", default="report", help="output folder (default: ./report)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: report/ beside the results: a sweep folder's report/, or next to its cells/)",
+    )
     parser.add_argument(
         "--baseline",
         default=None,
@@ -35,6 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_out(results: list[str]) -> Path:
+    """``report/`` beside the first results path: inside a sweep folder, beside a ``cells/`` folder (the sweep's
+    own), or in the folder holding a results file."""
+    first = Path(results[0])
+    base = first if first.is_dir() else first.parent
+    if base.name == "cells":
+        base = base.parent
+    return base / "report"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..base.results import load_results
     from ..report.render import render_report
@@ -46,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         docs = load_results(args.results, strict=args.strict)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    out = Path(args.out) if args.out else default_out(args.results)
     paths = render_report(
-        docs, args.out, baseline=args.baseline, formats=formats, figures=not args.no_figures, title=args.title
+        docs, out, baseline=args.baseline, formats=formats, figures=not args.no_figures, title=args.title
     )
     for p in paths:
         print(p)

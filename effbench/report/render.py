@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from .figures import Figure
 from .markdown import delta_records, render_table_markdown
 from .table import Table, build_table, split_groups
 
@@ -71,25 +72,35 @@ def render_report(
         )
     multi = len(tables) > 1
     written: list[Path] = []
-    fig_paths: list[Path] = []
+    figs: list[Figure] = []
     if figures:
-        from .figures import comparison_figure, psd_figures, timeline_figures
+        from .figures import (
+            breakdown_figure,
+            comparison_figure,
+            pareto_figures,
+            psd_figures,
+            timeline_figures,
+        )
 
         for t in tables:
-            stem = f"fig1_runtime_memory_{_stem(t)}" if multi else "fig1_runtime_memory"
-            fig_paths += comparison_figure(t, out, stem=stem)
-        fig_paths += timeline_figures(docs, out)
-        fig_paths += psd_figures(docs, out)
-        written += fig_paths
+            suffix = f"_{_stem(t)}" if multi else ""
+            figs += comparison_figure(t, out, stem=f"fig1_runtime_memory{suffix}")
+            figs += pareto_figures(t, out, suffix=suffix)
+        figs += timeline_figures(docs, out)
+        figs += breakdown_figure(docs, out)
+        figs += psd_figures(docs, out)
+        written += [p for f in figs for p in f.paths]
     sections = [(_section_name(t) if multi else "Efficiency comparison", t) for t in tables]
     if "md" in formats:
         parts = [f"# {title}", ""]
         for name, t in sections:
             has_base = baseline if baseline in {r.model for r in t.rows} else None
             parts.append(render_table_markdown(t, title=name, baseline=has_base))
-        pngs = [p for p in fig_paths if p.suffix == ".png"]
-        if pngs:
-            parts += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+        shown = [(f, png) for f in figs if (png := f.file(".png"))]
+        if shown:
+            parts += ["## Figures", ""]
+            for i, (f, png) in enumerate(shown, start=1):
+                parts += [f"![{f.title}]({png.name})", "", f"*Figure {i}: {f.title}.* {f.caption}", ""]
         p = out / "report.md"
         p.write_text("\n".join(parts))
         written.append(p)
@@ -121,11 +132,11 @@ def render_report(
                 }
                 for (name, t), f in zip(sections, frames)
             ],
-            "figures": [p.name for p in fig_paths],
+            "figures": [p.name for f in figs for p in f.paths],
         }
         written.append(write_json_atomic(out / "report.json", doc))
     if "html" in formats:
         from .html import render_html
 
-        written.append(render_html(sections, fig_paths, out / "report.html", baseline=baseline, title=title))
+        written.append(render_html(sections, figs, out / "report.html", baseline=baseline, title=title))
     return written

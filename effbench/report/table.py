@@ -120,7 +120,8 @@ class Table:
         rel = 100 * sp.half() / abs(v)
         text = f"{shown:,.{decimals}f}" if "," in col.fmt else f"{shown:.{decimals}f}"
         text += col.cell_suffix
-        return text + (f" ±{rel:.1f}%" if sp.kind == "95% CI" else f" (IQR ±{rel:.1f}%)")
+        pct = f"{rel:.1f}" if rel < 10 else f"{rel:.0f}"
+        return text + (f" ±{pct}%" if sp.kind == "95% CI" else f" (IQR ±{pct}%)")
 
     def spread_text(self, row: TableRow, col: Metric) -> str | None:
         """The spread in words for a hover or a caption: ``median 1134.2 ms, 95% CI [1061.8, 1367.3], n = 7``."""
@@ -180,7 +181,7 @@ class Table:
                     if v == target:
                         marks[m] = place
             # A single model (or all equal) is trivially "best": do not decorate a column without a contest.
-            if len(vals) >= 2:
+            if len(distinct) >= 2:
                 out[col.column] = marks
         return out
 
