@@ -96,12 +96,13 @@ def place_labels(
     labels: Sequence[str],
     segments: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
     fontsize: float = 7,
+    colors: Sequence[Any] | None = None,
 ):
     """Label each point ``(x, y, marker radius in points)`` of ``ax`` so that no two labels overlap and no label
     covers another point's marker, the legend or a line of ``segments`` (data coordinates: error bars, the
     front): each label tries positions around its marker, nearest first, and takes the first free one inside the
     axes (else the one with the least overlap); a label set away from its marker gets a leader line. Returns the
-    text artists, in the order of ``points``."""
+    text artists, in the order of ``points``; ``colors`` gives each label its marker's colour."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
@@ -161,6 +162,7 @@ def place_labels(
                 va=va,
                 fontsize=fontsize,
                 arrowprops=arrow,
+                color=colors[i] if colors is not None else None,
             )
         )
         placed.append(box)
@@ -214,7 +216,7 @@ def _scatter(
     fig, ax = plt.subplots(figsize=(7, 5))
     known = [r.values.get("params_k") for r in rows if r.values.get("params_k")]
     pmax = max(known) if known else 1.0
-    pts, hovers, segments = [], {}, []
+    pts, hovers, segments, colors = [], {}, [], []
     cols = {c.column: c for c in table.columns}
     for i, r in enumerate(rows):
         x, y, params = r.values["runtime_ms"], r.values[y_col], r.values.get("params_k")
@@ -233,6 +235,8 @@ def _scatter(
                 details.append(f"{col.title}: {table.spread_text(r, col) or col.display(r.values[key])}")
         hovers[gid] = "\n".join(details)
         pts.append((x, y, math.sqrt(area) / 2))
+        rgb = art.get_facecolor()[0][:3]
+        colors.append(tuple(0.6 * c for c in rgb))  # the marker's hue, dark enough to read
     if front_higher is not None:
         front = pareto_front([(r.model, r.values["runtime_ms"], r.values[y_col]) for r in rows], front_higher)
         by = {r.model: r for r in rows}
@@ -251,7 +255,7 @@ def _scatter(
         f"{r.model}\n{r.values['params_k']:.0f}K" if area_by_params and r.values.get("params_k") else r.model
         for r in rows
     ]
-    place_labels(ax, pts, labels, segments)
+    place_labels(ax, pts, labels, segments, colors=colors)
     if missing:
         fig.text(0.01, -0.02, "Not shown (missing a value): " + ", ".join(missing), fontsize=7)
     paths = _save(fig, out_dir, stem, formats, hovers)

@@ -29,7 +29,7 @@ table.report th[aria-sort=descending]::after{content:" \\25BC"}
 td.best{font-weight:bold;color:#c00}td.second{font-style:italic;color:#0050c0}
 table.env td,table.env th{text-align:left;font-size:.9em;padding:2px 8px}
 input.filter{margin:.4em 0;padding:3px 6px;width:18em}
-.notes{font-size:.85em;color:#555}figure{margin:2em 0}figure svg{max-width:100%;height:auto}
+.notes{font-size:.85em;color:#555}figure{margin:2em 0}figure svg{width:min(100%,880px);height:auto}
 figcaption{font-size:.92em;color:#333;max-width:900px}.hover:hover{opacity:.7}
 #errors{color:#c00}
 """
