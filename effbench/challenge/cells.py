@@ -64,6 +64,11 @@ class EntryCell:
         return any(p in ("runtime", "quality") for p in self.parts)
 
     @property
+    def device_free(self) -> bool:
+        """Static and memory only: executors run many such cells at once (:mod:`effbench.sweep.executors`)."""
+        return not self.measured
+
+    @property
     def cell_id(self) -> str:
         parts = [self.entry, "_".join(self.parts)]
         if self.measured:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.results import write_json_atomic
 from .cells import EntryCell, groups_of, parse_parts
+
+if TYPE_CHECKING:
+    from ..sweep.executors import Executor
 
 __all__ = ["challenge_cells", "run_challenge"]
 
@@ -76,9 +79,11 @@ def run_challenge(
     timeout: float | None = None,
     progress: bool = True,
     compare_conventions: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
-    ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files)."""
+    ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files). ``executor`` runs the cells
+    (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time)."""
     from ..sweep.lock import OutputLock
     from ..sweep.runner import run_sweep
     from .leaderboard import build_leaderboard, write_leaderboard
@@ -94,7 +99,9 @@ def run_challenge(
             if cell.entry in skip:
                 write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.entry]))
         todo = [c for c in cells if c.entry not in skip]
-        summary = run_sweep(todo, out, resume=resume, timeout=timeout, progress=progress, lock=False)
+        summary = run_sweep(
+            todo, out, resume=resume, timeout=timeout, progress=progress, lock=False, executor=executor
+        )
         rows = build_leaderboard(challenge, out)
         summary["leaderboard"] = rows
         summary["written"] = [

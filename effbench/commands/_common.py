@@ -6,10 +6,13 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..base.timeout import positive_seconds
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from ..sweep.executors import Executor
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
@@ -39,6 +42,56 @@ def add_timeout_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="stop with exit code 4 if the measurement takes longer",
+    )
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """--executor/--jobs/--address/--allow-shared-cpu/--gpu-type/--slurm-partition: what runs a sweep's cells
+    (:mod:`effbench.sweep.executors`); every default is None, so a TOML value is only overridden when given."""
+    from ..sweep.executors import EXECUTORS
+
+    group = parser.add_argument_group("executors (docs/distributed.md)")
+    group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="what runs the cells: local processes (default), tasks on a Ray cluster, or Slurm array jobs "
+        "through submitit",
+    )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local: up to N cells at once (device-free ones; timed cells stay one per device, a timed CPU "
+        "cell alone); default 1",
+    )
+    group.add_argument(
+        "--address", default=None, help="ray: the cluster to join (e.g. auto, ray://HOST:10001, HOST:6379)"
+    )
+    group.add_argument(
+        "--allow-shared-cpu",
+        action="store_true",
+        default=None,
+        help="a timed CPU cell may share its machine (node) with other cells instead of running alone",
+    )
+    group.add_argument(
+        "--gpu-type", default=None, help="ray: timed CUDA cells ask for this accelerator type (e.g. H100)"
+    )
+    group.add_argument("--slurm-partition", default=None, metavar="P", help="submitit: the Slurm partition")
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor the :func:`add_executor_arguments` options ask for (default: local, one cell at a time)."""
+    from ..sweep.executors import get_executor
+
+    return get_executor(
+        args.executor or "local",
+        jobs=args.jobs or 1,
+        address=args.address,
+        allow_shared_cpu=bool(args.allow_shared_cpu),
+        gpu_type=args.gpu_type,
+        slurm_partition=args.slurm_partition,
     )
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
-from ._common import add_timeout_argument
+from ._common import add_executor_arguments, add_timeout_argument, executor_from_args
 
 NAME = "challenge"
 HELP = "Run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)."
@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_timeout_argument(run)
+    add_executor_arguments(run)
 
     check = sub.add_parser("check", help="a participant's check of one model against the year's rules")
     check.add_argument(
@@ -132,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         progress=not args.no_progress,
         compare_conventions=args.compare_conventions,
+        executor=executor_from_args(args),
     )
     rows = summary["leaderboard"]
     counts: dict[str, int] = {}

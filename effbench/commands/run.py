@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..backends import backend_names
 from ..base.errors import UsageError
-from ..sweep.executors import EXECUTORS
 from ..sweep.runner import RESUME_MODES
+from ._common import add_executor_arguments
 
 if TYPE_CHECKING:
     from ..sweep.config import SweepConfig
@@ -105,35 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="static metrics and predicted memory only: device-free cells (one per model x scale x size), "
         "which --jobs and the cluster executors run many at once",
     )
-    group = parser.add_argument_group("executors (docs/distributed.md)")
-    group.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default=None,
-        help="what runs the cells: local processes (default), tasks on a Ray cluster, or Slurm array jobs "
-        "through submitit",
-    )
-    group.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="local: up to N cells at once (device-free ones; timed cells stay one per device, a timed CPU "
-        "cell alone); default 1",
-    )
-    group.add_argument(
-        "--address", default=None, help="ray: the cluster to join (e.g. auto, ray://HOST:10001, HOST:6379)"
-    )
-    group.add_argument(
-        "--allow-shared-cpu",
-        action="store_true",
-        default=None,
-        help="a timed CPU cell may share its machine (node) with other cells instead of running alone",
-    )
-    group.add_argument(
-        "--gpu-type", default=None, help="ray: timed CUDA cells ask for this accelerator type (e.g. H100)"
-    )
-    group.add_argument("--slurm-partition", default=None, metavar="P", help="submitit: the Slurm partition")
+    add_executor_arguments(parser)
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/default)")
     parser.add_argument(
         "--resume",
