@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from ..base.errors import UsageError
+from ._common import add_executor_arguments, executor_from_args
 
 NAME = "study"
 HELP = (
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run nothing: re-render the report from the cells already in --out",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor_arguments(parser)
 
 
 def _split(text: str, flag: str) -> tuple[str, str, dict[str, object]]:
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         command=command,
         render_only=args.render_only,
         rounds=args.rounds,
+        executor=executor_from_args(args),
     )
     for r in doc["rows"]:
         basis = time_basis_words(r)

@@ -11,13 +11,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..base.errors import UsageError
 from .catalogue import Study, Variant, get_study
 from .verdicts import analyse_study
+
+if TYPE_CHECKING:
+    from ..sweep.executors import Executor
 
 __all__ = [
     "block_memory",
@@ -327,6 +330,7 @@ def run_study(
     command: str | None = None,
     render_only: bool = False,
     rounds: int | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run study ``name`` (``"blocks"``, ``"attention"``, ``"fusion"`` or a :class:`Study`) and write its report.
 
@@ -337,6 +341,7 @@ def run_study(
     ``OUT/results.csv``, ``OUT/study.json``, ``OUT/study.md`` and ``OUT/study.png`` (``OUT`` defaults to
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
+    ``executor`` runs the variants' cells (:func:`effbench.sweep.executors.get_executor`; default: local).
     """
     from ..base.results import write_json_atomic
     from ..sweep import Cell, run_sweep
@@ -397,7 +402,7 @@ def run_study(
         repeats = previous.get("repeats", repeats)
         threads = previous.get("threads", threads)
     else:
-        summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress)
+        summary = run_sweep(list(cells.values()), out, timeout=timeout, progress=progress, executor=executor)
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
     models = build_variants(study, specs)
     _fill_peak_summaries(study, models, docs, (h, w))
