@@ -100,11 +100,14 @@ def check_entry(
     device: str = "cpu",
     rounds: int | None = None,
     baseline: str | None = None,
+    repo: str | Path | None = None,
+    timing_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Run the organisers' checks on one model and project its score under ``year``'s rules.
 
-    ``baseline`` (a spec) replaces the year's baseline model (default: the zoo's copy when the zoo has it, else
-    the entry named in the rules). Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
+    ``baseline`` (a spec) is the model to time against; by default the year's baseline: the organisers' own
+    entry when their repository ``repo`` is given, else the zoo's copy. ``timing_size`` is the LR size the two are timed at (default: the year's
+    counting input). Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
     ``projected`` (score and its interval) and ``passed`` (every check that could run passed).
     """
     from ..zoo.spec import ModelSpec, resolve_model
@@ -166,19 +169,24 @@ def check_entry(
         if not got:
             raise UsageError(f"{dataset}: no HR images to score PSNR against")
         report["psnr"] = got["psnr"]
+        from ..quality import evaluate
+
+        paper = evaluate(model, dataset, 4, "paper", data_range=rng, device=device, progress=False)
+        report["psnr_y"] = paper["psnr"]  # the papers' protocol: Y channel, border = scale
         thr = rules.psnr.valid_threshold_db
         _check(
             checks,
             "PSNR",
             got["psnr"] >= thr,
-            f"{got['psnr']:.2f} dB on {Path(dataset).name} ({got['psnr_protocol']}); the year's threshold is "
-            f"{thr:.2f} dB on {rules.psnr.valid_set}",
+            f"{got['psnr']:.2f} dB on {Path(dataset).name} ({got['psnr_protocol']}; {paper['psnr']:.2f} dB on Y as "
+            f"papers report it); the year's threshold is {thr:.2f} dB on {rules.psnr.valid_set}",
         )
-    base_model, base_label = _baseline(rules, baseline)
+    base_model, base_label, base_note = _baseline(rules, baseline, repo)
     base_counts = _counts(base_model, base_label, rules)
-    report["baseline"] = {"model": base_label, "counts": base_counts}
+    report["baseline"] = {"model": base_label, "what": base_note, "counts": base_counts}
     if rules.score.kind == "score":
-        timing = _time_ratio(model, base_model, tuple(rules.counting_input[-2:]), device, rounds)
+        size = tuple(timing_size or rules.counting_input[-2:])
+        timing = _time_ratio(model, base_model, size, device, rounds)
         report["runtime"] = timing
         base = {"runtime": 1.0, "flops": base_counts["flops"], "params": base_counts["params"]}
         projected = projected_score(
@@ -196,17 +204,31 @@ def check_entry(
     return report
 
 
-def _baseline(rules: Any, spec: str | None) -> tuple[Any, str]:
-    from ..zoo.spec import resolve_model
+def _baseline(rules: Any, spec: str | None, repo: str | Path | None) -> tuple[Any, str, str]:
+    """The baseline to time against: ``spec``, else the organisers' own entry in ``repo``, else the zoo's copy
+    (whose code may run at another speed than the organisers': said in the report)."""
+    from ..zoo.spec import ModelSpec, resolve_model
 
-    target = spec or rules.baseline.zoo
-    if target is None:
+    b = rules.baseline
+    if spec is not None:
+        target, note = ModelSpec.parse(spec), f"{spec} (given)"
+    elif repo is not None:
+        root = Path(repo).expanduser().resolve()
+        target = ModelSpec(f"{root}/{b.entry}", dict(b.kwargs), root=str(root))
+        note = f"the organisers' {b.entry} in {root}"
+    elif b.zoo is not None:
+        target = ModelSpec.parse(b.zoo)
+        note = (
+            f"the zoo's {b.zoo}: the same network as the organisers' {b.entry}, in effbench's code, whose speed may "
+            "differ from theirs; give the organisers' repository (--repo) to time their own code"
+        )
+    else:
         raise UsageError(
-            f"the zoo has no copy of {rules.year}'s baseline {rules.baseline.model}: pass baseline="
-            f"'{rules.baseline.entry}' (a spec in the organisers' repository)"
+            f"the zoo has no copy of {rules.year}'s baseline {b.model}: give the organisers' repository (--repo) "
+            "or a baseline spec"
         )
     r = resolve_model(target, scale=4)
-    return r.model, r.name
+    return r.model, r.name, note
 
 
 def check_markdown(report: dict[str, Any]) -> str:
@@ -225,6 +247,7 @@ def check_markdown(report: dict[str, Any]) -> str:
     if t and p:
         lines += [
             "",
+            f"Baseline: {report['baseline']['what']}.",
             f"Runtime vs {report['baseline']['model']}: x{t['ratio']:.3f} (95% interval x{t['ratio_low']:.3f} to "
             f"x{t['ratio_high']:.3f}; {t['rounds']} interleaved rounds on {t['device']}, "
             f"{t['input'][2]}x{t['input'][3]}).",

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
+from ..base.inputs import parse_size
 from ._common import add_executor_arguments, add_timeout_argument, executor_from_args
 
 NAME = "challenge"
@@ -96,6 +97,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--rounds", type=int, default=None, metavar="N", help="interleaved timing rounds (default: adaptive)"
     )
+    check.add_argument(
+        "--size",
+        default=None,
+        metavar="HxW",
+        help="LR size of the side-by-side timing (default: the year's counting input)",
+    )
+    check.add_argument(
+        "--baseline",
+        default=None,
+        metavar="SPEC",
+        help="the baseline to time against (default: the year's, from the zoo)",
+    )
     check.add_argument("--json", action="store_true", help="print the check as JSON")
 
 
@@ -162,6 +175,9 @@ def _check(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         device=args.device,
         rounds=args.rounds,
+        baseline=args.baseline,
+        repo=args.repo,
+        timing_size=None if args.size is None else parse_size(args.size),
     )
     if args.json:
         print(json.dumps(report, indent=2, default=str))
