@@ -122,8 +122,11 @@ def measure_entry(cell: Any) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     doc = cell.new_result()
+    seconds: dict[str, float] = {}
+    doc["part_seconds"] = seconds  # where the cell's time went: build, then each part
     try:
         resolved = resolve_model(ModelSpec.from_dict(cell.model), scale=cell.scale)
+        seconds["build"] = time.perf_counter() - t0
     except Exception as exc:
         doc.update(status=build_status(exc), error=f"building the entry failed: {type(exc).__name__}: {exc}")
         doc["env"] = capture_env("cpu")
@@ -142,11 +145,13 @@ def measure_entry(cell: Any) -> dict[str, Any]:
         wanted = part in cell.parts or (part == "runtime" and "quality" in cell.parts)
         if not wanted:
             continue
+        t_part = time.perf_counter()
         try:
             metrics.update(step())
         except Exception as exc:
             failed[part] = f"{type(exc).__name__}: {exc}"
             doc.setdefault("partial_errors", {})[f"{part}_traceback"] = traceback.format_exc(limit=8)
+        seconds[part] = time.perf_counter() - t_part
     if failed:
         doc.update(status="error", error="; ".join(f"{p} failed: {why}" for p, why in failed.items()))
     doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
