@@ -103,8 +103,11 @@ def _md_inline(text: str) -> str:
     return re.sub(r"\*(.+?)\*", r"<i>\1</i>", out)
 
 
-def table_html(table: Table, title: str, baseline: str | None = None, table_id: str = "t0") -> str:
-    """One section: conditions, environment, the filter box, the sortable table, footnotes and deltas."""
+def table_html(
+    table: Table, title: str, baseline: str | None = None, table_id: str = "t0", sortable: bool = True
+) -> str:
+    """One section: conditions, environment, the filter box, the sortable table, footnotes and deltas
+    (``sortable=False``: a plain table, which the address's ``#sort=``/``&filter=`` leave alone)."""
     ranks = table.ranks()
     notes: list[str] = []
 
@@ -122,9 +125,11 @@ def table_html(table: Table, title: str, baseline: str | None = None, table_id: 
         out += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in env]
         out.append("</table>")
     keys = ",".join(["model", *(c.column for c in table.columns)])
+    box = f'<input type="search" class="filter" data-table="{table_id}" placeholder="filter models by name">'
     out.append(
-        f'<input type="search" class="filter" data-table="{table_id}" placeholder="filter models by name">'
-        f'<table class="report" id="{table_id}" data-keys="{keys}"><thead><tr><th>Method</th>'
+        (box if sortable else "")
+        + f'<table class="{"report" if sortable else "plain"}" id="{table_id}" data-keys="{keys}">'
+        + "<thead><tr><th>Method</th>"
         + "".join(f"<th>{html.escape(c.title)}</th>" for c in table.columns)
         + "</tr></thead><tbody>"
     )
@@ -174,11 +179,16 @@ def render_html(
     out_path: Path,
     baseline: str | None = None,
     title: str = "effbench report",
+    extra: Sequence[str] = (),
 ) -> Path:
-    """Write one HTML file holding every table and every figure (SVG inline, else PNG as base64)."""
+    """Write one HTML file holding every table, the ``extra`` sections (HTML, after the tables) and every figure
+    (SVG inline, else PNG as base64)."""
     body = [f"<h1>{html.escape(title)}</h1>", '<pre id="errors" hidden></pre>']
     for i, (name, t) in enumerate(sections):
         body.append(table_html(t, name, baseline if baseline in {r.model for r in t.rows} else None, f"t{i}"))
+    if extra:
+        body.append("<h2>Runtime by backend</h2>")
+        body += extra
     if figures:
         body.append("<h2>Figures</h2>")
         body += [_figure_html(f, i) for i, f in enumerate(figures, start=1)]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from .backends import backend_comparisons, render_backends_html, render_backends_markdown
 from .figures import Figure
 from .markdown import delta_records, render_table_markdown
 from .table import Table, build_table, split_groups
@@ -91,11 +92,14 @@ def render_report(
         figs += psd_figures(docs, out)
         written += [p for f in figs for p in f.paths]
     sections = [(_section_name(t) if multi else "Efficiency comparison", t) for t in tables]
+    by_backend = backend_comparisons(docs)
     if "md" in formats:
         parts = [f"# {title}", ""]
         for name, t in sections:
             has_base = baseline if baseline in {r.model for r in t.rows} else None
             parts.append(render_table_markdown(t, title=name, baseline=has_base))
+        if by_backend:
+            parts += ["## Runtime by backend", ""] + [render_backends_markdown(c) for c in by_backend]
         shown = [(f, png) for f in figs if (png := f.file(".png"))]
         if shown:
             parts += ["## Figures", ""]
@@ -133,10 +137,14 @@ def render_report(
                 for (name, t), f in zip(sections, frames)
             ],
             "figures": [p.name for f in figs for p in f.paths],
+            "backends": [c.record() for c in by_backend],
         }
         written.append(write_json_atomic(out / "report.json", doc))
     if "html" in formats:
         from .html import render_html
 
-        written.append(render_html(sections, figs, out / "report.html", baseline=baseline, title=title))
+        extra = [render_backends_html(c, f"b{i}") for i, c in enumerate(by_backend)]
+        written.append(
+            render_html(sections, figs, out / "report.html", baseline=baseline, title=title, extra=extra)
+        )
     return written
