@@ -226,3 +226,21 @@ def test_bad_parts_and_bad_manifests_are_usage_errors(tmp_path: Path) -> None:
     bad.write_text('[challenge]\nname = "x"\nyear = 2031\nroot = "."\n')
     run = _effbench("challenge", str(bad), "--out", str(tmp_path / "o"))
     assert run.returncode == 2 and "2031" in run.stderr
+
+
+def test_a_tiled_entry_is_predicted_tile_by_tile(manifest: Path, tmp_path: Path) -> None:
+    """An entry the organisers measure tile by tile: its memory is predicted for the tiled run (much lower at the
+    year's 510x510 input than the whole image at once), its counts stay the whole model's on the counting input."""
+    challenge = load_manifest(manifest)
+    entry = challenge.entry("00_CommonNet_baseline")
+    wide = entry.__class__(**{**entry.__dict__, "name": "wide", "kwargs": {"channels": 64}, "weights": None})
+    tiled = wide.__class__(**{**wide.__dict__, "name": "wide_tiled", "tile": 128})
+    c = challenge.__class__(**{**challenge.__dict__, "entries": (wide, tiled), "baseline": None})
+    rows = {r["name"]: r for r in run_challenge(c, tmp_path / "out", progress=False)["leaderboard"]}
+    whole, by_tile = rows["wide"], rows["wide_tiled"]
+    assert by_tile["status"] == "ok" and by_tile["flops"] == whole["flops"]
+    assert by_tile["memory_predicted_mib"] < 0.8 * whole["memory_predicted_mib"]
+    output_mib = 3 * 2040 * 2040 * 4 / 2**20
+    assert (
+        by_tile["memory_predicted_mib"] > 2 * output_mib
+    )  # the harness's sum E and count W are output-sized

@@ -102,12 +102,14 @@ def check_entry(
     baseline: str | None = None,
     repo: str | Path | None = None,
     timing_size: tuple[int, int] | None = None,
+    tile: int | None = None,
 ) -> dict[str, Any]:
     """Run the organisers' checks on one model and project its score under ``year``'s rules.
 
     ``baseline`` (a spec) is the model to time against; by default the year's baseline: the organisers' own
     entry when their repository ``repo`` is given, else the zoo's copy. ``timing_size`` is the LR size the two are timed at (default: the year's
-    counting input). Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
+    counting input). ``tile``: the entry runs tile by tile (the harness's tiled ``forward``) for PSNR and timing.
+    Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
     ``projected`` (score and its interval) and ``passed`` (every check that could run passed).
     """
     from ..zoo.spec import ModelSpec, resolve_model
@@ -139,6 +141,11 @@ def check_entry(
         report["passed"] = False
         return report
     report["counts"] = counts
+    if tile:
+        from ..quality.tiling import Tiled
+
+        model = Tiled(model, tile)
+        report["tile"] = tile
     rng = ident.data_range if data_range is None else float(data_range)
     _check(
         checks,

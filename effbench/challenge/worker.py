@@ -7,7 +7,7 @@ Builds the entry from its spec (a failure becomes the cell's status: ``missing_p
   metric under the year's convention (``metrics.counting`` records which), plus every convention's counts in
   ``metrics.by_convention`` (the gap to ``full``) and the ops the FLOPs convention does not count;
 - ``memory``: the predicted ``max_memory_allocated`` at the year's memory input (the validation set's largest LR
-  image);
+  image), tile by tile for an entry the manifest gives a ``tile`` (as the measured parts run it);
 - ``runtime`` / ``quality``: the year's ``test_demo.py`` protocol over the validation images
   (:func:`effbench.timing.ntire.run_ntire`: per-image timing, mean, ``max_memory_allocated`` over the run, PSNR).
 
@@ -134,12 +134,18 @@ def measure_entry(cell: Any) -> dict[str, Any]:
         return doc
     model, ident = resolved.model, resolved.identity
     doc.update(model_key=ident.key, identity=ident.as_dict())
+    run_model = model  # what runs on whole images: the entry, or the entry tile by tile
+    if cell.tile:
+        from ..quality.tiling import Tiled
+
+        run_model = Tiled(model, cell.tile, scale=cell.scale)
+        doc["tile"] = cell.tile
     metrics: dict[str, Any] = {}
     failed: dict[str, str] = {}
     steps = [
         ("static", lambda: _static(model, cell.entry, cell)),
-        ("memory", lambda: _memory(model, cell.entry, cell)),
-        ("runtime", lambda: _measured(model, cell, ident.data_range)),
+        ("memory", lambda: _memory(run_model, cell.entry, cell)),
+        ("runtime", lambda: _measured(run_model, cell, ident.data_range)),
     ]
     for part, step in steps:
         wanted = part in cell.parts or (part == "runtime" and "quality" in cell.parts)

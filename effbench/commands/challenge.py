@@ -109,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="the baseline to time against (default: the year's, from the zoo)",
     )
+    check.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the model tile by tile (N x N tiles, overlap 32)",
+    )
     check.add_argument("--json", action="store_true", help="print the check as JSON")
 
 
@@ -177,6 +184,7 @@ def _check(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         baseline=args.baseline,
         repo=args.repo,
+        tile=args.tile,
         timing_size=None if args.size is None else parse_size(args.size),
     )
     if args.json:
