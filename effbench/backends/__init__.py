@@ -5,11 +5,13 @@ cell with :func:`prepare`: a :class:`Prepared` callable on tensors, with the exp
 artifact's size (ONNX bytes) where there is one. :func:`check_equivalence` compares its output with eager fp32 on
 a seeded input and raises :class:`CollapsedOutputError` (sweep status ``bad_output``) when it has collapsed.
 A failing export names the ATen op and the module that ran it (:mod:`effbench.backends.diagnostics`).
+Dtype ``int8`` is a backend's post-training quantisation on a calibration set (:func:`register_quantisation`;
+``onnxruntime``: :mod:`effbench.backends.quantise`); :func:`model_dtype` says what the model runs in.
 """
 
 from __future__ import annotations
 
-from . import compiled, eager, ort, trt  # noqa: F401  (each registers its backend)
+from . import compiled, eager, ort, quantise, trt  # noqa: F401  (each registers its backend or quantisation)
 from .equivalence import DEFAULT_THRESHOLD_DB, CollapsedOutputError, check_equivalence
 from .registry import (
     Backend,
@@ -17,9 +19,12 @@ from .registry import (
     ExportError,
     Prepared,
     backend_names,
+    dtype_names,
     get_backend,
+    model_dtype,
     prepare,
     register_backend,
+    register_quantisation,
 )
 
 __all__ = [
@@ -31,7 +36,10 @@ __all__ = [
     "Prepared",
     "backend_names",
     "check_equivalence",
+    "dtype_names",
     "get_backend",
+    "model_dtype",
     "prepare",
     "register_backend",
+    "register_quantisation",
 ]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..base.errors import ModelError, UsageError
+from ..base.inputs import DTYPES
 
 __all__ = [
     "Backend",
@@ -18,9 +19,12 @@ __all__ = [
     "ExportError",
     "Prepared",
     "backend_names",
+    "dtype_names",
     "get_backend",
+    "model_dtype",
     "prepare",
     "register_backend",
+    "register_quantisation",
 ]
 
 
@@ -107,9 +111,60 @@ def get_backend(name: str) -> Backend:
         raise UsageError(f"unknown backend {name!r}: use {', '.join(backend_names())}") from None
 
 
-def prepare(model: nn.Module, example: torch.Tensor, backend: str = "eager") -> Prepared:
-    """Prepare ``model`` (in eval mode, on ``example``'s device and dtype) under ``backend``, once."""
-    return get_backend(backend).prepare(model, example)
+QuantiseFn = Callable[[nn.Module, torch.Tensor, float], Prepared]
+_QUANTISATIONS: dict[tuple[str, str], QuantiseFn] = {}
+
+
+def register_quantisation(backend: str, dtype: str) -> Callable[[QuantiseFn], QuantiseFn]:
+    """Decorator registering ``quantise(model, example, data_range) -> Prepared`` as backend ``backend``'s
+    post-training quantisation to ``dtype`` (``int8``): it takes the fp32 model and input (values in
+    ``0..data_range``) and returns fp32 outputs."""
+
+    def deco(fn: QuantiseFn) -> QuantiseFn:
+        if dtype in DTYPES:
+            raise UsageError(f"{dtype} is a torch dtype, not a quantisation")
+        _QUANTISATIONS[(backend, dtype)] = fn
+        return fn
+
+    return deco
+
+
+def dtype_names() -> list[str]:
+    """The dtypes a cell may ask for: torch's (``fp32``, ``fp16``, ``bf16``), then the quantisations."""
+    return [*DTYPES, *sorted({d for _, d in _QUANTISATIONS})]
+
+
+def model_dtype(backend: str, dtype: str) -> torch.dtype:
+    """The torch dtype the model and its input take for ``dtype`` under ``backend``: fp32 for a quantisation,
+    which the backend does itself; a :class:`UsageError` for an unknown dtype or a quantisation ``backend``
+    does not offer."""
+    if dtype in DTYPES:
+        return DTYPES[dtype]
+    offered = sorted(b for b, d in _QUANTISATIONS if d == dtype)
+    if not offered:
+        raise UsageError(f"unknown dtype {dtype!r}: use {', '.join(dtype_names())}")
+    if backend not in offered:
+        raise UsageError(
+            f"{dtype} is a post-training quantisation that backend {backend} does not offer: use --backend "
+            f"{' or '.join(offered)}"
+        )
+    return torch.float32
+
+
+def prepare(
+    model: nn.Module,
+    example: torch.Tensor,
+    backend: str = "eager",
+    dtype: str = "fp32",
+    data_range: float = 1.0,
+) -> Prepared:
+    """Prepare ``model`` (in eval mode, on ``example``'s device and dtype) under ``backend``, once; a quantised
+    ``dtype`` (``int8``) is the backend's post-training quantisation of the fp32 model, calibrated on inputs
+    in ``0..data_range``."""
+    get_backend(backend)
+    model_dtype(backend, dtype)
+    quantise = _QUANTISATIONS.get((backend, dtype))
+    return quantise(model, example, data_range) if quantise else get_backend(backend).prepare(model, example)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..backends import DEFAULT_THRESHOLD_DB, backend_names
+from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="steady",
         help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)",
     )
-    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--dtype", choices=dtype_names(), default="fp32")
     parser.add_argument(
         "--backend",
         choices=backend_names(),

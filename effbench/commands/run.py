@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..backends import backend_names
+from ..backends import backend_names, dtype_names
 from ..base.errors import UsageError
 from ..sweep.runner import RESUME_MODES
 from ._common import add_executor_arguments
@@ -67,9 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocols", nargs="+", choices=["steady", "ntire"], default=None, help="default: steady"
     )
-    parser.add_argument(
-        "--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp32"
-    )
+    parser.add_argument("--dtypes", nargs="+", choices=dtype_names(), default=None, help="default: fp32")
     parser.add_argument(
         "--backends",
         nargs="+",

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..backends import DEFAULT_THRESHOLD_DB, check_equivalence, get_backend, prepare
+from ..backends import DEFAULT_THRESHOLD_DB, check_equivalence, get_backend, model_dtype, prepare
 from ..base.env import LoadProbe, capture_env
 from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
-from ..base.inputs import check_size, num_threads, resolve_device, resolve_dtype
+from ..base.inputs import check_size, num_threads, resolve_device
 from ..base.results import new_result
 from ..zoo.spec import ModelSpec, resolve_model
 from .data import find_pairs, synthetic_pairs
@@ -199,13 +199,14 @@ def benchmark(
     ``backend`` (:mod:`effbench.backends`: ``eager``, ``compile``, ``onnxruntime``, ``tensorrt``) prepares the model
     once before timing (``export_seconds``, ``artifact_bytes``); an exported or reduced-precision model is first
     compared with eager fp32 on a seeded input (``equivalence_psnr_db``, ``equivalence_max_abs_diff``) and refused
-    as ``bad_output`` (:class:`~effbench.backends.CollapsedOutputError`) below ``equivalence_db``.
+    as ``bad_output`` (:class:`~effbench.backends.CollapsedOutputError`) below ``equivalence_db``. ``dtype="int8"``
+    is the backend's post-training quantisation (``onnxruntime`` on CPU, calibrated on ``EFFBENCH_CALIBRATION``).
     Raises :class:`~effbench.base.errors.UsageError` for bad arguments and :class:`~effbench.base.errors.ModelError`
     (``BadOutputError``, ``NonFiniteOutputError``, ``OutOfMemory``) when the model fails.
     """
     if protocol not in TIMING_PROTOCOLS:
         raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
-    tdtype = resolve_dtype(dtype)
+    tdtype = model_dtype(backend, dtype)  # fp32 for int8, which the backend quantises itself
     dev = resolve_device(device)
     if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
         raise UsageError("CUDA graphs need --device cuda and the steady protocol")
@@ -286,7 +287,7 @@ def benchmark(
         x32 = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev)
         model = model.to(device=dev).eval()
         reference = None
-        if backend != "eager" or tdtype != torch.float32:  # eager fp32 is the reference
+        if backend != "eager" or dtype != "fp32":  # eager fp32 is the reference
             with torch.inference_mode():
                 reference = model(x32)
         model = model.to(dtype=tdtype)
@@ -295,7 +296,7 @@ def benchmark(
         example = x32.to(tdtype)
         if channels_last:
             example = example.contiguous(memory_format=torch.channels_last)
-        prepared = prepare(model, example, backend)
+        prepared = prepare(model, example, backend, dtype, data_range)
         backend_metrics: dict[str, Any] = {
             k: v
             for k, v in (
