@@ -23,6 +23,7 @@ from effbench.cli import main as cli_main
 from effbench.sweep import Cell, run_sweep
 from effbench.sweep.executors import get_executor, timed_device
 from effbench.sweep.executors.local import LocalExecutor
+from effbench.sweep.runner import SweepTerminated
 
 SIZES = ("8x8", "8x12", "12x8")
 SWEEP_MODELS = (f"{MODELS}:Nearest", f"{MODELS}:Sleep20ms")
@@ -200,7 +201,7 @@ class Victim(nn.Module):
         mark = Path({marks!r}) / type(self).__name__
         if (mark.read_text().count("\\n") if mark.exists() else 0) < self.kills:
             with open(mark, "a") as f:
-                f.write(f"{{os.getppid()}}\\n")  # the Ray worker running this cell's task
+                f.write(f"{{os.getppid()}} {{os.getpid()}}\\n")  # the Ray worker running this task, the cell
             time.sleep(120)
         self.conv = nn.Conv2d(3, 3, 1)
         self.scale = scale
@@ -215,6 +216,10 @@ class KilledOnce(Victim):
 
 class KilledTwice(Victim):
     kills = 2
+
+
+class Hangs(Victim):
+    kills = 99
 """
 
 
@@ -223,7 +228,7 @@ def _kill_workers(marks: Path, stop: threading.Event) -> None:
     killed: set[int] = set()
     while not stop.is_set():
         for mark in marks.iterdir():
-            for pid in map(int, mark.read_text().split()):
+            for pid in (int(line.split()[0]) for line in mark.read_text().splitlines()):
                 if pid not in killed:
                     killed.add(pid)
                     os.kill(pid, signal.SIGKILL)
@@ -258,6 +263,41 @@ def test_a_ray_worker_killed_mid_cell_is_retried_once_then_recorded_as_error_nev
     assert (
         err["status"] == "error" and "lost 2 times" in err["error"] and "WorkerCrashedError" in err["error"]
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "zombie" not in status
+
+
+@pytest.mark.slow
+def test_sigterm_of_a_ray_sweep_keeps_the_finished_cells_and_cancels_the_outstanding_tasks(
+    ray_cluster, tmp_path: Path
+):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "victims.py").write_text(VICTIMS.format(marks=str(marks)))
+    fast = Cell(f"{MODELS}:Nearest", 4, (8, 8), timing=False)
+    hangs = [Cell(f"{tmp_path / 'victims.py'}:Hangs", 4, (8, w), timing=False) for w in (8, 12)]
+    out = tmp_path / "out"
+
+    def terminate_when_fast_is_done_and_a_cell_hangs() -> None:
+        while not ((out / "cells" / f"{fast.cell_id}.json").exists() and (marks / "Hangs").exists()):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_when_fast_is_done_and_a_cell_hangs, daemon=True).start()
+    with pytest.raises(SweepTerminated):
+        run_sweep([fast, *hangs], out, progress=False, executor=get_executor("ray"))
+    assert [p.name for p in (out / "cells").iterdir()] == [f"{fast.cell_id}.json"]
+    hung = [int(line.split()[1]) for line in (marks / "Hangs").read_text().splitlines()]
+    deadline = time.monotonic() + 15
+    while any(map(_alive, hung)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, hung)), "a cancelled task's cell process is still running"
 
 
 @pytest.mark.slow

@@ -193,12 +193,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    got: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        got.append(signum)
         raise SweepTerminated(f"terminated by signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
+    except KeyboardInterrupt as exc:
+        # a library that waited in native code (Ray) turns the handler's exception into a plain KeyboardInterrupt
+        if got and not isinstance(exc, SweepTerminated):
+            raise SweepTerminated(f"terminated by signal {got[0]}") from exc
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
