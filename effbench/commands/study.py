@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 
+from ..backends import backend_names, dtype_names
 from ..base.errors import UsageError
 from ._common import add_executor_arguments, executor_from_args
 
@@ -21,6 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("name", choices=sorted(STUDIES), help="which study")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    parser.add_argument(
+        "--backend",
+        choices=backend_names(),
+        default="eager",
+        help="deployment backend of every variant's cell (default: eager; others skip the interleaved rounds)",
+    )
+    parser.add_argument(
+        "--dtype", choices=dtype_names(), default="fp32", help="dtype of every variant's cell (default: fp32)"
+    )
     parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
     parser.add_argument(
@@ -120,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         render_only=args.render_only,
         rounds=args.rounds,
         executor=executor_from_args(args),
+        backend=args.backend,
+        dtype=args.dtype,
     )
     for r in doc["rows"]:
         basis = time_basis_words(r)

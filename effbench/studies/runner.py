@@ -226,6 +226,7 @@ def time_groups_interleaved(
     threads: int | None,
     profile_passes: int = 5,
     log: Path | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, dict[str, Any]]:
     """For each baseline, its variants and itself timed in interleaved rounds in this process
     (:func:`effbench.timing.paired.time_interleaved`), then profiled in ``profile_passes`` interleaved passes
@@ -249,7 +250,9 @@ def time_groups_interleaved(
             continue
         group = {m.name: models[m.name] for m in members}
         try:
-            out[base] = time_interleaved(group, size, device=device, rounds=rounds, threads=threads)
+            out[base] = time_interleaved(
+                group, size, device=device, dtype=dtype, rounds=rounds, threads=threads
+            )
         except Exception as exc:  # the sweep's measurements stand without it
             out[base] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
@@ -261,7 +264,9 @@ def time_groups_interleaved(
                     for i in range(len(names)):
                         n = names[(p + i) % len(names)]
                         parts[n].append(
-                            op_time_breakdown(group[n], size, device=device, forwards=1, threads=threads)
+                            op_time_breakdown(
+                                group[n], size, device=device, dtype=dtype, forwards=1, threads=threads
+                            )
                         )
             out[base]["op_time"] = {n: median_breakdown(parts[n]) for n in names}
         except Exception as exc:
@@ -290,6 +295,8 @@ def _load_cell(out: Path, cell: Any) -> dict[str, Any]:
             and list(c.get("size", [])) == list(cell.size)
             and c.get("device") == cell.device
             and c.get("scale") == cell.scale
+            and c.get("dtype", "fp32") == cell.dtype
+            and c.get("backend", "eager") == cell.backend
         ):
             return doc
     return {"status": "missing", "metrics": {}}
@@ -331,6 +338,8 @@ def run_study(
     render_only: bool = False,
     rounds: int | None = None,
     executor: Executor | None = None,
+    backend: str = "eager",
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Run study ``name`` (``"blocks"``, ``"attention"``, ``"fusion"`` or a :class:`Study`) and write its report.
 
@@ -342,7 +351,11 @@ def run_study(
     ``studies/<name>``) and returns the study document (also in ``study.json``). ``render_only=True`` runs
     nothing and re-renders the report from the cells already in ``OUT`` (same size, device and rows).
     ``executor`` runs the variants' cells (:func:`effbench.sweep.executors.get_executor`; default: local).
+    ``backend`` and ``dtype`` (:mod:`effbench.backends`) are those of every variant's cell; the interleaved rounds
+    time eager models in this process, so under another backend they are skipped and the verdicts use the
+    cells' medians (``paired_skipped`` says so), and the per-operator split is the eager model's (eager only).
     """
+    from ..backends import get_backend, model_dtype
     from ..base.results import write_json_atomic
     from ..sweep import Cell, run_sweep
     from ..timing import resolve_device
@@ -360,6 +373,8 @@ def run_study(
         raise UsageError(f"size must be positive, got {h}x{w}")
     if repeats is not None and repeats < 1:
         raise UsageError(f"repeats must be >= 1, got {repeats}")
+    get_backend(backend)
+    tdtype = model_dtype(backend, dtype)
     repeats = repeats if repeats is not None else study.default_repeats
     if threads is None and dev == "cpu":
         threads = 1  # one thread per variant: comparisons on a (shared) CPU are far steadier
@@ -379,11 +394,12 @@ def run_study(
             (h, w),
             dev,
             "steady",
-            "fp32",
+            dtype,
             repeats,
             threads,
             roofline=True,
-            breakdown=v.baseline not in names,
+            breakdown=v.baseline not in names and backend == "eager",
+            backend=backend,
         )
         for v in study.variants
     }
@@ -406,8 +422,16 @@ def run_study(
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
     models = build_variants(study, specs)
     _fill_peak_summaries(study, models, docs, (h, w))
+    paired_skipped = None
     if render_only:
         paired = previous.get("paired") or {}
+        paired_skipped = previous.get("paired_skipped")
+    elif backend != "eager":
+        paired = {}
+        paired_skipped = (
+            f"no interleaved rounds under backend {backend} (they time eager models in one process): "
+            "the time verdicts compare the variants' own cells"
+        )
     else:
         paired = time_groups_interleaved(
             study,
@@ -418,6 +442,7 @@ def run_study(
             rounds or max(int(repeats or 10), 5),
             threads,
             log=out / "logs" / "profiler.log",
+            dtype=tdtype,
         )
     device_peaks = _device_peaks(docs)
     rows = analyse_study(
@@ -432,6 +457,8 @@ def run_study(
         "paper_setting": study.paper_setting,
         "notes": study.notes,
         "device": dev,
+        "backend": backend,
+        "dtype": dtype,
         "size": [h, w],
         "repeats": repeats,
         "threads": threads,
@@ -442,6 +469,7 @@ def run_study(
         "paper_device": study.paper_device,
         "device_peaks": device_peaks,
         "paired": paired,
+        "paired_skipped": paired_skipped,
         "sweep_status": dict(summary["status"]),
     }
     if study.name == "fusion" or any(v.spec.endswith("fusion_probe") for v in study.variants):
