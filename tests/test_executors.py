@@ -20,10 +20,11 @@ from sweep_runs import MODELS, cell_starts
 from effbench.base.errors import UsageError
 from effbench.base.results import load_results
 from effbench.cli import main as cli_main
-from effbench.sweep import Cell, run_sweep
+from effbench.sweep import Cell, SweepConfig, run_sweep
 from effbench.sweep.executors import get_executor, timed_device
 from effbench.sweep.executors.local import LocalExecutor
 from effbench.sweep.runner import SweepTerminated
+from effbench.sweep.worker import measure_cell
 
 SIZES = ("8x8", "8x12", "12x8")
 SWEEP_MODELS = (f"{MODELS}:Nearest", f"{MODELS}:Sleep20ms")
@@ -68,6 +69,26 @@ def test_an_option_of_another_executor_or_an_unknown_executor_is_a_usage_error()
         get_executor("dask")
     with pytest.raises(UsageError, match="--jobs must be a positive integer"):
         get_executor("local", jobs=0)
+
+
+def test_no_timing_cells_are_one_per_model_scale_and_size_and_refuse_what_needs_a_run():
+    cfg = SweepConfig(
+        models=list(SWEEP_MODELS), sizes=[(8, 8), (8, 12)], devices=["cpu", "cpu"], timing=False
+    )
+    cells = cfg.cells()
+    assert len(cells) == 4 and all(c.device_free and c.cell_id.endswith("_static") for c in cells)
+    assert not Cell(f"{MODELS}:Nearest").device_free
+    with pytest.raises(UsageError, match="drop --no-static, --breakdown"):
+        SweepConfig(models=[f"{MODELS}:Nearest"], timing=False, static=False, breakdown=True).cells()
+
+
+def test_a_device_free_cell_counts_and_predicts_without_timing_and_a_failing_model_is_an_error():
+    doc = measure_cell(Cell(f"{MODELS}:Nearest", 4, (8, 8), timing=False))
+    assert doc["status"] == "ok" and doc["protocol"] is None
+    assert doc["metrics"]["flops"] > 0 and doc["metrics"]["peak_memory_predicted_bytes"] > 0
+    assert "runtime_ms" not in doc["metrics"]
+    broken = measure_cell(Cell(f"{MODELS}:Raises", 4, (8, 8), timing=False))
+    assert broken["status"] == "error" and "this model always fails" in broken["error"]
 
 
 def _cell(device: str | None) -> SimpleNamespace:

@@ -43,6 +43,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     partial: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     predicted = None  # the predicted peak memory, reused by benchmark's pre-flight check
+    static_failure: Exception | None = None
     try:
         resolved = resolve_model(cell.spec, scale=cell.scale)
     except EffbenchError as exc:
@@ -63,6 +64,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             )
         except Exception as exc:
             partial["static"] = f"{type(exc).__name__}: {exc}"
+            static_failure = exc
         try:
             from ..memory import predict_memory
 
@@ -120,6 +122,8 @@ def measure_cell(cell: Any) -> dict[str, Any]:
         except Exception as exc:
             doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
             partial["traceback"] = traceback.format_exc(limit=6)
+    elif isinstance(static_failure, ModelError):  # untimed: the model failed where only counting ran it
+        doc.update(status=getattr(static_failure, "status", "error"), error=partial.pop("static"))
 
     if doc["status"] == "ok" and cell.breakdown:
         try:

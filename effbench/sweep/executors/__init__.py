@@ -24,7 +24,7 @@ EXECUTORS = ("local", "ray", "submitit")
 
 Started = Callable[[Any], None]
 """Called in the driver with a cell when it is handed to the executor to run."""
-Finished = Callable[[Any, "dict[str, Any] | None", "dict[str, Any]"], None]
+Finished = Callable[[Any, dict[str, Any] | None, dict[str, Any]], None]
 """Called in the driver as each cell ends: ``(cell, doc, node)``; ``doc`` is the result document to write, or None
 when the cell's process wrote its valid result in ``OUT/cells`` itself; ``node`` says where it ran."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...base.errors import UsageError
 from . import Executor, Finished, Started, timed_device
-from .remote import deliver, lost_doc, run_cell_here
+from .remote import deliver, loss_reason, lost_doc, run_cell_here
 
 __all__ = ["RayExecutor"]
 
@@ -70,7 +70,9 @@ class RayExecutor(Executor):
             return {"num_cpus": getattr(cell, "threads", None) or 1}
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        node_id, cpus = next(cpu_nodes)
+        node_id, cpus = next(cpu_nodes, (None, 0))
+        if node_id is None:
+            raise UsageError("--executor ray: no live node of the cluster has CPUs for a timed CPU cell")
         return {"num_cpus": cpus, "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
 
     def run(
@@ -130,7 +132,7 @@ class RayExecutor(Executor):
                     try:
                         answer = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                        reason = loss_reason(exc)
                         if not lost:
                             submit(cell, [reason])
                             continue

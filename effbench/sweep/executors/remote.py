@@ -18,7 +18,7 @@ from typing import Any
 from ..runner import CellProcess
 from . import Finished, node_info
 
-__all__ = ["deliver", "lost_doc", "run_cell_here"]
+__all__ = ["deliver", "lost_doc", "loss_reason", "run_cell_here"]
 
 
 def run_cell_here(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
@@ -47,6 +47,12 @@ def run_cell_here(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
             "runs": runs.read_text() if runs.exists() else "",
             "node": node_info(),
         }
+
+
+def loss_reason(exc: BaseException, where: str = "") -> str:
+    """One line saying why a worker was lost: the exception's type and first line (``where``: e.g. the job)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}{where}"
 
 
 def lost_doc(cell: Any, executor: str, reasons: list[str]) -> dict[str, Any]:

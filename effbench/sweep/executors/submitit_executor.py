@@ -19,7 +19,7 @@ from typing import Any
 
 from ...base.errors import UsageError
 from . import Executor, Finished, Started, timed_device
-from .remote import deliver, lost_doc, run_cell_here
+from .remote import deliver, loss_reason, lost_doc, run_cell_here
 
 __all__ = ["SubmititExecutor"]
 
@@ -109,10 +109,7 @@ class SubmititExecutor(Executor):
                     try:
                         answer = job.result()
                     except Exception as exc:  # the job died, was cancelled, or ran out of Slurm time
-                        text = str(exc).strip()
-                        reason = (
-                            f"{type(exc).__name__}: {text.splitlines()[0] if text else ''} (job {job.job_id})"
-                        )
+                        reason = loss_reason(exc, f" (job {job.job_id})")
                         if not lost:
                             submit([cell], self._kind(cell)[1], [reason])
                         else:
