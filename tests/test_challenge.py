@@ -244,3 +244,32 @@ def test_a_tiled_entry_is_predicted_tile_by_tile(manifest: Path, tmp_path: Path)
     assert (
         by_tile["memory_predicted_mib"] > 2 * output_mib
     )  # the harness's sum E and count W are output-sized
+
+
+@pytest.mark.shared
+def test_2023_counts_equal_the_organisers_hook_tool(
+    measured: tuple[Path, dict], manifest: Path, shared_dir: Path
+) -> None:
+    """2022/2023 count FLOPs, #Acts and #Conv with the organisers' hook tool (utils/model_summary.py, the copy in
+    the NTIRE 2024 repository: the same tool), run here on every mini entry that builds."""
+    import importlib.util
+
+    path = shared_dir / "challenges" / "ntire2024" / "utils" / "model_summary.py"
+    if not path.is_file():
+        pytest.skip(f"the organisers' hook tool is not at {path}")
+    spec = importlib.util.spec_from_file_location("ntire_model_summary", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    _, rows = measured
+    compared = 0
+    for entry in load_manifest(manifest).entries:
+        if rows[entry.name]["status"] != "ok":
+            continue
+        model = entry.spec().build()
+        with torch.no_grad():
+            acts, convs = tool.get_model_activation(model, (3, 256, 256))
+            flops = tool.get_model_flops(model, (3, 256, 256), False)
+        row = rows[entry.name]
+        assert (row["flops"], row["activations"], row["convs"]) == (int(flops), int(acts), convs), entry.name
+        compared += 1
+    assert compared == 8

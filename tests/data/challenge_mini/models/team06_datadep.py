@@ -12,6 +12,8 @@ class DataDepNet(nn.Module):
 
     def forward(self, x):
         f = self.conv(x)
-        if f.abs().mean().item() > -1.0:
+        # a Python branch on a tensor's value (aten._local_scalar_dense); always taken, whatever the input (the
+        # organisers' hook tool feeds an uninitialised torch.FloatTensor, which may hold NaN)
+        if f.new_ones(1).sum().item() > 0:
             f = self.extra(f)
         return self.up(f)
