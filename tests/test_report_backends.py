@@ -133,3 +133,20 @@ def test_eager_only_results_have_no_backend_section(tmp_path) -> None:
     render_report([d for d in zoo_docs() if d["backend"] == "eager"], tmp_path, figures=False)
     assert "Runtime by backend" not in (tmp_path / "report.md").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["backends"] == []
+
+
+def test_tables_of_each_backend_have_their_own_names_figures_and_csv_rows(tmp_path) -> None:
+    render_report(zoo_docs(), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "### cpu · 1x3x64x64 · x4 · steady\n" in md
+    assert "### cpu · 1x3x64x64 · x4 · steady · onnxruntime fp32\n" in md
+    figs = {p.name for p in tmp_path.glob("pareto_flops_runtime*.png")}
+    assert figs == {
+        "pareto_flops_runtime_cpu_1x3x64x64_x4.png",
+        "pareto_flops_runtime_cpu_1x3x64x64_x4_compile_fp32.png",
+        "pareto_flops_runtime_cpu_1x3x64x64_x4_onnxruntime_fp32.png",
+    }
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "report.csv")
+    assert sorted(frame[frame.method == "beta"].backend) == ["compile", "eager", "onnxruntime"]

@@ -30,16 +30,27 @@ def _load(results: Any) -> list[dict[str, Any]]:
     return results
 
 
+def _variant(t: Table) -> tuple[str, str] | None:
+    """The table's backend and dtype where they are not eager fp32 (tables of one model set under several
+    backends or dtypes must not share a name or figure files)."""
+    v = (t.meta.get("backend") or "eager", t.meta.get("dtype") or "fp32")
+    return None if v == ("eager", "fp32") else v
+
+
 def _section_name(t: Table) -> str:
     m = t.meta
     shape = "x".join(map(str, m.get("input_shape") or [])) or "?"
-    return f"{m.get('device') or '?'} · {shape} · x{m.get('scale') or '?'} · {m.get('protocol') or '-'}"
+    v = _variant(t)
+    return f"{m.get('device') or '?'} · {shape} · x{m.get('scale') or '?'} · {m.get('protocol') or '-'}" + (
+        f" · {' '.join(v)}" if v else ""
+    )
 
 
 def _stem(t: Table) -> str:
     m = t.meta
     shape = "x".join(map(str, m.get("input_shape") or [])) or "noshape"
-    return f"{m.get('device') or 'dev'}_{shape}_x{m.get('scale') or 0}"
+    v = _variant(t)
+    return f"{m.get('device') or 'dev'}_{shape}_x{m.get('scale') or 0}" + (f"_{'_'.join(v)}" if v else "")
 
 
 def render_report(
@@ -111,7 +122,7 @@ def render_report(
     frames = []
     for _name, t in sections:
         f = t.frame()
-        for k in ("device", "device_name", "protocol", "convention", "scale", "dtype"):
+        for k in ("device", "device_name", "protocol", "convention", "scale", "dtype", "backend"):
             f[k] = t.meta.get(k)
         f["input_shape"] = "x".join(map(str, t.meta.get("input_shape") or []))
         frames.append(f)
