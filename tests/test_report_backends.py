@@ -4,6 +4,11 @@ the rank under each variant (shared where intervals overlap) and the ranking cha
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+
+import pytest
 
 from effbench.base.results import new_result
 from effbench.report import render_report
@@ -150,3 +155,19 @@ def test_tables_of_each_backend_have_their_own_names_figures_and_csv_rows(tmp_pa
 
     frame = pd.read_csv(tmp_path / "report.csv")
     assert sorted(frame[frame.method == "beta"].backend) == ["compile", "eager", "onnxruntime"]
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+)
+def test_the_page_sorted_by_the_address_has_no_script_error_and_leaves_the_backend_tables(tmp_path) -> None:
+    render_report(zoo_docs(), tmp_path, figures=False, formats=("html",))
+    url = (tmp_path / "report.html").as_uri() + "#sort=-runtime_ms"
+    cmd = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    cmd += [f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom", url]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert 'data-ready="yes"' in dom
+    assert re.search(r'<pre id="errors" hidden=""></pre>', dom), "a script error was recorded"
+    backend_table = dom[dom.index('id="b0"') :]
+    models = re.findall(r'<tr data-model="(\w+)"', backend_table)
+    assert models == ["alpha", "beta", "gamma"]  # in the report's order, not resorted
