@@ -107,6 +107,7 @@ def test_int8_calibrated_on_set5_and_set14_lr(data_dir: Path, monkeypatch: pytes
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     prepared = prepare(model, x, "onnxruntime", "int8")
     assert prepared.details["calibration_images"] == 19  # 5 + 14
+    assert prepared.details["calibration_from"] == os.pathsep.join(map(str, folders))
     with torch.no_grad():
         ref, out = model(x), prepared.fn(x)
     psnr = 10 * math.log10(1.0 / float((out - ref).pow(2).mean()))

@@ -148,5 +148,8 @@ def prepare_onnxruntime_int8(
         "onnxruntime": ort.__version__,
         "quantisation": "static, QDQ, per-channel int8 weights, uint8 activations, MinMax calibration",
         "calibration_images": len(calib),
+        "calibration_from": os.environ.get(CALIBRATION_ENV)
+        if images is None
+        else "images given by the caller",
     }
     return Prepared("onnxruntime", fn, export_seconds=seconds, artifact_bytes=size, details=details)
