@@ -1,7 +1,8 @@
 """Speed of challenge mode -- run with ``python -m pytest benchmarks/bench_challenge.py``.
 
 The static and memory parts of the whole NTIRE 2024 organisers' repository (../shared/challenges/ntire2024: 35
-entries, one supervised process per entry) in under 2 minutes on the 2-core CI machine, drafted manifest included.
+entries, one supervised process per entry, two at a time: ``--jobs 2``) in under 2 minutes on the 2-core CI machine,
+drafted manifest included.
 ``extra_info`` says where the time goes: each cell's build (import + construct + checkpoint), counting trace and
 memory prediction as the cells record them (``part_seconds``), and the rest (a fresh Python with torch per cell,
 the runner) as ``process_overhead_s``.
@@ -29,6 +30,7 @@ def test_ntire2024_static_and_memory_under_2_minutes(benchmark, tmp_path: Path) 
     from effbench.challenge.draft import draft_manifest
     from effbench.challenge.manifest import load_manifest
     from effbench.challenge.run import run_challenge
+    from effbench.sweep.executors import get_executor
 
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # the shared repository stays as it is
     runs = iter(range(100))
@@ -38,7 +40,9 @@ def test_ntire2024_static_and_memory_under_2_minutes(benchmark, tmp_path: Path) 
         out.mkdir()
         manifest = out / "m.toml"
         manifest.write_text(draft_manifest(REPO, 2024).text)
-        return run_challenge(load_manifest(manifest), out / "results", progress=False)
+        return run_challenge(
+            load_manifest(manifest), out / "results", progress=False, executor=get_executor("local", jobs=2)
+        )
 
     t0 = time.perf_counter()
     summary = benchmark.pedantic(run, rounds=1, iterations=1)
@@ -59,7 +63,7 @@ def test_ntire2024_static_and_memory_under_2_minutes(benchmark, tmp_path: Path) 
         statuses=statuses,
         part_seconds={k: round(v, 1) for k, v in parts.items()},
         inside_cells_s=round(inside, 1),
-        process_overhead_s=round(wall - inside, 1),
+        process_overhead_s=round(2 * wall - inside, 1),  # two cells at a time: 2 x wall of process time
         budget_s=BUDGET_S,
     )
     print(json.dumps(benchmark.extra_info, indent=1))
