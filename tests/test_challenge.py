@@ -273,3 +273,27 @@ def test_2023_counts_equal_the_organisers_hook_tool(
         assert (row["flops"], row["activations"], row["convs"]) == (int(flops), int(acts), convs), entry.name
         compared += 1
     assert compared == 8
+
+
+def test_runtime_and_quality_cells_run_the_harness_loop_under_a_backend(
+    manifest: Path, tmp_path: Path
+) -> None:
+    """The measured parts on the CPU: synthetic stand-ins without a data set (runtime only); under ONNX Runtime the
+    cell id and document name the backend and carry the equivalence check against eager fp32."""
+    from effbench.base.errors import UsageError
+
+    challenge = load_manifest(manifest)
+    one = challenge.__class__(**{**challenge.__dict__, "entries": (challenge.entry("03_PosNet"),)})
+    rows = run_challenge(one, tmp_path / "eager", parts="runtime", progress=False)["leaderboard"]
+    assert rows[0]["status"] == "ok" and rows[0]["runtime_ms"] > 0 and rows[0]["psnr_db"] is None
+    with pytest.raises(UsageError, match="no_such_backend"):
+        run_challenge(one, tmp_path / "bad", parts="runtime", backend="no_such_backend", progress=False)
+    with pytest.raises(UsageError, match="--dataset"):
+        run_challenge(one, tmp_path / "q", parts="quality", progress=False)
+    pytest.importorskip("onnxruntime")
+    summary = run_challenge(one, tmp_path / "ort", parts="runtime", backend="onnxruntime", progress=False)
+    (cell,) = (tmp_path / "ort" / "cells").glob("*.json")
+    assert cell.name == "03_PosNet-runtime-cpu-onnxruntime-fp32.json"
+    doc = json.loads(cell.read_text())
+    assert doc["backend"] == "onnxruntime" and doc["metrics"]["equivalence_psnr_db"] > 60
+    assert summary["leaderboard"][0]["runtime_ms"] > 0

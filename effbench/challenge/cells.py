@@ -53,6 +53,8 @@ class EntryCell:
     device: str = "cpu"
     dataset: str | None = None
     tile: int | None = None
+    backend: str = "eager"
+    dtype: str = "fp32"
 
     @property
     def label(self) -> str:
@@ -73,6 +75,8 @@ class EntryCell:
         parts = [self.entry, "_".join(self.parts)]
         if self.measured:
             parts.append(self.device.replace(":", ""))
+            if (self.backend, self.dtype) != ("eager", "fp32"):
+                parts += [self.backend, self.dtype]
         return _SLUG.sub("_", "-".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,8 +103,9 @@ class EntryCell:
             scale=self.scale,
             input_shape=[1, 3, h, w],
             device=self.device if self.measured else "cpu",
-            dtype="fp32",
+            dtype=self.dtype if self.measured else "fp32",
             protocol="ntire" if self.measured else None,
+            backend=self.backend if self.measured else "eager",
             **fields,
         )
         doc.update(entry=self.entry, challenge_year=self.year, parts=list(self.parts))

@@ -32,12 +32,19 @@ def challenge_cells(
     *,
     device: str = "cpu",
     dataset: str | Path | None = None,
+    backend: str = "eager",
+    dtype: str = "fp32",
 ) -> list[EntryCell]:
     """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules."""
+    from ..backends import get_backend, model_dtype
     from .years import year_rules
 
     rules = year_rules(challenge.year)
     parts = parse_parts(parts)
+    get_backend(backend)
+    model_dtype(backend, dtype)  # an unknown backend or a dtype it lacks: a usage error before anything runs
+    if "quality" in parts and dataset is None:
+        raise UsageError("--parts quality needs the validation images: pass --dataset FOLDER")
     cells = []
     for entry in challenge.entries:
         spec = entry.spec()
@@ -55,6 +62,8 @@ def challenge_cells(
                     device=device,
                     dataset=None if dataset is None else str(Path(dataset).expanduser().resolve()),
                     tile=entry.tile,
+                    backend=backend if "runtime" in group or "quality" in group else "eager",
+                    dtype=dtype if "runtime" in group or "quality" in group else "fp32",
                 )
             )
     return cells
@@ -80,10 +89,13 @@ def run_challenge(
     progress: bool = True,
     compare_conventions: bool = False,
     executor: Executor | None = None,
+    backend: str = "eager",
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
     ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files). ``executor`` runs the cells
-    (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time)."""
+    (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time). ``backend``/``dtype`` apply to
+    the runtime and quality cells (:mod:`effbench.backends`)."""
     from ..sweep.lock import OutputLock
     from ..sweep.runner import run_sweep
     from .leaderboard import build_leaderboard, write_leaderboard
@@ -91,7 +103,7 @@ def run_challenge(
     if not challenge.entries:
         raise UsageError(f"the manifest {challenge.path} lists no entries")
     out = Path(out)
-    cells = challenge_cells(challenge, parts, device=device, dataset=dataset)
+    cells = challenge_cells(challenge, parts, device=device, dataset=dataset, backend=backend, dtype=dtype)
     skip = {e.name: e.skip for e in challenge.entries if e.skip}
     with OutputLock(out):
         (out / "cells").mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ Builds the entry from its spec (a failure becomes the cell's status: ``missing_p
 - ``memory``: the predicted ``max_memory_allocated`` at the year's memory input (the validation set's largest LR
   image), tile by tile for an entry the manifest gives a ``tile`` (as the measured parts run it);
 - ``runtime`` / ``quality``: the year's ``test_demo.py`` protocol over the validation images
-  (:func:`effbench.timing.ntire.run_ntire`: per-image timing, mean, ``max_memory_allocated`` over the run, PSNR).
+  (:func:`effbench.timing.ntire.run_ntire` through :func:`effbench.timing.benchmark`: per-image timing, mean,
+  ``max_memory_allocated`` over the run, PSNR), under the cell's backend and dtype.
 
 A part that fails gives the cell the status ``error`` naming the part; the other parts' metrics are kept.
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["build_status", "measure_entry", "main"]
+
+_SYNTHETIC_IMAGES = 5  # stand-ins for the validation set when its images are not given (runtime only)
 
 _CUDA_SIGNS = (
     "torch not compiled with cuda",
@@ -88,30 +91,32 @@ def _memory(model: Any, name: str, cell: Any) -> dict[str, Any]:
     }
 
 
-def _measured(model: Any, cell: Any, data_range: float) -> dict[str, Any]:
-    import torch
+def _measured(resolved: Any, cell: Any) -> dict[str, Any]:
+    """The year's harness loop (:func:`effbench.timing.benchmark` with the ``ntire`` protocol) over the validation
+    images, or over synthetic images of the memory input when none are given (runtime only), under the cell's
+    backend and dtype (an exported model is checked against eager fp32 first)."""
+    from ..timing import benchmark
 
-    from ..base.inputs import resolve_device
-    from ..timing.data import find_pairs, synthetic_pairs
-    from ..timing.ntire import run_ntire
-
-    device = resolve_device(cell.device)
-    if cell.dataset:
-        pairs = find_pairs(cell.dataset, cell.scale)
-    elif "quality" in cell.parts:
+    if not cell.dataset and "quality" in cell.parts:
         raise ValueError("quality needs the validation images: pass --dataset FOLDER")
-    else:
-        pairs = synthetic_pairs(1, cell.memory_size, cell.scale)
-    model = model.to(device)
-    metrics = run_ntire(model, pairs, device, data_range=data_range, scale=cell.scale)
+    res = benchmark(
+        resolved,
+        cell.memory_size,
+        scale=cell.scale,
+        device=cell.device,
+        protocol="ntire",
+        dataset=cell.dataset,
+        images=_SYNTHETIC_IMAGES,
+        backend=cell.backend,
+        dtype=cell.dtype,
+    )
+    metrics = dict(res.metrics())
     if "runtime" not in cell.parts:
         metrics.pop("runtime_ms", None)
     if "quality" not in cell.parts:
         metrics.pop("psnr", None)
         metrics.pop("psnr_protocol", None)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    metrics["dataset"] = cell.dataset or f"synthetic {cell.memory_size[0]}x{cell.memory_size[1]}"
+    metrics["dataset"] = res.get("dataset")
     return metrics
 
 
@@ -137,15 +142,17 @@ def measure_entry(cell: Any) -> dict[str, Any]:
     run_model = model  # what runs on whole images: the entry, or the entry tile by tile
     if cell.tile:
         from ..quality.tiling import Tiled
+        from ..zoo.spec import ResolvedModel
 
         run_model = Tiled(model, cell.tile, scale=cell.scale)
+        resolved = ResolvedModel(run_model, ident)
         doc["tile"] = cell.tile
     metrics: dict[str, Any] = {}
     failed: dict[str, str] = {}
     steps = [
         ("static", lambda: _static(model, cell.entry, cell)),
         ("memory", lambda: _memory(run_model, cell.entry, cell)),
-        ("runtime", lambda: _measured(run_model, cell, ident.data_range)),
+        ("runtime", lambda: _measured(resolved, cell)),
     ]
     for part, step in steps:
         wanted = part in cell.parts or (part == "runtime" and "quality" in cell.parts)

@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--device", default="cpu", help="device for runtime and quality (default cpu)")
     run.add_argument("--dataset", default=None, metavar="FOLDER", help="the validation images (LR/HR)")
     run.add_argument(
+        "--backend",
+        default="eager",
+        help="deployment backend of the runtime/quality cells (eager, compile, onnxruntime, tensorrt)",
+    )
+    run.add_argument(
+        "--dtype", default="fp32", help="dtype of the runtime/quality cells (fp32, fp16, bf16, int8)"
+    )
+    run.add_argument(
         "--resume", action="store_true", help="keep the entries already measured in DIR, rerun the rest"
     )
     run.add_argument(
@@ -154,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         compare_conventions=args.compare_conventions,
         executor=executor_from_args(args),
+        backend=args.backend,
+        dtype=args.dtype,
     )
     rows = summary["leaderboard"]
     counts: dict[str, int] = {}
