@@ -86,6 +86,16 @@ def _import_under(name: str, root: Path) -> ModuleType:
     return module
 
 
+def _forget_rooted_packages() -> None:
+    """Forget the packages :func:`_import_under` imported from an import root, before an import without one: a
+    model file that says ``from models.x import y`` must not find another challenge's ``models``."""
+    for top, (_, module) in list(_ROOT_OF.items()):
+        if sys.modules.get(top) is module:
+            for key in [k for k in sys.modules if k == top or k.startswith(f"{top}.")]:
+                del sys.modules[key]
+        del _ROOT_OF[top]
+
+
 def _missing_package(exc: BaseException) -> str | None:
     """The top-level package a ``ModuleNotFoundError`` names when it cannot be found at all (else ``None``)."""
     if not isinstance(exc, ModuleNotFoundError) or not exc.name:
@@ -336,6 +346,8 @@ class ModelSpec:
                 if not path.is_file():
                     raise UsageError(f"model file not found: {path}")
                 name = self.module_name
+                if not (name and root):
+                    _forget_rooted_packages()
                 try:
                     module = (
                         _import_under(name, root) if name and root else import_file(path, "effbench_user")
