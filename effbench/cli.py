@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     argv = _with_default_actions(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
+    from .commands._common import json_stdout
+
     try:
-        return int(args._run(args) or 0)
+        with json_stdout(bool(getattr(args, "json", False))):  # stdout holds exactly a --json document
+            return int(args._run(args) or 0)
     except EffbenchError as exc:
         print(f"effbench {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

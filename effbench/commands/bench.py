@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
-from ._common import add_model_arguments, add_timeout_argument, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
@@ -162,8 +161,8 @@ def _run(args: argparse.Namespace) -> int:
 
         write_json_atomic(args.out, doc)
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, default=str)
-        print()
+        json.dump(doc, json_out(), indent=2, default=str)
+        print(file=json_out())
     else:
         _print_human(doc)
     return 0

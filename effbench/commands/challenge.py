@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ._common import add_executor_arguments, add_timeout_argument, executor_from_args
+from ._common import add_executor_arguments, add_timeout_argument, executor_from_args, json_out
 
 NAME = "challenge"
 HELP = "Run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)."
@@ -198,7 +198,7 @@ def _check(args: argparse.Namespace) -> int:
         timing_size=None if args.size is None else parse_size(args.size),
     )
     if args.json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report, indent=2, default=str), file=json_out())
     else:
         print(check_markdown(report))
     return 0 if report["passed"] else 1

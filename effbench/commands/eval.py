@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from typing import Any
 
 from ..base.errors import UsageError
 from ..base.timeout import time_limit
-from ._common import add_model_arguments, add_timeout_argument, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
@@ -104,8 +103,8 @@ def _show(args: argparse.Namespace, name: str, results: list[dict[str, Any]]) ->
     from rich.table import Table
 
     if args.json:
-        json.dump(results if len(results) > 1 else results[0], sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        json.dump(results if len(results) > 1 else results[0], json_out(), indent=2, default=str)
+        json_out().write("\n")
         return
     out = Console()
     what = "Y, border = scale" if args.protocol == "paper" else "RGB, border 4"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
 from ..base.timeout import time_limit
-from ._common import add_model_arguments, add_timeout_argument, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
 
 if TYPE_CHECKING:
     from ..memory import MemoryReport
@@ -212,7 +212,10 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
 
     rows = fig2_demo(64, size, device_model=args.device_model)
     if args.json:
-        print(json.dumps({"demo": "fig2", "size": list(size), "channels": 64, "rows": rows}, indent=2))
+        print(
+            json.dumps({"demo": "fig2", "size": list(size), "channels": 64, "rows": rows}, indent=2),
+            file=json_out(),
+        )
         return 0
     print(
         f"Fig. 2 of the FMEN paper: C = 64, H x W = {size[0]} x {size[1]}, in-place ReLU, device model "
@@ -256,7 +259,7 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
             doc["snapshot"] = _write_snapshots(args, model, size)
         docs.append(doc)
     if args.json:
-        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2), file=json_out())
         return 0
     for d in docs:
         print(
@@ -356,7 +359,10 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     profile.save(out)
     n_points = sum(len(p) for p in profile.convs.values())
     if args.json:
-        print(json.dumps({"profile": str(out), "signatures": len(profile.convs), "points": n_points}))
+        print(
+            json.dumps({"profile": str(out), "signatures": len(profile.convs), "points": n_points}),
+            file=json_out(),
+        )
     else:
         print(
             f"profile {profile.name}: {len(profile.convs)} conv signatures, {n_points} grid points -> {out}"
@@ -382,7 +388,7 @@ def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
         batch=args.batch,
     )
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2))
+        print(json.dumps(plan.to_dict(), indent=2), file=json_out())
         return 0
     print(
         f"{plan.model} x{plan.scale} {plan.dtype}, budget {budget:,} B ({_mib(budget)})"
@@ -492,7 +498,8 @@ def _run(args: argparse.Namespace) -> int:
                 if len(reports) == 2
                 else {**doc["reports"][0], **{k: v for k, v in doc.items() if k in ("plot", "snapshot")}},
                 indent=2,
-            )
+            ),
+            file=json_out(),
         )
         return 0
     for r, label in zip(reports, labels):

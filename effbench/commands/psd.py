@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 from ..base.errors import UsageError
 from ..base.timeout import time_limit
-from ._common import add_model_arguments, add_timeout_argument, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
 
 NAME = "psd"
 HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"
@@ -95,8 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     res.plot_curves(out / f"psd_{safe}_x{args.scale}_curves.png", log=not args.linear)
     res.plot_maps(out / f"psd_{safe}_x{args.scale}_maps.png")
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, default=float)
-        sys.stdout.write("\n")
+        json.dump(doc, json_out(), indent=2, default=float)
+        json_out().write("\n")
         return 0
     from rich.console import Console
     from rich.table import Table

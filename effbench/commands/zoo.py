@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ..zoo.registry import list_models, model_info
 from ..zoo.weights import checkpoint_status, weights_dir
+from ._common import json_out
 
 NAME = "zoo"
 HELP = "list the model zoo: scales, params per scale, data range, checkpoint availability"
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         names = [model_info(n).name for n in args.model]  # unknown names raise UnknownModelError (exit 2)
     entries = zoo_entries(names)
     if args.json:
-        json.dump({"weights_dir": str(weights_dir()), "models": entries}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        json.dump({"weights_dir": str(weights_dir()), "models": entries}, json_out(), indent=2)
+        json_out().write("\n")
         return 0
     from rich.console import Console
     from rich.table import Table
