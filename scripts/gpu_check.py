@@ -320,6 +320,87 @@ def part_studies(R: dict, device: str, budget: Budget, work: Path) -> None:
             R["studies"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
 
 
+def _effbench(args: list[str], log: Path, timeout: float) -> dict:
+    """Run ``python -m effbench ARGS`` (its output into ``log``); returns its exit code and seconds."""
+    import subprocess
+
+    t = time.perf_counter()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(
+                [sys.executable, "-m", "effbench", *args], stdout=f, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+    return {"rc": rc, "seconds": time.perf_counter() - t, "log": str(log)}
+
+
+def _folder(R: dict, work: Path, device: str) -> Path:
+    folder = work / "reports" / "gpu" / slug(R.get("env", {}).get("gpu_name") or f"{device}-dry-run")
+    return folder / R["tag"] if R.get("tag") else folder
+
+
+def part_calibrate(R: dict, device: str, budget: Budget, work: Path, dry: bool) -> None:
+    """The cuDNN workspace calibration: a GPU workspace profile (effbench memory calibrate), committed beside the
+    shipped ones when it is new."""
+    out = _folder(R, work, device) / "workspace_profile.json"
+    if device != "cuda":
+        R["calibrate"] = {"status": "skipped (needs CUDA)"}
+        return
+    R["calibrate"] = _effbench(
+        ["memory", "calibrate", "--device", "cuda", "--out", str(out)],
+        out.with_suffix(".log"),
+        budget.left() - 30,
+    )
+
+
+def part_backends(R: dict, models: list[str], device: str, budget: Budget, work: Path, dry: bool) -> None:
+    """The zoo under eager fp32/fp16, compile, ONNX Runtime and TensorRT fp16 at 256x256 and 270x480: one sweep
+    (cells that a backend cannot run here say why), then its report with the ranking change."""
+    folder = _folder(R, work, device) / "backends"
+    sizes = ["16x16"] if dry else ["256x256", "270x480"]
+    runs = []
+    for backends, dtypes in ((["eager"], ["fp32", "fp16"]), (["compile", "onnxruntime"], ["fp32"]),
+                             (["tensorrt"], ["fp16"])):  # fmt: skip
+        if not budget.ok(60):
+            runs.append({"backends": backends, "status": "skipped (time budget)"})
+            continue
+        args = ["run", "--models", *models, "--sizes", *sizes, "--devices", device, "--backends", *backends]
+        args += ["--dtypes", *dtypes, "--out", str(folder), "--resume", "--timeout", "120"]
+        runs.append(
+            {
+                "backends": backends,
+                "dtypes": dtypes,
+                **_effbench(args, folder / f"{backends[0]}.log", budget.left() - 20),
+            }
+        )
+    report = _effbench(
+        ["report", str(folder / "cells"), "--out", str(folder / "report")], folder / "report.log", 120
+    )
+    R["backends"] = {"runs": runs, "report": report}
+
+
+def part_challenge(R: dict, device: str, budget: Budget, work: Path, dry: bool) -> None:
+    """Challenge mode's GPU parts: NTIRE 2024 rules on four zoo entries, runtime over synthetic images of the
+    year's memory input (510x510) with max_memory_allocated over the run beside the prediction."""
+    folder = _folder(R, work, device) / "challenge"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = ["rlfn", "e_rfdn", "imdn_ntire", "fmen_s"]
+    manifest = ['[challenge]', 'name = "NTIRE 2024 ESR rules, zoo entries"', "year = 2024", 'root = "."',
+                'baseline = "rlfn"']  # fmt: skip
+    for e in entries:
+        manifest += ["", "[[entry]]", f'name = "{e}"', f'model = "{e}"']
+    (folder / "manifest.toml").write_text("\n".join(manifest) + "\n")
+    parts = "static,memory,runtime"
+    R["challenge"] = _effbench(
+        ["challenge", str(folder / "manifest.toml"), "--out", str(folder), "--parts", parts, "--device", device,
+         "--no-progress", "--timeout", "300"],
+        folder / "challenge.log",
+        budget.left() - 20,
+    )  # fmt: skip
+
+
 STUDIES = [
     ("attention", (339, 510), 50),
     ("blocks", (339, 510), 50),
@@ -433,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--parts",
         default="steady,memory,ntire,overhead",
-        help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies)",
+        help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies, calibrate, "
+        "backends, challenge)",
     )
     ap.add_argument("--tag", default=None, help="sub-folder of reports/gpu/<gpu-name>/ (default: none)")
     ap.add_argument("--ntire-child", default=None, help=argparse.SUPPRESS)
@@ -524,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
         part("ntire", part_ntire, R, models, sizes, args.device, images, args.dataset, budget, work)
     if "studies" in todo:
         part("studies", part_studies, R, args.device, budget, work)
+    if "calibrate" in todo:
+        part("calibrate", part_calibrate, R, args.device, budget, work, args.dry_run)
+    if "backends" in todo:
+        part("backends", part_backends, R, models, args.device, budget, work, args.dry_run)
+    if "challenge" in todo:
+        part("challenge", part_challenge, R, args.device, budget, work, args.dry_run)
     part("headline", part_headline, R)
     if "overhead" in todo and budget.ok(20):
         part("overhead", part_overhead, R)
