@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/data holds other people's code as data (a challenge repository with its own test_demo.py): not tests
+collect_ignore_glob = ["data/*"]
+
 SHARED = Path(os.environ.get("EFFBENCH_SHARED_DIR", ROOT.parent / "shared"))
 
 
