@@ -27,6 +27,7 @@ _EXPORTS = {
     "display_names": "effbench.base.identity",
     "profile": "effbench.counting",
     "predict_memory": "effbench.memory",
+    "plan_memory": "effbench.memory",
     "benchmark": "effbench.timing",
     "imresize": "effbench.quality",
     "psnr": "effbench.quality",

@@ -235,3 +235,11 @@ def test_channels_last_fake_replay_equals_real_cpu_replay(dtype: torch.dtype) ->
 def test_bad_memory_format_is_a_clear_error() -> None:
     with pytest.raises(UsageError, match="unknown memory format 'nhwc'"):
         predict_memory("fmen_s", (32, 32), memory_format="nhwc")
+
+
+def test_the_planner_is_public_api() -> None:
+    import effbench
+    import effbench.memory
+
+    assert effbench.plan_memory is effbench.memory.plan_memory
+    assert "plan_memory" in effbench.__all__ and "plan_memory" in effbench.memory.__all__

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .allocator import CachingAllocator, PlainAllocator, round_size
 from .cuda import measure_cuda_memory
+from .plan import MemoryPlan, plan_memory
 from .predict import LiveTensor, MemoryReport, analyse, predict_memory, replay_memory_cpu
 from .snapshot import PredictedSnapshot, measured_snapshot, predict_snapshot, write_snapshot
 from .structures import FusionBlock, PlainStack, fusion_block, plain_stack
@@ -19,6 +20,7 @@ __all__ = [
     "CachingAllocator",
     "FusionBlock",
     "LiveTensor",
+    "MemoryPlan",
     "MemoryReport",
     "PlainAllocator",
     "PlainStack",
@@ -28,6 +30,7 @@ __all__ = [
     "measure_cuda_memory",
     "measured_snapshot",
     "plain_stack",
+    "plan_memory",
     "predict_memory",
     "predict_snapshot",
     "replay_memory_cpu",
