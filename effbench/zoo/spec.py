@@ -110,17 +110,16 @@ def _missing_package(exc: BaseException) -> str | None:
 def _failure(what: str, exc: Exception, file: Path | None, root: Path | None) -> ModelError:
     """The :class:`ModelError` for user code that raised ``exc`` (call inside the import root's context)."""
     message = f"{what} failed: {type(exc).__name__}: {exc}"
-    missing = _missing_package(exc)
-    if missing is not None:
-        local = None
-        if root is None and file is not None:
-            local = next(
-                (d for d in file.parents if (d / missing).is_dir() or (d / f"{missing}.py").is_file()), None
-            )
-        if local is not None:
-            message += f" ({missing!r} is a folder of {local}: give that folder as the import root)"
-        else:
-            message += f" (missing package {missing!r}: install it to build this model)"
+    top = exc.name.partition(".")[0] if isinstance(exc, ModuleNotFoundError) and exc.name else None
+    local = None
+    if top is not None and root is None and file is not None:
+        # a folder beside the file names the module: the repository root is what is missing from the path
+        # (also when a package of that name from elsewhere was found instead)
+        local = next((d for d in file.parents if (d / top).is_dir() or (d / f"{top}.py").is_file()), None)
+    if local is not None:
+        message += f" ({top!r} is a folder of {local}: give that folder as the import root)"
+    elif (missing := _missing_package(exc)) is not None:
+        message += f" (missing package {missing!r}: install it to build this model)"
     return ModelError(message)
 
 
