@@ -17,11 +17,9 @@ A part that fails gives the cell the status ``error`` naming the part; the other
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 __all__ = ["build_status", "measure_entry", "main"]
@@ -177,20 +175,10 @@ def measure_entry(cell: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..base.results import write_json_atomic
-    from ..sweep.worker import log_start
+    from ..sweep.worker import run_worker
     from .cells import EntryCell
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m effbench.challenge.worker CELL_JSON OUT_JSON", file=sys.stderr)
-        return 2
-    cell = EntryCell.from_dict(json.loads(argv[0]))
-    out = Path(argv[1])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    log_start(out, cell.cell_id)
-    write_json_atomic(out, measure_entry(cell))
-    return 0
+    return run_worker(argv, "effbench.challenge.worker", EntryCell.from_dict, measure_entry)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["log_start", "measure_cell", "main"]
+__all__ = ["log_start", "main", "measure_cell", "run_worker"]
 
 
 def log_start(out: Path, cell_id: str) -> None:
@@ -168,21 +169,29 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     return doc
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_worker(
+    argv: list[str] | None, module: str, from_dict: Callable[[dict], Any], measure: Callable[[Any], dict]
+) -> int:
+    """The body of a cell process (``python -m MODULE CELL_JSON OUT_JSON``): read the cell, log its start, measure
+    it, write its document atomically. Shared by every kind of cell."""
     from ..base.results import write_json_atomic
-    from .config import Cell
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m effbench.sweep.worker CELL_JSON OUT_JSON", file=sys.stderr)
+        print(f"usage: python -m {module} CELL_JSON OUT_JSON", file=sys.stderr)
         return 2
-    cell = Cell.from_dict(json.loads(argv[0]))
+    cell = from_dict(json.loads(argv[0]))
     out = Path(argv[1])
     out.parent.mkdir(parents=True, exist_ok=True)
     log_start(out, cell.cell_id)
-    doc = measure_cell(cell)
-    write_json_atomic(out, doc)
+    write_json_atomic(out, measure(cell))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import Cell
+
+    return run_worker(argv, "effbench.sweep.worker", Cell.from_dict, measure_cell)
 
 
 if __name__ == "__main__":
