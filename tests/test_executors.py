@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import ray
 from sweep_runs import MODELS, cell_starts
 
 from effbench.base.errors import UsageError
@@ -25,6 +24,8 @@ from effbench.sweep.executors import get_executor, timed_device
 from effbench.sweep.executors.local import LocalExecutor
 from effbench.sweep.runner import SweepTerminated
 from effbench.sweep.worker import measure_cell
+
+ray = pytest.importorskip("ray", reason="ray is in the test extras: pip install -e '.[test]'")
 
 SIZES = ("8x8", "8x12", "12x8")
 SWEEP_MODELS = (f"{MODELS}:Nearest", f"{MODELS}:Sleep20ms")
