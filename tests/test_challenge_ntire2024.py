@@ -29,7 +29,9 @@ def repo(shared_dir: Path) -> Path:
 
 
 def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # the shared repository stays as it is
+    path = os.pathsep.join(p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)
+    # the shared repository stays as it is; effbench is this checkout's, whatever is installed
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
     return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
 
 
