@@ -30,18 +30,11 @@ def _check(checks: list[dict[str, Any]], name: str, ok: bool | None, detail: str
 
 
 def _counts(model: Any, label: str, rules: Any) -> dict[str, Any]:
-    from ..counting.profile import profile_trace, trace_model
+    from .counts import year_counts
 
-    trace, _ = trace_model(model, rules.counting_input[-2:], scale=4, label=label)
-    profiles = {c: profile_trace(trace, c, label) for c in {*rules.counting.values(), "full"}}
-    counts: dict[str, Any] = {"params": int(trace.params)}
-    for metric, conv in rules.counting.items():
-        if metric != "params":
-            counts[metric] = int(getattr(profiles[conv], metric))
-    counts["full"] = {k: int(getattr(profiles["full"], k)) for k in ("flops", "activations", "convs")}
-    year = profiles[rules.counting["flops"]]
-    counts["uncounted_ops"] = sorted(year.unknown_ops)
-    year_macs = {r["name"]: r["macs"] for r in year.by_op}
+    counts, profiles = year_counts(model, label, rules.counting, rules.counting_input[-2:])
+    counts["full"] = {k: counts["by_convention"]["full"][k] for k in ("flops", "activations", "convs")}
+    year_macs = {r["name"]: r["macs"] for r in profiles[rules.counting["flops"]].by_op}
     # multiply-adds the full convention finds and the year's tool leaves out, by op (padding='same' convs...)
     counts["macs_not_counted"] = {
         r["name"]: r["macs"] - year_macs.get(r["name"], 0)

@@ -57,26 +57,9 @@ def build_status(exc: BaseException) -> str:
 
 
 def _static(model: Any, name: str, cell: Any) -> dict[str, Any]:
-    from ..counting.profile import profile_trace, trace_model
+    from .counts import year_counts
 
-    trace, _ = trace_model(model, cell.counting_size, scale=cell.scale, label=name)
-    conventions = sorted({*cell.counting.values(), "full"})
-    profiles = {c: profile_trace(trace, c, name) for c in conventions}
-    metrics: dict[str, Any] = {"params": int(trace.params)}
-    for metric, conv in cell.counting.items():
-        if metric != "params":
-            metrics[metric] = int(getattr(profiles[conv], metric))
-    metrics["counting"] = dict(cell.counting)
-    metrics["counting_input"] = list(trace.input_shape)
-    metrics["trace_engine"] = trace.engine
-    metrics["by_convention"] = {
-        c: {k: int(getattr(p, k)) for k in ("flops", "macs", "activations", "convs")}
-        for c, p in profiles.items()
-    }
-    flops_conv = cell.counting.get("flops")
-    if flops_conv:
-        metrics["uncounted_ops"] = sorted(profiles[flops_conv].unknown_ops)
-    return metrics
+    return year_counts(model, name, cell.counting, cell.counting_size, cell.scale)[0]
 
 
 def _memory(model: Any, name: str, cell: Any) -> dict[str, Any]:
