@@ -383,9 +383,8 @@ def _from_files(
 ) -> Entry | None:
     """An entry paired by team number (``None`` when there is no model file)."""
     if file is None:
-        unresolved.append(
-            f"team{n:02}: checkpoint {ckpts[0].relative_to(repo)} has no model file; not listed"
-        )
+        what = f"checkpoint {ckpts[0].relative_to(repo)} has" if ckpts else "no checkpoint and"
+        unresolved.append(f"team{n:02}: {what} no model file; not listed")
         return None
     stem = file.parent.name if file.name == "__init__.py" else file.stem
     where = f"{stem}"
