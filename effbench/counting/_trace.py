@@ -365,14 +365,20 @@ def record(
     input_shape: Sequence[int],
     dtype: torch.dtype = torch.float32,
     name: str | None = None,
+    *,
+    keep_dtypes: bool = False,
+    real_input: Callable[[tuple[int, ...], torch.dtype, torch.device], torch.Tensor] | None = None,
+    force_real: bool = False,
 ) -> OpTrace:
     """Run ``model`` once on a shapes-only input of ``input_shape`` and return what it did.
 
     Engines, tried in turn: ``meta`` (meta-device copies of the parameters passed with
     :func:`torch.func.functional_call`; the fastest), ``fake`` (:class:`FakeTensorMode`, for models that mix in
     tensors of their own device) and, only when control flow depends on tensor values, ``real`` (a real forward
-    on a zero input). Raises :class:`ModelError` naming the model when the forward fails or does not return a
-    tensor.
+    on a zero input, or on ``real_input(shape, dtype, device)``; ``force_real`` skips the other two). The input is
+    ``dtype``; floating parameters and buffers are cast to it, unless ``keep_dtypes`` (as the model has them: fp16
+    parameters, ``x.half()`` inside ``forward``). Raises :class:`ModelError` naming the model when the forward
+    fails or does not return a tensor.
     """
     label = name or type(model).__name__
     shape = tuple(int(s) for s in input_shape)
@@ -386,9 +392,11 @@ def record(
         trace = OpTrace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
         rec = _Recorder(model, trace)
         tensors = _named_tensors(model)
+        cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
         if engine == "meta":
             overrides = {
-                k: t.to(device="meta", dtype=dtype if t.is_floating_point() else t.dtype) for k, t in tensors
+                k: t.to(device="meta", dtype=dtype if t.is_floating_point() and cast else t.dtype)
+                for k, t in tensors
             }
             replace_tensor_attributes(model, lambda t: t.to(device="meta"))
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
@@ -397,7 +405,7 @@ def record(
 
             with _quiet("torch._subclasses.fake_tensor"), FakeTensorMode(allow_non_fake_inputs=True) as mode:
                 overrides = None
-                if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
+                if cast:
                     overrides = {
                         k: (mode.from_tensor(t).to(dtype) if t.is_floating_point() else t) for k, t in tensors
                     }
@@ -405,9 +413,10 @@ def record(
                     model, lambda: torch.empty(shape, dtype=dtype, device=device), rec, overrides
                 )
         overrides = None
-        if any(t.is_floating_point() and t.dtype != dtype for _, t in tensors):
+        if cast:
             overrides = {k: (t.to(dtype) if t.is_floating_point() else t) for k, t in tensors}
-        return trace, _run(model, lambda: torch.zeros(shape, dtype=dtype, device=device), rec, overrides)
+        fill = real_input or (lambda s, d, dev: torch.zeros(s, dtype=d, device=dev))
+        return trace, _run(model, lambda: fill(shape, dtype, device), rec, overrides)
 
     def restored(engine: str) -> tuple[OpTrace, Any]:
         try:
@@ -417,13 +426,16 @@ def record(
 
     try:
         with running_model_code(model), left_as_found(model) as snapshot:
-            try:
-                trace, out = restored("meta")
-            except Exception:
+            if force_real:
+                trace, out = restored("real")
+            else:
                 try:
-                    trace, out = restored("fake")
-                except data_dependent_errors():
-                    trace, out = restored("real")
+                    trace, out = restored("meta")
+                except Exception:
+                    try:
+                        trace, out = restored("fake")
+                    except data_dependent_errors():
+                        trace, out = restored("real")
     except ModelError:
         raise
     except Exception as exc:

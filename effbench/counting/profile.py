@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,14 +110,27 @@ def trace_model(
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
     label: str | None = None,
+    keep_dtypes: bool = False,
+    real_input: Callable[[tuple[int, ...], torch.dtype, torch.device], torch.Tensor] | None = None,
+    force_real: bool = False,
 ) -> tuple[OpTrace, str]:
-    """Record one shapes-only forward pass (the input of every convention); returns the trace and a model label."""
+    """Record one shapes-only forward pass (the input of every convention); returns the trace and a model label.
+    ``keep_dtypes``, ``real_input`` and ``force_real`` go to :func:`~._trace.record` (parameters in their own
+    dtypes; the real engine's input; the real engine only)."""
     from ..zoo.spec import resolve_model
 
     r = resolve_model(model, scale=scale)
     net, label = r.model, label or r.name
     shape = (batch, channels, *check_size(input_size, batch=batch, channels=channels))
-    trace = record(net, shape, dtype=dtype, name=label)
+    trace = record(
+        net,
+        shape,
+        dtype=dtype,
+        name=label,
+        keep_dtypes=keep_dtypes,
+        real_input=real_input,
+        force_real=force_real,
+    )
     if scale is not None:
         if len(trace.output_shape) != 4 or trace.output_shape[2:] != (shape[2] * scale, shape[3] * scale):
             got = "x".join(map(str, trace.output_shape))
