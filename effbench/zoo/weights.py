@@ -26,7 +26,7 @@ import pickletools
 import tempfile
 import urllib.error
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,11 +164,12 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None, name: str 
 # --- loading --------------------------------------------------------------------------------------------------------
 
 
-def read_state_dict(path: str | os.PathLike[str], entry: str | None = None) -> StateDict:
+def read_state_dict(path: str | os.PathLike[str], entry: str | Sequence[str] | None = None) -> StateDict:
     """Load a checkpoint file (``weights_only=True``: no code runs) and unwrap it to a flat ``{key: tensor}`` dict.
 
     ``entry`` names the item of the file's top-level dict that holds the state dict (``"params_ema"``, as a
-    harness's ``torch.load(path)["params_ema"]``); ``None`` unwraps the usual containers (:data:`WRAPPER_KEYS`).
+    harness's ``torch.load(path)["params_ema"]``), or a sequence of such names of which the first the file has is
+    taken (a key the harness chooses at run time); ``None`` unwraps the usual containers (:data:`WRAPPER_KEYS`).
     A file that cannot be read is refused with a :class:`CheckpointError` saying what it is (not a checkpoint, a
     truncated archive, or a pickle that names code to run on loading) and why it is refused; so is a missing
     ``entry``.
@@ -181,12 +182,13 @@ def read_state_dict(path: str | os.PathLike[str], entry: str | None = None) -> S
     except Exception as exc:  # pickle errors, truncated files, non-allow-listed globals
         raise CheckpointError(_unreadable(path, exc)) from None
     if entry is not None:
-        if not isinstance(obj, Mapping) or entry not in obj:
+        wanted = (entry,) if isinstance(entry, str) else tuple(entry)
+        found = next((e for e in wanted if isinstance(obj, Mapping) and e in obj), None)
+        if found is None:
             have = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-            raise CheckpointError(
-                f"checkpoint {path.name} ({path}) has no entry {entry!r} (top level: {have})"
-            )
-        obj = obj[entry]
+            named = repr(wanted[0]) if len(wanted) == 1 else f"among {', '.join(map(repr, wanted))}"
+            raise CheckpointError(f"checkpoint {path.name} ({path}) has no entry {named} (top level: {have})")
+        obj = obj[found]
     return _unwrap(obj, path)
 
 
@@ -341,7 +343,7 @@ def load_checkpoint(
     path: str | os.PathLike[str],
     key_layout: str | None = None,
     *,
-    entry: str | None = None,
+    entry: str | Sequence[str] | None = None,
 ) -> nn.Module:
     """Load a checkpoint file into ``model`` with strict key and shape matching; returns ``model``.
 
@@ -368,7 +370,7 @@ class LooseLoad:
 
 
 def load_checkpoint_loose(
-    model: nn.Module, path: str | os.PathLike[str], entry: str | None = None
+    model: nn.Module, path: str | os.PathLike[str], entry: str | Sequence[str] | None = None
 ) -> LooseLoad:
     """Load a checkpoint non-strictly, as a harness's ``load_state_dict(sd, strict=False)``: the keys as the file
     has them (no prefix stripping, no layouts), matching keys copied, the rest reported. A matching key whose
