@@ -38,8 +38,9 @@ What is not modelled
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -534,11 +535,15 @@ def _fake_trace(
     shape: tuple[int, int, int, int],
     dtype: torch.dtype,
     memory_format: torch.memory_format,
+    keep_dtypes: bool = False,
+    grad: bool = False,
 ) -> StorageTrace:
-    """One forward of ``net`` on fake tensors: fresh parameters in ``dtype`` (floating ones; 4-D ones in
-    ``memory_format``, as ``model.to(...)`` makes them) and a fake input of ``shape``. Plain tensor attributes
+    """One forward of ``net`` on fake tensors: fresh parameters in ``dtype`` (floating ones, unless
+    ``keep_dtypes``: then as the model has them; 4-D ones in ``memory_format``, as ``model.to(...)`` makes them,
+    requiring grad as the model's do) and a fake input of ``shape``. Plain tensor attributes
     (``self.mean = torch.Tensor(...)``) get fake copies as they are (``model.to`` does not move them either);
-    the model is left as found (:func:`~effbench.base.model_code.left_as_found`)."""
+    the model is left as found (:func:`~effbench.base.model_code.left_as_found`). ``grad``: autograd on (see
+    :func:`~.tracker.record_forward`)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)  # constants outside the model (module globals) too
@@ -548,15 +553,17 @@ def _fake_trace(
         replace_tensor_attributes(net, mode.from_tensor)
         for t in [*net.parameters(), *net.buffers()]:
             if id(t) not in fake_of:  # a fresh tensor, as model.to(device) makes for every parameter
-                dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
+                dt = dtype if (t.is_floating_point() and not keep_dtypes) else t.dtype
                 fmt = memory_format if t.dim() == 4 else torch.contiguous_format
-                fake_of[id(t)] = torch.empty(tuple(t.shape), dtype=dt, device=device, memory_format=fmt)
+                fake = torch.empty(tuple(t.shape), dtype=dt, device=device, memory_format=fmt)
+                fake_of[id(t)] = fake.requires_grad_(t.requires_grad) if t.is_floating_point() else fake
         try:
             return record_forward(
                 net,
                 lambda: torch.empty(shape, dtype=dtype, device=device, memory_format=memory_format),
                 fake_of,
                 device,
+                grad=grad,
             )
         except (UsageError, ModelError, *data_dependent_errors()):
             raise
@@ -572,6 +579,8 @@ def _real_trace(
     shape: tuple[int, int, int, int],
     dtype: torch.dtype,
     memory_format: torch.memory_format,
+    keep_dtypes: bool = False,
+    grad: bool = False,
 ) -> StorageTrace:
     """One real forward of ``net`` on the CPU: CPU copies of the parameters and buffers in ``dtype`` (as
     :func:`_fake_trace` makes them), plain tensor attributes on the CPU, a random input of ``shape``."""
@@ -579,9 +588,10 @@ def _real_trace(
     copies: dict[int, torch.Tensor] = {}
     for t in [*net.parameters(), *net.buffers()]:
         if id(t) not in copies:
-            dt = dtype if (t.is_floating_point() and t.dtype != dtype) else t.dtype
+            dt = dtype if (t.is_floating_point() and not keep_dtypes) else t.dtype
             fmt = memory_format if t.dim() == 4 else torch.contiguous_format
-            copies[id(t)] = t.detach().to(device=device, dtype=dt).contiguous(memory_format=fmt)
+            copy = t.detach().to(device=device, dtype=dt).contiguous(memory_format=fmt)
+            copies[id(t)] = copy.requires_grad_(t.requires_grad) if t.is_floating_point() else copy
     gen = torch.Generator().manual_seed(0)
     try:
         with running_model_code(net), left_as_found(net):
@@ -591,6 +601,7 @@ def _real_trace(
                 lambda: torch.rand(shape, generator=gen, dtype=dtype).contiguous(memory_format=memory_format),
                 copies,
                 device,
+                grad=grad,
             )
     except Exception as exc:
         hw = "x".join(map(str, shape[2:]))
@@ -609,6 +620,8 @@ def _real_report(
     shape: tuple[int, int, int, int],
     memory_format: torch.memory_format,
     cause: BaseException,
+    keep_dtypes: bool = False,
+    grad: bool = False,
     **analyse_kw: Any,
 ) -> MemoryReport:
     """The memory of a model with data-dependent ops (``.item()``, ``nonzero``, value-dependent ``if``), from real
@@ -618,18 +631,23 @@ def _real_report(
     with H x W, the parameters do not. The other fields describe the larger replay. ``analyse_kw`` go to
     :func:`analyse` (``dtype`` included)."""
     dtype = analyse_kw["dtype"]
+    opts = {"keep_dtypes": keep_dtypes, "grad": grad}
     why = f"the fake replay met a data-dependent op ({type(cause).__name__}: {str(cause).splitlines()[0]})"
     b, c, h, w = shape
     side = max(h, w)
     if side <= _REAL_SIDES[-1]:
-        report = analyse(_real_trace(net, name, shape, dtype, memory_format), input_shape=shape, **analyse_kw)
+        report = analyse(
+            _real_trace(net, name, shape, dtype, memory_format, **opts), input_shape=shape, **analyse_kw
+        )
         report.engine = "real"
         report.notes.append(f"{why}: predicted from one real CPU forward at {h}x{w} on a random input")
         return report
     sizes = [(max(1, round(h * s / side)), max(1, round(w * s / side))) for s in _REAL_SIDES]
     small, big = (
         analyse(
-            _real_trace(net, name, (b, c, *hw), dtype, memory_format), input_shape=(b, c, *hw), **analyse_kw
+            _real_trace(net, name, (b, c, *hw), dtype, memory_format, **opts),
+            input_shape=(b, c, *hw),
+            **analyse_kw,
         )
         for hw in sizes
     )
@@ -648,6 +666,34 @@ def _real_report(
         f"{h}x{w}; where it is and what is alive there are those of the {sizes[1][0]}x{sizes[1][1]} forward"
     )
     return big
+
+
+@contextlib.contextmanager
+def cuda_autocast_on_cpu() -> Iterator[None]:
+    """While active on a host without CUDA, ``torch.autocast("cuda")`` / ``torch.cuda.amp.autocast()`` inside
+    model code autocast the CPU replay to their dtype (fp16 unless given), so the replay allocates what the GPU
+    run would instead of an fp32 forward (CPU autocast's op lists stand for CUDA's: convolutions and matrix
+    products in fp16, reductions in fp32). A no-op where CUDA exists."""
+    if torch.cuda.is_available():
+        yield
+        return
+    from torch.amp import autocast_mode
+
+    cls = autocast_mode.autocast
+    original = cls.__init__
+
+    def init(
+        self: Any, device_type: str, dtype: torch.dtype | None = None, *args: Any, **kwargs: Any
+    ) -> None:
+        if device_type == "cuda":
+            device_type, dtype = "cpu", dtype or torch.float16
+        original(self, device_type, dtype, *args, **kwargs)
+
+    cls.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls.__init__ = original  # type: ignore[method-assign]
 
 
 def trace_model(
@@ -683,6 +729,8 @@ def predict_memory(
     donate_input: bool = False,
     feature_shape: tuple[int, int, int] | None = None,
     gpu_profile: str | GpuProfile | None = None,
+    keep_dtypes: bool = False,
+    grad: bool = False,
 ) -> MemoryReport:
     """Predict ``torch.cuda.max_memory_allocated()`` of one no-grad forward pass, on fake tensors.
 
@@ -693,7 +741,9 @@ def predict_memory(
     overrides the main feature map used as the unit of the decomposition. ``memory_format`` is ``"contiguous"`` or
     ``"channels_last"``. ``gpu_profile`` (a shipped profile's name, a JSON path or a
     :class:`~effbench.memory.workspace.GpuProfile`) adds each convolution's cuDNN workspace; the notes say where
-    it was interpolated or extrapolated.
+    it was interpolated or extrapolated. ``keep_dtypes``: floating parameters stay in the model's own dtypes (the
+    input is ``dtype``); ``grad``: the forward runs with autograd on, parameters requiring grad as the model's
+    do; CUDA autocast inside ``forward`` replays as fp16 autocast (:func:`cuda_autocast_on_cpu`).
     """
     h, w = check_size(input_size, batch=batch, channels=channels)
     from ..zoo.spec import resolve_model
@@ -711,10 +761,13 @@ def predict_memory(
         feature_shape=feature_shape,
         gpu_profile=profile,
     )
+    opts = {"keep_dtypes": keep_dtypes, "grad": grad}
     try:
-        trace = _fake_trace(r.model, r.name, shape, dtype, fmt)
+        with cuda_autocast_on_cpu():
+            trace = _fake_trace(r.model, r.name, shape, dtype, fmt, **opts)
     except data_dependent_errors() as exc:
-        report = _real_report(r.model, r.name, shape, fmt, exc, **kw)
+        with cuda_autocast_on_cpu():
+            report = _real_report(r.model, r.name, shape, fmt, exc, **opts, **kw)
     else:
         report = analyse(trace, input_shape=shape, **kw)
     report.identity = r.identity

@@ -210,11 +210,14 @@ def record_forward(
     make_input: Callable[[], torch.Tensor],
     replace: dict[int, torch.Tensor] | None,
     device: torch.device,
+    grad: bool = False,
 ) -> StorageTrace:
     """Run one forward of ``model`` under :class:`StorageTracker` and return the trace.
 
     ``replace`` maps ``id(tensor)`` of the model's parameters and buffers to stand-ins (fake tensors) that are
-    swapped in through :func:`torch.func.functional_call`; ``None`` runs the model as it is.
+    swapped in through :func:`torch.func.functional_call`; ``None`` runs the model as it is. The forward runs
+    under ``torch.no_grad()``, or with autograd on when ``grad`` (what autograd saves for a backward stays alive
+    until the output dies, as in a harness that forgets ``no_grad``).
     """
     modules = ModuleStack(model)
     tracker = StorageTracker(device, modules)
@@ -228,7 +231,7 @@ def record_forward(
         tracker.register(replace[id(t)] if replace is not None else t, kind, name)
     x = make_input()
     tracker.register(x, "input", "input")
-    with torch.no_grad(), modules, tracker:
+    with torch.set_grad_enabled(grad), modules, tracker:
         if state is None:
             out = model(x)
         else:
