@@ -271,11 +271,37 @@ def test_median_ci_is_the_order_statistic_interval():
     assert median_ci(xs) == (39.0, 60.0)
 
 
-def test_steady_timing_stops_once_the_median_ci_is_tight(capsys):
+class FakeClock:
+    """A clock that moves only when a step says so: the timing rules are tested whatever the machine's load (on
+    a loaded machine a busy-wait's times spread so much that no 95% interval gets tight)."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def perf_counter(self) -> float:
+        return self.ns * 1e-9
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    import effbench.timing.steady as steady
+
+    fake = FakeClock()
+    monkeypatch.setattr(steady, "time", fake)
+    return fake
+
+
+def test_steady_timing_stops_once_the_median_ci_is_tight(fake_clock):
+    jitter = iter(np.random.default_rng(0).uniform(0.0, 0.0002, 10_000))
+
     def step() -> None:
-        t_end = time.perf_counter() + 0.002
-        while time.perf_counter() < t_end:
-            pass
+        fake_clock.advance(0.002 + next(jitter))  # 2.0-2.2 ms: the interval is within 50% from the start
 
     stats = time_steady(
         step,
@@ -286,6 +312,31 @@ def test_steady_timing_stops_once_the_median_ci_is_tight(capsys):
     )
     assert stats["repeats_stopped"] == "ci_target" and not stats["noisy"]
     assert stats["repeats"] == 20 and stats["ci_low"] <= stats["median"] <= stats["ci_high"]
+
+
+def test_the_timing_budget_bounds_the_timed_runs_even_below_the_minimum_repeats(fake_clock):
+    def step() -> None:
+        fake_clock.advance(0.5)  # 0.5 s a forward, 2 s of budget: 4 fit, 6 are needed for an interval
+
+    stats = time_steady(
+        step,
+        torch.device("cpu"),
+        repeats=None,
+        rule=WarmupRule(max_runs=0),
+        target=TimingTarget(ci_rel=0.5, budget_s=2.0, min_repeats=20),
+    )
+    assert stats["repeats"] == 6 and stats["repeats_stopped"] == "budget"
+    assert stats["noisy"] and "only 6 repeats fitted in the 2 s budget" in stats["noisy_reason"]
+
+    fake_clock.ns = 0
+    stats = time_steady(
+        lambda: fake_clock.advance(0.1),
+        torch.device("cpu"),
+        repeats=None,
+        rule=WarmupRule(max_runs=0),
+        target=TimingTarget(ci_rel=0.5, budget_s=2.0, min_repeats=40),
+    )
+    assert stats["repeats"] == 20 and stats["timed_loop_wall_ms"] == pytest.approx(2000)
 
 
 def test_a_noisy_timing_is_flagged_with_the_reason():

@@ -16,7 +16,14 @@ from ..base.results import new_result
 if TYPE_CHECKING:
     from ..zoo.spec import ModelSpec
 
-__all__ = ["Cell", "SweepConfig", "load_config"]
+__all__ = ["CPU_BUDGET_S", "CPU_SIZE", "GPU_SIZE", "Cell", "SweepConfig", "load_config"]
+
+# The default sweep, sized per device: on a CUDA device the paper's 256x256 LR inputs; on a CPU, where one forward
+# of the zoo at 256x256 takes seconds, 64x64 LR inputs (256x256 outputs at x4) and at most CPU_BUDGET_S seconds of
+# timed runs per cell, so that the whole zoo is compared in about a minute and a half on 2 cores.
+GPU_SIZE = (256, 256)
+CPU_SIZE = (64, 64)
+CPU_BUDGET_S = 4.0
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -43,6 +50,7 @@ class Cell:
     breakdown: bool = False
     backend: str = "eager"
     timing: bool = True
+    budget_s: float | None = None  # seconds of timed runs on CPU (None: the timing target's default)
 
     @property
     def device_free(self) -> bool:
@@ -53,6 +61,15 @@ class Cell:
     @property
     def model_name(self) -> str:
         return _parse(self.spec).name
+
+    def timing_target(self) -> Any:
+        """The adaptive-repeats target of this cell's timing (:class:`effbench.timing.steady.TimingTarget`), or
+        None for the default one."""
+        if self.budget_s is None:
+            return None
+        from ..timing.steady import TimingTarget
+
+        return TimingTarget(budget_s=self.budget_s)
 
     @property
     def label(self) -> str:
@@ -106,11 +123,13 @@ class Cell:
 
 @dataclass
 class SweepConfig:
-    """The axes of a sweep; :meth:`cells` is their cross product."""
+    """The axes of a sweep; :meth:`cells` is their cross product. Empty ``sizes`` and a ``budget_s`` of None are
+    sized per device: :data:`GPU_SIZE` on CUDA, :data:`CPU_SIZE` with :data:`CPU_BUDGET_S` seconds of timed runs
+    per cell on a CPU."""
 
     models: list[str] = field(default_factory=list)
     scales: list[int] = field(default_factory=lambda: [4])
-    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(256, 256)])
+    sizes: list[tuple[int, int]] = field(default_factory=list)
     devices: list[str] = field(default_factory=lambda: ["auto"])
     protocols: list[str] = field(default_factory=lambda: ["steady"])
     dtypes: list[str] = field(default_factory=lambda: ["fp32"])
@@ -122,6 +141,7 @@ class SweepConfig:
     static: bool = True
     breakdown: bool = False
     timing: bool = True
+    budget_s: float | None = None
     timeout: float | None = None
     out: str | None = None
     executor: str = "local"
@@ -140,6 +160,18 @@ class SweepConfig:
             "gpu_type": self.gpu_type,
             "slurm_partition": self.slurm_partition,
         }
+
+    def sizes_for(self, device: str) -> list[tuple[int, int]]:
+        """The LR sizes of the cells on ``device``: the configured ones, else the device's default."""
+        if self.sizes:
+            return list(self.sizes)
+        return [CPU_SIZE if device == "cpu" else GPU_SIZE]
+
+    def budget_for(self, device: str) -> float | None:
+        """Seconds of timed runs per cell on ``device`` (CPU only; CUDA cells time a fixed number of repeats)."""
+        if device != "cpu":
+            return None
+        return CPU_BUDGET_S if self.budget_s is None else self.budget_s
 
     def resolved_models(self) -> list[str]:
         """The model specs; empty or ``["zoo"]`` means every zoo network that has a requested scale (references
@@ -168,15 +200,14 @@ class SweepConfig:
 
         for b in self.backends:
             get_backend(b)  # clear error for an unknown backend before anything runs
-        for spec, scale, size, dev, proto, dt, backend in product(
-            self.resolved_models(),
-            self.scales,
-            self.sizes,
-            devices,
-            self.protocols,
-            self.dtypes,
-            self.backends,
-        ):
+        axes = [
+            (spec, scale, dev, size, proto, dt, backend)
+            for spec, scale, dev in product(self.resolved_models(), self.scales, devices)
+            for size, proto, dt, backend in product(
+                self.sizes_for(dev), self.protocols, self.dtypes, self.backends
+            )
+        ]
+        for spec, scale, dev, size, proto, dt, backend in axes:
             if _parse(spec).is_zoo:  # skip zoo models without this scale
                 if spec not in zoo_scales:
                     from ..zoo.registry import model_info
@@ -199,6 +230,7 @@ class SweepConfig:
                     self.static,
                     self.breakdown,
                     backend,
+                    budget_s=self.budget_for(dev),
                 )
             )
         if not out:
@@ -222,7 +254,7 @@ class SweepConfig:
                 f"--no-timing cells measure static metrics and predicted memory only; drop {', '.join(clash)}"
             )
         out = []
-        for spec, scale, size in product(self.resolved_models(), self.scales, self.sizes):
+        for spec, scale, size in product(self.resolved_models(), self.scales, self.sizes or [GPU_SIZE]):
             if _parse(spec).is_zoo:
                 from ..zoo.registry import model_info
 

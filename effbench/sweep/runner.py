@@ -37,6 +37,7 @@ from ..base.errors import UsageError
 from ..base.results import validate_result, write_json_atomic
 from .executors import Executor, get_executor
 from .lock import OutputLock
+from .progress import make_progress
 from .supervise import (
     OomEvidence,
     death_reason,
@@ -312,11 +313,11 @@ def _run_locked(
         "out": str(out),
     }
     t0 = time.perf_counter()
-    bar = task = None
+    bar = make_progress(len(todo)) if progress and todo else None
 
     def started(cell: Any) -> None:
         if bar is not None:
-            bar.update(task, description=cell.label)
+            bar.started(cell)
 
     def finished(cell: Any, doc: dict[str, Any] | None, node: dict[str, Any]) -> None:
         path = out / "cells" / f"{cell.cell_id}.json"
@@ -327,34 +328,12 @@ def _run_locked(
         summary["status"][doc["status"]] += 1
         summary["ran"] += 1
         if bar is not None:
-            bar.advance(task)
+            bar.finished(cell, doc["status"])
 
-    if progress and todo:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        bar = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            transient=False,
-        )
     try:
         with _sigterm_as_interrupt():
             if bar is not None:
                 bar.start()
-                task = bar.add_task("sweep", total=len(todo))
             executor.run(todo, out, timeout=timeout, python=python, started=started, finished=finished)
     finally:
         if bar is not None:

@@ -87,6 +87,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
                 protocol=cell.protocol,
                 dtype=cell.dtype,
                 repeats=cell.repeats,
+                target=cell.timing_target(),
                 threads=cell.threads,
                 roofline=cell.roofline,
                 dataset=cell.dataset if cell.protocol == "ntire" else None,

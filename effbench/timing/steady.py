@@ -15,6 +15,9 @@ by up to 27 % on an H100. Back-to-back forwards keep the device busy, so the sam
 Repeats: a fixed count, or (``repeats=None`` with a :class:`TimingTarget`, the CPU default) samples are added until
 the distribution-free 95 % confidence interval of the median (order statistics of the binomial(n, 1/2) law, see
 :func:`median_ci`) lies within ``ci_rel`` (2 %) of the median on either side, or the ``budget_s`` (20 s) is spent.
+The budget bounds the timed loop: it stops at the first sample that ends past it, even below ``min_repeats``, once
+it holds the 6 samples a 95 % interval of the median needs (so a forward longer than ``budget_s / 6`` overruns
+it by at most those 6 forwards); fewer than ``min_repeats`` samples are flagged ``noisy`` with the reason.
 Every result records ``ci_low``, ``ci_high`` and ``ci_rel`` (the larger half-width over the median); one whose
 interval is wider than the target is flagged ``noisy`` with the reason.
 """
@@ -30,7 +33,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["TimingTarget", "WarmupRule", "make_timer", "median_ci", "summarize", "time_steady"]
+__all__ = [
+    "MIN_CI_SAMPLES",
+    "TimingTarget",
+    "WarmupRule",
+    "make_timer",
+    "median_ci",
+    "summarize",
+    "time_steady",
+]
 
 
 @dataclass(frozen=True)
@@ -48,10 +59,14 @@ class WarmupRule:
             raise ValueError(f"invalid warm-up rule {self}")
 
 
+MIN_CI_SAMPLES = 6  # the fewest samples with a distribution-free 95 % interval of the median
+
+
 @dataclass(frozen=True)
 class TimingTarget:
-    """Adaptive repeats: stop once the median's 95 % CI is within ``ci_rel`` of it, or after ``budget_s`` of timed
-    runs; never fewer than ``min_repeats`` (enough for the gate's significance test) nor more than ``max_repeats``."""
+    """Adaptive repeats: stop once the median's 95 % CI is within ``ci_rel`` of it and ``min_repeats`` (enough for
+    the gate's significance test) are taken, or once ``budget_s`` of timed runs are spent (with at least
+    :data:`MIN_CI_SAMPLES`), or at ``max_repeats``."""
 
     ci_rel: float = 0.02
     budget_s: float = 20.0
@@ -236,10 +251,14 @@ def time_steady(
         stopped = "fixed"
     else:
         deadline = time.perf_counter() + goal.budget_s
-        samples = [sample() for _ in range(goal.min_repeats)]
+        samples = []
+        while len(samples) < goal.min_repeats:
+            samples.append(sample())
+            if len(samples) >= MIN_CI_SAMPLES and time.perf_counter() >= deadline:
+                break
         while True:
             ci = _ci_fields(samples, goal.ci_rel)
-            if not ci["noisy"]:
+            if not ci["noisy"] and len(samples) >= goal.min_repeats:
                 stopped = "ci_target"
                 break
             if len(samples) >= goal.max_repeats:
@@ -255,6 +274,12 @@ def time_steady(
     wall_ms = (time.perf_counter_ns() - wall0) * 1e-6
     stats = summarize(samples)
     stats.update(_ci_fields(samples, goal.ci_rel))
+    if repeats is None and len(samples) < goal.min_repeats and not stats["noisy"]:
+        stats["noisy"] = True
+        stats["noisy_reason"] = (
+            f"only {len(samples)} repeats fitted in the {goal.budget_s:g} s budget (fewer than "
+            f"{goal.min_repeats}, which the gate's test needs)"
+        )
     stats.update(
         {
             "first_call": cold_ms,
