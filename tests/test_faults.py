@@ -27,7 +27,7 @@ from effbench.base.results import (
     write_json_atomic,
 )
 from effbench.cli import main
-from effbench.sweep import Cell, run_sweep
+from effbench.sweep import Cell, SweepConfig, run_sweep
 from effbench.sweep import runner as runner_mod
 from effbench.sweep.lock import LOCK_NAME, LockHeldError, OutputLock
 from effbench.sweep.supervise import OomEvidence, death_reason
@@ -64,6 +64,16 @@ def _slow_model(tmp_path: Path) -> str:
         "        time.sleep(60)\n"
     )
     return f"{f}:SlowInit"
+
+
+def _cli_cell(name: str) -> Cell:
+    """The cell ``effbench run`` makes of :func:`sweep_runs.run_argv`'s settings for the model ``name`` (a stored
+    result is this cell's only when measured under exactly its settings)."""
+    cfg = SweepConfig(
+        models=[f"{MODELS}:{name}"], sizes=[(8, 8)], devices=["cpu"], repeats=2, threads=1, static=False
+    )
+    (cell,) = cfg.cells()
+    return cell
 
 
 def _ok_doc(cell: Cell, **fields) -> dict:
@@ -112,7 +122,7 @@ def test_a_second_runner_on_a_locked_out_refuses_naming_the_holder_and_finished_
 
 def test_wait_waits_for_the_holder_then_runs_and_a_bounded_wait_gives_up(tmp_path: Path):
     out = tmp_path / "out"
-    cell = sweep_cell("Nearest")
+    cell = _cli_cell("Nearest")
     write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _ok_doc(cell))
     holder = OutputLock(out, command="the first runner")
     holder.acquire()
@@ -272,7 +282,9 @@ def test_resume_reruns_exactly_the_failed_timed_out_empty_truncated_and_missing_
         "timeout"
     )
     assert "empty" in why[cells["SlowA"].cell_id] and "not valid JSON" in why[cells["SlowB"].cell_id]
-    assert "effbench.result/0" in why[cells["SlowC"].cell_id] and cells["WrongShape"].cell_id not in why
+    assert (
+        "effbench.result/0" in why[cells["SlowC"].cell_id] and why[cells["WrongShape"].cell_id] == "missing"
+    )
     assert summary["skipped"] == 1 and summary["final"] == Counter(ok=7)
     assert len((out / "results.csv").read_text().strip().splitlines()) == 1 + 7
 
@@ -297,7 +309,7 @@ def test_resume_keep_failed_reruns_only_unfinished_cells(tmp_path: Path):
 
 def test_run_exits_1_when_a_cell_of_the_sweep_is_not_ok_and_0_when_all_are(tmp_path: Path, capsys):
     out = tmp_path / "out"
-    good, bad = sweep_cell("Nearest"), sweep_cell("Raises")
+    good, bad = _cli_cell("Nearest"), _cli_cell("Raises")
     write_json_atomic(out / "cells" / f"{good.cell_id}.json", _ok_doc(good))
     write_json_atomic(
         out / "cells" / f"{bad.cell_id}.json", _ok_doc(bad, status="error", error="always fails")

@@ -12,8 +12,9 @@ Layout of an output folder ``OUT``::
     OUT/report/                the report (effbench.report.render_report), when asked
 
 A cell is finished when its JSON is a valid result document (:func:`effbench.base.results.validate_result`)
-with status ``ok``; ``resume=True`` skips finished cells and reruns the others (failed, timed out, empty,
-truncated), ``resume="keep-failed"`` also keeps valid documents of failed cells. A crash, a hang past the
+with status ``ok`` measured under the cell's settings (every field of the cell, :func:`settings_changed`);
+``resume=True`` skips finished cells and reruns the others (failed, timed out, empty, truncated, missing, or
+measured under other settings), ``resume="keep-failed"`` also keeps valid documents of failed cells. A crash, a hang past the
 timeout, an out-of-memory kill becomes that cell's status, and the sweep goes on. The cell process dies with the
 runner (its own process group, parent-death signal); SIGTERM of the runner is handled like Ctrl-C: the cell is
 killed, finished cells are kept, the table is written and :class:`SweepTerminated` is raised.
@@ -45,6 +46,7 @@ from .supervise import (
     memory_limit_bytes,
     oom_kill_count,
     peak_rss_bytes,
+    read_report,
     start_supervised,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "cell_state",
     "is_finished",
     "run_sweep",
+    "settings_changed",
     "write_table",
 ]
 
@@ -82,6 +85,25 @@ def cell_state(path: Path) -> tuple[str, str | None]:
         return "unreadable", f"not valid JSON ({exc})"
     problem = validate_result(doc)
     return ("unreadable", problem) if problem else (doc["status"], doc.get("error"))
+
+
+def settings_changed(path: Path, cell: Any) -> str | None:
+    """How the settings stored in the result at ``path`` (its ``cell``) differ from ``cell``'s, e.g.
+    ``"repeats 3 -> 50"``; None when they are the same. Every field of a cell is a setting its figures depend
+    on, so a result measured under other settings is not this cell's result."""
+    try:
+        stored = json.loads(path.read_text()).get("cell")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(stored, dict):
+        return "the result records no settings"
+    current = json.loads(json.dumps(cell.to_dict()))
+    diffs = [
+        f"{key} {stored.get(key, '(unset)')!r} -> {current.get(key, '(unset)')!r}"
+        for key in dict.fromkeys([*current, *stored])
+        if stored.get(key, "(unset)") != current.get(key, "(unset)")
+    ]
+    return ", ".join(diffs) or None
 
 
 def _finished(status: str, keep_failed: bool) -> bool:
@@ -125,24 +147,30 @@ def _child_env() -> dict[str, str]:
 class CellProcess:
     """One supervised cell process (``python -m WORKER CELL_JSON OUT/cells/<cell_id>.json``, output in
     ``OUT/logs/<cell_id>.log``), started at construction and then :meth:`poll` ed until it ends or its
-    ``timeout`` passes (it is killed then). :attr:`failure` is its failure document when it left no valid result."""
+    ``timeout`` passes (it is killed then). :attr:`failure` is its failure document when it left no valid result;
+    :attr:`killed` lists the processes it left running, killed after it (:mod:`effbench.base.procs`)."""
 
     def __init__(self, cell: Any, out: Path, timeout: float | None, python: str) -> None:
         self.cell = cell
         self.result = out / "cells" / f"{cell.cell_id}.json"
         self.failure: dict[str, Any] | None = None
+        self.killed: list[dict[str, Any]] = []
         self._timeout = timeout
         # a rerun: the old document must not pass for the new one, nor be lost if interrupted
         self._old = _stamp(self.result)
         self._oom_before = oom_kill_count()
         self._peak: int | None = None
+        self._worker: int | None = None
         self._log = out / "logs" / f"{cell.cell_id}.log"
+        self._report = out / "logs" / f".{cell.cell_id}.procs.json"
+        self._report.unlink(missing_ok=True)
         self._logf = open(self._log, "w")
         try:
             self._proc = start_supervised(
                 [python, "-m", cell.worker, json.dumps(cell.to_dict()), str(self.result)],
                 log=self._logf,
                 env=_child_env(),
+                report=self._report,
             )
         except BaseException:
             self._logf.close()
@@ -155,11 +183,21 @@ class CellProcess:
             _POLL_S if self._deadline is None else max(0.0, min(_POLL_S, self._deadline - time.monotonic()))
         )
 
+    def _ended(self) -> int:
+        """The cell's exit status (negative: its signal), from the supervisor's report; records what it killed."""
+        report = read_report(self._report)
+        self._report.unlink(missing_ok=True)
+        self.killed = list(report.get("killed") or [])
+        rc = report.get("returncode")
+        return self._proc.returncode if rc is None else int(rc)
+
     def poll(self) -> bool:
         """True once the process has ended (or was killed at its timeout); :attr:`failure` is then final."""
-        rc = self._proc.poll()
-        if rc is None:
-            self._peak = peak_rss_bytes(self._proc.pid) or self._peak
+        if self._proc.poll() is None:
+            if self._worker is None:
+                self._worker = read_report(self._report).get("worker_pid")
+            if self._worker is not None:
+                self._peak = peak_rss_bytes(self._worker) or self._peak
             if self._deadline is None or time.monotonic() < self._deadline:
                 return False
             self.kill()
@@ -170,6 +208,7 @@ class CellProcess:
             )
             return True
         self._logf.close()
+        rc = self._ended()
         status, _ = cell_state(self.result)
         if _stamp(self.result) != self._old and status not in ("missing", "unreadable"):
             return True
@@ -181,10 +220,19 @@ class CellProcess:
         self.failure = _failure_doc(self.cell, status, f"{what}; last output:\n{tail}" if tail else what)
         return True
 
+    def document(self) -> dict[str, Any]:
+        """The cell's result document once :meth:`poll` said it ended: its failure document or the one it wrote,
+        with ``killed_processes`` when it left processes running."""
+        doc = self.failure if self.failure is not None else json.loads(self.result.read_text())
+        if self.killed:
+            doc["killed_processes"] = self.killed
+        return doc
+
     def kill(self) -> None:
-        """Kill the cell's process group (Ctrl-C, SIGTERM of the runner, its timeout)."""
+        """Kill the cell and everything it started (Ctrl-C, SIGTERM of the runner, its timeout)."""
         kill_group(self._proc)
         self._logf.close()
+        self._ended()
 
 
 @contextmanager
@@ -254,8 +302,8 @@ def run_sweep(
     ``cells`` are :class:`~effbench.sweep.config.Cell` s or any cell kind with ``cell_id``, ``label``, ``worker``,
     ``to_dict()`` and ``new_result(**fields)``. Each cell runs in its own supervised process (``python -m``
     its ``worker``). ``resume`` (``True`` or
-    ``"rerun-failed"``) skips cells whose result is valid and ``ok`` and reruns the rest (``"rerun"`` maps each
-    rerun cell to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
+    ``"rerun-failed"``) skips cells whose result is valid, ``ok`` and measured under the cell's settings, and reruns
+    the rest (``"rerun"`` maps each rerun cell, missing ones included, to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
     each cell. ``lock`` takes ``OUT``'s lock for the run (pass False when the caller holds it), waiting up to
     ``wait`` seconds for another runner (None: refuse at once). ``"status"`` counts the statuses of the cells
     run now, ``"final"`` those of every cell of the sweep afterwards. ``executor`` runs the cells
@@ -299,12 +347,15 @@ def _run_locked(
     todo: list[Any] = []
     rerun: dict[str, str] = {}
     for c in cells:
-        status, reason = cell_state(out / "cells" / f"{c.cell_id}.json")
-        if resume and _finished(status, keep_failed=resume == "keep-failed"):
+        path = out / "cells" / f"{c.cell_id}.json"
+        status, reason = cell_state(path)
+        changed = settings_changed(path, c) if status not in ("missing", "unreadable") else None
+        if resume and not changed and _finished(status, keep_failed=resume == "keep-failed"):
             continue
         todo.append(c)
-        if resume and status != "missing":
-            rerun[c.cell_id] = f"{status}: {reason}" if reason else status
+        if resume:
+            why = f"{status}: {reason}" if reason else status
+            rerun[c.cell_id] = f"{why}, measured under other settings: {changed}" if changed else why
     summary: dict[str, Any] = {
         "ran": 0,
         "skipped": len(cells) - len(todo),

@@ -1,8 +1,12 @@
-"""Supervised cell processes: they die with their runner, and a kernel OOM kill is told from other deaths.
+"""Supervised cell processes: nothing they start outlives them, they die with their runner, and a kernel OOM
+kill is told from other deaths.
 
-A cell process starts in its own process group (so the runner can kill it and anything it started with one
-``killpg``) and, on Linux, with the parent-death signal set to SIGKILL (``prctl(PR_SET_PDEATHSIG)``), so that even
-a SIGKILL of the runner, which runs no clean-up, takes the cell down with it.
+A cell process runs under a small supervisor (``python -m effbench.base.procs``, :mod:`effbench.base.procs`), in
+a session of its own: the supervisor is a child subreaper, so every process the cell starts (forked, in its
+process group or in a new session) is re-parented to it when orphaned, and after the cell ends, however it ended,
+the supervisor kills whatever is left and reports what (the result's ``killed_processes``). On Linux the
+supervisor gets SIGTERM when the runner dies (``prctl(PR_SET_PDEATHSIG)``) and the cell SIGKILL when the
+supervisor dies, so that even a SIGKILL of the runner, which runs no clean-up, takes the cell down with it.
 
 A cell that dies of SIGKILL the runner did not send was most likely killed by the OOM killer; it is recorded as
 ``oom`` when the kernel's OOM-kill counters (the cgroup's ``memory.events`` / ``memory.oom_control`` and the
@@ -12,6 +16,7 @@ system's ``/proc/vmstat``) went up while it ran, or when its peak resident memor
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = [
     "OomEvidence",
@@ -28,6 +33,7 @@ __all__ = [
     "memory_limit_bytes",
     "oom_kill_count",
     "peak_rss_bytes",
+    "read_report",
     "start_supervised",
 ]
 
@@ -35,23 +41,27 @@ _PR_SET_PDEATHSIG = 1
 _NEAR_LIMIT = 0.9
 
 
-def _pdeathsig_preexec(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that makes the child get SIGKILL when ``parent`` dies (Linux only)."""
+def _pdeathsig_preexec(parent: int, sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get ``sig`` when ``parent`` dies (Linux only)."""
     libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the forked child only calls into it
 
     def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the runner died between fork and prctl: nobody would reap us
             os._exit(1)
 
     return preexec
 
 
-def start_supervised(argv: Sequence[str], *, log: IO[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new process group, output to ``log``, killed by the kernel if this process dies."""
-    preexec = _pdeathsig_preexec(os.getpid()) if sys.platform.startswith("linux") else None
+def start_supervised(
+    argv: Sequence[str], *, log: IO[str], env: dict[str, str], report: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under the cell supervisor (``python -m effbench.base.procs``) in a new session, output to
+    ``log``: the supervisor owns everything ``argv`` starts (a subreaper), kills what is left when it ends and
+    writes what it killed to ``report`` (:func:`read_report`); it gets SIGTERM if this process dies."""
+    preexec = _pdeathsig_preexec(os.getpid(), signal.SIGTERM) if sys.platform.startswith("linux") else None
     return subprocess.Popen(
-        list(argv),
+        [sys.executable, "-m", "effbench.base.procs", str(report), "--", *argv],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -61,8 +71,25 @@ def start_supervised(argv: Sequence[str], *, log: IO[str], env: dict[str, str]) 
     )
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group of ``proc`` (the cell and anything it started) and reap ``proc``."""
+def read_report(report: Path) -> dict[str, Any]:
+    """What the supervisor wrote: ``worker_pid``, ``returncode`` (None until the worker ended) and ``killed``
+    (what the cell left running, killed after it); ``{}`` before it wrote anything."""
+    try:
+        return json.loads(report.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a supervised cell now: SIGTERM its supervisor, which kills the cell and everything it started, and
+    reap it; past ``grace`` seconds, SIGKILL the supervisor's process group."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

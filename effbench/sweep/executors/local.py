@@ -62,7 +62,7 @@ class LocalExecutor(Executor):
                 ended = [p for p in running if p.poll()]
                 for proc in ended:
                     running.remove(proc)
-                    finished(proc.cell, proc.failure, node)
+                    finished(proc.cell, proc.document(), node)
                 if running and not ended:
                     time.sleep(min(p.wait_s() for p in running))
         except BaseException:  # Ctrl-C, SIGTERM of the runner: take the cells' process groups down too

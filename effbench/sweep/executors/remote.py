@@ -7,7 +7,6 @@ output folder, which the driver alone writes (:func:`deliver`), so a result exis
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -37,9 +36,7 @@ def run_cell_here(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
         except BaseException:  # the task was cancelled: the cell goes with it
             proc.kill()
             raise
-        doc = proc.failure
-        if doc is None:
-            doc = json.loads(proc.result.read_text())
+        doc = proc.document()
         runs = out / "runs.log"
         return {
             "doc": doc,
