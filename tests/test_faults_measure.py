@@ -420,6 +420,12 @@ def test_the_cpu_ci_flow_passes_unchanged_code_and_fails_a_20_percent_slowdown(t
     sweep(10, "same")
     sweep(12, "slow")  # 12 ms of work instead of 10: 20% more time
     capsys.readouterr()
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "same")]) == 0
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "slow")]) == 1
-    assert "significant slowdown" in capsys.readouterr().out
+    # unchanged code never fails: it passes, or is inconclusive when a run was noisy or the machine loaded
+    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "same")]) in (0, 5)
+    rc = main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "slow")])
+    out = capsys.readouterr().out
+    if rc == 5:  # the quiet-machine verdict on recorded runs is tests/test_gate_noise.py's
+        pytest.skip(
+            f"needs a quiet machine: a run was noisy or loaded, the gate rightly said INCONCLUSIVE\n{out}"
+        )
+    assert rc == 1 and "significant slowdown" in out

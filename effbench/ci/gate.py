@@ -12,9 +12,15 @@ baseline samples scaled by (1 + threshold)" at level ``alpha`` (default 0.05), a
 ``--benchmark-save-data``) a one-sided Welch t-test on the means (baseline scaled the same way) is used. A
 percentile bootstrap 95% CI of the median ratio is reported next to each verdict.
 
+A runtime measured on a noisy or loaded machine decides nothing: when either side's timing is flagged ``noisy``
+(its median's interval stayed wider than its target, :mod:`effbench.timing.steady`) or other processes took more
+than ``max_other_cpu`` (default 25 %) of the CPUs while it ran (``env.load.other_cpu_share``), the runtime check
+is ``inconclusive`` with the reason, never ``fail``: rerun both on a quiet machine.
+
 Exit codes: 0 pass, 1 regression (takes precedence), 2 missing data (a model or metric of the baseline absent
 from the current results, or a runtime slowdown that cannot be tested for lack of repeats: no samples, or so
-few that even complete separation is not significant at ``alpha``).
+few that even complete separation is not significant at ``alpha``), 5 inconclusive (no regression, nothing
+missing, but a runtime was measured on a noisy or loaded machine).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
 MEASURED_THRESHOLD = 5.0
 MIN_SAMPLES = 3
+# the share of the CPUs other processes may take while a runtime is measured before the gate trusts it no more
+MAX_OTHER_CPU = 0.25
+EXIT_INCONCLUSIVE = 5
 
 
 def gated(kind: str) -> tuple[Metric, ...]:
@@ -63,6 +72,8 @@ class Entry:
     samples: dict[str, list[float]] = field(default_factory=dict)  # measured metric -> its samples
     # measured metric -> median, mean, std, n
     summaries: dict[str, dict[str, float]] = field(default_factory=dict)
+    noisy: dict[str, str] = field(default_factory=dict)  # measured metric -> why its timing is flagged noisy
+    other_cpu_share: float | None = None  # the CPU share other processes took while it was measured
 
 
 @dataclass
@@ -71,7 +82,7 @@ class Check:
 
     model: str
     metric: str
-    verdict: str  # "pass" | "fail" | "missing" | "new"
+    verdict: str  # "pass" | "fail" | "missing" | "inconclusive" | "new"
     base: str = "-"
     cur: str = "-"
     change_pct: float | None = None
@@ -96,26 +107,47 @@ class GateResult:
         return [c for c in self.checks if c.verdict == "missing"]
 
     @property
+    def inconclusive(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "inconclusive"]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.regressions else 2 if self.missing else 0
+        """0 pass, 1 regression, 2 missing data, :data:`EXIT_INCONCLUSIVE` (5) a runtime measured on a noisy or
+        loaded machine; the first that applies in this order."""
+        if self.regressions:
+            return 1
+        if self.missing:
+            return 2
+        return EXIT_INCONCLUSIVE if self.inconclusive else 0
 
     def markdown(self) -> str:
         """A summary for CI logs and job summaries."""
-        verdict = {0: "PASS", 1: "FAIL (regression)", 2: "INCOMPLETE (missing data)"}[self.exit_code]
+        verdict = {
+            0: "PASS",
+            1: "FAIL (regression)",
+            2: "INCOMPLETE (missing data)",
+            EXIT_INCONCLUSIVE: "INCONCLUSIVE (noisy or loaded machine: rerun both on a quiet one)",
+        }[self.exit_code]
         models = sorted({c.model for c in self.checks})
         th = ", ".join(f"{k} {v:g}%" for k, v in self.thresholds.items())
         lines = [
             f"## effbench gate: {verdict}",
             "",
             f"{len(models)} model(s), {len(self.checks)} checks: {len(self.regressions)} regression(s), "
-            f"{len(self.missing)} missing. Thresholds: {th}.",
+            f"{len(self.missing)} missing, {len(self.inconclusive)} inconclusive. Thresholds: {th}.",
             f"Runtime: fails when median ratio > 1 + threshold and a one-sided Mann-Whitney U test (current vs "
             f"baseline x (1 + threshold)) gives p < {self.alpha:g} (Welch's t on means when only summaries are "
-            "recorded).",
+            "recorded); inconclusive when either side's timing is noisy or was measured on a loaded machine.",
             "",
         ]
-        order = {"fail": 0, "missing": 1, "new": 2, "pass": 3}
-        mark = {"fail": "❌ fail", "missing": "⚠️ missing", "new": "🆕 new", "pass": "✅ pass"}
+        order = {"fail": 0, "missing": 1, "inconclusive": 2, "new": 3, "pass": 4}
+        mark = {
+            "fail": "❌ fail",
+            "missing": "⚠️ missing",
+            "inconclusive": "❔ inconclusive",
+            "new": "🆕 new",
+            "pass": "✅ pass",
+        }
         rows = [
             [
                 c.model,
@@ -167,6 +199,10 @@ def _from_result(doc: dict[str, Any], label: str) -> Entry:
             summary = {} if (v := _num(stats)) is None else {"median": v}
         if summary:
             e.summaries[g.key] = summary
+        if isinstance(stats, dict) and stats.get("noisy"):
+            e.noisy[g.key] = str(stats.get("noisy_reason") or "flagged noisy")
+    share = ((doc.get("env") or {}).get("load") or {}).get("other_cpu_share")
+    e.other_cpu_share = _num(share)
     return e
 
 
@@ -239,8 +275,24 @@ def _fmt(v: float, m: Metric) -> str:
     return f"{x:.0f}{unit}" if scale == 1.0 else f"{x:.3f}{unit}" if x < 10 else f"{x:.2f}{unit}"
 
 
-def _measured_check(model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha: float) -> Check | None:
-    """A measured metric: fails when beyond the threshold and significantly larger (see the module docstring)."""
+def _doubts(m: Metric, e: Entry, side: str, max_other_cpu: float) -> list[str]:
+    """Why ``side``'s measurement of ``m`` cannot decide a verdict: its timing is noisy, its machine was loaded."""
+    out = []
+    if m.key in e.noisy:
+        out.append(f"{side} is noisy ({e.noisy[m.key]})")
+    if e.other_cpu_share is not None and e.other_cpu_share > max_other_cpu:
+        out.append(
+            f"{side} ran on a loaded machine (other processes used {e.other_cpu_share:.0%} of the CPUs, "
+            f"more than {max_other_cpu:.0%})"
+        )
+    return out
+
+
+def _measured_check(
+    model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha: float, max_other_cpu: float = MAX_OTHER_CPU
+) -> Check | None:
+    """A measured metric: fails when beyond the threshold and significantly larger, inconclusive when either side
+    is noisy or was loaded (see the module docstring)."""
     bs, cs = b.samples.get(m.key, []), c.samples.get(m.key, [])
     bsum, csum = b.summaries.get(m.key, {}), c.summaries.get(m.key, {})
     if not bs and not bsum:
@@ -286,6 +338,10 @@ def _measured_check(model: str, m: Metric, b: Entry, c: Entry, thr: float, alpha
         chk.verdict, chk.detail = "fail", f"significant slowdown ({test})"
     else:
         chk.detail = f"slower but not significant ({test})"
+    doubts = _doubts(m, b, "baseline", max_other_cpu) + _doubts(m, c, "current", max_other_cpu)
+    if doubts and chk.verdict != "missing":
+        chk.verdict = "inconclusive"
+        chk.detail = f"{'; '.join(doubts)}; {chk.detail}"
     return chk
 
 
@@ -294,8 +350,11 @@ def gate(
     current: str | os.PathLike[str] | dict[str, Entry],
     thresholds: dict[str, float] | None = None,
     alpha: float = 0.05,
+    max_other_cpu: float = MAX_OTHER_CPU,
 ) -> GateResult:
-    """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent."""
+    """Compare ``current`` against ``baseline`` (paths or :func:`load_for_gate` dicts); thresholds in percent.
+    ``max_other_cpu``: the share of the CPUs other processes may have taken while a runtime was measured before
+    its check is inconclusive."""
     defaults = default_thresholds()
     th = {**defaults, **(thresholds or {})}
     unknown = set(th) - set(defaults)
@@ -305,6 +364,8 @@ def gate(
         raise UsageError("thresholds must be >= 0 %")
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    if not 0 <= max_other_cpu <= 1:
+        raise UsageError(f"max_other_cpu must be a share in [0, 1], got {max_other_cpu}")
     base = baseline if isinstance(baseline, dict) else load_for_gate(baseline)
     cur = current if isinstance(current, dict) else load_for_gate(current)
     checks: list[Check] = []
@@ -339,7 +400,7 @@ def gate(
             )
             checks.append(Check(name, m.label, verdict, _fmt(bv, m), _fmt(cv, m), change, th[m.gate], detail))
         for m in gated("measured"):
-            chk = _measured_check(name, m, b, c, th[m.gate], alpha)
+            chk = _measured_check(name, m, b, c, th[m.gate], alpha, max_other_cpu)
             if chk is not None:
                 checks.append(chk)
     for name in cur.keys() - base.keys():

@@ -1,4 +1,7 @@
-"""``effbench gate --baseline BASE --current CUR [--runtime 5%] [--memory 0%] [--flops 0%] [--params 0%]``."""
+"""``effbench gate --baseline BASE --current CUR [--runtime 5%] [--memory 0%] [--flops 0%] [--params 0%]``.
+
+Exit codes: 0 pass, 1 regression, 2 usage error or missing data, 5 inconclusive (a runtime measured on a noisy or
+loaded machine; see :mod:`effbench.ci.gate`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 NAME = "gate"
 HELP = (
     "CI regression gate: compare current results with a baseline per model and metric "
-    "(exit 0 pass, 1 regression, 2 usage error or missing data)."
+    "(exit 0 pass, 1 regression, 2 usage error or missing data, 5 inconclusive: noisy or loaded machine)"
 )
 
 
@@ -32,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--alpha", type=float, default=0.05, help="significance level of the runtime test (default 0.05)"
     )
     parser.add_argument(
+        "--max-load",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of the CPUs other processes may take while a runtime is measured before its check is "
+        "inconclusive (default 0.25)",
+    )
+    parser.add_argument(
         "--summary",
         default=None,
         metavar="FILE",
@@ -45,14 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ci.gate import gate, load_for_gate, parse_percent
+    from ..ci.gate import MAX_OTHER_CPU, gate, load_for_gate, parse_percent
 
     thresholds = {
         k: parse_percent(getattr(args, k))
         for k in ("runtime", "memory", "flops", "params", "activations", "convs")
     }
     base, cur = (load_for_gate(p, strict=args.strict) for p in (args.baseline, args.current))
-    result = gate(base, cur, thresholds=thresholds, alpha=args.alpha)
+    result = gate(
+        base,
+        cur,
+        thresholds=thresholds,
+        alpha=args.alpha,
+        max_other_cpu=MAX_OTHER_CPU if args.max_load is None else args.max_load,
+    )
     text = result.markdown()
     print(text)
     if args.summary:
