@@ -1,0 +1,539 @@
+"""Projected runtime on a GPU that is not here: a per-op cost model in GPU-spec-normalised terms, fitted on
+published runtimes, applied to one shapes-only trace of the model.
+
+1. :func:`record_trace`: one shapes-only forward (counting's replay: meta, then fake tensors, a real CPU forward
+   only for data-dependent models), every non-view ATen operator recorded with its kind, FLOPs, bytes moved and
+   the CUDA kernels eager PyTorch launches for it (:class:`OpTrace`).
+2. :func:`trace_features`: the trace summed per cost term, each term in seconds on a given GPU
+   (:mod:`effbench.timing.gpus`): ``FLOPs / peak FLOP/s`` for convolutions and matmuls, ``bytes / bandwidth`` for
+   the traffic, ``kernels x launch overhead``, and the share of the first image's start-up the protocol averages
+   in. Because every term is normalised by the GPU's own figures, one set of constants serves every GPU.
+3. :class:`CostModel`: ``time = sum(coefficient x term)`` with non-negative coefficients (inverse efficiencies:
+   1.0 means at the published peak), fitted by :func:`fit_cost_model` to minimise the relative error, with an
+   interval from its leave-one-out residuals. The packaged fit (:func:`load_cost_model`) was made on the NTIRE
+   2022 table (Titan Xp) by ``reports/projection/validate.py``.
+4. :class:`Protocol`: what the harness times (image sets at their mean-equivalent sizes, the first image paying the
+   start-up, fp32, ``cudnn.benchmark``); :func:`steady_protocol` for one size in steady state.
+
+Every figure this module produces is a projection: :class:`Projection` carries ``label = "projection"``, the GPU,
+the fit it came from and the interval, and every place that shows it says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import flop_registry as FLOP_RULES
+
+from ..base.errors import UsageError
+from .gpus import GpuSpec, gpu_spec
+
+__all__ = [
+    "TERMS",
+    "CostModel",
+    "ImageSetSize",
+    "OpRecord",
+    "OpTrace",
+    "Projection",
+    "Protocol",
+    "fit_cost_model",
+    "image_set",
+    "load_cost_model",
+    "nnls",
+    "project",
+    "record_trace",
+    "spearman",
+    "steady_protocol",
+    "trace_features",
+]
+
+#: the cost terms, in the order of a fit's coefficients
+TERMS = (
+    "conv_flops",  # dense k x k convolutions (k > 1): FLOPs / peak
+    "conv1x1_flops",  # dense 1 x 1 convolutions: FLOPs / peak
+    "grouped_bytes",  # grouped and depthwise convolutions: bytes / bandwidth (their arithmetic is negligible)
+    "matmul_flops",  # mm, bmm, addmm, attention: FLOPs / peak
+    "conv_bytes",  # the traffic of the dense convolutions and matmuls: bytes / bandwidth
+    "other_bytes",  # every other operator (element-wise, reductions, copies, resampling): bytes / bandwidth
+    "launches",  # kernels launched x the GPU's launch overhead
+    "startup",  # the share of one image of the run that pays CUDA / cuDNN start-up (no warm-up in the harness)
+)
+
+_MATMUL = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "_scaled_dot_product_efficient_attention"}
+_MATMUL |= {"_scaled_dot_product_flash_attention", "_scaled_dot_product_attention_math", "linear"}
+_CONV = {"convolution", "_convolution", "conv2d", "cudnn_convolution", "mkldnn_convolution"}
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One ATen operator of the traced forward."""
+
+    op: str  #: the ATen overload packet, e.g. ``convolution``
+    kind: str  #: ``conv``, ``conv1x1``, ``grouped``, ``matmul`` or ``other``
+    flops: float  #: 2 per multiply-accumulate (torch.utils.flop_counter), 0 for ops it does not count
+    bytes: int  #: tensor inputs (each distinct tensor once) plus outputs
+    kernels: int  #: CUDA kernels eager PyTorch launches for it (a convolution's bias add is one more)
+
+
+@dataclass(frozen=True)
+class OpTrace:
+    """The operators of one forward at one input size."""
+
+    input_size: tuple[int, int]
+    dtype: str
+    ops: tuple[OpRecord, ...]
+    device: str  #: ``meta`` (shapes only) or ``cpu`` (the model needed real values)
+
+    def totals(self) -> dict[str, float]:
+        """FLOPs, bytes and kernels per kind, and overall."""
+        out: dict[str, float] = {"flops": 0.0, "bytes": 0.0, "kernels": 0.0, "ops": float(len(self.ops))}
+        for r in self.ops:
+            out["flops"] += r.flops
+            out["bytes"] += r.bytes
+            out["kernels"] += r.kernels
+            out[f"{r.kind}_flops"] = out.get(f"{r.kind}_flops", 0.0) + r.flops
+            out[f"{r.kind}_bytes"] = out.get(f"{r.kind}_bytes", 0.0) + r.bytes
+        return out
+
+
+def _conv_kind(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, int]:
+    weight = args[1]
+    bias = args[2] if len(args) > 2 else kwargs.get("bias")
+    groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
+    extra = 0 if bias is None else 1
+    if groups > 1:
+        return "grouped", 1 + extra
+    if all(int(k) == 1 for k in weight.shape[2:]):
+        return "conv1x1", 1 + extra
+    return "conv", 1 + extra
+
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_view(overload: str) -> bool:
+    namespace, name, *rest = overload.split(".")
+    try:
+        packet = getattr(getattr(torch.ops, namespace), name)
+        return bool(getattr(getattr(packet, rest[0] if rest else "default"), "is_view", False))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _shapes(x: Any) -> Any:
+    """Tensor metadata of a recorded op as ``torch.Size`` (what flop_counter's formulas take)."""
+    from ..counting._trace import TensorMeta
+
+    if isinstance(x, TensorMeta):
+        return torch.Size(x.shape)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_shapes(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _shapes(v) for k, v in x.items()}
+    return x
+
+
+def _op_record(op: Any) -> OpRecord | None:
+    from ..counting._trace import tensors_in
+
+    if _is_view(op.overload):
+        return None
+    namespace, name = op.packet.split(".", 1)
+    ins = tensors_in((op.args, op.kwargs))
+    outs = tensors_in(op.output)
+    moved = sum(t.nbytes for t in ins) + sum(t.nbytes for t in outs)
+    flops = 0.0
+    packet = getattr(getattr(torch.ops, namespace), name, None)
+    if packet is not None and packet in FLOP_RULES:
+        try:
+            flops = float(
+                FLOP_RULES[packet](*_shapes(op.args), **_shapes(op.kwargs), out_val=_shapes(op.output))
+            )
+        except Exception:  # a formula that wants more than shapes: the op's traffic still counts
+            flops = 0.0
+    kernels = 1
+    if name in _CONV:
+        kind, kernels = _conv_kind(op.args, op.kwargs)
+    elif name in _MATMUL:
+        kind = "matmul"
+    else:
+        kind = "other"
+        if not outs or moved == 0:
+            kernels = 0  # bookkeeping on sizes or scalars: no kernel
+    return OpRecord(name, kind, flops, moved, kernels)
+
+
+def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> OpTrace:
+    """Every non-view ATen operator of one forward of ``model`` on a 1x3xHxW input (see :class:`OpRecord`).
+
+    The forward is counting's shapes-only replay (:func:`effbench.counting._trace.record`: meta, then fake
+    tensors, then a real CPU forward only for data-dependent models), which leaves the model as found.
+    """
+    from ..counting._trace import record
+
+    if dtype not in _DTYPES:
+        raise UsageError(f"dtype {dtype!r}: choose from {', '.join(_DTYPES)}")
+    h, w = (int(size[0]), int(size[1]))
+    if h < 1 or w < 1:
+        raise UsageError(f"input size {h}x{w}: both sides must be positive")
+    trace = record(model, (1, 3, h, w), _DTYPES[dtype])
+    ops = tuple(r for r in map(_op_record, trace.ops) if r is not None)
+    return OpTrace((h, w), dtype, ops, trace.engine)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the protocol
+
+
+@dataclass(frozen=True)
+class ImageSetSize:
+    """One timed image set: how many images and the size whose runtime equals the set's mean (runtime of a
+    convolutional network is linear in pixels, so the mean-equivalent image has the set's mean pixel count)."""
+
+    name: str
+    count: int
+    size: tuple[int, int]
+    source: str
+
+
+@functools.lru_cache(maxsize=1)
+def _image_sets() -> dict[str, ImageSetSize]:
+    path = resources.files("effbench") / "data" / "projection" / "image_sets.json"
+    raw = json.loads(path.read_text())
+    return {
+        k: ImageSetSize(k, int(v["count"]), (int(v["size"][0]), int(v["size"][1])), v["source"])
+        for k, v in raw["sets"].items()
+    }
+
+
+def image_set(name: str) -> ImageSetSize:
+    """The described image set ``name`` (``DIV2K_valid``, ``DIV2K_test``, ``LSDIR_valid``, ``LSDIR_test``)."""
+    sets = _image_sets()
+    if name not in sets:
+        raise UsageError(f"no size description of image set {name!r}; known: {', '.join(sets)}")
+    return sets[name]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What a harness times: the runtime is the mean over ``sets`` of each set's per-image mean; the first image
+    of the run (of the first set) pays the start-up when ``warmup_images`` is 0."""
+
+    sets: tuple[ImageSetSize, ...]
+    warmup_images: int = 0
+    cudnn_benchmark: bool = False
+    tf32: bool = True  #: ``torch.backends.cudnn.allow_tf32`` (PyTorch's default: True)
+    dtype: str = "fp32"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sets:
+            raise UsageError("a runtime protocol needs at least one image set")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The one size traced: the sets' mean pixel count (weighted as the runtime averages them), W kept."""
+        pixels = sum(s.size[0] * s.size[1] for s in self.sets) / len(self.sets)
+        w = max(s.size[1] for s in self.sets)
+        return (max(1, round(pixels / w)), w)
+
+    @property
+    def startup_share(self) -> float:
+        """How much of one start-up the runtime averages in: 1 / (first set's images x number of sets)."""
+        if self.warmup_images > 0:
+            return 0.0
+        return 1.0 / (self.sets[0].count * len(self.sets))
+
+    def describe(self) -> str:
+        sets = " + ".join(
+            f"{s.name} ({s.count} images, mean-equivalent {s.size[0]}x{s.size[1]})" for s in self.sets
+        )
+        warm = "no warm-up" if self.warmup_images == 0 else f"{self.warmup_images} warm-up images"
+        return (
+            f"{self.name + ': ' if self.name else ''}per-image CUDA-event time, mean over {sets}; {warm}; "
+            f"{self.dtype}; cudnn.benchmark={self.cudnn_benchmark}; cuDNN TF32 {'on' if self.tf32 else 'off'}"
+        )
+
+
+def steady_protocol(size: tuple[int, int], *, cudnn_benchmark: bool = False, dtype: str = "fp32") -> Protocol:
+    """One forward at ``size`` in steady state (no start-up share): what ``effbench bench`` times."""
+    one = ImageSetSize(f"{size[0]}x{size[1]}", 1, (int(size[0]), int(size[1])), "the size asked for")
+    return Protocol((one,), warmup_images=1, cudnn_benchmark=cudnn_benchmark, dtype=dtype, name="steady")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# terms, fit, projection
+
+
+def trace_features(
+    trace: OpTrace | Mapping[str, float], gpu: str | GpuSpec, protocol: Protocol
+) -> dict[str, float]:
+    """The cost terms (:data:`TERMS`) of a trace (or of its :meth:`OpTrace.totals`) in seconds on ``gpu``
+    (``startup``: a share of one start-up, no unit), under ``protocol``'s dtype and TF32 setting."""
+    spec = gpu_spec(gpu)
+    tot = trace.totals() if isinstance(trace, OpTrace) else trace
+    peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.tf32)
+    bw = spec.bytes_per_s
+
+    def get(key: str) -> float:
+        return float(tot.get(key, 0.0))
+
+    return {
+        "conv_flops": get("conv_flops") / peak,
+        "conv1x1_flops": get("conv1x1_flops") / peak,
+        "grouped_bytes": get("grouped_bytes") / bw,
+        "matmul_flops": get("matmul_flops") / peak,
+        "conv_bytes": (get("conv_bytes") + get("conv1x1_bytes") + get("matmul_bytes")) / bw,
+        "other_bytes": get("other_bytes") / bw,
+        "launches": get("kernels") * spec.launch_overhead_us * 1e-6,
+        "startup": protocol.startup_share,
+    }
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """Non-negative least squares ``min ||a x - b||, x >= 0`` (Lawson and Hanson's active-set method)."""
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = a.T @ (b - a @ x)
+    tol = 1e-10 * max(1.0, float(np.abs(a).max(initial=0.0))) * max(m, n)
+    for _ in range(max_iter):
+        if passive.all() or (w[~passive] <= tol).all():
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, w)))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = float(np.min(x[neg] / (x[neg] - z[neg])))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+        w = a.T @ (b - a @ x)
+    return x
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+
+    def ranks(v: Sequence[float]) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for value in np.unique(v):
+            tied = v == value
+            r[tied] = r[tied].mean()
+        return r
+
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("spearman needs two sequences of the same length, at least 2")
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A projected runtime (ms) with its interval: always a projection, never a measurement."""
+
+    runtime_ms: float
+    low_ms: float
+    high_ms: float
+    gpu: str
+    protocol: str
+    fit: str  #: what the cost model was fitted on
+    interval: str  #: what the interval is
+    terms_ms: Mapping[str, float] = field(default_factory=dict)  #: each term's share of the projection
+    trace_device: str = "meta"
+    label: str = "projection"
+
+    def metrics(self) -> dict[str, Any]:
+        """The leaderboard's columns: ``runtime_projected_ms`` and its ``_low_ms`` / ``_high_ms``."""
+        return {
+            "runtime_projected_ms": self.runtime_ms,
+            "runtime_projected_low_ms": self.low_ms,
+            "runtime_projected_high_ms": self.high_ms,
+            "runtime_projected_gpu": self.gpu,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "runtime_ms": self.runtime_ms,
+            "low_ms": self.low_ms,
+            "high_ms": self.high_ms,
+            "gpu": self.gpu,
+            "protocol": self.protocol,
+            "fit": self.fit,
+            "interval": self.interval,
+            "terms_ms": dict(self.terms_ms),
+            "trace_device": self.trace_device,
+        }
+
+    def text(self) -> str:
+        """One line, labelled as a projection."""
+        return (
+            f"projected runtime on {self.gpu}: {self.runtime_ms:.2f} ms ({self.low_ms:.2f} to {self.high_ms:.2f}, "
+            f"{self.interval}) [projection, not a measurement; fit: {self.fit}]"
+        )
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """``time = sum(coefficients[t] x term t)`` (:data:`TERMS`), with the ratio quantiles of measured /
+    projected (from leave-one-out residuals) that make the interval."""
+
+    coefficients: Mapping[str, float]
+    ratio_low: float  #: measured / projected at the interval's lower quantile
+    ratio_high: float
+    coverage: float  #: the interval's nominal coverage (0.8: 10th to 90th percentile)
+    fitted_on: str
+    cudnn_benchmark: bool = False
+    residuals: tuple[float, ...] = ()  #: leave-one-out measured / projected ratios
+
+    def time_s(self, features: Mapping[str, float]) -> float:
+        return float(sum(self.coefficients.get(t, 0.0) * features[t] for t in TERMS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "coefficients": dict(self.coefficients),
+            "ratio_low": self.ratio_low,
+            "ratio_high": self.ratio_high,
+            "coverage": self.coverage,
+            "fitted_on": self.fitted_on,
+            "cudnn_benchmark": self.cudnn_benchmark,
+            "residuals": list(self.residuals),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CostModel:
+        unknown = set(d["coefficients"]) - set(TERMS)
+        if unknown:
+            raise ValueError(f"cost model: unknown terms {', '.join(sorted(unknown))}")
+        return cls(
+            {k: float(v) for k, v in d["coefficients"].items()},
+            float(d["ratio_low"]),
+            float(d["ratio_high"]),
+            float(d["coverage"]),
+            str(d["fitted_on"]),
+            bool(d.get("cudnn_benchmark", False)),
+            tuple(float(r) for r in d.get("residuals", ())),
+        )
+
+    def project(self, trace: OpTrace, gpu: str | GpuSpec, protocol: Protocol) -> Projection:
+        """The projected runtime of ``trace`` under ``protocol`` on ``gpu``."""
+        spec = gpu_spec(gpu)
+        if tuple(trace.input_size) != tuple(protocol.size):
+            raise UsageError(
+                f"the trace is at {trace.input_size[0]}x{trace.input_size[1]} but the protocol times "
+                f"{protocol.size[0]}x{protocol.size[1]}: trace at protocol.size"
+            )
+        if trace.dtype != protocol.dtype:
+            raise UsageError(f"the trace is {trace.dtype} but the protocol times {protocol.dtype}")
+        feats = trace_features(trace, spec, protocol)
+        t = self.time_s(feats) * 1e3
+        terms = {k: self.coefficients.get(k, 0.0) * feats[k] * 1e3 for k in TERMS}
+        pct = round(self.coverage * 100)
+        return Projection(
+            t,
+            t * self.ratio_low,
+            t * self.ratio_high,
+            spec.gpu,
+            protocol.describe(),
+            self.fitted_on,
+            f"{pct}% interval from the fit's leave-one-out residuals",
+            terms,
+            trace.device,
+        )
+
+
+def _ratio_quantiles(ratios: Sequence[float], coverage: float) -> tuple[float, float]:
+    tail = (1.0 - coverage) / 2.0
+    logs = np.log(np.asarray(ratios, dtype=float))
+    return float(math.exp(np.quantile(logs, tail))), float(math.exp(np.quantile(logs, 1.0 - tail)))
+
+
+def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # relative least squares: each row divided by its measured time
+    return nnls(x / y[:, None], np.ones_like(y))
+
+
+def fit_cost_model(
+    samples: Sequence[tuple[Mapping[str, float], float]],
+    *,
+    fitted_on: str,
+    terms: Iterable[str] = TERMS,
+    coverage: float = 0.8,
+    cudnn_benchmark: bool = False,
+) -> tuple[CostModel, list[float]]:
+    """Fit non-negative coefficients of ``terms`` to ``(features, measured seconds)`` samples, minimising the
+    relative squared error; returns the model and each sample's leave-one-out projection (seconds).
+
+    The interval is the ``coverage`` quantile range of the leave-one-out measured / projected ratios.
+    """
+    terms = tuple(terms)
+    unknown = set(terms) - set(TERMS)
+    if unknown:
+        raise UsageError(f"unknown cost terms {', '.join(sorted(unknown))}; known: {', '.join(TERMS)}")
+    if len(samples) < len(terms) + 2:
+        raise UsageError(
+            f"a fit of {len(terms)} terms needs at least {len(terms) + 2} samples, got {len(samples)}"
+        )
+    x = np.array([[f[t] for t in terms] for f, _ in samples], dtype=float)
+    y = np.array([s for _, s in samples], dtype=float)
+    if (y <= 0).any():
+        raise UsageError("every measured time must be positive")
+    theta = _solve(x, y)
+    loo = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        loo.append(float(x[i] @ _solve(x[keep], y[keep])))
+    ratios = [yi / max(p, 1e-12) for yi, p in zip(y, loo)]
+    low, high = _ratio_quantiles(ratios, coverage)
+    model = CostModel(
+        dict(zip(terms, (float(v) for v in theta))),
+        low,
+        high,
+        coverage,
+        fitted_on,
+        cudnn_benchmark,
+        tuple(float(r) for r in ratios),
+    )
+    return model, loo
+
+
+@functools.lru_cache(maxsize=4)
+def load_cost_model(name: str = "ntire2022-titan-xp") -> CostModel:
+    """A packaged fit (``effbench/data/projection/<name>.json``)."""
+    path = resources.files("effbench") / "data" / "projection" / f"{name}.json"
+    if not path.is_file():
+        raise UsageError(f"no packaged cost model {name!r}")
+    return CostModel.from_dict(json.loads(path.read_text()))
+
+
+def project(
+    model: nn.Module,
+    gpu: str | GpuSpec,
+    protocol: Protocol,
+    *,
+    cost_model: CostModel | None = None,
+) -> Projection:
+    """Trace ``model`` once at the protocol's size and project its runtime on ``gpu``."""
+    cm = cost_model or load_cost_model()
+    trace = record_trace(model, protocol.size, protocol.dtype)
+    return cm.project(trace, gpu, protocol)
