@@ -137,8 +137,15 @@ def test_dump_writes_any_json_value_and_an_absolute_root_when_drafted(tmp_path: 
         (("args = [3, 3]\n", "args = 3\n"), r"entry 1 \('00_base'\): args must be an array"),
         (('root = "repo"', 'root = "nowhere"'), r"\[challenge\] root is not a folder: .*nowhere"),
         (
-            ('model_zoo/team00.pth"\nweights_key', 'model_zoo/none.pth"\nweights_key'),
-            r"weights file not found",
+            (
+                'weights_key = "params_ema"\ndata_range = 255',
+                'weights_key = "params_ema"\nafter_load = [{ cal = "x" }]',
+            ),
+            r"entry 1 \('00_base'\): an after-load call is a table with a 'call' key",
+        ),
+        (
+            ('weights_key = "params_ema"\ndata_range = 255', "weights_key = 3"),
+            r"entry 1 \('00_base'\): weights_key must be a string or an array of strings",
         ),
         (
             ('"models/team00_net.py:Net"', '"models/none.py:Net"'),

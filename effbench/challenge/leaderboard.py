@@ -6,7 +6,8 @@ under the year's convention), ``memory_predicted_mib`` (at the year's memory inp
 ``runtime_ms`` (the protocol's mean), ``memory_mib`` (``max_memory_allocated`` over the run) and ``psnr_db``, then
 ``eligible`` (PSNR at or above the year's threshold; None when unknown), the score terms, ``score`` and ``rank``
 (score years), or the tracks' ranks (rank years); ``flops_full``/``activations_full``/``convs_full`` give what the
-``full`` convention counts (``--compare-conventions`` shows them).
+``full`` convention counts (``--compare-conventions`` shows them); ``note``: what the manifest says the figures rest on (a
+guess of ``challenge init``, a checkpoint not found).
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ def build_leaderboard(challenge: Any, out: str | Path) -> list[dict[str, Any]]:
         if d.get("entry") is not None and d.get("challenge_year") == challenge.year:
             by_entry.setdefault(d["entry"], []).append(d)
     rows = [_row(e.name, by_entry.get(e.name, []), challenge.baseline) for e in challenge.entries]
+    for row, e in zip(rows, challenge.entries):  # what the manifest says the figures rest on
+        notes = [getattr(e, "note", None)]
+        if getattr(e, "weights_missing", False):
+            notes.append(
+                f"checkpoint {Path(e.weights).name} not found: counted with the constructor's weights"
+            )
+        row["note"] = "; ".join(n for n in notes if n) or None
     return score_leaderboard(rows, challenge.year, challenge.baseline)
 
 

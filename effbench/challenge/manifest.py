@@ -14,12 +14,23 @@ model = "models/team00_RLFN.py:RLFN_Prune"   # any effbench spec; a file spec re
 args = []                                    # positional constructor args
 kwargs = {}
 weights = "model_zoo/team00_rlfn.pth"        # relative to root
-weights_key = "params_ema"                   # optional: the checkpoint entry holding the state dict
+weights_key = "params_ema"                   # optional: the checkpoint entry holding the state dict, or a list
+                                             #   of entries of which the first the file has is taken
 strict = true                                # optional: false loads like load_state_dict(strict=False)
+own_load_state_dict = true                   # optional: load through the model's own load_state_dict (default:
+                                             #   whenever its class overrides it)
+load_method = "load_weights"                 # optional: the model loads its checkpoint itself: model.load_weights(path)
+after_load = [{ call = "repa" }, { call = "switch_deploy", each_module = true }]
+                                             # optional: method calls after loading (args = [], kwargs = {})
 data_range = 255.0                           # optional: the model's own data_range attribute, else 255
 tile = 256                                   # optional: tiled inference
 skip = "reason"                              # optional: listed, not measured
+note = "..."                                 # optional: what `challenge init` guessed, shown in the leaderboard
 ```
+
+A ``weights`` file that does not exist is no error: counting and memory prediction need no weights, so the
+entry's static and memory parts are measured with the constructor's weights and its runtime and quality parts are
+skipped with the reason (:attr:`Entry.weights_missing`).
 
 :func:`load_manifest` checks everything and raises a :class:`UsageError` naming the file, the entry and the key;
 :func:`dump_manifest` writes TOML that loads back to the same :class:`Challenge`.
@@ -35,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
-from ..zoo.spec import ModelSpec
+from ..zoo.spec import AfterLoad, ModelSpec
 
 try:
     import tomllib
@@ -55,24 +66,37 @@ class Entry:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
-    weights_key: str | None = None
+    weights_key: str | tuple[str, ...] | None = None
     strict: bool = True
     data_range: float | None = None
     tile: int | None = None
     skip: str | None = None
     root: str | None = None
+    own_load_state_dict: bool | None = None
+    load_method: str | None = None
+    after_load: tuple[AfterLoad, ...] = ()
+    note: str | None = None
 
-    def spec(self) -> ModelSpec:
-        """The entry's model spec (absolute paths, the import root set)."""
+    @property
+    def weights_missing(self) -> bool:
+        """A checkpoint is named but its file does not exist (static and memory are measured without it)."""
+        return self.weights is not None and not Path(self.weights).is_file()
+
+    def spec(self, *, with_weights: bool = True) -> ModelSpec:
+        """The entry's model spec (absolute paths, the import root set); ``with_weights=False``: built with the
+        constructor's weights (the after-load calls still run)."""
         return ModelSpec(
             self.model,
             dict(self.kwargs),
-            self.weights,
+            self.weights if with_weights else None,
             tuple(self.args),
             self.root,
             self.weights_key,
             self.strict,
             self.data_range,
+            self.own_load_state_dict,
+            self.load_method,
+            tuple(self.after_load),
         )
 
 
@@ -105,11 +129,15 @@ _ENTRY_KEYS = {
     "args": list,
     "kwargs": dict,
     "weights": str,
-    "weights_key": str,
+    "weights_key": (str, list),
     "strict": bool,
     "data_range": float,
     "tile": int,
     "skip": str,
+    "own_load_state_dict": bool,
+    "load_method": str,
+    "after_load": list,
+    "note": str,
 }
 
 
@@ -122,8 +150,13 @@ def known_years() -> tuple[int, ...]:
     return challenge_years()
 
 
-def _typed(where: str, key: str, value: Any, kind: type) -> Any:
-    """``value`` checked against ``kind`` (``float`` accepts integers; ``int`` refuses booleans)."""
+def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    """``value`` checked against ``kind`` (``float`` accepts integers; ``int`` refuses booleans; a tuple: any of
+    them)."""
+    if isinstance(kind, tuple):
+        if not isinstance(value, kind):
+            raise UsageError(f"{where}: {key} must be a string or an array of strings, got {value!r}")
+        return value
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -139,7 +172,9 @@ def _typed(where: str, key: str, value: Any, kind: type) -> Any:
     return float(value) if kind is float else value
 
 
-def _table(where: str, table: Any, keys: Mapping[str, type], required: tuple[str, ...]) -> dict[str, Any]:
+def _table(
+    where: str, table: Any, keys: Mapping[str, type | tuple[type, ...]], required: tuple[str, ...]
+) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table, got {table!r}")
     unknown = sorted(set(table) - set(keys))
@@ -173,25 +208,42 @@ def _entry(where: str, raw: Any, root: Path) -> Entry:
         model = f"{file}:{spec.attr}"
     weights = None
     if "weights" in t:
-        file = _under(root, t["weights"]).resolve()
-        if not file.is_file() and not skip:
-            raise UsageError(f"{where}: weights file not found: {file}")
-        weights = str(file)
+        weights = str(_under(root, t["weights"]).resolve())  # may be missing: static and memory need none
     for key in ("data_range", "tile"):
         if key in t and not (t[key] > 0 and math.isfinite(t[key])):
             raise UsageError(f"{where}: {key} must be positive, got {t[key]!r}")
+    try:
+        spec = ModelSpec(
+            model,
+            weights_key=t.get("weights_key"),
+            load_method=t.get("load_method"),
+            after_load=tuple(t.get("after_load", ())),
+        )
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    harness = {
+        "weights_key": spec.weights_key,
+        "load_method": spec.load_method,
+        "after_load": spec.after_load,
+    }
+    if "load_method" in t and ("own_load_state_dict" in t or "weights_key" in t):
+        raise UsageError(
+            f"{where}: load_method loads the checkpoint itself; drop own_load_state_dict/weights_key"
+        )
     return Entry(
         name=t["name"],
         model=model,
         args=tuple(t.get("args", ())),
         kwargs=dict(t.get("kwargs", {})),
         weights=weights,
-        weights_key=t.get("weights_key"),
         strict=t.get("strict", True),
         data_range=t.get("data_range"),
         tile=t.get("tile"),
         skip=skip,
         root=str(root),
+        own_load_state_dict=t.get("own_load_state_dict"),
+        note=t.get("note"),
+        **harness,
     )
 
 
@@ -309,9 +361,19 @@ def dump_manifest(challenge: Challenge) -> str:
         fields: dict[str, Any] = {"name": e.name, "model": model, "args": list(e.args), "kwargs": e.kwargs}
         if e.weights is not None:
             fields["weights"] = _relative(e.weights, root)
-        optional = {"weights_key": e.weights_key, "data_range": e.data_range, "tile": e.tile, "skip": e.skip}
+        optional = {
+            "weights_key": e.weights_key,
+            "own_load_state_dict": e.own_load_state_dict,
+            "load_method": e.load_method,
+            "data_range": e.data_range,
+            "tile": e.tile,
+            "skip": e.skip,
+            "note": e.note,
+        }
         fields.update({k: v for k, v in optional.items() if v is not None})
         if not e.strict:
             fields["strict"] = False
+        if e.after_load:
+            fields["after_load"] = [a.to_dict() for a in e.after_load]
         lines += ["", "[[entry]]", *(f"{k} = {_value(v)}" for k, v in fields.items())]
     return "\n".join(lines) + "\n"

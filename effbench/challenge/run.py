@@ -7,7 +7,9 @@ Layout of the output folder ``DIR`` (the sweep runner's, plus the leaderboard)::
     DIR/leaderboard.{json,csv,md,html}          one row per entry (effbench.challenge.leaderboard)
 
 An entry the manifest marks ``skip`` gets a ``skipped`` document with the reason, written without starting a
-process; every other entry runs, fails or times out alone.
+process; every other entry runs, fails or times out alone. An entry whose checkpoint file is missing is counted
+and its memory predicted all the same (neither needs weights: it is built with the constructor's weights, its
+after-load calls made); only its runtime and quality cells are ``skipped``, naming the file.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def challenge_cells(
         raise UsageError("--parts quality needs the validation images: pass --dataset FOLDER")
     cells = []
     for entry in challenge.entries:
-        spec = entry.spec()
         for group in groups_of(parts):
+            measured = "runtime" in group or "quality" in group
+            spec = entry.spec(with_weights=measured or not entry.weights_missing)
             cells.append(
                 EntryCell(
                     entry=entry.name,
@@ -69,10 +72,19 @@ def challenge_cells(
     return cells
 
 
+def _skip_reason(entry: Any, cell: EntryCell) -> str | None:
+    """Why ``cell`` of ``entry`` is not run (``None``: it runs)."""
+    if entry.skip:
+        return f"skipped by the manifest: {entry.skip}"
+    if cell.measured and entry.weights_missing:
+        return f"checkpoint {entry.weights} not found: runtime and quality need the entry's weights"
+    return None
+
+
 def _skipped(cell: EntryCell, reason: str) -> dict[str, Any]:
     from ..base.env import capture_env
 
-    doc = cell.new_result(status="skipped", error=f"skipped by the manifest: {reason}")
+    doc = cell.new_result(status="skipped", error=reason)
     doc["env"] = capture_env("cpu")
     return doc
 
@@ -104,13 +116,14 @@ def run_challenge(
         raise UsageError(f"the manifest {challenge.path} lists no entries")
     out = Path(out)
     cells = challenge_cells(challenge, parts, device=device, dataset=dataset, backend=backend, dtype=dtype)
-    skip = {e.name: e.skip for e in challenge.entries if e.skip}
+    entries = {e.name: e for e in challenge.entries}
+    skip = {c.cell_id: why for c in cells if (why := _skip_reason(entries[c.entry], c)) is not None}
     with OutputLock(out):
         (out / "cells").mkdir(parents=True, exist_ok=True)
         for cell in cells:
-            if cell.entry in skip:
-                write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.entry]))
-        todo = [c for c in cells if c.entry not in skip]
+            if cell.cell_id in skip:
+                write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.cell_id]))
+        todo = [c for c in cells if c.cell_id not in skip]
         summary = run_sweep(
             todo, out, resume=resume, timeout=timeout, progress=progress, lock=False, executor=executor
         )

@@ -5,8 +5,16 @@ A spec is one of
 - a file and an attribute: ``path/to/file.py:ClassOrFactory``;
 - a module and an attribute: ``package.module:attr``;
 with optional positional (``args``) and JSON keyword arguments (``kwargs``) passed to the class or factory, and an
-optional weights path (``weights_key``: the checkpoint entry holding the state dict; ``strict=False``: load like a
-harness's ``load_state_dict(sd, strict=False)``, the keys left out kept in :attr:`ResolvedModel.loose_load`).
+optional weights path (``weights_key``: the checkpoint entry holding the state dict, or several of which the first
+the file has; ``strict=False``: load like a harness's ``load_state_dict(sd, strict=False)``, the keys left out kept
+in :attr:`ResolvedModel.loose_load`).
+
+Loading as a harness does it: a model whose class overrides ``load_state_dict`` is given the checkpoint's state
+dict through that override (``own_load_state_dict``; ``None``: whenever the class overrides it), as
+``model.load_state_dict(torch.load(path), strict=...)`` would (an override may fuse branches before loading);
+``load_method="load_weights"`` lets the model load its checkpoint itself (``model.load_weights(path)``). Then the
+``after_load`` calls run in order (:class:`AfterLoad`: ``model.repa()``, or ``switch_deploy()`` on every submodule
+that has it), with or without weights, so a re-parameterised entry is measured in its deploy form.
 
 ``root`` is an import root, on ``sys.path`` while the model is imported and built (entries that ``import models.x``).
 A file spec whose file lies under the root is imported under its dotted name relative to it (``models/team00.py``
@@ -30,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from ..base.errors import ModelError, UsageError
+from ..base.errors import CheckpointError, EffbenchError, ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
 from ..base.model_code import running_model_code
 from ..base.plugins import import_file
@@ -124,18 +132,123 @@ def _failure(what: str, exc: Exception, file: Path | None, root: Path | None) ->
 
 
 @dataclass(frozen=True)
+class AfterLoad:
+    """A method call a harness makes on the model after loading it: ``model.<call>(*args, **kwargs)``, or, with
+    ``each_module``, the call on every submodule that has the method (``for m in model.modules(): if hasattr(m,
+    call): m.<call>()``)."""
+
+    call: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    each_module: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.call, str) or not self.call.isidentifier():
+            raise UsageError(f"after-load call must name a method, got {self.call!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"call": self.call}
+        if self.args:
+            d["args"] = list(self.args)
+        if self.kwargs:
+            d["kwargs"] = dict(self.kwargs)
+        if self.each_module:
+            d["each_module"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> AfterLoad:
+        """From ``{"call": NAME, "args": [...], "kwargs": {...}, "each_module": bool}``; a :class:`UsageError`
+        names what is wrong."""
+        if isinstance(d, AfterLoad):
+            return d
+        if not isinstance(d, dict) or "call" not in d:
+            raise UsageError(f"an after-load call is a table with a 'call' key, got {d!r}")
+        unknown = sorted(set(d) - {"call", "args", "kwargs", "each_module"})
+        if unknown:
+            raise UsageError(f"after-load call {d!r}: unknown key {', '.join(unknown)}")
+        args, kwargs, each = d.get("args", []), d.get("kwargs", {}), d.get("each_module", False)
+        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict) or not isinstance(each, bool):
+            raise UsageError(
+                f"after-load call {d!r}: args must be an array, kwargs a table, each_module true or false"
+            )
+        return cls(d["call"], tuple(args), dict(kwargs), each)
+
+    def apply(self, model: nn.Module) -> int:
+        """Make the call; returns how many modules it was made on. A method the model lacks is a
+        :class:`UsageError` (with ``each_module``: when no submodule has it)."""
+        if self.each_module:
+            targets = [m for m in model.modules() if callable(getattr(m, self.call, None))]
+            if not targets:
+                raise UsageError(
+                    f"after-load call {self.call}(): no module of {type(model).__name__} has that method"
+                )
+        elif callable(getattr(model, self.call, None)):
+            targets = [model]
+        else:
+            raise UsageError(f"after-load call {self.call}(): {type(model).__name__} has no such method")
+        for m in targets:
+            getattr(m, self.call)(*self.args, **self.kwargs)
+        return len(targets)
+
+
+def _weights_key(value: Any) -> str | tuple[str, ...] | None:
+    """A checkpoint entry name, or a non-empty sequence of them (tuple); anything else is a :class:`UsageError`."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise UsageError(f"weights_key must be a string or a list of strings, got {value!r}")
+
+
+@contextmanager
+def _checkpoints_on_cpu() -> Iterator[None]:
+    """On a host without CUDA, ``torch.load`` in model code maps CUDA-saved tensors to the CPU (a model that loads
+    its own checkpoint, as a harness on a GPU host would)."""
+    import torch
+
+    if torch.cuda.is_available():
+        yield
+        return
+    load = torch.load
+
+    def on_cpu(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("map_location") is None and len(args) < 2:
+            kwargs["map_location"] = "cpu"
+        return load(*args, **kwargs)
+
+    torch.load = on_cpu
+    try:
+        yield
+    finally:
+        torch.load = load
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec. ``target`` is a zoo name or ``location:attr``; ``data_range`` (when given) overrides
-    the input range the model declares."""
+    the input range the model declares; ``own_load_state_dict``, ``load_method`` and ``after_load`` load and
+    prepare the model as a harness does (see the module doc)."""
 
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     args: tuple[Any, ...] = ()
     root: str | None = None
-    weights_key: str | None = None
+    weights_key: str | tuple[str, ...] | None = None
     strict: bool = True
     data_range: float | None = None
+    own_load_state_dict: bool | None = None
+    load_method: str | None = None
+    after_load: tuple[AfterLoad, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights_key", _weights_key(self.weights_key))
+        object.__setattr__(self, "after_load", tuple(AfterLoad.from_dict(a) for a in self.after_load))
+        if self.load_method is not None and not (
+            isinstance(self.load_method, str) and self.load_method.isidentifier()
+        ):
+            raise UsageError(f"load_method must name a method of the model, got {self.load_method!r}")
 
     @classmethod
     def parse(
@@ -153,9 +266,14 @@ class ModelSpec:
             "weights": self.weights,
             "args": list(self.args),
             "root": self.root,
-            "weights_key": self.weights_key,
+            "weights_key": list(self.weights_key)
+            if isinstance(self.weights_key, tuple)
+            else self.weights_key,
             "strict": self.strict,
             "data_range": self.data_range,
+            "own_load_state_dict": self.own_load_state_dict,
+            "load_method": self.load_method,
+            "after_load": [a.to_dict() for a in self.after_load],
         }
 
     @classmethod
@@ -177,6 +295,9 @@ class ModelSpec:
             d.get("weights_key"),
             bool(d.get("strict", True)),
             None if data_range is None else float(data_range),
+            d.get("own_load_state_dict"),
+            d.get("load_method"),
+            tuple(d.get("after_load") or ()),
         )
 
     @property
@@ -247,9 +368,16 @@ class ModelSpec:
         if self.root is not None:
             parts["root"] = str(self.root_path)
         if self.weights_key is not None:
-            parts["weights_key"] = self.weights_key
+            wk = self.weights_key
+            parts["weights_key"] = list(wk) if isinstance(wk, tuple) else wk
         if not self.strict:
             parts["strict"] = False
+        if self.own_load_state_dict is not None:
+            parts["own_load_state_dict"] = self.own_load_state_dict
+        if self.load_method is not None:
+            parts["load_method"] = self.load_method
+        if self.after_load:
+            parts["after_load"] = [a.to_dict() for a in self.after_load]
         return parts
 
     def input_range(self) -> float:
@@ -284,8 +412,12 @@ class ModelSpec:
         self, scale: int, pretrained: bool, deploy: bool
     ) -> tuple[nn.Module, LooseLoad | None]:
         if self.is_zoo:
-            if self.args or self.weights_key is not None or not self.strict:
-                raise UsageError(f"zoo model {self.target!r} takes no args, weights_key or strict=False")
+            harness = (self.own_load_state_dict, self.load_method, self.after_load)
+            if self.args or self.weights_key is not None or not self.strict or any(harness):
+                raise UsageError(
+                    f"zoo model {self.target!r} takes no args, weights_key, strict=False, own_load_state_dict, "
+                    "load_method or after_load"
+                )
             from .registry import create_model
 
             model = create_model(
@@ -302,15 +434,60 @@ class ModelSpec:
                 f"--pretrained applies to zoo models only; give weights=PATH for {self.target!r}"
             )
         model = self._construct()
-        if self.weights is None:
-            return model.eval(), None
-        from .weights import load_checkpoint, load_checkpoint_loose
-
-        if self.strict:
-            load_checkpoint(model, self.weights, entry=self.weights_key)
-            return model.eval(), None
-        loose = load_checkpoint_loose(model, self.weights, self.weights_key)
+        loose = self._load(model) if self.weights is not None else None
+        for call in self.after_load:
+            self._model_code(f"the after-load call {call.call}()", lambda c=call: c.apply(model))
         return model.eval(), loose
+
+    def _load(self, model: nn.Module) -> LooseLoad | None:
+        """Load :attr:`weights` into ``model`` the way the spec says (see the module doc)."""
+        from .weights import LooseLoad, load_checkpoint, load_checkpoint_loose, read_state_dict
+
+        weights = str(self.weights)
+        if self.load_method is not None:
+            method = getattr(model, self.load_method, None)
+            if not callable(method):
+                raise UsageError(
+                    f"load_method {self.load_method!r}: {type(model).__name__} has no such method"
+                )
+            with _checkpoints_on_cpu():
+                self._model_code(
+                    f"{type(model).__name__}.{self.load_method}({weights!r})", lambda: method(weights)
+                )
+            return None
+        own = self.own_load_state_dict
+        if own is None:
+            own = type(model).load_state_dict is not nn.Module.load_state_dict
+        if not own:
+            if self.strict:
+                load_checkpoint(model, weights, entry=self.weights_key)
+                return None
+            return load_checkpoint_loose(model, weights, self.weights_key)
+        sd = read_state_dict(weights, self.weights_key)
+        try:
+            with _on_path(self.root_path):
+                result = model.load_state_dict(sd, strict=self.strict)
+        except Exception as exc:
+            raise CheckpointError(
+                f"loading checkpoint {Path(weights).name} ({weights}) through {type(model).__name__}'s own "
+                f"load_state_dict failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if self.strict:
+            return None
+        missing = tuple(getattr(result, "missing_keys", ()) or ())
+        return LooseLoad(missing, tuple(getattr(result, "unexpected_keys", ()) or ()))
+
+    def _model_code(self, what: str, call: Any) -> Any:
+        """Run ``call()`` (the model's own code) with the import root on the path; its failure is a
+        :class:`ModelError` naming ``what``."""
+        root = self.root_path
+        with _on_path(root):
+            try:
+                return call()
+            except (UsageError, EffbenchError):
+                raise
+            except Exception as exc:
+                raise _failure(what, exc, self.file_path, root) from exc
 
     def _construct(self) -> nn.Module:
         root = self.root_path
