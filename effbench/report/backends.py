@@ -7,7 +7,7 @@ equivalence PSNR of each non-reference variant against eager fp32, with the runt
 variant and the change of ranking from the reference (eager fp32) to each other variant, e.g.
 ``rank eager fp32 -> onnxruntime fp32: fmen_s 2 -> 1``.
 
-Ranks are honest as in the main table: models whose runtime intervals overlap share a place (``2=``), so a
+Ranks here are competition places: models whose runtime intervals overlap share a place (``2=``), so a
 change of rank is a change beyond the spread of the measurements.
 """
 

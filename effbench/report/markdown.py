@@ -37,8 +37,8 @@ def units_line(table: Table) -> str:
 
 
 def spread_line(table: Table) -> str | None:
-    """What the ``±`` after a measured value is (95 % interval of the median, or IQR), the sample counts and how
-    ranks are given; None when no column has spreads."""
+    """What the brackets after a measured value are (95 % interval of the median, or IQR), the sample counts and
+    how ranks are given; None when no column has spreads."""
     spread = [c for c in table.columns if table.has_intervals(c)]
     if not spread:
         return None
@@ -50,8 +50,8 @@ def spread_line(table: Table) -> str | None:
         counts |= n
     what = " or ".join(
         {
-            "95% CI": "half its 95 % interval",
-            "IQR": "half the interquartile range (too few samples for an interval)",
+            "95% CI": "[its 95 % interval]",
+            "IQR": "(IQR: the interquartile range, too few samples for an interval)",
         }[k]
         for k in sorted(kinds)
     )
@@ -59,8 +59,25 @@ def spread_line(table: Table) -> str | None:
     if counts:
         n = f" of n = {min(counts)}" + (f"-{max(counts)}" if len(counts) > 1 else "") + " samples"
     return (
-        f"- {', '.join(c.title for c in spread)}: median{n} ±{what}, rounded to two significant digits of it; "
-        "best (bold) and second (italic) only where intervals separate, overlapping intervals share a place (a tie)"
+        f"- {', '.join(c.title for c in spread)}: median{n} {what}, rounded to two significant digits of the "
+        "interval's half-width; best (bold) and second (italic) only where intervals separate (an interval that "
+        "overlaps the next one's gets no mark)"
+    )
+
+
+def noisy_line(table: Table) -> str | None:
+    """``- Noisy: 3 of 9 runtimes ...``: how many measured values stayed wider than their interval target (each
+    marked ``(noisy)`` in the table); None when none is."""
+    parts = []
+    for c in table.columns:
+        k, n = table.noisy_count(c)
+        if k:
+            parts.append(f"{k} of {n} {c.title.lower()}s")
+    if not parts:
+        return None
+    return (
+        f"- Noisy: {', '.join(parts)} (marked *(noisy)*) stayed wider than their interval target within the time "
+        "budget: the machine was busy or the budget too short (rerun on a quiet machine, or with a larger --budget)"
     )
 
 
@@ -87,13 +104,19 @@ def describe_conditions(table: Table) -> list[str]:
         mem = "measured peak where available, otherwise predicted (marked)"
     else:
         mem = "not available"
+    scale = m.get("scale")
+    output = ""
+    if shape and len(shape) == 4 and isinstance(scale, int):
+        output = f", output {shape[2] * scale}x{shape[3] * scale}"
+    timing = f"; {m['timing']}" if m.get("timing") else ""
     return [
         f"- Device: {device}; dtype: {m.get('dtype') or 'unknown'}"
         + (f"; backend: {m['backend']}" if m.get("backend") not in (None, "eager") else ""),
-        f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{m.get('scale') or '?'})",
+        f"- Protocol: {m.get('protocol') or 'unspecified'}; input: {shape_txt} (x{scale or '?'}{output}){timing}",
         f"- FLOPs convention: {m.get('convention') or 'unspecified'}; Memory: {mem}",
         units_line(table),
         *([line] if (line := spread_line(table)) else []),
+        *([line] if (line := noisy_line(table)) else []),
     ]
 
 

@@ -8,9 +8,12 @@ every table, any other catalogued column appears when a result of the table carr
 is a dash with a footnote, never 0.
 
 Units policy: counts take decimal prefixes (K = 1e3, M = 1e6, G = 1e9), bytes are binary (MiB = 2**20 bytes).
-A measured value is the median of its samples, shown with its spread (:class:`Spread`: the 95 % interval of the
-median, or the interquartile range when the samples are too few for one) and rounded to two significant digits
-of the spread's half-width; ranks in such a column are given only where spreads separate.
+A measured value is the median of its samples, shown with its spread as it is (:class:`Spread`: the 95 % interval
+of the median, or the interquartile range when the samples are too few for one; ``47.4ms [46.7, 48.9]``, never a
+symmetric ``±`` around an interval that is not), rounded to two significant digits of the spread's half-width.
+In such a column best and second best are given only where intervals separate: best to a lead whose interval
+overlaps no other, second to the next one where its interval overlaps none of the slower ones. A value whose
+timing stayed wider than its target is marked ``(noisy)`` and counted in the header.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ class TableRow:
     status: str = "ok"
     # column -> spread of a measured value, table units
     intervals: dict[str, Spread] = field(default_factory=dict)
+    # column -> why its measured value is flagged noisy (its interval stayed wider than its target)
+    noisy: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,18 +115,27 @@ class Table:
         return bool(valued) and all(col.column in r.intervals for r in valued)
 
     def cell_text(self, row: TableRow, col: Metric) -> str:
-        """The displayed cell: the value, and where it has a spread the value rounded to it and ``±x%`` (half the
-        95 % interval, relative) or ``(IQR ±x%)``."""
+        """The displayed cell: the value, and where it has a spread the value rounded to it with the interval as
+        it is, ``47.4ms [46.7, 48.9]`` (95 % interval of the median) or ``47.4ms (IQR 46.7-48.9)``, then
+        ``(noisy)`` where the timing stayed wider than its target."""
         v = row.values.get(col.column)
         sp = row.intervals.get(col.column)
         if not v or sp is None:
-            return col.display(v)
+            return col.display(v) + (" (noisy)" if col.column in row.noisy and v else "")
         shown, decimals = significant(v, sp.half(), col.decimals)
-        rel = 100 * sp.half() / abs(v)
-        text = f"{shown:,.{decimals}f}" if "," in col.fmt else f"{shown:.{decimals}f}"
-        text += col.cell_suffix
-        pct = f"{rel:.1f}" if rel < 10 else f"{rel:.0f}"
-        return text + (f" ±{pct}%" if sp.kind == "95% CI" else f" (IQR ±{pct}%)")
+
+        def num(x: float) -> str:
+            return f"{x:,.{decimals}f}" if "," in col.fmt else f"{x:.{decimals}f}"
+
+        lo, hi = (num(significant(x, sp.half(), col.decimals)[0]) for x in (sp.low, sp.high))
+        text = num(shown) + col.cell_suffix
+        text += f" [{lo}, {hi}]" if sp.kind == "95% CI" else f" (IQR {lo}-{hi})"
+        return text + (" (noisy)" if col.column in row.noisy else "")
+
+    def noisy_count(self, col: Metric) -> tuple[int, int]:
+        """How many rows of ``col`` are flagged noisy, out of the rows with a value."""
+        valued = [r for r in self.rows if r.values.get(col.column) is not None]
+        return sum(col.column in r.noisy for r in valued), len(valued)
 
     def spread_text(self, row: TableRow, col: Metric) -> str | None:
         """The spread in words for a hover or a caption: ``median 1134.2 ms, 95% CI [1061.8, 1367.3], n = 7``."""
@@ -130,7 +144,8 @@ class Table:
             return None
         unit = f" {col.unit}" if col.unit else ""
         n = f", n = {sp.n}" if sp.n else ""
-        return f"median {v:.6g}{unit}, {sp.kind} [{sp.low:.6g}, {sp.high:.6g}]{n}"
+        noisy = f"; noisy: {row.noisy[col.column]}" if col.column in row.noisy else ""
+        return f"median {v:.6g}{unit}, {sp.kind} [{sp.low:.6g}, {sp.high:.6g}]{n}{noisy}"
 
     def spread_kinds(self, col: Metric) -> tuple[set[str], set[int]]:
         """The kinds of spread (``"95% CI"``, ``"IQR"``) and the sample counts the rows of ``col`` have."""
@@ -138,24 +153,23 @@ class Table:
         return {s.kind for s in sps}, {s.n for s in sps if s.n}
 
     def _interval_ranks(self, col: Metric) -> dict[str, int]:
-        """Best (1) and second (2) by spread: a place is shared by every model whose spread overlaps that of the
-        place's best value (a tie), and no place is given when one group would hold every model."""
+        """Best (1) and second (2) by spread, only where intervals separate: best to the lead when its interval
+        overlaps no other model's, second to the next when best was given and its interval overlaps none of the
+        models after it. Overlapping intervals cannot be told apart, so they get no mark."""
         rows = sorted(
             (r for r in self.rows if r.values.get(col.column) is not None),
             key=lambda r: r.values[col.column],
             reverse=col.better == "higher",
         )
         marks: dict[str, int] = {}
-        left = rows
         for place in (1, 2):
-            if not left:
+            i = place - 1
+            if i >= len(rows):
                 break
-            lead = left[0].intervals[col.column]
-            group = [r for r in left if r.intervals[col.column].overlaps(lead)]
-            if len(group) == len(rows):
-                return {}
-            marks.update({r.model: place for r in group})
-            left = [r for r in left if r.model not in marks]
+            lead = rows[i].intervals[col.column]
+            if any(r.intervals[col.column].overlaps(lead) for r in rows[i + 1 :]):
+                break
+            marks[rows[i].model] = place
         return marks
 
     def ranks(self) -> dict[str, dict[str, int]]:
@@ -298,6 +312,29 @@ def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
+def timing_settings(docs: Sequence[dict[str, Any]]) -> str | None:
+    """How the runtimes were timed, from the results' settings: ``until the median's 95% interval is within 2%
+    of it, at most 4 s of timed runs per model`` or ``100 timed runs``; None when no result says."""
+    targets, fixed = set(), set()
+    for d in docs:
+        st = d.get("settings") or {}
+        if st.get("repeats"):
+            fixed.add(int(st["repeats"]))
+        elif isinstance(t := st.get("timing_target"), dict) and t.get("budget_s"):
+            targets.add((float(t.get("ci_rel") or 0), float(t["budget_s"])))
+    parts = []
+    if targets:
+        rel = _one_or_range([100 * r for r, _ in targets], "{:g}")
+        budget = _one_or_range([b for _, b in targets], "{:g}")
+        parts.append(
+            f"timed until the median's 95% interval is within {rel}% of it, at most {budget} s of timed runs "
+            "per model"
+        )
+    if fixed:
+        parts.append(f"{_one_or_range(sorted(fixed))} timed runs per model")
+    return "; ".join(parts) or None
+
+
 def merge_by_model(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge the results of one model measured under the same conditions (later documents win per metric).
 
@@ -364,9 +401,12 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
         for col in shown:
             v, source = lookup(m, col)
             values[col.column] = None if v is None else v / col.scale
-            sp = spread_of(m.get(source.key), col.scale) if source is not None else None
+            stats = m.get(source.key) if source is not None else None
+            sp = spread_of(stats, col.scale)
             if sp is not None:
                 row.intervals[col.column] = sp
+            if isinstance(stats, dict) and stats.get("noisy"):
+                row.noisy[col.column] = str(stats.get("noisy_reason") or "flagged noisy")
             if col.sources and source is not None and source.origin:
                 sources[col.column] = source.origin
                 origins[col.column].add(source.origin)
@@ -387,6 +427,7 @@ def build_table(docs: Sequence[dict[str, Any]], order: Sequence[str] | None = No
     meta["backend"] = first.get("backend") or "eager"
     meta["device_name"] = next((n for d in docs if (n := _device_name(d))), None)
     meta["environment"] = environment(docs)
+    meta["timing"] = timing_settings(docs)
     for col in shown:
         if col.sources:
             meta[f"{source_field(col)}s"] = sorted(origins[col.column])
