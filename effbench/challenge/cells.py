@@ -55,6 +55,8 @@ class EntryCell:
     tile: int | None = None
     backend: str = "eager"
     dtype: str = "fp32"
+    #: the year's harness (:class:`~effbench.challenge.harness.Harness` as a dict; empty: the year's current one)
+    harness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -39,6 +39,7 @@ def challenge_cells(
 ) -> list[EntryCell]:
     """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules."""
     from ..backends import get_backend, model_dtype
+    from .harness import harness_of
     from .years import year_rules
 
     rules = year_rules(challenge.year)
@@ -67,6 +68,7 @@ def challenge_cells(
                     tile=entry.tile,
                     backend=backend if "runtime" in group or "quality" in group else "eager",
                     dtype=dtype if "runtime" in group or "quality" in group else "fp32",
+                    harness=harness_of(challenge.year).to_dict(),
                 )
             )
     return cells

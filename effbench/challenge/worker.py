@@ -3,11 +3,17 @@
 Builds the entry from its spec (a failure becomes the cell's status: ``missing_package``, ``needs_cuda``,
 ``checkpoint_error`` or ``error``, with the reason), then measures the cell's parts:
 
-- ``static``: params, FLOPs, activations and convs from one shapes-only trace at the year's counting input, each
-  metric under the year's convention (``metrics.counting`` records which), plus every convention's counts in
-  ``metrics.by_convention`` (the gap to ``full``) and the ops the FLOPs convention does not count;
-- ``memory``: the predicted ``max_memory_allocated`` at the year's memory input (the validation set's largest LR
-  image), tile by tile for an entry the manifest gives a ``tile`` (as the measured parts run it);
+- ``static`` and ``memory``, as the year's harness records them (:mod:`effbench.challenge.harness`): the entry
+  built as ``select_model()`` builds it (what its constructor allocates, constructor forwards included, is
+  recorded), frozen, its first validation forward predicted in the form it was built and then run for real on a
+  small image (an entry that changes itself on it is counted and predicted changed, with the figures as built
+  in ``metrics.as_built``); params, FLOPs, activations and convs at the year's counting input, each metric under
+  the year's convention (``metrics.counting``), every convention's counts in ``metrics.by_convention``, the ops
+  the FLOPs convention does not count, a range over several inputs for an entry whose counts depend on the
+  input's values (``input_dependent``); ``memory_predicted_mib``, what ``max_memory_allocated`` records over
+  the harness's run (construction, the validation images with autograd as the harness has it, dtypes and
+  autocast as the model has them), and ``memory_inference_mib``, one no-grad forward of the largest validation
+  image; tile by tile for an entry the manifest gives a ``tile`` (as the measured parts run it);
 - ``runtime`` / ``quality``: the year's ``test_demo.py`` protocol over the validation images
   (:func:`effbench.timing.ntire.run_ntire` through :func:`effbench.timing.benchmark`: per-image timing, mean,
   ``max_memory_allocated`` over the run, PSNR), under the cell's backend and dtype.
@@ -56,20 +62,79 @@ def build_status(exc: BaseException) -> str:
     return "error"
 
 
-def _static(model: Any, name: str, cell: Any) -> dict[str, Any]:
-    from .counts import year_counts
-
-    return year_counts(model, name, cell.counting, cell.counting_size, cell.scale)[0]
+def _mib(nbytes: int) -> float:
+    return round(nbytes / 2**20, 3)
 
 
-def _memory(model: Any, name: str, cell: Any) -> dict[str, Any]:
+def _harness_static_memory(
+    build: Any, run_model: Any, cell: Any, harness: Any, failed: dict[str, BaseException]
+) -> dict[str, Any]:
+    """The static and memory parts as the year's harness records them (:mod:`effbench.challenge.harness`):
+    frozen as ``select_model()`` leaves the entry, the memory of its first validation forward in the form it was
+    built, then that forward run for real (an entry that changes itself on it is counted changed, as the
+    harness's counting tools see it after the run), and the pure no-grad inference figures beside. A part
+    that fails is put in ``failed`` (part -> exception) and the other part still runs."""
     from ..memory import predict_memory
+    from .counts import year_counts
+    from .harness import freeze_as_harness, run_first_forward
 
-    report = predict_memory(model, cell.memory_size, scale=cell.scale)
-    return {
-        "peak_memory_predicted_bytes": int(report.peak_bytes),
-        "memory_input": [1, 3, *cell.memory_size],
-    }
+    model = build.resolved.model
+    freeze_as_harness(model, harness)
+    out: dict[str, Any] = {"harness": harness.to_dict()}
+    size = tuple(cell.memory_size)
+    mem_kw: dict[str, Any] = dict(scale=cell.scale, keep_dtypes=True)
+    first = None
+    if "memory" in cell.parts:
+        try:
+            first = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
+        except Exception as exc:
+            failed["memory"] = exc
+    changed, as_built, why = run_first_forward(
+        model,
+        harness,
+        [*harness.first_forward_sizes, tuple(cell.counting_size)],
+        build.resolved.data_range,
+    )
+    if why:
+        out["harness_forward_error"] = why
+    out["changed_by_first_forward"] = changed
+    if "static" in cell.parts:
+        try:
+            out.update(year_counts(model, cell.entry, cell.counting, cell.counting_size, cell.scale)[0])
+            if changed and as_built is not None:
+                before = year_counts(
+                    as_built, cell.entry, cell.counting, cell.counting_size, cell.scale, draws=0
+                )[0]
+                out["as_built"] = {k: before[k] for k in ("params", *cell.counting) if k in before}
+        except Exception as exc:  # the memory part still runs; the cell says which part failed
+            failed["static"] = exc
+    if "memory" in cell.parts and first is not None:
+        try:
+            later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw) if changed else first
+            inference = predict_memory(run_model, size, grad=False, **mem_kw)
+        except Exception as exc:
+            failed["memory"] = exc
+            return out
+        stages = {
+            "validation, first image (as built)": first.peak_bytes,
+            "validation": later.peak_bytes,
+        }
+        if build.construction_on_device:
+            stages["construction"] = build.construction_peak_bytes
+        stage, peak = max(stages.items(), key=lambda kv: kv[1])
+        out.update(
+            peak_memory_predicted_bytes=int(peak),
+            memory_predicted_mib=_mib(peak),
+            memory_peak_stage=stage,
+            memory_stages_mib={k: _mib(v) for k, v in stages.items()},
+            memory_inference_mib=_mib(inference.peak_bytes),
+            peak_memory_inference_bytes=int(inference.peak_bytes),
+            memory_input=[1, 3, *cell.memory_size],
+            memory_engine=inference.engine,
+        )
+        if build.construction_peak_bytes:
+            out["memory_construction_mib"] = _mib(build.construction_peak_bytes)
+    return out
 
 
 def _measured(resolved: Any, cell: Any) -> dict[str, Any]:
@@ -105,13 +170,21 @@ def measure_entry(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.challenge.cells.EntryCell` in this process; always returns a document."""
     from ..base.env import capture_env
     from ..zoo.spec import ModelSpec, resolve_model
+    from .harness import Harness, build_as_harness, harness_of
 
     t0 = time.perf_counter()
     doc = cell.new_result()
     seconds: dict[str, float] = {}
     doc["part_seconds"] = seconds  # where the cell's time went: build, then each part
+    harness = Harness.from_dict(cell.harness) if cell.harness else harness_of(cell.year)
+    build = None
     try:
-        resolved = resolve_model(ModelSpec.from_dict(cell.model), scale=cell.scale)
+        spec = ModelSpec.from_dict(cell.model)
+        if cell.measured:
+            resolved = resolve_model(spec, scale=cell.scale)
+        else:  # built as the harness builds it: the construction's memory is in its record
+            build = build_as_harness(spec, cell.scale)
+            resolved = build.resolved
         seconds["build"] = time.perf_counter() - t0
     except Exception as exc:
         doc.update(status=build_status(exc), error=f"building the entry failed: {type(exc).__name__}: {exc}")
@@ -130,22 +203,26 @@ def measure_entry(cell: Any) -> dict[str, Any]:
         doc["tile"] = cell.tile
     metrics: dict[str, Any] = {}
     failed: dict[str, str] = {}
-    steps = [
-        ("static", lambda: _static(model, cell.entry, cell)),
-        ("memory", lambda: _memory(run_model, cell.entry, cell)),
-        ("runtime", lambda: _measured(resolved, cell)),
-    ]
-    for part, step in steps:
-        wanted = part in cell.parts or (part == "runtime" and "quality" in cell.parts)
-        if not wanted:
-            continue
-        t_part = time.perf_counter()
+    t_part = time.perf_counter()
+    if cell.measured:
         try:
-            metrics.update(step())
+            metrics.update(_measured(resolved, cell))
         except Exception as exc:
+            failed["runtime"] = f"{type(exc).__name__}: {exc}"
+            doc.setdefault("partial_errors", {})["runtime_traceback"] = traceback.format_exc(limit=8)
+        seconds["runtime"] = time.perf_counter() - t_part
+    else:
+        errors: dict[str, BaseException] = {}
+        try:
+            metrics.update(_harness_static_memory(build, run_model, cell, harness, errors))
+        except Exception as exc:  # the harness's own steps (freezing, the first forward)
+            errors["+".join(cell.parts)] = exc
+        for part, exc in errors.items():
             failed[part] = f"{type(exc).__name__}: {exc}"
-            doc.setdefault("partial_errors", {})[f"{part}_traceback"] = traceback.format_exc(limit=8)
-        seconds[part] = time.perf_counter() - t_part
+            doc.setdefault("partial_errors", {})[f"{part}_traceback"] = "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8)
+            )
+        seconds["+".join(cell.parts)] = time.perf_counter() - t_part
     if failed:
         doc.update(status="error", error="; ".join(f"{p} failed: {why}" for p, why in failed.items()))
     doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
