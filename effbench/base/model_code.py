@@ -30,9 +30,16 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 _MODULE_SLOTS = frozenset({"_parameters", "_buffers", "_modules"})
+# What every nn.Module keeps in its __dict__ (hook tables, flags): never a user's tensor, so never looked into.
+_MODULE_INTERNALS = frozenset(vars(nn.Module())) | _MODULE_SLOTS
+
+
+_PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 def _holds_tensor(value: Any) -> bool:
+    if type(value) in _PLAIN:
+        return False
     if isinstance(value, torch.Tensor):
         return True
     if isinstance(value, (list, tuple)):
@@ -63,7 +70,7 @@ def tensor_attributes(model: nn.Module) -> Iterator[tuple[nn.Module, str, Any]]:
     tuple or dict holding tensors, and is neither a parameter, a buffer nor a submodule."""
     for m in model.modules():
         for k, v in list(vars(m).items()):
-            if k not in _MODULE_SLOTS and _holds_tensor(v):
+            if k not in _MODULE_INTERNALS and _holds_tensor(v):
                 yield m, k, v
 
 
@@ -82,6 +89,9 @@ def replace_tensor_attributes(model: nn.Module, convert: Callable[[torch.Tensor]
 
 @dataclass
 class _TensorState:
+    """A tensor as found: its metadata, an alias of its data (no copy) and, once :meth:`keep_values` ran, a copy
+    of its values. A ``t.data = ...`` reassignment is undone with the alias; an in-place write needs the copy."""
+
     tensor: torch.Tensor
     version: int
     device: torch.device
@@ -89,13 +99,18 @@ class _TensorState:
     shape: torch.Size
     ptr: int
     requires_grad: bool
-    copy: torch.Tensor
+    data: torch.Tensor
+    copy: torch.Tensor | None = None
 
     @classmethod
     def of(cls, t: torch.Tensor) -> _TensorState:
         d = t.detach()
         ptr = 0 if d.is_meta else d.data_ptr()
-        return cls(t, t._version, t.device, t.dtype, t.shape, ptr, t.requires_grad, d.clone())
+        return cls(t, t._version, t.device, t.dtype, t.shape, ptr, t.requires_grad, d)
+
+    def keep_values(self) -> None:
+        if self.copy is None:
+            self.copy = self.data.clone()
 
     def changed(self) -> bool:
         t = self.tensor
@@ -103,11 +118,28 @@ class _TensorState:
             return True
         return t.shape != self.shape or (not t.is_meta and t.data_ptr() != self.ptr)
 
+    def _swapped(self) -> bool:
+        """The tensor holds other data than the alias (``t.data = ...``; a write in place keeps the storage)."""
+        t = self.tensor
+        if t.device != self.data.device or t.dtype != self.data.dtype or t.shape != self.data.shape:
+            return True
+        return not t.is_meta and t.data_ptr() != self.ptr
+
     def restore(self) -> None:
         t = self.tensor
         if self.changed():
+            if self.copy is not None:
+                source = self.copy.clone()  # the copy stays apart, so restoring again restores again
+            elif self._swapped() or self.data.is_meta:
+                # swapped (t.data = ...): the alias holds the storage as found (meta tensors hold no values)
+                source = self.data
+            else:
+                raise RuntimeError(
+                    f"a tensor of shape {tuple(self.shape)} was written in place where no copy of it was kept "
+                    "(left_as_found(copy_values=False) around code that writes the model's own tensors)"
+                )
             with torch.no_grad():
-                t.data = self.copy.clone()  # the copy stays apart, so restoring again restores again
+                t.data = source
             self.version, self.ptr = t._version, 0 if t.is_meta else t.data_ptr()
         if t.requires_grad != self.requires_grad and t.is_leaf:
             t.requires_grad_(self.requires_grad)
@@ -128,6 +160,11 @@ class ModelSnapshot:
     modules: list[_ModuleState] = field(default_factory=list)
     tensors: list[_TensorState] = field(default_factory=list)
 
+    def keep_values(self) -> None:
+        """Copy the values of every tensor now (once), so that in-place writes after this are undone too."""
+        for t in self.tensors:
+            t.keep_values()
+
     @classmethod
     def of(cls, model: nn.Module) -> ModelSnapshot:
         snap = cls()
@@ -141,7 +178,7 @@ class ModelSnapshot:
         for m in model.modules():
             slots = {k: dict(getattr(m, k)) for k in _MODULE_SLOTS}
             attributes = {
-                k: _shallow(v) for k, v in vars(m).items() if k not in _MODULE_SLOTS and _holds_tensor(v)
+                k: _shallow(v) for k, v in vars(m).items() if k not in _MODULE_INTERNALS and _holds_tensor(v)
             }
             snap.modules.append(_ModuleState(m, m.training, slots, attributes))
             for t in (*slots["_parameters"].values(), *slots["_buffers"].values()):
@@ -159,7 +196,7 @@ class ModelSnapshot:
                 if list(current) != list(content) or any(current[k] is not v for k, v in content.items()):
                     current.clear()
                     current.update(content)
-            for k in [k for k, v in vars(m).items() if k not in _MODULE_SLOTS and k not in s.attributes]:
+            for k in [k for k in vars(m) if k not in _MODULE_INTERNALS and k not in s.attributes]:
                 if _holds_tensor(vars(m)[k]):
                     del vars(m)[k]  # a tensor attribute the block added
             for k, v in s.attributes.items():
@@ -170,10 +207,16 @@ class ModelSnapshot:
 
 
 @contextlib.contextmanager
-def left_as_found(model: nn.Module) -> Iterator[ModelSnapshot]:
+def left_as_found(model: nn.Module, copy_values: bool = True) -> Iterator[ModelSnapshot]:
     """Run a block that uses ``model`` and put every parameter, buffer, plain tensor attribute, submodule and
-    training flag back as it was on exit (also on an exception): same objects, same values, same device."""
+    training flag back as it was on exit (also on an exception): same objects, same values, same device.
+
+    ``copy_values=False`` copies no tensor up front (the snapshot then costs no memory traffic): reassignments
+    are still undone, and the block calls ``snapshot.keep_values()`` before any code that could write the
+    model's own tensors in place (a shapes-only replay on stand-in tensors cannot)."""
     snap = ModelSnapshot.of(model)
+    if copy_values:
+        snap.keep_values()
     try:
         yield snap
     finally:
@@ -221,6 +264,32 @@ def _is_cuda(device: Any) -> bool:
     return False
 
 
+def _same_tensor(t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return t
+
+
+def redirect_cuda(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], redirects: Counter[str]
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """The call to make instead of ``func(*args, **kwargs)`` on a host without CUDA: a CUDA request kept on the
+    tensor's own device (new tensors: CPU) and counted in ``redirects``; any other call unchanged. For a
+    :class:`~torch.overrides.TorchFunctionMode` that already sees every call (the counting trace's recorder)."""
+    if func is torch.Tensor.cuda:
+        redirects["Tensor.cuda"] += 1
+        return _same_tensor, args, kwargs
+    if func is torch.Tensor.to:
+        if any(_is_cuda(a) for a in args[1:]) or _is_cuda(kwargs.get("device")):
+            redirects["Tensor.to(cuda)"] += 1
+            own = args[0].device
+            args = tuple(own if _is_cuda(a) else a for a in args)
+            if "device" in kwargs:
+                kwargs = {**kwargs, "device": own}
+    elif func in _FACTORIES and _is_cuda(kwargs.get("device")):
+        redirects[f"{func.__name__}(device=cuda)"] += 1
+        kwargs = {**kwargs, "device": "cpu"}
+    return func, args, kwargs
+
+
 class _CudaRedirect(TorchFunctionMode):
     """Keeps CUDA requests on the tensor's own device (new tensors: CPU), counting them by call."""
 
@@ -229,20 +298,7 @@ class _CudaRedirect(TorchFunctionMode):
         self.redirects = redirects
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        kwargs = kwargs or {}
-        if func is torch.Tensor.cuda:
-            self.redirects["Tensor.cuda"] += 1
-            return args[0]
-        if func is torch.Tensor.to:
-            if any(_is_cuda(a) for a in args[1:]) or _is_cuda(kwargs.get("device")):
-                self.redirects["Tensor.to(cuda)"] += 1
-                own = args[0].device
-                args = tuple(own if _is_cuda(a) else a for a in args)
-                if "device" in kwargs:
-                    kwargs = {**kwargs, "device": own}
-        elif func in _FACTORIES and _is_cuda(kwargs.get("device")):
-            self.redirects[f"{func.__name__}(device=cuda)"] += 1
-            kwargs = {**kwargs, "device": "cpu"}
+        func, args, kwargs = redirect_cuda(func, args, kwargs or {}, self.redirects)
         return func(*args, **kwargs)
 
 
@@ -263,14 +319,17 @@ class ModelCodeGuard:
 
 
 @contextlib.contextmanager
-def running_model_code(model: nn.Module | None = None) -> Iterator[ModelCodeGuard]:
+def running_model_code(model: nn.Module | None = None, redirect: bool = True) -> Iterator[ModelCodeGuard]:
     """Run model code (import, constructor, checkpoint load, forward): its prints go to stderr and, when
     ``torch.cuda.is_available()`` is False, its CUDA requests stay on the CPU (or the tensor's own device, e.g.
-    meta during a trace). On exit the redirects are remembered against ``model`` and every attached model."""
+    meta during a trace). On exit the redirects are remembered against ``model`` and every attached model.
+
+    ``redirect=False``: the caller's own torch-function mode applies :func:`redirect_cuda` with
+    ``guard.cuda_redirects`` (one mode on every call instead of two)."""
     guard = ModelCodeGuard(models=[] if model is None else [model])
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.redirect_stdout(sys.stderr))
-        if not torch.cuda.is_available():
+        if redirect and not torch.cuda.is_available():
             stack.enter_context(_CudaRedirect(guard.cuda_redirects))
         try:
             yield guard

@@ -41,10 +41,15 @@ class ModuleStack:
         on_exit: Callable[[Frame, Any], None] | None = None,
     ) -> None:
         self.names: dict[int, str] = {}
+        self.types: dict[str, str] = {}
+        self.leaves: set[str] = set()
         for name, mod in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(mod), name)  # a shared module keeps its first name
-        self.types: dict[str, str] = {n: type(m).__name__ for n, m in model.named_modules()}
-        self.leaves: set[str] = {n for n, m in model.named_modules() if next(m.children(), None) is None}
+            if id(mod) in self.names:
+                continue  # a shared module keeps its first name
+            self.names[id(mod)] = name
+            self.types[name] = type(mod).__name__
+            if next(mod.children(), None) is None:
+                self.leaves.add(name)
         self.stack: list[Frame] = []
         self._on_enter = on_enter
         self._on_exit = on_exit

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,18 +38,31 @@ from ..base.model_code import (
     cuda_redirects,
     data_dependent_errors,
     left_as_found,
+    redirect_cuda,
     replace_tensor_attributes,
     running_model_code,
 )
 from ..base.modules import Frame, ModuleStack
 
 
-@dataclass(frozen=True)
 class TensorMeta:
-    """Shape, dtype and size of a tensor seen during the trace (the tensor itself is not kept)."""
+    """Shape and dtype of a tensor seen during the trace (the tensor itself is not kept). A slotted class, not a
+    dataclass: one is made for every tensor of every op."""
 
-    shape: tuple[int, ...]
-    dtype: torch.dtype
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TensorMeta) and self.shape == other.shape and self.dtype == other.dtype
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype))
+
+    def __repr__(self) -> str:
+        return f"TensorMeta(shape={self.shape}, dtype={self.dtype})"
 
     @property
     def numel(self) -> int:
@@ -59,20 +73,27 @@ class TensorMeta:
         return self.numel * self.dtype.itemsize
 
 
-_SCALARS = frozenset({int, float, bool, str, type(None)})
+_SCALARS = frozenset({int, float, bool, str, type(None), torch.Size, torch.dtype, torch.device})
 
 
 def _meta(x: Any) -> Any:
     """Replace every tensor in a nest of tuples/lists/dicts by its :class:`TensorMeta` (a hand-rolled tree map:
-    this runs for every op, and pytree's generality costs more than the ops themselves)."""
+    this runs for every op, and pytree's generality costs more than the ops themselves). A list or tuple of
+    scalars only (strides, paddings) is kept as it is."""
+    kind = type(x)
+    if kind in _SCALARS:
+        return x
     if isinstance(x, torch.Tensor):
         return TensorMeta(tuple(x.shape), x.dtype)
-    if isinstance(x, torch.Size) or type(x) in _SCALARS:
+    if kind is tuple or kind is list:
+        for v in x:
+            if type(v) not in _SCALARS:
+                return tuple(_meta(v) for v in x) if kind is tuple else [_meta(v) for v in x]
         return x
     if isinstance(x, (tuple, list)):
         return tuple(_meta(v) for v in x) if isinstance(x, tuple) else [_meta(v) for v in x]
     if isinstance(x, dict):
-        return {k: _meta(v) for k, v in x.items()}
+        return {k: _meta(v) for k, v in x.items()} if x else x
     return x
 
 
@@ -157,6 +178,10 @@ class _FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         rec = self.rec
+        if rec.redirects is not None:  # model code's CUDA requests, on a host without CUDA
+            func, args, kwargs = redirect_cuda(func, args, kwargs, rec.redirects)
+        if getattr(func, "__name__", None) == "__get__":  # attribute reads (x.shape, x.device): most calls
+            return func(*args, **kwargs)
         outer = rec.current_function
         index = len(rec.trace.functions)
         rec.current_function = index
@@ -183,17 +208,24 @@ class _DispatchRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        shape_fn = _SHAPE_FNS.get(func.overloadpacket)
-        if shape_fn is not None and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+        known = _OVERLOADS.get(func)
+        if known is None:
+            packet = func.overloadpacket
+            known = _OVERLOADS[func] = (
+                packet._qualified_op_name.replace("::", "."),
+                str(func),  # slow (the schema is formatted): once per overload
+                _SHAPE_FNS.get(packet),
+            )
+        shape_fn = known[2]
+        if shape_fn is not None and _first_is_meta(args):
             out = shape_fn(func, *args, **kwargs)
         else:
             out = func(*args, **kwargs)
         rec = self.rec
-        packet = func.overloadpacket
         rec.trace.ops.append(
             OpCall(
-                f"{packet._qualified_op_name.replace('::', '.')}",
-                str(func),
+                known[0],
+                known[1],
                 _meta(args),
                 _meta(kwargs),
                 _meta(out),
@@ -202,6 +234,18 @@ class _DispatchRecorder(TorchDispatchMode):
             )
         )
         return out
+
+
+def _first_is_meta(args: tuple[Any, ...]) -> bool:
+    """The op's first argument is a meta tensor (or a list of them, as for cat)."""
+    a = args[0] if args else None
+    if isinstance(a, (list, tuple)):
+        a = a[0] if a else None
+    return isinstance(a, torch.Tensor) and a.is_meta
+
+
+# op overload -> (packet name "aten.add", overload name "aten.add.Tensor", meta shape function or None)
+_OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None]] = {}
 
 
 def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -310,13 +354,75 @@ if hasattr(torch.ops.aten, "convolution"):
     _SHAPE_FNS[torch.ops.aten.convolution] = _convolution
 
 
-class _Recorder:
-    """The shared trace, the enclosing torch-level call and the module stack (:class:`ModuleStack`)."""
+def _binary(func: Any, a: torch.Tensor, b: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """add / sub / mul / div of contiguous meta tensors (or a tensor and a scalar): broadcast shape, promoted
+    dtype, contiguous like the op's own output. Anything else (other layouts, devices, casts an in-place op
+    refuses) goes to the op itself."""
+    if isinstance(b, torch.Tensor):
+        if not (a.is_contiguous() and b.is_contiguous()) or (b.device != a.device and b.dim() != 0):
+            return func(a, b, *args, **kwargs)
+        shape = torch.broadcast_shapes(a.shape, b.shape)
+    elif isinstance(b, (int, float, bool)) and a.is_contiguous():
+        shape = a.shape
+    else:
+        return func(a, b, *args, **kwargs)
+    dtype = torch.result_type(a, b)
+    if (
+        func.overloadpacket in _TRUE_DIVISIONS
+        and kwargs.get("rounding_mode") is None
+        and not (dtype.is_floating_point or dtype.is_complex)
+    ):
+        dtype = torch.get_default_dtype()
+    if func._schema.is_mutable:
+        if shape != a.shape or not torch.can_cast(dtype, a.dtype):
+            return func(a, b, *args, **kwargs)  # its error
+        return a
+    return a.new_empty(shape, dtype=dtype)
 
-    def __init__(self, model: nn.Module, trace: OpTrace) -> None:
+
+_TRUE_DIVISIONS = frozenset(getattr(torch.ops.aten, n) for n in ("div", "div_") if hasattr(torch.ops.aten, n))
+for _name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"):
+    _packet = getattr(torch.ops.aten, _name, None)
+    if _packet is not None:
+        _SHAPE_FNS[_packet] = _binary
+
+
+def _cat(func: Any, tensors: Sequence[torch.Tensor], dim: int = 0, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """cat of contiguous meta tensors of one dtype and rank; anything else goes to the op itself."""
+    first = tensors[0] if len(tensors) else None
+    if (
+        first is None
+        or args
+        or kwargs
+        or any(
+            t.dim() != first.dim() or t.dtype != first.dtype or not t.is_meta or not t.is_contiguous()
+            for t in tensors
+        )
+    ):
+        return func(tensors, dim, *args, **kwargs)
+    d = dim + first.dim() if dim < 0 else dim
+    shape = list(first.shape)
+    if not 0 <= d < len(shape) or any(
+        t.shape[:d] != first.shape[:d] or t.shape[d + 1 :] != first.shape[d + 1 :] for t in tensors
+    ):
+        return func(tensors, dim)  # its error
+    shape[d] = sum(t.shape[d] for t in tensors)
+    return first.new_empty(shape)
+
+
+if hasattr(torch.ops.aten, "cat"):
+    _SHAPE_FNS[torch.ops.aten.cat] = _cat
+
+
+class _Recorder:
+    """The shared trace, the enclosing torch-level call and the module stack (:class:`ModuleStack`);
+    ``redirects`` counts the CUDA requests kept on the tensor's device (``None`` where CUDA exists)."""
+
+    def __init__(self, model: nn.Module, trace: OpTrace, redirects: Counter[str] | None = None) -> None:
         self.trace = trace
         self.modules = ModuleStack(model, on_enter=self._enter, on_exit=self._exit)
         self.current_function = -1
+        self.redirects = redirects
 
     def module_name(self) -> str:
         """Qualified name of the innermost model module being called ("" for the model itself)."""
@@ -390,7 +496,7 @@ def record(
 
     def attempt(engine: str) -> tuple[OpTrace, Any]:
         trace = OpTrace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
-        rec = _Recorder(model, trace)
+        rec = _Recorder(model, trace, redirects)
         tensors = _named_tensors(model)
         cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
         if engine == "meta":
@@ -400,6 +506,7 @@ def record(
             }
             replace_tensor_attributes(model, lambda t: t.to(device="meta"))
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
+        snapshot.keep_values()  # the engines below run on the model's own tensors: copy them first
         if engine == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -421,11 +528,15 @@ def record(
     def restored(engine: str) -> tuple[OpTrace, Any]:
         try:
             return attempt(engine)
-        finally:
-            snapshot.restore()  # each engine starts from the model as found
+        except BaseException:
+            snapshot.restore()  # the next engine starts from the model as found (left_as_found: after the last)
+            raise
 
     try:
-        with running_model_code(model), left_as_found(model) as snapshot:
+        # No copy of the tensors for the meta engine (its forward sees meta stand-ins only), one torch-function
+        # mode for the recording and the CUDA redirects.
+        with running_model_code(model, redirect=False) as guard, left_as_found(model, False) as snapshot:
+            redirects = None if torch.cuda.is_available() else guard.cuda_redirects
             if force_real:
                 trace, out = restored("real")
             else:

@@ -77,6 +77,15 @@ class TallyRow:
         self.convs += int(cost.convs)
         self.bytes += int(nbytes)
 
+    def merge(self, other: TallyRow) -> None:
+        """Add another row's sums (calls included) to this one."""
+        self.calls += other.calls
+        self.macs += other.macs
+        self.flops += other.flops
+        self.activations += other.activations
+        self.convs += other.convs
+        self.bytes += other.bytes
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -104,26 +113,40 @@ class Counts:
 
 
 class Tally:
-    """Accumulates costs into totals, a per-operator table and an inclusive per-module table."""
+    """Accumulates costs into totals, a per-operator table and an inclusive per-module table.
+
+    :meth:`add` only sums into one row per (operator, module) pair; the totals and the inclusive module rows
+    (each module's ancestors get its costs too) are built once, by :meth:`counts`."""
 
     def __init__(self, trace: OpTrace) -> None:
-        self.total = TallyRow("total")
-        self.ops: dict[str, TallyRow] = {}
-        self.modules: dict[str, TallyRow] = {}
-        self.kinds = {c.name: type(c.module).__name__ for c in trace.modules if c.in_model}
-        self.modules[""] = TallyRow("", self.kinds.get("", ""))
+        self.trace = trace
+        self.cells: dict[tuple[str, str], TallyRow] = {}
 
     def add(self, op_name: str, module: str, cost: Cost, nbytes: int = 0) -> None:
-        self.total.add(cost, nbytes)
-        self.ops.setdefault(op_name, TallyRow(op_name, "op")).add(cost, nbytes)
-        for name in _ancestors(module):
-            self.modules.setdefault(name, TallyRow(name, self.kinds.get(name, ""))).add(cost, nbytes)
+        row = self.cells.get((op_name, module))
+        if row is None:
+            row = self.cells[(op_name, module)] = TallyRow(op_name)
+        row.add(cost, nbytes)
 
     def counts(self, unknown: Iterable[str] = ()) -> Counts:
-        t = self.total
-        by_op = sorted(self.ops.values(), key=lambda r: (-r.flops, -r.macs, r.name))
+        kinds = {c.name: type(c.module).__name__ for c in self.trace.modules if c.in_model}
+        total = TallyRow("total")
+        ops: dict[str, TallyRow] = {}
+        modules: dict[str, TallyRow] = {"": TallyRow("", kinds.get("", ""))}
+        for (op_name, module), row in self.cells.items():
+            total.merge(row)
+            ops.setdefault(op_name, TallyRow(op_name, "op")).merge(row)
+            for name in _ancestors(module):
+                modules.setdefault(name, TallyRow(name, kinds.get(name, ""))).merge(row)
+        by_op = sorted(ops.values(), key=lambda r: (-r.flops, -r.macs, r.name))
         return Counts(
-            t.macs, t.flops, t.activations, t.convs, list(self.modules.values()), by_op, sorted(set(unknown))
+            total.macs,
+            total.flops,
+            total.activations,
+            total.convs,
+            list(modules.values()),
+            by_op,
+            sorted(set(unknown)),
         )
 
 
