@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
+from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
@@ -65,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images", type=int, default=10, help="synthetic images for --protocol ntire (default 10)"
     )
     parser.add_argument("--roofline", action="store_true", help="add the calibrated roofline bound")
+    parser.add_argument(
+        "--project",
+        default=None,
+        metavar="GPU",
+        help="measure nothing: PROJECT the runtime on GPU (e.g. titan-xp, rtx-3090, rtx-a6000, h100) from a "
+        "shapes-only trace and the fitted cost model, under --protocol at --size (effbench.timing.projection)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
     add_timeout_argument(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
@@ -137,8 +145,32 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+def _project(args: argparse.Namespace) -> int:
+    from ..timing.projection import project_model
+
+    if args.dataset:
+        raise UsageError("--project works from a trace at --size, not from --dataset images")
+    proj = project_model(
+        model_from_args(args).model,
+        args.project,
+        parse_size(args.size),
+        protocol=args.protocol,
+        images=args.images,
+    )
+    if args.json:
+        json.dump({"model": args.spec, "projection": proj.as_dict()}, json_out(), indent=2)
+        print(file=json_out())
+    else:
+        print(f"{args.spec}  input {args.size}  protocol {args.protocol}")
+        print(f"  {proj.text()}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..timing import benchmark
+
+    if args.project:
+        return _project(args)
 
     doc = benchmark(
         model_from_args(args),

@@ -50,16 +50,18 @@ __all__ = [
     "load_cost_model",
     "nnls",
     "project",
+    "project_model",
     "record_trace",
     "spearman",
     "steady_protocol",
+    "tiled_flops",
     "trace_features",
 ]
 
 #: the cost terms, in the order of a fit's coefficients
 TERMS = (
-    "conv_flops",  # dense k x k convolutions (k > 1): FLOPs / peak
-    "conv1x1_flops",  # dense 1 x 1 convolutions: FLOPs / peak
+    "conv_flops",  # dense k x k convolutions (k > 1): tile-quantised FLOPs (tiled_flops) / peak
+    "conv1x1_flops",  # dense 1 x 1 convolutions: tile-quantised FLOPs / peak
     "grouped_bytes",  # grouped and depthwise convolutions: bytes / bandwidth (their arithmetic is negligible)
     "matmul_flops",  # mm, bmm, addmm, attention: FLOPs / peak
     "conv_bytes",  # the traffic of the dense convolutions and matmuls: bytes / bandwidth
@@ -82,6 +84,8 @@ class OpRecord:
     flops: float  #: 2 per multiply-accumulate (torch.utils.flop_counter), 0 for ops it does not count
     bytes: int  #: tensor inputs (each distinct tensor once) plus outputs
     kernels: int  #: CUDA kernels eager PyTorch launches for it (a convolution's bias add is one more)
+    #: convolutions: (input channels per group, output channels, kernel height, kernel width, groups, stride)
+    conv: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ class OpTrace:
     device: str  #: ``meta`` (shapes only) or ``cpu`` (the model needed real values)
 
     def totals(self) -> dict[str, float]:
-        """FLOPs, bytes and kernels per kind, and overall."""
+        """FLOPs, bytes and kernels per kind, and overall; ``<kind>_tiled_flops``: convolution FLOPs with the
+        channels rounded up to the GEMM tiles (:func:`tiled_flops`)."""
         out: dict[str, float] = {"flops": 0.0, "bytes": 0.0, "kernels": 0.0, "ops": float(len(self.ops))}
         for r in self.ops:
             out["flops"] += r.flops
@@ -102,7 +107,27 @@ class OpTrace:
             out["kernels"] += r.kernels
             out[f"{r.kind}_flops"] = out.get(f"{r.kind}_flops", 0.0) + r.flops
             out[f"{r.kind}_bytes"] = out.get(f"{r.kind}_bytes", 0.0) + r.bytes
+            if r.conv:
+                key = f"{r.kind}_tiled_flops"
+                out[key] = out.get(key, 0.0) + tiled_flops(r)
         return out
+
+
+#: implicit-GEMM tile quantisation of a convolution: output channels (the GEMM's N) are computed in tiles of
+#: TILE_OUT, input channels (its K, times the kernel area) in steps of TILE_IN; a 36-channel layer costs a
+#: 64-channel layer's output tile. Chosen on the 2022 leave-one-out error (reports/projection/README.md).
+TILE_OUT = 32
+TILE_IN = 8
+
+
+def tiled_flops(r: OpRecord) -> float:
+    """A convolution's FLOPs with its channels rounded up to the GEMM tiles (:data:`TILE_OUT`, :data:`TILE_IN`)."""
+    if not r.conv:
+        return r.flops
+    cin, cout = r.conv[0], r.conv[1]
+    pad_out = math.ceil(cout / TILE_OUT) * TILE_OUT / cout
+    pad_in = math.ceil(cin / TILE_IN) * TILE_IN / cin
+    return r.flops * pad_out * pad_in
 
 
 def _conv_kind(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, int]:
@@ -162,15 +187,20 @@ def _op_record(op: Any) -> OpRecord | None:
         except Exception:  # a formula that wants more than shapes: the op's traffic still counts
             flops = 0.0
     kernels = 1
+    conv: tuple[int, ...] = ()
     if name in _CONV:
         kind, kernels = _conv_kind(op.args, op.kwargs)
+        w = op.args[1].shape
+        groups = int(op.args[8]) if len(op.args) > 8 else int(op.kwargs.get("groups", 1))
+        stride = op.args[3] if len(op.args) > 3 else op.kwargs.get("stride", (1,))
+        conv = (int(w[1]), int(w[0]), *(int(k) for k in w[2:4]), groups, int(max(stride)))
     elif name in _MATMUL:
         kind = "matmul"
     else:
         kind = "other"
         if not outs or moved == 0:
             kernels = 0  # bookkeeping on sizes or scalars: no kernel
-    return OpRecord(name, kind, flops, moved, kernels)
+    return OpRecord(name, kind, flops, moved, kernels, conv)
 
 
 def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> OpTrace:
@@ -255,6 +285,12 @@ class Protocol:
         return 1.0 / (self.sets[0].count * len(self.sets))
 
     def describe(self) -> str:
+        if self.warmup_images > 0 and len(self.sets) == 1 and self.sets[0].count == 1:
+            h, w = self.sets[0].size
+            return (
+                f"one forward at {h}x{w} in steady state (after warm-up); {self.dtype}; "
+                f"cudnn.benchmark={self.cudnn_benchmark}; cuDNN TF32 {'on' if self.tf32 else 'off'}"
+            )
         sets = " + ".join(
             f"{s.name} ({s.count} images, mean-equivalent {s.size[0]}x{s.size[1]})" for s in self.sets
         )
@@ -289,8 +325,8 @@ def trace_features(
         return float(tot.get(key, 0.0))
 
     return {
-        "conv_flops": get("conv_flops") / peak,
-        "conv1x1_flops": get("conv1x1_flops") / peak,
+        "conv_flops": get("conv_tiled_flops") / peak,
+        "conv1x1_flops": get("conv1x1_tiled_flops") / peak,
         "grouped_bytes": get("grouped_bytes") / bw,
         "matmul_flops": get("matmul_flops") / peak,
         "conv_bytes": (get("conv_bytes") + get("conv1x1_bytes") + get("matmul_bytes")) / bw,
@@ -537,3 +573,26 @@ def project(
     cm = cost_model or load_cost_model()
     trace = record_trace(model, protocol.size, protocol.dtype)
     return cm.project(trace, gpu, protocol)
+
+
+def project_model(
+    model: nn.Module,
+    gpu: str | GpuSpec,
+    size: tuple[int, int],
+    *,
+    protocol: str = "steady",
+    images: int = 10,
+    cost_model: CostModel | None = None,
+) -> Projection:
+    """Project any model at ``size`` on ``gpu``: ``protocol="steady"`` (one warm forward) or ``"ntire"``
+    (``images`` images of that size timed one by one, no warm-up: the first pays the start-up)."""
+    if protocol == "steady":
+        proto = steady_protocol(size)
+    elif protocol == "ntire":
+        if images < 1:
+            raise UsageError(f"--images {images}: the ntire protocol times at least one image")
+        one = ImageSetSize(f"{size[0]}x{size[1]}", images, (int(size[0]), int(size[1])), "synthetic images")
+        proto = Protocol((one,), warmup_images=0, name="ntire")
+    else:
+        raise UsageError(f"protocol {protocol!r}: choose steady or ntire")
+    return project(model, gpu, proto, cost_model=cost_model)
