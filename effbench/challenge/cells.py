@@ -14,9 +14,10 @@ from ..base.results import new_result
 
 __all__ = ["PARTS", "EntryCell", "parse_parts"]
 
-PARTS = ("static", "memory", "runtime", "quality")
-# parts measured in one process (one build, one pass over the data)
-_GROUPS = (("static", "memory"), ("runtime", "quality"))
+PARTS = ("static", "memory", "projection", "runtime", "quality")
+# parts measured in one process (one build, one pass over the data); projection: the runtime projected on the
+# year's GPU from a shapes-only trace (effbench.challenge.projection), device-free like static and memory
+_GROUPS = (("static", "memory", "projection"), ("runtime", "quality"))
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -57,6 +58,8 @@ class EntryCell:
     dtype: str = "fp32"
     #: the year's harness (:class:`~effbench.challenge.harness.Harness` as a dict; empty: the year's current one)
     harness: dict[str, Any] = field(default_factory=dict)
+    #: the GPU the projection part projects on (None: the year's GPU)
+    gpu: str | None = None
 
     @property
     def label(self) -> str:
@@ -79,6 +82,8 @@ class EntryCell:
             parts.append(self.device.replace(":", ""))
             if (self.backend, self.dtype) != ("eager", "fp32"):
                 parts += [self.backend, self.dtype]
+        if "projection" in self.parts and self.gpu:
+            parts.append(self.gpu)
         return _SLUG.sub("_", "-".join(parts))
 
     def to_dict(self) -> dict[str, Any]:

@@ -62,6 +62,11 @@ def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[st
         "convs": m.get("convs"),
         "memory_predicted_mib": None if predicted is None else predicted / _MIB,
         "runtime_ms": runtime.get("mean") if isinstance(runtime, dict) else runtime,
+        # a projection (effbench.challenge.projection), never a measurement: shown labelled as one
+        "runtime_projected_ms": m.get("runtime_projected_ms"),
+        "runtime_projected_low_ms": m.get("runtime_projected_low_ms"),
+        "runtime_projected_high_ms": m.get("runtime_projected_high_ms"),
+        "runtime_projected_gpu": m.get("runtime_projected_gpu"),
         "memory_mib": None if measured is None else measured / _MIB,
         "psnr_db": m.get("psnr"),
         "flops_full": by_conv.get("flops"),
@@ -117,6 +122,8 @@ _FULL = [
 
 def _columns(rows: list[dict[str, Any]], compare: bool) -> list[tuple[str, str, Any]]:
     cols = list(_COLUMNS)
+    if _any(rows, "runtime_projected_ms"):  # after the measured runtime
+        cols.insert(8, ("runtime_projected_ms", "Runtime PROJECTED [ms] (80% interval)", (1, ".2f")))
     if compare:
         cols[6:6] = _FULL
     score_cols = [
@@ -138,6 +145,8 @@ def _cell(row: dict[str, Any], key: str, how: Any) -> str:
     div, spec = how
     if v is None or isinstance(v, bool):
         return "-"
+    if key == "runtime_projected_ms" and row.get("runtime_projected_low_ms") is not None:
+        return f"{fmt(v, spec)} ({fmt(row['runtime_projected_low_ms'], spec)}-{fmt(row['runtime_projected_high_ms'], spec)})"
     return fmt(int(v) if spec == "d" else v / div, spec)
 
 
@@ -152,6 +161,16 @@ def _notes(challenge: Any, rows: list[dict[str, Any]]) -> list[str]:
         f"Counting on a 1x3x{h}x{w} input: {counted}. Predicted memory at {mh}x{mw} "
         f"({rules.memory.validation_set}'s largest LR image).",
     ]
+    projected = [r for r in rows if r.get("runtime_projected_ms") is not None]
+    if projected:
+        from ..timing.projection import load_cost_model
+
+        gpus = ", ".join(sorted({r.get("runtime_projected_gpu") or "?" for r in projected}))
+        lines.append(
+            f"Runtime PROJECTED: not measured; projected on {gpus} under the year's runtime protocol from a "
+            f"shapes-only trace, by the cost model fitted on the {load_cost_model().fitted_on}; the interval "
+            "is the fit's leave-one-out 80% range (effbench.timing.projection, reports/projection/)."
+        )
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
         lines.append(f"{r['name']}: {r['status']}: {(r.get('error') or '').splitlines()[0][:300]}")

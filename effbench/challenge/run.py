@@ -36,8 +36,10 @@ def challenge_cells(
     dataset: str | Path | None = None,
     backend: str = "eager",
     dtype: str = "fp32",
+    gpu: str | None = None,
 ) -> list[EntryCell]:
-    """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules."""
+    """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules
+    (``gpu``: where the ``projection`` part projects, default the year's GPU)."""
     from ..backends import get_backend, model_dtype
     from .harness import harness_of
     from .years import year_rules
@@ -48,6 +50,10 @@ def challenge_cells(
     model_dtype(backend, dtype)  # an unknown backend or a dtype it lacks: a usage error before anything runs
     if "quality" in parts and dataset is None:
         raise UsageError("--parts quality needs the validation images: pass --dataset FOLDER")
+    if "projection" in parts:
+        from .projection import year_gpu
+
+        gpu = year_gpu(challenge.year, gpu).name  # an unknown GPU, or a year without one: a usage error now
     cells = []
     for entry in challenge.entries:
         for group in groups_of(parts):
@@ -69,6 +75,7 @@ def challenge_cells(
                     backend=backend if "runtime" in group or "quality" in group else "eager",
                     dtype=dtype if "runtime" in group or "quality" in group else "fp32",
                     harness=harness_of(challenge.year).to_dict(),
+                    gpu=gpu if "projection" in group else None,
                 )
             )
     return cells
@@ -105,11 +112,13 @@ def run_challenge(
     executor: Executor | None = None,
     backend: str = "eager",
     dtype: str = "fp32",
+    gpu: str | None = None,
 ) -> dict[str, Any]:
     """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
     ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files). ``executor`` runs the cells
     (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time). ``backend``/``dtype`` apply to
-    the runtime and quality cells (:mod:`effbench.backends`)."""
+    the runtime and quality cells (:mod:`effbench.backends`); ``gpu`` is where the ``projection`` part projects (default:
+    the year's GPU)."""
     from ..sweep.lock import OutputLock
     from ..sweep.runner import run_sweep
     from .leaderboard import build_leaderboard, write_leaderboard
@@ -117,7 +126,9 @@ def run_challenge(
     if not challenge.entries:
         raise UsageError(f"the manifest {challenge.path} lists no entries")
     out = Path(out)
-    cells = challenge_cells(challenge, parts, device=device, dataset=dataset, backend=backend, dtype=dtype)
+    cells = challenge_cells(
+        challenge, parts, device=device, dataset=dataset, backend=backend, dtype=dtype, gpu=gpu
+    )
     entries = {e.name: e for e in challenge.entries}
     skip = {c.cell_id: why for c in cells if (why := _skip_reason(entries[c.entry], c)) is not None}
     with OutputLock(out):

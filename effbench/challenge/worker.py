@@ -137,6 +137,14 @@ def _harness_static_memory(
     return out
 
 
+def _projection(model: Any, cell: Any) -> dict[str, Any]:
+    """The runtime projected under the year's protocol on the cell's GPU (a projection, never a measurement)."""
+    from .projection import project_entry
+
+    proj = project_entry(model, cell.year, cell.gpu)
+    return {**proj.metrics(), "runtime_projection": proj.as_dict()}
+
+
 def _measured(resolved: Any, cell: Any) -> dict[str, Any]:
     """The year's harness loop (:func:`effbench.timing.benchmark` with the ``ntire`` protocol) over the validation
     images, or over synthetic images of the memory input when none are given (runtime only), under the cell's
@@ -217,6 +225,11 @@ def measure_entry(cell: Any) -> dict[str, Any]:
             metrics.update(_harness_static_memory(build, run_model, cell, harness, errors))
         except Exception as exc:  # the harness's own steps (freezing, the first forward)
             errors["+".join(cell.parts)] = exc
+        if "projection" in cell.parts:
+            try:
+                metrics.update(_projection(run_model, cell))
+            except Exception as exc:
+                errors["projection"] = exc
         for part, exc in errors.items():
             failed[part] = f"{type(exc).__name__}: {exc}"
             doc.setdefault("partial_errors", {})[f"{part}_traceback"] = "".join(
