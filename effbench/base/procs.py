@@ -8,7 +8,8 @@ session or group they moved to, and kills them until none is left.
 
 ``python -m effbench.base.procs REPORT_JSON -- ARGV...`` is the supervisor every sweep and challenge cell runs
 under (:mod:`effbench.sweep.supervise`): it runs ``ARGV`` in its own process group, waits for it, kills what it
-left behind and writes ``{"worker_pid", "returncode", "killed"}`` to ``REPORT_JSON``. SIGTERM (from the runner,
+left behind and writes ``{"worker_pid", "returncode", "killed"}`` to ``REPORT_JSON``; it exits with the worker's
+code (128 + N for signal N). SIGTERM (from the runner,
 or as the parent-death signal when the runner dies) makes it kill the worker and everything it started first.
 """
 
@@ -117,8 +118,11 @@ def _supervise(report: Path, argv: list[str]) -> int:
 
     def write() -> None:
         tmp = report.with_name(f".{report.name}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, report)
+        try:
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, report)
+        except OSError:  # a full disk: the exit status still says how the worker ended
+            tmp.unlink(missing_ok=True)
 
     def terminate(signum: int, frame: Any) -> None:
         state["terminated"] = True
@@ -144,7 +148,7 @@ def _supervise(report: Path, argv: list[str]) -> int:
     state["returncode"] = rc
     state["killed"] = kill_descendants()  # its descendants were re-parented to us when it ended
     write()
-    return 0
+    return rc if rc >= 0 else 128 - rc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, output_error
 
 SCHEMA = "effbench.result/1"
 _log = logging.getLogger("effbench.results")
@@ -74,10 +74,14 @@ def new_result(
 
 
 def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> Path:
-    """Write JSON to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write JSON to a temporary file in the same folder, fsync, then rename: readers never see half a file. A full
+    device raises :class:`~effbench.base.errors.OutputError` naming ``path``, the temporary file removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise output_error(exc, path) or exc from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=2, sort_keys=False, default=_json_default)
@@ -88,8 +92,10 @@ def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and (full := output_error(exc, path)) is not None:
+            raise full from None
         raise
     return path
 
@@ -123,6 +129,26 @@ def validate_result(doc: Any) -> str | None:
             return f"no {key!r} field"
         if not isinstance(doc[key], kind):
             return f"{key!r} is a {type(doc[key]).__name__}, expected a {kind.__name__}"
+    return _impossible_metric(doc["metrics"])
+
+
+def _impossible_metric(stored: dict[str, Any]) -> str | None:
+    """Why a metric value cannot be a measurement (a negative or infinite cost, an infinite figure that is better
+    higher but not a PSNR/SSIM-like bound), or None. Costs are the catalogue's ``better="lower"`` metrics."""
+    import math
+
+    from .catalogue import _REGISTRY, number
+
+    for key, value in stored.items():
+        m = _REGISTRY.get(key)
+        v = number(value)
+        if m is None or v is None:
+            continue
+        what = f"{key}.median" if isinstance(value, dict) else key
+        if m.better == "lower" and (v < 0 or math.isinf(v)):
+            return f"metric {what} is {v!r}: {m.label} cannot be {'negative' if v < 0 else 'infinite'}"
+        if m.better is None and math.isinf(v):
+            return f"metric {what} is {v!r}, not a finite number"
     return None
 
 

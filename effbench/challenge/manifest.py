@@ -196,6 +196,8 @@ def _entry(where: str, raw: Any, root: Path) -> Entry:
     if isinstance(name, str):
         where = f"{where} ({name!r})"
     t = _table(where, raw, _ENTRY_KEYS, ("name", "model"))
+    if not t["name"].strip():
+        raise UsageError(f"{where}: name is empty; every entry needs a name (it names the entry's results)")
     skip = t.get("skip")
     spec = ModelSpec(t["model"])
     if not t["model"] or (not spec.is_zoo and not (spec.location and spec.attr)):
@@ -256,6 +258,10 @@ def load_manifest(path: str | Path) -> Challenge:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"the manifest {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - {"challenge", "entry"})

@@ -3,7 +3,8 @@
 - ``effbench challenge init REPO --year Y [-o MANIFEST]``: draft a manifest from an organisers' repository;
 - ``effbench challenge [run] MANIFEST --out DIR [--parts static,memory,runtime,quality] [--device D]
   [--dataset FOLDER] [--resume] [--timeout S] [--compare-conventions]``: every entry as sweep cells, then
-  ``DIR/leaderboard.{json,csv,md,html}``;
+  ``DIR/leaderboard.{json,csv,md,html}``; exit code 0 when every entry was measured ok (or skipped by the
+  manifest), 1 when any entry failed (each named on stderr), 2 a usage error, 3 DIR locked by another runner;
 - ``effbench challenge check --year Y SPEC [--weights W] [--data-range R] [--dataset D]``: a participant's
   pre-submission check with the projected score against the year's baseline.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ._common import add_executor_arguments, add_timeout_argument, executor_from_args, json_out
+from ..base.timeout import positive_seconds
+from ._common import add_executor_arguments, executor_from_args, json_out
 
 NAME = "challenge"
 HELP = "Run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)."
@@ -81,7 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="show beside the year's counts what the full convention counts (e.g. padding='same' convs)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_timeout_argument(run)
+    run.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds per entry cell: a cell past it is killed and its entry recorded as timeout (exit code 1)",
+    )
     add_executor_arguments(run)
 
     check = sub.add_parser("check", help="a participant's check of one model against the year's rules")
@@ -175,7 +183,14 @@ def _run(args: argparse.Namespace) -> int:
     )
     for path in summary["written"]:
         print(path)
-    return 0
+    failed = [r for r in rows if r["status"] not in ("ok", "skipped")]
+    if failed:
+        print(
+            f"effbench challenge: {len(failed)} of {len(rows)} entries failed "
+            f"({', '.join(r['name'] + ': ' + r['status'] for r in failed)}); exit code 1",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -154,12 +154,34 @@ def _check_values(cfg: SweepConfig) -> None:
         raise UsageError(f"--budget must be a positive number of seconds, got {cfg.budget_s}")
     if cfg.timeout is not None and not cfg.timeout > 0:
         raise UsageError(f"--timeout must be positive, got {cfg.timeout}")
+    for s in cfg.scales:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise UsageError(f"--scales must be positive integers, got {s!r}")
     for h, w in cfg.sizes:
         if h <= 0 or w <= 0:
             raise UsageError(f"--sizes: height and width must be positive, got {h}x{w}")
+    _check_fits(cfg)
     for d in cfg.devices:
         if str(d).startswith("cuda") and not torch.cuda.is_available():
             raise UsageError(f"--devices {d}: CUDA is not available here (use --devices cpu or auto)")
+
+
+def _check_fits(cfg: SweepConfig) -> None:
+    """Refuse a size whose x``scale`` output image alone (3 channels, fp32) is larger than this machine's memory:
+    no cell of it could run (the per-cell memory check then refines this for each model)."""
+    from ..sweep.supervise import memory_limit_bytes
+
+    limit = memory_limit_bytes()
+    if not limit:
+        return
+    for h, w in cfg.sizes:
+        for s in cfg.scales:
+            need = 3 * 4 * h * s * w * s
+            if need > limit:
+                raise UsageError(
+                    f"--sizes {h}x{w} at x{s}: the output image alone needs {need / 2**30:.4g} GiB, more than "
+                    f"this machine's {limit / 2**30:.1f} GiB of memory"
+                )
 
 
 def run(args: argparse.Namespace) -> int:

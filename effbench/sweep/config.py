@@ -296,6 +296,12 @@ def load_config(path: str | Path) -> SweepConfig:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"sweep config not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"sweep config {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the sweep config {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"sweep config {path} is not valid TOML: {exc}") from None
     data = data.get("sweep", data)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..base.errors import EffbenchError
+from ..base.errors import EffbenchError, UsageError, output_error
 
 __all__ = ["LOCK_NAME", "LockHeldError", "OutputLock", "read_lock_info"]
 
@@ -96,7 +96,17 @@ class OutputLock:
 
     def acquire(self) -> None:
         """Take the lock (see the class docstring for ``wait``); raises :class:`LockHeldError` when refused."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--out {folder} is a file, not a folder: give a folder for the results")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UsageError(f"--out {folder}: a part of that path is a file, not a folder") from None
+        except OSError as exc:
+            raise output_error(exc, folder) or UsageError(
+                f"--out {folder}: cannot create it ({exc})"
+            ) from None
         deadline = None if self.wait is None else time.monotonic() + self.wait
         said_waiting = False
         while (fd := self._try_once()) is None:
@@ -126,9 +136,13 @@ class OutputLock:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": self.command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise output_error(exc, self.path) or exc from None
         self._fd = fd
 
     def release(self) -> None:

@@ -34,7 +34,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
-from ..base.errors import UsageError
+from ..base.errors import UsageError, output_error
 from ..base.results import validate_result, write_json_atomic
 from .executors import Executor, get_executor
 from .lock import OutputLock
@@ -54,6 +54,8 @@ __all__ = [
     "RESUME_MODES",
     "CellProcess",
     "SweepTerminated",
+    "ERROR_MAX_CHARS",
+    "cap_errors",
     "cell_state",
     "is_finished",
     "run_sweep",
@@ -128,6 +130,35 @@ def _failure_doc(cell: Any, status: str, error: str) -> dict[str, Any]:
     return cell.new_result(convention=None, status=status, error=error)
 
 
+ERROR_MAX_CHARS = 4000
+
+
+def cap_errors(doc: dict[str, Any], full_log: Path) -> dict[str, Any]:
+    """Shorten ``doc``'s ``error`` and ``partial_errors`` texts longer than :data:`ERROR_MAX_CHARS` (their start
+    and end kept, the cut said) and write each whole text into ``full_log``, which the shortened text names."""
+    texts: list[str] = []
+
+    def cap(text: Any, what: str) -> Any:
+        if not isinstance(text, str) or len(text) <= ERROR_MAX_CHARS:
+            return text
+        texts.append(f"===== {what} =====\n{text}\n")
+        keep = ERROR_MAX_CHARS // 2
+        cut = len(text) - 2 * keep
+        return (
+            f"{text[:keep]}\n[... {cut} characters cut; the whole text is in {full_log} ...]\n{text[-keep:]}"
+        )
+
+    doc["error"] = cap(doc.get("error"), "error")
+    if isinstance(doc.get("partial_errors"), dict):
+        doc["partial_errors"] = {k: cap(v, f"partial_errors.{k}") for k, v in doc["partial_errors"].items()}
+    if texts:
+        try:
+            full_log.write_text("".join(texts))
+        except OSError as exc:
+            raise output_error(exc, full_log) or exc from None
+    return doc
+
+
 def _stamp(path: Path) -> tuple[int, int] | None:
     """Identity of the file at ``path`` (inode, mtime): an atomic rewrite changes it."""
     try:
@@ -189,7 +220,10 @@ class CellProcess:
         self._report.unlink(missing_ok=True)
         self.killed = list(report.get("killed") or [])
         rc = report.get("returncode")
-        return self._proc.returncode if rc is None else int(rc)
+        if rc is None:  # no report (the disk is full): the supervisor's code says 128 + N for signal N
+            rc = self._proc.returncode
+            return -(rc - 128) if rc > 128 else rc
+        return int(rc)
 
     def poll(self) -> bool:
         """True once the process has ended (or was killed at its timeout); :attr:`failure` is then final."""
@@ -269,19 +303,26 @@ def write_table(out: str | Path) -> list[Path]:
     if not docs:
         return []
     frame = results_frame(docs)
-    written = [out / "results.csv"]
-    tmp = out / ".results.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, written[0])
+    written = []
+    targets: list[tuple[str, Any]] = [("results.csv", frame.to_csv)]
     try:
         import pyarrow  # noqa: F401
 
-        tmp = out / ".results.parquet.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out / "results.parquet")
-        written.append(out / "results.parquet")
+        targets.append(("results.parquet", frame.to_parquet))
     except ImportError:
         pass
+    for name, write in targets:
+        tmp = out / f".{name}.tmp"
+        try:
+            write(tmp, index=False)
+            os.replace(tmp, out / name)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise output_error(exc, out / name) or exc from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        written.append(out / name)
     return written
 
 
@@ -375,6 +416,7 @@ def _run_locked(
         if doc is None:  # the cell's process wrote it (valid): add where it ran
             doc = json.loads(path.read_text())
         doc["env"] = {**(doc.get("env") or {}), "executor": executor.name, "node": node}
+        cap_errors(doc, out / "logs" / f"{cell.cell_id}.error.txt")
         write_json_atomic(path, doc)
         summary["status"][doc["status"]] += 1
         summary["ran"] += 1

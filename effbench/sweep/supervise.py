@@ -118,9 +118,9 @@ def _cgroup_dirs() -> list[tuple[str, Path]]:
 def _read_key(path: Path, key: str) -> int | None:
     try:
         for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
+            words = line.split()  # "oom_kill 3", "MemTotal:   24683772 kB"
+            if len(words) >= 2 and words[0] == key:
+                return int(words[1])
     except (OSError, ValueError):
         return None
     return None

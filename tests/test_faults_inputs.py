@@ -1,0 +1,219 @@
+"""Issue 25, bad inputs and full disks: each gets a clear error naming the file or value and its own exit code, and
+nothing already measured is lost. A full file system under --out (a real tmpfs), --out naming a file, non-UTF-8
+sweep and manifest files, impossible metric values in results, --scales 0 and absurd sizes, a challenge whose
+entries failed, an empty entry name, a failing entry's 150 KB error text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sweep_runs import MODELS, ROOT, run_argv
+
+from effbench.base.errors import UsageError
+from effbench.base.results import load_results, new_result, validate_result, write_json_atomic
+from effbench.challenge.manifest import load_manifest
+from effbench.sweep.runner import ERROR_MAX_CHARS
+
+OUTPUT_ERROR_RC = 5
+
+
+def _effbench(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "effbench", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _tmp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+# ----------------------------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A real 2 MiB tmpfs mounted at ``tmp_path/fs`` (root only; skipped where mounting is not allowed)."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip() or done.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+_FILLS = '''
+import os
+from torch import nn
+
+
+class FillsTheDisk(nn.Module):
+    """Fills the file system its result goes to, then builds nothing: the next write there fails."""
+
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        with open(os.path.join(FOLDER, "filler"), "wb", buffering=0) as f:
+            for block in (65536, 4096, 1):  # to the last byte
+                try:
+                    while True:
+                        f.write(b"x" * block)
+                except OSError:
+                    pass
+'''
+
+
+def test_a_full_disk_under_out_is_a_clear_error_with_its_own_exit_code_and_no_tmp_file(
+    tmp_path: Path, small_fs: Path
+):
+    fills = tmp_path / "fills.py"
+    fills.write_text(f"FOLDER = {str(small_fs)!r}\n" + _FILLS)
+    out = small_fs / "out"
+    done = subprocess.run(
+        run_argv(out, [f"{MODELS}:Nearest", f"{fills}:FillsTheDisk"]),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == OUTPUT_ERROR_RC, done.stdout + done.stderr
+    assert "no space left on the device writing" in done.stderr and "Traceback" not in done.stderr
+    assert _tmp_files(small_fs) == []
+    docs = {d["model"]: d for d in load_results([out / "cells"])}
+    assert docs["Nearest"]["status"] == "ok"  # the cell measured before the disk filled up is kept
+    if "FillsTheDisk" in docs:  # its failure fitted where its own half-written file was removed
+        assert docs["FillsTheDisk"]["status"] == "error"  # its log could not be written either
+
+
+def test_write_json_atomic_on_a_full_disk_raises_output_error_and_leaves_no_tmp(small_fs: Path):
+    with open(small_fs / "filler", "wb", buffering=0) as f:
+        for block in (65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"x" * block)
+            except OSError:
+                pass
+    from effbench.base.errors import OutputError
+
+    with pytest.raises(OutputError, match=r"no space left on the device writing .*r\.json"):
+        write_json_atomic(small_fs / "r.json", {"big": "y" * 200_000})
+    assert _tmp_files(small_fs) == []
+
+
+# ----------------------------------------------------------------------------------------------- bad files and values
+
+
+def test_out_naming_a_file_is_a_usage_error_and_the_file_is_untouched(tmp_path: Path):
+    f = tmp_path / "passwd"
+    f.write_text("root:x:0:0::/root:/bin/bash\n")
+    done = _effbench(*run_argv(f, [f"{MODELS}:Nearest"])[3:])
+    assert done.returncode == 2, done.stderr
+    assert f"--out {f} is a file, not a folder" in done.stderr and "Traceback" not in done.stderr
+    assert f.read_text() == "root:x:0:0::/root:/bin/bash\n"
+
+
+def test_a_non_utf8_sweep_file_and_manifest_are_usage_errors_naming_the_file(tmp_path: Path):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_bytes(b'models = ["caf\xe9"]\n')
+    done = _effbench("run", str(sweep), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and f"sweep config {sweep} is not UTF-8 text" in done.stderr, done.stderr
+    manifest = tmp_path / "m.toml"
+    manifest.write_bytes(b'[challenge]\nname = "caf\xe9"\nyear = 2024\n')
+    done = _effbench("challenge", str(manifest), "--out", str(tmp_path / "o2"))
+    assert done.returncode == 2 and f"the manifest {manifest} is not UTF-8 text" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--scales", "0"], "--scales must be positive integers, got 0"),
+        (["--scales", "-2"], "--scales must be positive integers, got -2"),
+        (["--sizes", "99999999999x99999999999"], "the output image alone needs"),
+    ],
+)
+def test_impossible_scales_and_sizes_are_refused_before_any_cell_runs(tmp_path: Path, extra, message):
+    out = tmp_path / "o"
+    argv = run_argv(out, [f"{MODELS}:Nearest"])[3:]
+    if "--sizes" in extra:
+        i = argv.index("--sizes")
+        del argv[i : i + 2]
+    done = _effbench(*argv, *extra)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (out / "cells").exists()
+
+
+def test_negative_or_infinite_costs_make_a_result_invalid_and_reports_skip_it_by_name(tmp_path: Path):
+    good = new_result("Good", scale=4, metrics={"flops": 1e9, "runtime_ms": {"median": 2.0}, "psnr": 30.0})
+    negative = new_result("Negative", scale=4, metrics={"runtime_ms": {"median": -3.0, "samples": [-3.0]}})
+    infinite = new_result("Infinite", scale=4, metrics={"flops": float("inf")})
+    assert validate_result(good) is None
+    assert validate_result({**good, "metrics": {"psnr": float("inf")}}) is None  # identical images
+    assert "runtime_ms.median is -3.0: runtime cannot be negative" in validate_result(negative)
+    assert "flops is inf: FLOPs cannot be infinite" in validate_result(infinite)
+    for doc in (good, negative, infinite):
+        write_json_atomic(tmp_path / "cells" / f"{doc['model']}.json", doc)
+    done = _effbench("report", str(tmp_path / "cells"), "--out", str(tmp_path / "rep"), "--format", "md")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "Negative.json" in done.stderr and "Infinite.json" in done.stderr and "Traceback" not in done.stderr
+    )
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Good" in md and "Negative" not in md and "infG" not in md
+    strict = _effbench("report", str(tmp_path / "cells"), "--out", str(tmp_path / "rep2"), "--strict")
+    assert strict.returncode == 2 and "cannot be" in strict.stderr and "Traceback" not in strict.stderr
+
+
+# ----------------------------------------------------------------------------------------------- challenge
+
+
+def _manifest(tmp_path: Path, entries: str) -> Path:
+    m = tmp_path / "m.toml"
+    m.write_text('[challenge]\nname = "t"\nyear = 2024\n\n' + entries)
+    return m
+
+
+def test_challenge_exits_1_naming_the_failed_entries(tmp_path: Path):
+    m = _manifest(
+        tmp_path,
+        f'[[entry]]\nname = "good"\nmodel = "{ROOT / MODELS}:Nearest"\n\n'
+        f'[[entry]]\nname = "broken"\nmodel = "{ROOT / MODELS}:NoSuchClass"\n\n'
+        f'[[entry]]\nname = "left_out"\nmodel = "{ROOT / MODELS}:Nearest"\nskip = "not this year"\n',
+    )
+    done = _effbench("challenge", str(m), "--out", str(tmp_path / "lb"), "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "1 of 3 entries failed (broken: " in done.stderr
+    help_text = _effbench("challenge", "run", "--help").stdout
+    assert "exit code 4" not in help_text and "(exit code 1)" in help_text
+
+
+def test_an_empty_entry_name_is_refused(tmp_path: Path):
+    m = _manifest(tmp_path, f'[[entry]]\nname = " "\nmodel = "{ROOT / MODELS}:Nearest"\n')
+    with pytest.raises(UsageError, match=r"entry 1.*name is empty"):
+        load_manifest(m)
+
+
+# ----------------------------------------------------------------------------------------------- long errors
+
+
+def test_a_noisy_failing_cell_keeps_its_error_short_and_the_whole_text_in_a_file(tmp_path: Path):
+    noisy = tmp_path / "noisy.py"
+    noisy.write_text(
+        "from torch import nn\n\n\nclass Noisy(nn.Module):\n    def __init__(self, scale: int = 4) -> None:\n"
+        "        super().__init__()\n        raise RuntimeError('start ' + 'blah ' * 30000 + ' end')\n"
+    )
+    out = tmp_path / "o"
+    done = subprocess.run(
+        run_argv(out, [f"{noisy}:Noisy"]), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr
+    (doc,) = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert doc["status"] == "error" and len(doc["error"]) < ERROR_MAX_CHARS + 300
+    assert "characters cut; the whole text is in" in doc["error"] and doc["error"].rstrip().endswith("end")
+    (full,) = (out / "logs").glob("*.error.txt")
+    assert "blah " * 30000 in full.read_text() and str(full) in doc["error"]
