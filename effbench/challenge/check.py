@@ -96,6 +96,7 @@ def check_entry(
     repo: str | Path | None = None,
     timing_size: tuple[int, int] | None = None,
     tile: int | None = None,
+    gpu: str | None = None,
 ) -> dict[str, Any]:
     """Run the organisers' checks on one model and project its score under ``year``'s rules.
 
@@ -103,7 +104,10 @@ def check_entry(
     entry when their repository ``repo`` is given, else the zoo's copy. ``timing_size`` is the LR size the two are timed at (default: the year's
     counting input). ``tile``: the entry runs tile by tile (the harness's tiled ``forward``) for PSNR and timing.
     Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
-    ``projected`` (score and its interval) and ``passed`` (every check that could run passed).
+    ``projected`` (score and its interval), ``runtime_projection`` (the runtime and score projected on the year's
+    GPU, or ``gpu``, by :mod:`effbench.challenge.projection`; absent with the reason in
+    ``runtime_projection_error`` when the year names no described GPU) and ``passed`` (every check that could run
+    passed).
     """
     from ..zoo.spec import ModelSpec, resolve_model
     from .scores import projected_score
@@ -200,6 +204,12 @@ def check_entry(
             "baseline_score": projected_score(base, base, year).score,
             "weights": dict(rules.score.weights),
         }
+    from .projection import check_projection
+
+    try:
+        report["runtime_projection"] = check_projection(model, base_model, year, gpu, counts, base_counts)
+    except UsageError as exc:
+        report["runtime_projection_error"] = str(exc)
     report["passed"] = all(c["ok"] is not False for c in checks)
     return report
 
@@ -254,4 +264,10 @@ def check_markdown(report: dict[str, Any]) -> str:
             f"Projected score: {p['score']:.4f} (interval {p['low']:.4f} to {p['high']:.4f}); the baseline scores "
             f"{p['baseline_score']:.4f}. Lower is better.",
         ]
+    if report.get("runtime_projection"):
+        from .projection import check_projection_lines
+
+        lines += ["", *check_projection_lines(report["runtime_projection"])]
+    elif report.get("runtime_projection_error"):
+        lines += ["", f"No runtime projection: {report['runtime_projection_error']}"]
     return "\n".join(lines) + "\n"

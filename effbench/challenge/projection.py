@@ -11,7 +11,7 @@ from ..timing.gpus import GpuSpec, gpu_spec
 from ..timing.projection import Projection, Protocol, image_set, load_cost_model, record_trace
 from .years import year_rules
 
-__all__ = ["project_entry", "year_gpu", "year_protocol"]
+__all__ = ["check_projection", "check_projection_lines", "project_entry", "year_gpu", "year_protocol"]
 
 
 def year_protocol(year: int) -> Protocol:
@@ -44,3 +44,66 @@ def project_entry(model: Any, year: int, gpu: str | None = None) -> Projection:
     spec = year_gpu(year, gpu)
     trace = record_trace(model, protocol.size, protocol.dtype)
     return load_cost_model().project(trace, spec, protocol)
+
+
+def check_projection(
+    model: Any,
+    baseline: Any,
+    year: int,
+    gpu: str | None = None,
+    counts: dict[str, Any] | None = None,
+    baseline_counts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``challenge check``'s projection: the entry and the baseline projected under the year's protocol on the
+    year's GPU (or ``gpu``), their ratio, and for a score year the projected score with the entry's interval
+    (the baseline's projection held: the two share the cost model, so much of its error cancels in the ratio).
+    """
+    from dataclasses import asdict
+
+    from .scores import projected_score
+
+    entry = project_entry(model, year, gpu)
+    base = project_entry(baseline, year, gpu)
+    ratio = entry.runtime_ms / base.runtime_ms
+    out: dict[str, Any] = {
+        "label": "projection",
+        "gpu": entry.gpu,
+        "entry": entry.as_dict(),
+        "baseline": base.as_dict(),
+        "ratio": ratio,
+        "ratio_low": entry.low_ms / base.runtime_ms,
+        "ratio_high": entry.high_ms / base.runtime_ms,
+    }
+    rules = year_rules(year)
+    published = rules.baseline.published.get("runtime_ms")
+    if published:
+        out["baseline_published_ms"] = published
+    if rules.score.kind == "score" and counts and baseline_counts:
+        b = {"runtime": 1.0, "flops": baseline_counts["flops"], "params": baseline_counts["params"]}
+        score = projected_score(
+            {"runtime": ratio, "flops": counts["flops"], "params": counts["params"]},
+            b,
+            year,
+            runtime_interval=(out["ratio_low"], out["ratio_high"]),
+        )
+        out["score"] = asdict(score)
+    return out
+
+
+def check_projection_lines(proj: dict[str, Any]) -> list[str]:
+    """The projection's lines of the check page, each saying it is a projection."""
+    e, b = proj["entry"], proj["baseline"]
+    lines = [
+        f"PROJECTED runtime on {proj['gpu']} (not measured; {e['interval']}, fit: {e['fit']}): "
+        f"{e['runtime_ms']:.2f} ms ({e['low_ms']:.2f} to {e['high_ms']:.2f}); the baseline projects to "
+        f"{b['runtime_ms']:.2f} ms"
+        + (f" (published: {proj['baseline_published_ms']:.2f} ms)" if "baseline_published_ms" in proj else "")
+        + f"; projected ratio x{proj['ratio']:.3f} (x{proj['ratio_low']:.3f} to x{proj['ratio_high']:.3f}).",
+    ]
+    if "score" in proj:
+        s = proj["score"]
+        lines.append(
+            f"PROJECTED score on {proj['gpu']}: {s['score']:.4f} ({s['low']:.4f} to {s['high']:.4f}), from the "
+            "projected runtime ratio."
+        )
+    return lines
