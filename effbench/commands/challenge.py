@@ -61,8 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--parts",
         default="static,memory",
-        help="what to measure: static (params, FLOPs, #Acts, #Conv), memory (predicted), runtime, quality "
-        "(PSNR; needs --dataset); default static,memory",
+        help="what to measure: static (params, FLOPs, #Acts, #Conv), memory (predicted), projection (runtime "
+        "PROJECTED on the year's GPU, device-free), runtime, quality (PSNR; needs --dataset); default static,memory",
+    )
+    run.add_argument(
+        "--gpu",
+        default=None,
+        metavar="NAME",
+        help="the GPU the runtime is PROJECTED on (titan-xp, gtx-1080-ti, rtx-3090, rtx-a6000, a100, h100, h200; "
+        "default: the year's organisers' GPU) for --parts projection",
     )
     run.add_argument("--device", default="cpu", help="device for runtime and quality (default cpu)")
     run.add_argument("--dataset", default=None, metavar="FOLDER", help="the validation images (LR/HR)")
@@ -133,6 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the model tile by tile (N x N tiles, overlap 32)",
     )
     check.add_argument("--json", action="store_true", help="print the check as JSON")
+    check.add_argument(
+        "--gpu",
+        default=None,
+        metavar="NAME",
+        help="the GPU the runtime is PROJECTED on (titan-xp, gtx-1080-ti, rtx-3090, rtx-a6000, a100, h100, h200; "
+        "default: the year's organisers' GPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         executor=executor_from_args(args),
         backend=args.backend,
         dtype=args.dtype,
+        gpu=args.gpu,
     )
     rows = summary["leaderboard"]
     counts: dict[str, int] = {}
@@ -211,6 +226,7 @@ def _check(args: argparse.Namespace) -> int:
         repo=args.repo,
         tile=args.tile,
         timing_size=None if args.size is None else parse_size(args.size),
+        gpu=args.gpu,
     )
     if args.json:
         print(json.dumps(report, indent=2, default=str), file=json_out())
