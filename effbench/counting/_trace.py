@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -466,6 +467,22 @@ def _run(
         return model(x)
 
 
+def as_module(model: Any) -> Any:
+    """The eager module behind a ``torch.compile``'d module (its ``_orig_mod``: the compiled graph runs the same
+    ops, and counting it would count what dynamo does with the recorders) or a ``torch.export`` program (its
+    ``.module()``, whose graph calls the exported aten ops); anything else as it is."""
+    # Looked up where already imported only (importing dynamo takes seconds): a model cannot be one otherwise.
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    optimized = getattr(dynamo, "OptimizedModule", None)
+    while optimized is not None and isinstance(model, optimized):
+        model = model._orig_mod
+    export = sys.modules.get("torch.export")
+    program = getattr(export, "ExportedProgram", None)
+    if program is not None and isinstance(model, program):
+        model = model.module()
+    return model
+
+
 def record(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -486,6 +503,7 @@ def record(
     parameters, ``x.half()`` inside ``forward``). Raises :class:`ModelError` naming the model when the forward
     fails or does not return a tensor.
     """
+    model = as_module(model)
     label = name or type(model).__name__
     shape = tuple(int(s) for s in input_shape)
     try:

@@ -12,7 +12,7 @@ from torch import nn
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
-from ._trace import OpTrace, record
+from ._trace import OpTrace, as_module, record
 from .conventions import Convention, Rule, convention_names, get_convention
 
 DEFAULT_CONVENTION = "full"
@@ -119,7 +119,7 @@ def trace_model(
     dtypes; the real engine's input; the real engine only)."""
     from ..zoo.spec import resolve_model
 
-    r = resolve_model(model, scale=scale)
+    r = resolve_model(as_module(model), scale=scale)
     net, label = r.model, label or r.name
     shape = (batch, channels, *check_size(input_size, batch=batch, channels=channels))
     trace = record(
@@ -179,7 +179,8 @@ def profile(
 ) -> Profile:
     """Count params, MACs, FLOPs, activations and convolutions of ``model`` for a ``batch x channels x H x W`` input.
 
-    ``model`` is an ``nn.Module`` or a spec (zoo name, ``file.py:Name``, ``package.module:Name``; built at
+    ``model`` is an ``nn.Module`` (a ``torch.compile``'d one counts as its eager module, a ``torch.export``
+    program as its ``.module()``) or a spec (zoo name, ``file.py:Name``, ``package.module:Name``; built at
     ``scale``, default 4). ``convention`` is ``"full"`` (default: every arithmetic op), ``"ntire2022"`` (the
     official NTIRE 2022/2023 hook tool, exactly) or ``"fvcore"`` (``FlopCountAnalysis(...).total()``, exactly).
     When ``scale`` is given, the output must be ``scale`` times the input, else :class:`ModelError`.
@@ -194,7 +195,7 @@ def profile(
         conv = conv.with_overrides(overrides)
     from ..zoo.spec import resolve_model
 
-    r = resolve_model(model, scale=scale)
+    r = resolve_model(as_module(model), scale=scale)
     net, label = r.model, r.name
     trace, _ = trace_model(
         net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
@@ -227,7 +228,7 @@ def compare_conventions(
         raise UsageError("compare_conventions needs at least one convention")
     from ..zoo.spec import resolve_model
 
-    r = resolve_model(model, scale=scale)
+    r = resolve_model(as_module(model), scale=scale)
     net, label = r.model, r.name
     trace, _ = trace_model(
         net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label

@@ -38,9 +38,13 @@ Activations: output elements of every convolution and matrix product. #conv: eve
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
-from .._trace import OpCall, tensors_in
-from . import ZERO, Convention, Cost, arg, out, register_convention
+import torch
+
+from .._trace import OpCall, TensorMeta, tensors_in
+from . import ZERO, Convention, Cost, Rule, arg, out, register_convention
 
 
 class Full(Convention):
@@ -51,6 +55,68 @@ class Full(Convention):
     def zero(self, *packets: str) -> None:
         """Declare ops that move data but do no arithmetic (counted 0 FLOPs, bytes reported)."""
         self.op(*packets)(_data_movement)
+
+    def op_rule(self, packet: str) -> Rule | None:
+        """This convention's rule, else the formula registered for the op with
+        :func:`torch.utils.flop_counter.register_flop_formula` (custom ops defined with :mod:`torch.library`)."""
+        return super().op_rule(packet) or registered_formula(packet)
+
+
+def registered_formula(packet: str) -> Rule | None:
+    """A rule applying the ``torch.utils.flop_counter`` formula registered for the op ``packet`` (``"mylib.scan"``),
+    or ``None``. The formula gets the shapes of the arguments and of the output (``out_shape``), as
+    :class:`~torch.utils.flop_counter.FlopCounterMode` gives them; a formula registered with ``get_raw=True``
+    gets meta tensors of those shapes. Its result counts as FLOPs (MACs and activations 0: a formula does not
+    say them)."""
+    from torch.utils import flop_counter
+
+    registry = flop_counter.flop_registry
+    if len(registry) != _FORMULAS_SEEN[0]:  # registrations since the last look: index them by name again
+        _FORMULAS.clear()
+        for target, formula in registry.items():
+            name = getattr(target, "_qualified_op_name", None)
+            if isinstance(name, str):
+                _FORMULAS[name.replace("::", ".")] = formula
+        _FORMULAS_SEEN[0] = len(registry)
+    formula = _FORMULAS.get(packet)
+    if formula is None:
+        return None
+    raw = not hasattr(formula, "__wrapped__")  # shape-wrapped formulas keep the original as __wrapped__
+
+    def rule(op: OpCall) -> Cost:
+        convert = _as_meta_tensor if raw else _as_shape
+        args = tuple(_tree(convert, a) for a in op.args)
+        kwargs = {k: _tree(convert, v) for k, v in op.kwargs.items()}
+        output = _tree(convert, op.output)
+        if raw:
+            flops = formula(*args, out_val=output, **kwargs)
+        else:
+            flops = formula.__wrapped__(*args, out_shape=output, **kwargs)
+        return Cost(flops=int(flops))
+
+    return rule
+
+
+_FORMULAS: dict[str, Callable[..., int]] = {}
+_FORMULAS_SEEN = [-1]
+
+
+def _as_shape(t: TensorMeta) -> torch.Size:
+    return torch.Size(t.shape)
+
+
+def _as_meta_tensor(t: TensorMeta) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _tree(convert: Callable[[TensorMeta], Any], x: Any) -> Any:
+    if isinstance(x, TensorMeta):
+        return convert(x)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_tree(convert, v) for v in x) if type(x) in (list, tuple) else x
+    if isinstance(x, dict):
+        return {k: _tree(convert, v) for k, v in x.items()}
+    return x
 
 
 def _data_movement(op: OpCall) -> Cost:
@@ -239,15 +305,7 @@ def _per_output(k: int):
 
 
 FULL.op(
-    "aten.add",
-    "aten.sub",
-    "aten.rsub",
-    "aten.mul",
-    "aten.div",
-    "aten.true_divide",
     "aten.floor_divide",
-    "aten.neg",
-    "aten.abs",
     "aten.reciprocal",
     "aten.sqrt",
     "aten.rsqrt",
@@ -312,7 +370,31 @@ FULL.op("aten.hardsigmoid", "aten.softplus", "aten.elu", "aten.celu", "aten.selu
 FULL.op("aten.sigmoid", "aten.hardswish", "aten.log_sigmoid_forward")(_per_output(4))
 FULL.op("aten.silu", "aten.tanh")(_per_output(5))
 FULL.op("aten.gelu", "aten.mish")(_per_output(8))
-FULL.op("aten._softmax", "aten.softmax", "aten._log_softmax", "aten.log_softmax")(_per_output(5))
+FULL.op("aten._softmax", "aten.softmax", "aten._log_softmax", "aten.log_softmax", "aten._safe_softmax")(
+    _per_output(5)
+)
+FULL.op(
+    "aten.tan",
+    "aten.asin",
+    "aten.acos",
+    "aten.atan",
+    "aten.sinh",
+    "aten.cosh",
+    "aten.asinh",
+    "aten.acosh",
+    "aten.atanh",
+    "aten.erfc",
+    "aten.erfinv",
+    "aten.logit",
+    "aten.sinc",
+    "aten.angle",
+    "aten.isinf",
+    "aten.signbit",
+    "aten.logical_xor",
+    "aten.bitwise_xor",
+    "aten.hardshrink",
+    "aten.softshrink",
+)(_per_output(1))
 
 
 # --- reductions, pooling, norms, interpolation -------------------------------------------------------------------
@@ -391,8 +473,217 @@ def _norm(op: OpCall) -> Cost:
 
 
 FULL.op("aten.upsample_linear1d")(_per_output(3))
-FULL.op(
-    "aten.upsample_bilinear2d", "aten._upsample_bilinear2d_aa", "aten.grid_sampler_2d", "aten.grid_sampler"
-)(_per_output(7))
+FULL.op("aten.upsample_bilinear2d", "aten._upsample_bilinear2d_aa")(_per_output(7))
+
+
+# grid_sample, per output element (one channel of one sampled point): bilinear 7 (4 mul, 3 add), nearest 0 (a
+# gather), bicubic 31 (as upsample_bicubic2d); per sampled point (shared by the channels): 4 to map the grid's
+# two coordinates to pixels (a mul and an add each), plus the interpolation weights -- bilinear 8 (2
+# fractions, 2 complements, 4 products), nearest 2 (rounding), bicubic 2 fractions and 4 cubic coefficients of
+# 6 FLOPs per axis (50). Padding modes (clamping, reflection) are not counted.
+_GRID_PER_VALUE = {0: 7, 1: 0, 2: 31}
+_GRID_PER_POINT = {0: 4 + 8, 1: 4 + 2, 2: 4 + 2 + 2 * 4 * 6}
+
+
+@FULL.op("aten.grid_sampler_2d", "aten.grid_sampler")
+def _grid_sample(op: OpCall) -> Cost:
+    o, grid = out(op), arg(op, 1)
+    mode = arg(op, 2) if isinstance(arg(op, 2), int) else 0
+    points = math.prod(grid.shape[:-1])
+    return Cost(flops=_GRID_PER_VALUE.get(mode, 7) * o.numel + _GRID_PER_POINT.get(mode, 12) * points)
+
+
 FULL.op("aten.upsample_trilinear3d")(_per_output(15))
 FULL.op("aten.upsample_bicubic2d", "aten._upsample_bicubic2d_aa")(_per_output(31))
+
+
+# --- arithmetic on real and complex values -------------------------------------------------------------------------
+
+# FLOPs per output element with two complex operands: add/sub 2, mul 6 (4 mul, 2 add), div 11 (6 mul, 3 add,
+# 2 div); with one real operand: add/sub 1 (the real part only), mul 2, complex / real 2 (real / complex is a
+# complex division). Real operands: 1. neg of a complex value 2, abs 4 (2 mul, 1 add, 1 sqrt).
+_COMPLEX_BOTH = {"add": 2, "sub": 2, "rsub": 2, "mul": 6, "div": 11, "true_divide": 11}
+_COMPLEX_ONE = {"add": 1, "sub": 1, "rsub": 1, "mul": 2, "div": 2, "true_divide": 2}
+
+
+def _complex(x: object) -> bool:
+    return isinstance(x, complex) or (isinstance(x, TensorMeta) and x.dtype.is_complex)
+
+
+@FULL.op("aten.add", "aten.sub", "aten.rsub", "aten.mul", "aten.div", "aten.true_divide")
+def _arithmetic(op: OpCall) -> Cost:
+    n = out(op).numel
+    a, b = arg(op, 0), arg(op, 1)
+    if not (_complex(a) or _complex(b)):
+        return Cost(flops=n)
+    name = op.packet.split(".", 1)[1].rstrip("_")
+    if (_complex(a) and _complex(b)) or (name in ("div", "true_divide") and _complex(b)):
+        return Cost(flops=_COMPLEX_BOTH[name] * n)
+    return Cost(flops=_COMPLEX_ONE[name] * n)
+
+
+@FULL.op("aten.neg", "aten.abs")
+def _neg_abs(op: OpCall) -> Cost:
+    n = out(op).numel
+    if _complex(arg(op, 0)):
+        return Cost(flops=(2 if op.packet.startswith("aten.neg") else 4) * n)
+    return Cost(flops=n)
+
+
+FULL.zero(
+    "aten.complex",
+    "aten.polar",
+    "aten.real",
+    "aten.imag",
+    "aten.conj",
+    "aten._conj",
+    "aten.conj_physical",
+    "aten.resolve_conj",
+    "aten.resolve_neg",
+    "aten._neg_view",
+    # random fills (counted 0, as rand/randn/normal/uniform above)
+    "aten.exponential",
+    "aten.cauchy",
+    "aten.geometric",
+    "aten.log_normal",
+    "aten.random",
+    "aten.randint",
+    "aten.randint_like",
+    "aten.randperm",
+    "aten.multinomial",
+    "aten.poisson",
+    "aten.tril",
+    "aten.triu",
+    "aten.masked_scatter",
+    "aten.index_copy",
+    "aten.take",
+    "aten.take_along_dim",
+    "aten.nonzero",
+    "aten.masked_select",
+    "aten.eye",
+    "aten.one_hot",
+    "aten.slice_scatter",
+    "aten.select_scatter",
+    "aten.diagonal_scatter",
+    "aten.as_strided_scatter",
+    "aten.unfold_copy",
+    "aten.alias_copy",
+    "aten.view_copy",
+    "aten.permute_copy",
+    "aten.expand_copy",
+    "aten.t_copy",
+    "aten.transpose_copy",
+    "aten.squeeze_copy",
+    "aten.unsqueeze_copy",
+    "aten.slice_copy",
+    "aten.select_copy",
+    "aten.split_copy",
+    "aten.split_with_sizes_copy",
+    "aten.unbind_copy",
+    "aten.detach_copy",
+    "aten.fill_diagonal",
+)
+
+
+# --- FFTs ----------------------------------------------------------------------------------------------------------
+
+# A complex transform of N points costs 5 N log2 N FLOPs (the radix-2 Cooley-Tukey count that FFTW and benchFFT
+# quote); a real-input (r2c) or real-output (c2r) transform of N real points half of it, 2.5 N log2 N. N is the
+# product of the transformed sizes (a 2-D transform of H x W points: 5 HW log2(HW), its row and column passes
+# together), times the number of transforms in the batch. A scaled transform (``norm`` "ortho", or "forward" /
+# "backward" on the side that divides) adds 1 FLOP per real output value (2 per complex one).
+
+
+def _fft_cost(op: OpCall, x: TensorMeta, per_point: float) -> Cost:
+    rank = len(x.shape)
+    dims = arg(op, 1)
+    dims = dims if isinstance(dims, (list, tuple)) else [dims]
+    points = math.prod(x.shape[d + rank if d < 0 else d] for d in dims)
+    if points < 1:
+        return ZERO
+    transforms = x.numel // points
+    flops = round(per_point * points * math.log2(points)) * transforms if points > 1 else 0
+    if arg(op, 2):  # normalization: 0 none, 1 by 1/sqrt(n), 2 by 1/n
+        o = out(op)
+        flops += o.numel * (2 if o.dtype.is_complex else 1)
+    return Cost(flops=flops)
+
+
+@FULL.op("aten._fft_c2c")
+def _fft_c2c(op: OpCall) -> Cost:
+    return _fft_cost(op, arg(op, 0), 5.0)
+
+
+@FULL.op("aten._fft_r2c")
+def _fft_r2c(op: OpCall) -> Cost:
+    return _fft_cost(op, arg(op, 0), 2.5)
+
+
+@FULL.op("aten._fft_c2r")
+def _fft_c2r(op: OpCall) -> Cost:
+    return _fft_cost(op, out(op), 2.5)  # N: the real output's points
+
+
+# --- attention -----------------------------------------------------------------------------------------------------
+
+
+@FULL.op(
+    "aten._scaled_dot_product_flash_attention_for_cpu",
+    "aten._scaled_dot_product_flash_attention",
+    "aten._scaled_dot_product_efficient_attention",
+    "aten._scaled_dot_product_cudnn_attention",
+    "aten._scaled_dot_product_fused_attention_overrideable",
+)
+def _fused_attention(op: OpCall) -> Cost:
+    """A fused attention kernel (a real forward on a CPU or GPU) counts what its math path, the decomposition a
+    meta trace records, counts: q and k each scaled by sqrt(scale) (1 per element), QK^T and AV (2 per MAC), a
+    mask or causal bias added (1 per score), the softmax (5 per score)."""
+    q, k, v = arg(op, 0), arg(op, 1), arg(op, 2)
+    heads = math.prod(q.shape[:-2])
+    length, e, s, ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    scores = heads * length * s
+    macs = scores * (e + ev)
+    bias = op.kwargs.get("attn_mask", op.kwargs.get("attn_bias"))
+    if bias is None and op.packet.endswith(("efficient_attention", "cudnn_attention")):
+        bias = arg(op, 3)  # (query, key, value, attn_bias, ...)
+    causal = bool(op.kwargs.get("is_causal")) or any(a is True for a in op.args[3:7])
+    masked = isinstance(bias, TensorMeta) or causal
+    flops = q.numel + k.numel + 2 * macs + 5 * scores + (scores if masked else 0)
+    return Cost(macs=macs, flops=flops, activations=scores + heads * length * ev)
+
+
+# --- sorting and selection -----------------------------------------------------------------------------------------
+
+
+@FULL.op("aten.sort", "aten.argsort")
+def _sort(op: OpCall) -> Cost:
+    """n ceil(log2 m) comparisons: n input elements sorted along a dimension of m."""
+    x = arg(op, 0)
+    dim = op.kwargs.get("dim", -1)
+    for a in op.args[1:3]:
+        if isinstance(a, int) and not isinstance(a, bool):
+            dim = a
+            break
+    m = x.shape[dim] if x.shape else 1
+    return Cost(flops=x.numel * math.ceil(math.log2(m)) if m > 1 else 0)
+
+
+@FULL.op("aten.topk")
+def _topk(op: OpCall) -> Cost:
+    """n max(1, ceil(log2 k)) comparisons (a heap of the k best): n input elements, k kept."""
+    x, k = arg(op, 0), int(arg(op, 1))
+    return Cost(flops=x.numel * max(1, math.ceil(math.log2(k))) if k > 1 else x.numel)
+
+
+FULL.op("aten.kthvalue", "aten.median", "aten.nanmedian", "aten.mode", "aten.nansum")(_per_input(1))
+FULL.op("aten.aminmax")(_per_input(2))
+
+
+@FULL.op("aten.scatter_add", "aten.index_add", "aten.scatter_reduce")
+def _scatter_add(op: OpCall) -> Cost:
+    """1 per source element added into the output (``self, dim, index, source``)."""
+    src = arg(op, 3)
+    return Cost(flops=src.numel if isinstance(src, TensorMeta) else out(op).numel)
+
+
+FULL.op("aten.logcumsumexp", "aten.cummax", "aten.cummin")(_per_input(3))

@@ -16,7 +16,9 @@ A convolution with string padding (``padding='same'``/``'valid'``; ``nn.Conv2d``
 when its padding mode is ``'zeros'``) reaches the JIT trace as ``aten::_convolution_mode``, which fvcore has no
 handle for: it counts 0 FLOPs, 0 activations (and, here, 0 convs) and is listed in ``unknown_ops``, as fvcore
 warns "Unsupported operator aten::_convolution_mode". 4 of the 33 NTIRE 2024 entries use such convolutions, so
-their official FLOPs leave them out; ``full`` and ``ntire2022`` count them.
+their official FLOPs leave them out; ``full`` and ``ntire2022`` count them. Likewise calls the tracer records
+as one node without a handle though they hold matrix products (``F.scaled_dot_product_attention``,
+``torch.tensordot``, ``torch.cdist``...: :data:`UNHANDLED_NODES`) count 0 and are listed in ``unknown_ops``.
 
 fvcore counts one fused multiply-add as one flop, so ``flops == macs``. Activations follow fvcore's
 ``ActivationCountAnalysis`` (output numel of convolution, addmm, bmm, einsum, matmul and linear).
@@ -72,6 +74,12 @@ class Fvcore(Convention):
                 whole.add(i)
                 unknown.append("aten._convolution_mode")
                 continue
+            if (
+                call.name in UNHANDLED_NODES
+            ):  # one traced node fvcore has no handle for: 0 (ops inside skipped)
+                whole.add(i)
+                unknown.append(f"aten.{call.name}")
+                continue
             rule = self.function_rules.get(call.name)
             if rule is None:
                 continue
@@ -91,6 +99,21 @@ class Fvcore(Convention):
 
 
 _CONV_FUNCTIONS = frozenset({"conv1d", "conv2d", "conv3d"})
+
+# Calls the JIT tracer records as one node for which fvcore has no handle, although what they run holds matrix
+# products a dispatch-level trace sees (and the op rules below would count): fvcore counts them 0 and lists
+# them as unsupported operators (``FlopCountAnalysis.unsupported_ops()``), so does this convention.
+UNHANDLED_NODES = frozenset(
+    {
+        "scaled_dot_product_attention",
+        "tensordot",
+        "cdist",
+        "bilinear",
+        "chain_matmul",
+        "linalg_multi_dot",
+        "_native_multi_head_attention",
+    }
+)
 
 
 def _string_padding(call: FunctionCall) -> bool:
