@@ -93,6 +93,8 @@ class HarnessBuild:
     construction_peak_bytes: int  #: the peak of live tensors while building (constructor forwards included)
     construction_on_device: bool  #: the constructor asked for CUDA: its peak is in ``max_memory_allocated``
     construction_peak_op: str = ""
+    #: CUDA-only packages the entry imported that effbench's CPU stand-ins replaced (:mod:`effbench.base.stand_ins`)
+    stand_ins: tuple[str, ...] = ()
 
 
 def build_as_harness(spec: Any, scale: int) -> HarnessBuild:
@@ -101,21 +103,24 @@ def build_as_harness(spec: Any, scale: int) -> HarnessBuild:
     On a host without CUDA the constructor's ``.cuda()`` calls stay on the CPU
     (:func:`~effbench.base.model_code.running_model_code`); when it made any, what it allocated is what the
     harness's GPU would have held (the parameters it moved and the forwards it ran). On a CUDA host the
-    construction is measured there (``max_memory_allocated`` around the build)."""
+    construction is measured there (``max_memory_allocated`` around the build). CUDA-only packages the host
+    cannot import (``mamba_ssm``, ``causal_conv1d``) are CPU stand-ins while the entry is built."""
     from ..base.model_code import cuda_redirects
+    from ..base.stand_ins import cuda_package_stand_ins
     from ..memory.lifetime import LivePeak
     from ..zoo.spec import resolve_model
 
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        resolved = resolve_model(spec, scale=scale)
-        peak = torch.cuda.max_memory_allocated() - before
-        return HarnessBuild(resolved, int(peak), peak > 0)
-    with LivePeak() as live:
-        resolved = resolve_model(spec, scale=scale)
+    with cuda_package_stand_ins() as stood_in:
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            resolved = resolve_model(spec, scale=scale)
+            peak = torch.cuda.max_memory_allocated() - before
+            return HarnessBuild(resolved, int(peak), peak > 0, stand_ins=tuple(stood_in))
+        with LivePeak() as live:
+            resolved = resolve_model(spec, scale=scale)
     on_device = bool(cuda_redirects(resolved.model))
-    return HarnessBuild(resolved, int(live.peak_bytes), on_device, live.peak_op)
+    return HarnessBuild(resolved, int(live.peak_bytes), on_device, live.peak_op, tuple(stood_in))
 
 
 def freeze_as_harness(model: nn.Module, harness: Harness) -> None:

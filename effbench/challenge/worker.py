@@ -81,6 +81,8 @@ def _harness_static_memory(
     model = build.resolved.model
     freeze_as_harness(model, harness)
     out: dict[str, Any] = {"harness": harness.to_dict()}
+    if build.stand_ins:
+        out["stand_ins"] = list(build.stand_ins)
     size = tuple(cell.memory_size)
     mem_kw: dict[str, Any] = dict(scale=cell.scale, keep_dtypes=True)
     first = None

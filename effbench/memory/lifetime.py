@@ -4,8 +4,8 @@ with autograd on, a checkpoint load).
 
 :class:`LivePeak` is a dispatch mode over real tensors: every op output whose storage is new is an allocation
 (rounded as the CUDA caching allocator rounds a block: :func:`~.allocator.round_size`), a storage is freed when
-its last reference dies (a weak reference to the C++ storage, polled before every op and on exit), and the peak
-is the largest sum of live blocks. What autograd saves for a backward is alive while the graph holding it is, as
+its last reference dies (a weak reference to the C++ storage, polled whenever an allocation would set a new
+peak, so the peak is exact, and on exit), and the peak is the largest sum of live blocks. What autograd saves for a backward is alive while the graph holding it is, as
 on a GPU. Tensors made outside the dispatcher (a checkpoint's unpickled storages) are not seen.
 """
 
@@ -22,6 +22,8 @@ from torch.utils._pytree import tree_leaves
 from .allocator import round_size
 
 __all__ = ["LivePeak"]
+
+_COLLECT_EVERY = 256  # allocations between polls for frees that cannot raise the peak (keeps the table small)
 
 
 @dataclass
@@ -45,8 +47,10 @@ class LivePeak(TorchDispatchMode):
         self.peak_bytes = 0
         self.peak_op = ""
         self.ops = 0
+        self._since_collect = 0
 
     def _collect(self) -> None:
+        self._since_collect = 0
         dead = [k for k, rec in self._live.items() if rec.ref.expired()]
         for k in dead:
             self.current_bytes -= self._live.pop(k).nbytes
@@ -57,7 +61,6 @@ class LivePeak(TorchDispatchMode):
         return self.current_bytes
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        self._collect()
         out = func(*args, **(kwargs or {}))
         self.ops += 1
         for t in tree_leaves(out):
@@ -74,6 +77,10 @@ class LivePeak(TorchDispatchMode):
             size = round_size(int(nbytes))
             self._live[key] = _Live(StorageWeakRef(st), size)
             self.current_bytes += size
+            self._since_collect += 1
+            # frees only matter when they would keep the peak lower: poll for them then (and now and again)
+            if self.current_bytes > self.peak_bytes or self._since_collect >= _COLLECT_EVERY:
+                self._collect()
             if self.current_bytes > self.peak_bytes:
                 self.peak_bytes, self.peak_op = self.current_bytes, str(func)
         return out
