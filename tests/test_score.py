@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from effbench.base.results import new_result, write_json_atomic
-from effbench.challenge.scores import competition_rank, compute_scores
+from effbench.challenge.scores import competition_rank, compute_scores, scores_markdown
 from effbench.challenge.years import year_rules
 from effbench.cli import main
 
@@ -43,12 +43,12 @@ def test_every_score_year_gives_its_baseline_exp2(year: int) -> None:
 
 
 def test_ntire2026_hand_computed_case() -> None:
-    # SPAN baseline 5.59 ms / 9.83 G / 0.151 M. A model at 0.8x runtime, 0.8x FLOPs and 1.2x params:
+    # SPAN baseline 7.74 ms / 9.83 G / 0.151 M (the final README). A model at 0.8x runtime, 0.8x FLOPs and 1.2x params:
     #   Score_Runtime = exp(2 * 0.8) = 4.9530, Score_FLOPs = 4.9530, Score_Params = exp(2 * 1.2) = 11.0232
     #   2026: 0.8 * 4.9530 + 0.1 * 4.9530 + 0.1 * 11.0232 = 5.5600   (2024/2025 weights would give 5.8636)
     docs = [
-        entry("SPAN", 5.59, 9.83, 0.151, 26.94),
-        entry("Mine", 0.8 * 5.59, 0.8 * 9.83, 1.2 * 0.151, 26.95),
+        entry("SPAN", 7.74, 9.83, 0.151, 26.94),
+        entry("Mine", 0.8 * 7.74, 0.8 * 9.83, 1.2 * 0.151, 26.95),
     ]
     f = compute_scores(docs, 2026).set_index("model")
     assert f.loc["Mine", "score_runtime"] == pytest.approx(4.9530, abs=1e-4)
@@ -111,3 +111,19 @@ def test_cli_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["score", str(f), "--year", "2021"])
     assert exc.value.code == 2
+
+
+def test_a_score_uses_the_years_flops_convention_or_says_which_it_used() -> None:
+    # a challenge cell keeps every convention's counts: the year's (fvcore for 2025) is taken
+    by_conv = {"full": {"flops": 20e9, "activations": 1}, "fvcore": {"flops": 16e9, "activations": 1}}
+    base = entry("EFDN", 10.0, 20.0, 0.276, 27.0, by_convention=by_conv, counting={"flops": "fvcore"})
+    f = compute_scores([base], 2025)
+    assert f.iloc[0]["flops_g"] == pytest.approx(16.0)
+    text = scores_markdown(f)
+    assert "FLOPs counted under the 2025 convention (fvcore)." in text
+    # a sweep's results are counted under `full` only: used as they are, and the table says so
+    sweep = entry("EFDN", 10.0, 20.0, 0.276, 27.0)
+    sweep["convention"] = "full"
+    f = compute_scores([sweep], 2025)
+    assert f.iloc[0]["flops_g"] == pytest.approx(20.0)
+    assert "FLOPs counted under full, not the 2025 convention (fvcore)" in scores_markdown(f)

@@ -12,7 +12,7 @@ interval of its median carried through the score formula.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,9 @@ def check_entry(
     """Run the organisers' checks on one model and project its score under ``year``'s rules.
 
     ``baseline`` (a spec) is the model to time against; by default the year's baseline: the organisers' own
-    entry when their repository ``repo`` is given, else the zoo's copy. ``timing_size`` is the LR size the two are timed at (default: the year's
+    entry when their repository ``repo`` is given, else the zoo's copy. A ``spec`` file inside ``repo`` is imported
+    with ``repo`` as its import root, as the harness imports it (``from models.x import ...`` works).
+    ``timing_size`` is the LR size the two are timed at (default: the year's
     counting input). ``tile``: the entry runs tile by tile (the harness's tiled ``forward``) for PSNR and timing.
     Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
     ``projected`` (score and its interval), ``runtime_projection`` (the runtime and score projected on the year's
@@ -116,8 +118,15 @@ def check_entry(
     rules = year_rules(year)
     checks: list[dict[str, Any]] = []
     report: dict[str, Any] = {"model": spec, "year": year, "checks": checks}
+    target = ModelSpec.parse(spec, kwargs, weights)
+    if repo is not None:
+        root = Path(repo).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError(f"--repo: the organisers' repository is not a folder: {root}")
+        if target.file_path is not None and target.file_path.is_relative_to(root):
+            target = replace(target, root=str(root))  # the entry imports `models.x` as in the harness
     try:
-        resolved = resolve_model(ModelSpec.parse(spec, kwargs, weights), scale=4)
+        resolved = resolve_model(target, scale=4)
     except EffbenchError as exc:
         _check(checks, "builds", False, str(exc))
         report["passed"] = False

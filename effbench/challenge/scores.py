@@ -176,7 +176,20 @@ def _rule_metric(name: str) -> Metric:
     return metric(RULE_METRICS[name])
 
 
-def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _counted(d: dict[str, Any], rules: ChallengeYear, key: str) -> tuple[float | None, str | None]:
+    """``key`` (flops or activations) of a result under the year's convention where the result has it (a
+    challenge cell's ``by_convention``), else as the result counted it; and the convention it is under."""
+    m = d.get("metrics") or {}
+    wanted = rules.counting.get(key)
+    by_conv = m.get("by_convention") or {}
+    if wanted in by_conv and by_conv[wanted].get(key) is not None:
+        return float(by_conv[wanted][key]), wanted
+    value = lookup(m, _rule_metric(key))[0]
+    used = (m.get("counting") or {}).get(key) or d.get("convention")
+    return value, (used if value is not None else None)
+
+
+def _entries(docs: Sequence[dict[str, Any]], rules: ChallengeYear) -> list[dict[str, Any]]:
     from ..report.table import merge_by_model
 
     out = []
@@ -184,12 +197,13 @@ def _entries(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     shown = display_names(ModelIdentity.of_result(d) for d in merged)
     for d in merged:
         m = d.get("metrics") or {}
-        out.append(
-            {
-                "model": shown[result_key(d)],
-                **{name: lookup(m, _rule_metric(name))[0] for name in RULE_METRICS},
-            }
-        )
+        e = {
+            "model": shown[result_key(d)],
+            **{name: lookup(m, _rule_metric(name))[0] for name in RULE_METRICS},
+        }
+        e["flops"], e["flops_convention"] = _counted(d, rules, "flops")
+        e["activations"], e["activations_convention"] = _counted(d, rules, "activations")
+        out.append(e)
     names = [e["model"] for e in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -204,14 +218,17 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
     """NTIRE ESR scores or track ranks of result documents under the rules of ``year``.
 
     ``baseline`` names the model (in ``docs``) whose runtime/FLOPs/params normalise a score year's terms; by
-    default the year's baseline by any of its names. Returns a pandas DataFrame, one row per model, sorted by the
+    default the year's baseline by any of its names. FLOPs and activations are taken under the year's counting
+    convention where a result has them (challenge cells keep every convention's counts), else as the result
+    counted them; ``frame.attrs["flops_conventions"]`` says which conventions the FLOPs are under (a sweep's are
+    ``full``). Returns a pandas DataFrame, one row per model, sorted by the
     main track; ``eligible`` is False below the PSNR threshold, None when PSNR is unknown. Ineligible entries
     are scored but not ranked.
     """
     import pandas as pd
 
     rules = year_rules(year)
-    entries = _entries(docs)
+    entries = _entries(docs, rules)
     if not entries:
         raise UsageError("no successful results to score")
     base = None
@@ -243,7 +260,10 @@ def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | No
         if col.startswith("rank"):
             frame[col] = frame[col].astype("Int64")
     main = _rank_column(rules.score, "main")
-    frame.attrs.update(year=year, baseline=None if base is None else base["model"])
+    used = {e["flops_convention"] or "unknown" for e in entries if e["flops"] is not None}
+    frame.attrs.update(
+        year=year, baseline=None if base is None else base["model"], flops_conventions=sorted(used)
+    )
     order = [main, "score_final"] if rules.score.kind == "score" else [main]
     return frame.sort_values(order, na_position="last").reset_index(drop=True)
 
@@ -306,6 +326,15 @@ def scores_markdown(frame) -> str:
         )
         lines.append(
             f"Tracks (rank = rank of the summed per-metric ranks): {tracks}. Ties share a rank. {threshold}."
+        )
+    year_conv = rules.counting["flops"]
+    used = frame.attrs.get("flops_conventions") or []
+    if used == [year_conv]:
+        lines.append(f"FLOPs counted under the {rules.year} convention ({year_conv}).")
+    elif used:
+        lines.append(
+            f"FLOPs counted under {', '.join(used)}, not the {rules.year} convention ({year_conv}): they differ "
+            f"from the organisers' where the conventions do; `effbench challenge` counts under the year's."
         )
     if not (rule.verified and p.verified):
         lines.append(f"Not verified against the {rules.year} report: {rules.notes}")

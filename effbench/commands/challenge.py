@@ -5,7 +5,7 @@
   [--dataset FOLDER] [--resume] [--timeout S] [--compare-conventions]``: every entry as sweep cells, then
   ``DIR/leaderboard.{json,csv,md,html}``; exit code 0 when every entry was measured ok (or skipped by the
   manifest), 1 when any entry failed (each named on stderr), 2 a usage error, 3 DIR locked by another runner;
-- ``effbench challenge check --year Y SPEC [--weights W] [--data-range R] [--dataset D]``: a participant's
+- ``effbench challenge check --year Y SPEC [--weights W] [--data-range R] [--dataset D] [--repo REPO]``: a participant's
   pre-submission check with the projected score against the year's baseline.
 """
 
@@ -131,6 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SPEC",
         help="the baseline to time against (default: the year's, from the zoo)",
+    )
+    check.add_argument(
+        "--repo",
+        default=None,
+        metavar="REPO",
+        help="the organisers' repository: SPEC's imports resolve from it (models/...) and the runtime is timed "
+        "against their own baseline code (default: the zoo's copy of the year's baseline)",
     )
     check.add_argument(
         "--tile",
