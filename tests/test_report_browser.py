@@ -1,9 +1,11 @@
 """The HTML report in a real browser: Debian's headless Chromium renders it; the rendered DOM shows the table
-sorted and filtered as the address asks, every figure drawn with hover details, no script error; a screenshot
-is written next to the report."""
+sorted and filtered as the address asks, runtimes with their intervals, every figure drawn with hover details, no
+script error, each memory-timeline note inside its own panel at any number of models (the elements' boxes as the
+browser lays them out); a screenshot is written next to the report."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,9 +32,9 @@ MODELS = {
 }
 
 
-def _docs() -> list[dict]:
+def _docs(models: dict[str, tuple] = MODELS, where: str = "body.3") -> list[dict]:
     docs = []
-    for name, (rt, mib, params, gflops, psnr) in MODELS.items():
+    for name, (rt, mib, params, gflops, psnr) in models.items():
         timeline = [int((1 + (i % 9) / 9) * mib / 2 * 2**20) for i in range(40)] + [int(mib * 2**20)]
         docs.append(
             new_result(
@@ -54,7 +56,7 @@ def _docs() -> list[dict]:
                     },
                     "peak_memory_predicted_bytes": int(mib * 2**20),
                     "peak_memory_at": {
-                        "where": "body.3",
+                        "where": where,
                         "block_type": "Block",
                         "op": "conv",
                         "features_x": 4.5,
@@ -121,13 +123,19 @@ def test_the_page_sorts_filters_draws_every_figure_without_errors(report: Path, 
     assert {
         "fig1_runtime_memory",
         "pareto_psnr_runtime",
-        "pareto_memory_runtime",
         "pareto_flops_runtime",
         "memory_timelines",
         "breakdown_op_time",
     } <= stems
     assert all(ok == "yes" for _, ok in figures) and len(figures) == dom.count('<figure class="fig"')
     assert dom.count('class="hover"><title>') >= 4 * len(MODELS)
+
+    # the runtime column shows each median with its interval as it is, never a symmetric ±
+    runtimes = re.findall(r'<tr data-model="[^"]+"[^>]*>(?:<td[^>]*>.*?</td>){3}<td[^>]*>(.*?)</td>', dom)
+    assert len(runtimes) == len(MODELS) and all(
+        re.fullmatch(r"[\d.]+ms \[[\d.]+, [\d.]+\]", t) for t in runtimes
+    )
+    assert "±" not in dom
 
     # ascending by PSNR, then only the models whose name holds "s"
     dom = _chromium(f"{url}#sort=psnr_db&filter=s", tmp_path / "p2", "--dump-dom").stdout
@@ -158,3 +166,36 @@ def test_a_screenshot_is_written_next_to_the_report(report: Path, tmp_path: Path
     img = mpimg.imread(shot)
     assert img.shape[:2] == (2000, 1280)
     assert img[..., :3].std() > 0.05  # not a blank page
+
+
+# The page measures, once laid out, the box of every memory-timeline note and of its panel.
+_BOXES = """<script>(function(){var out=[];
+document.querySelectorAll('g[id^="memory_timelines-note"]').forEach(function(g){
+  var p=document.getElementById(g.id.replace('-note','-panel'));
+  var a=g.getBoundingClientRect(),b=p?p.getBoundingClientRect():null;
+  out.push({note:g.id,box:[a.left,a.top,a.right,a.bottom],panel:b?[b.left,b.top,b.right,b.bottom]:null});});
+var pre=document.createElement('pre');pre.id='boxes';pre.textContent=JSON.stringify(out);
+document.body.appendChild(pre);})();</script>"""
+
+
+def _note_boxes(report: Path, tmp_path: Path) -> list[dict]:
+    page = tmp_path / "measured.html"
+    page.write_text(report.read_text().replace("</body>", _BOXES + "</body>"))
+    dom = _chromium(page.as_uri(), tmp_path / "profile", "--window-size=1280,2000", "--dump-dom").stdout
+    found = re.search(r'<pre id="boxes">(.*?)</pre>', dom, re.S)
+    assert found, "the measuring script did not run"
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
+@pytest.mark.parametrize("count", [1, 5, 10])
+def test_each_memory_timeline_note_stays_inside_its_own_panel(count: int, tmp_path: Path) -> None:
+    models = {f"model_{i}_with_a_long_name" if i % 3 == 0 else f"m{i}": MODELS["mid"] for i in range(count)}
+    where = "body.blocks.7.attention.branch_a.conv_sigmoid_gate_with_a_long_module_path"
+    render_report(_docs(models, where), tmp_path / "report")
+    boxes = _note_boxes(tmp_path / "report" / "report.html", tmp_path)
+    assert len(boxes) == count
+    for b in boxes:
+        (left, top, right, bottom), (p_left, p_top, p_right, p_bottom) = b["box"], b["panel"]
+        assert right - left > 20 and bottom - top > 5, f"{b['note']} is not drawn"
+        inside = p_left <= left and right <= p_right and p_top <= top and bottom <= p_bottom
+        assert inside, f"{b['note']} {b['box']} leaves its panel {b['panel']}"

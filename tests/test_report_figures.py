@@ -143,8 +143,10 @@ def _rich_docs() -> list[dict]:
 def test_figures_pareto_small_multiples_breakdown_and_captions(tmp_path: Path) -> None:
     paths = render_report(_rich_docs(), tmp_path)
     names = {p.name for p in paths}
-    for stem in ("pareto_psnr_runtime", "pareto_memory_runtime", "pareto_flops_runtime", "breakdown_op_time"):
+    for stem in ("fig1_runtime_memory", "pareto_psnr_runtime", "pareto_flops_runtime", "breakdown_op_time"):
         assert f"{stem}.png" in names and f"{stem}.svg" in names
+    # no two figures of the same axes: memory against runtime is Fig. 1's alone (with its Pareto front)
+    assert not any(n.startswith("pareto_memory_runtime") for n in names)
     assert "memory_timelines.png" in names and not any(n.startswith("memory_timeline_") for n in names)
     md = (tmp_path / "report.md").read_text()
     assert "*Figure 2: PSNR vs runtime.* PSNR against runtime. The red line joins the Pareto front" in md
@@ -153,10 +155,12 @@ def test_figures_pareto_small_multiples_breakdown_and_captions(tmp_path: Path) -
     assert svg.count('class="hover"><title>') == 3 and "m2\nRuntime: median 11 ms, 95% CI" in svg
     html = (tmp_path / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//|<link|@import""", html)  # nothing from the network
-    assert html.count('<figure class="fig"') == 6 and 'data-keys="model,params_k,flops_g,runtime_ms,' in html
-    assert "Environment" in html and "Figure 5: Memory timelines." in html
+    assert html.count('<figure class="fig"') == 5 and 'data-keys="model,params_k,flops_g,runtime_ms,' in html
+    assert "Environment" in html and "Figure 4: Memory timelines." in html
+    assert "Figure 1: Runtime vs peak memory" in html
+    assert "joins the Pareto front" in html.split("Figure 1:")[1].split("Figure 2:")[0]
     doc = json.loads((tmp_path / "report.json").read_text())
-    assert "pareto_memory_runtime.svg" in doc["figures"]
+    assert "fig1_runtime_memory.svg" in doc["figures"] and "memory_timelines.svg" in doc["figures"]
 
 
 def test_report_is_written_beside_the_results_unless_out(

@@ -1,10 +1,13 @@
 """Figures with matplotlib (Agg), PNG and SVG, each with a caption saying what to read in it:
 
-- the paper's Fig. 1 (runtime vs peak memory, marker area = params) and the Pareto views ``pareto_*`` (PSNR,
-  memory and FLOPs against runtime, the front drawn), from a :class:`~effbench.report.table.Table`; runtime
-  spreads as error bars; labels placed so that they never overlap one another nor another model's marker;
+- the paper's Fig. 1 (runtime vs peak memory, marker area = params, the Pareto front drawn) and the Pareto views
+  ``pareto_*`` (PSNR and FLOPs against runtime), from a :class:`~effbench.report.table.Table`, no two of the
+  same axes; runtime spreads as error bars; labels placed so that they never overlap one another nor another
+  model's marker;
 - memory timelines as small multiples, one panel per model, the peak marked and annotated with what is alive
-  there (``metrics["peak_memory_at"]``, the :meth:`~effbench.memory.MemoryReport.peak_summary` of the prediction);
+  there (``metrics["peak_memory_at"]``, the :meth:`~effbench.memory.MemoryReport.peak_summary` of the
+  prediction); each annotation is wrapped and sized to fit inside its own panel, above every curve, at any
+  number of models;
 - the ``--breakdown`` time per operator kind (``metrics["op_time"]``) as one stacked bar per model;
 - PSD curves.
 
@@ -266,7 +269,8 @@ def _scatter(
 def comparison_figure(
     table: Table, out_dir: Path, stem: str = "fig1_runtime_memory", formats: Sequence[str] = ("png", "svg")
 ) -> list[Figure]:
-    """Fig. 1 of the paper: runtime (x) against peak memory (y), marker area proportional to params, labelled.
+    """Fig. 1 of the paper: runtime (x) against peak memory (y), marker area proportional to params, labelled,
+    with the Pareto front (faster and smaller) as a red step line.
 
     Models lacking runtime or memory are left out (and named under the plot); ``[]`` when none has both.
     """
@@ -280,16 +284,22 @@ def comparison_figure(
         out_dir,
         stem,
         formats,
-        None,
+        False,
         area_by_params=True,
     )
     if drawn is None:
         return []
+    paths, shown, _ = drawn
+    front = pareto_front(
+        [(r.model, r.values["runtime_ms"], r.values["memory_mib"]) for r in table.rows if r.model in shown]
+    )
     caption = (
         "Runtime against peak memory, as in the paper's Fig. 1; marker area grows with the parameter count. "
-        "Lower left is better: a model left of and below another is both faster and smaller in memory."
+        "Lower left is better: the red line joins the Pareto front, the models no other model beats on both "
+        f"(faster and smaller); a model above and right of it is beaten on both by one on it. On the front "
+        f"here: {', '.join(front)}."
     )
-    return [Figure(stem, "Runtime vs peak memory (the paper's Fig. 1)", caption, drawn[0])]
+    return [Figure(stem, "Runtime vs peak memory (the paper's Fig. 1)", caption, paths)]
 
 
 _PARETO = (
@@ -302,15 +312,6 @@ _PARETO = (
         True,
         "PSNR against runtime. The red line joins the Pareto front: the models no other model beats on both "
         "(faster and higher PSNR); every model below and right of it is beaten on both by one on it.",
-    ),
-    (
-        "pareto_memory_runtime",
-        "memory_mib",
-        "Peak memory (MiB)",
-        "Peak memory vs runtime",
-        False,
-        "Peak memory against runtime. The red line joins the Pareto front: the models no other model beats on "
-        "both (faster and smaller); a model above and right of it is beaten on both by one on it.",
     ),
     (
         "pareto_flops_runtime",
@@ -328,12 +329,10 @@ _PARETO = (
 def pareto_figures(
     table: Table, out_dir: Path, suffix: str = "", formats: Sequence[str] = ("png", "svg")
 ) -> list[Figure]:
-    """The Pareto views ``pareto_psnr_runtime``, ``pareto_memory_runtime`` and ``pareto_flops_runtime`` (each
-    drawn when two or more models have both values), the front as a red step line."""
+    """The Pareto views ``pareto_psnr_runtime`` and ``pareto_flops_runtime`` (each drawn when two or more models
+    have both values; memory against runtime is :func:`comparison_figure`'s), the front as a red step line."""
     out = []
     for stem, col, ylabel, title, higher, caption in _PARETO:
-        if col == "memory_mib" and (table.meta.get("memory_sources") or []) == ["predicted"]:
-            ylabel = "Peak memory (MiB, predicted)"
         drawn = _scatter(table, col, ylabel, title, out_dir, stem + suffix, formats, higher)
         if drawn is None:
             continue
@@ -382,6 +381,76 @@ def _peak_words(summary: Any, sentence: Any = None) -> str | None:
     )
 
 
+def _fit_title(name: str, tail: str, width: int = 44) -> str:
+    """``name`` and ``tail`` short enough for a panel's title: a long model name is cut with an ellipsis, the
+    tail (the peak) is kept."""
+    room = max(8, width - len(tail))
+    return (name if len(name) <= room else name[: room - 1] + "…") + tail
+
+
+NOTE_SIZES = (6.0, 5.5, 5.0, 4.5)  # points, largest first
+NOTE_MAX_BAND = 0.6  # the share of a panel's height a note may take
+NOTE_SLACK = 1.15  # a note must fit 15% larger than measured (another renderer, another font)
+
+
+def _fit_note(ax, words: str, gid: str) -> float:
+    """Put ``words`` in the top left of ``ax``, wrapped and sized so that its box lies inside the panel (the
+    largest of :data:`NOTE_SIZES` and the widest wrapping that fit; a note too long for the smallest size is
+    cut); returns the share of the panel's height it takes, from the top."""
+    import textwrap
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    pad = 4 * fig.dpi / 72.0  # the box's padding, in pixels
+
+    def wrapped(width: int, lines: int | None = None) -> str:
+        out = [w for para in words.split("\n") for w in textwrap.wrap(para, width) or [""]]
+        if lines is not None and len(out) > lines:
+            out = out[:lines]
+            out[-1] = out[-1][: max(1, width - 1)] + "…"
+        return "\n".join(out)
+
+    text = ax.text(
+        0.03,
+        0.97,
+        "",
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 2},
+        clip_on=True,
+    )
+    text.set_in_layout(False)
+    text.set_gid(gid)
+
+    def fits() -> tuple[bool, Any]:
+        box = text.get_window_extent(renderer)
+        # room for another font: the SVG's text is set by the browser, whose fallback font may be wider
+        ok = (
+            box.x0 >= frame.x0
+            and box.x0 + NOTE_SLACK * box.width + pad <= frame.x1
+            and box.y1 <= frame.y1
+            and NOTE_SLACK * box.height + pad <= NOTE_MAX_BAND * frame.height
+        )
+        return ok, box
+
+    for size in NOTE_SIZES:
+        text.set_fontsize(size)
+        for width in (64, 56, 48, 42, 36, 30, 26, 22, 18):
+            text.set_text(wrapped(width))
+            ok, box = fits()
+            if ok:
+                return (NOTE_SLACK * box.height + 2 * pad) / frame.height
+    for lines in range(8, 0, -1):  # still too long at the smallest size: cut it
+        text.set_text(wrapped(18, lines))
+        ok, box = fits()
+        if ok:
+            return (NOTE_SLACK * box.height + 2 * pad) / frame.height
+    text.set_text("")
+    return 0.0
+
+
 def timeline_figures(
     docs: Sequence[dict[str, Any]], out_dir: Path, formats: Sequence[str] = ("png", "svg")
 ) -> list[Figure]:
@@ -399,24 +468,17 @@ def timeline_figures(
     n = len(curves)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), sharey=True, squeeze=False)
     hovers = {}
+    notes: list[tuple[Any, str, str]] = []  # (axes, words, gid)
     for i, (ax, (name, (xs, ys, m))) in enumerate(zip(axes.flat, curves.items())):
         ax.step(xs, ys, where="post", lw=1)
         k = max(range(len(ys)), key=ys.__getitem__)
         ax.plot([xs[k]], [ys[k]], "o", color="tab:red", ms=4)
-        ax.set_title(f"{name}: peak {ys[k]:.1f} MiB", fontsize=8)
+        ax.set_title(_fit_title(name, f": peak {ys[k]:.1f} MiB"), fontsize=8)
         words = _peak_words(m.get("peak_memory_at"), m.get("peak_memory_where"))
         if words:
-            ax.text(
-                0.03,
-                0.96,
-                words,
-                transform=ax.transAxes,
-                fontsize=5.5,
-                va="top",
-                bbox={"facecolor": "white", "alpha": 0.85, "lw": 0},
-            )
+            notes.append((ax, words, f"memory_timelines-note{i}"))
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=6)
         gid = f"memory_timelines-panel{i}"
@@ -424,15 +486,17 @@ def timeline_figures(
         hovers[gid] = f"{name}: peak {ys[k]:.2f} MiB at step {xs[k]:.0f} of {len(xs)}" + (
             f"\n{m['peak_memory_where']}" if isinstance(m.get("peak_memory_where"), str) else ""
         )
-    top = max(max(ys) for _, ys, _ in curves.values())
-    axes[0, 0].set_ylim(0, 1.08 * top)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("allocated (MiB)", fontsize=7)
-    for ax in axes[-1, :]:
-        ax.set_xlabel("step (operator)", fontsize=7)
+    for col in range(ncols):  # under the lowest panel drawn in each column
+        [ax for ax in axes[:, col] if ax.get_visible()][-1].set_xlabel("step (operator)", fontsize=7)
     fig.tight_layout()
+    # each note inside its own panel, in a band above every curve (the shared y axis leaves that band free)
+    band = max((_fit_note(ax, words, gid) for ax, words, gid in notes), default=0.0)
+    top = max(max(ys) for _, ys, _ in curves.values())
+    axes[0, 0].set_ylim(0, 1.05 * top / (1.0 - min(band, 0.6)))
     paths = _save(fig, out_dir, "memory_timelines", formats, hovers)
     plt.close(fig)
     caption = (
