@@ -127,14 +127,12 @@ def _resolve(spec):
     return resolve_model(spec, scale=4).model
 
 
-def trace_all() -> None:
-    from effbench.zoo.spec import ModelSpec
-
+def trace_2022() -> dict:
+    """model_id -> record (team, published runtime, status and, when built and traced, the trace's totals)."""
     p22 = _protocol(2022)
-    published = _published_2022()
     entries = _entries(2022)
-    out: dict = {"protocol_2022": p22.describe(), "size_2022": list(p22.size), "ntire2022": {}, "zoo": {}}
-    for mid, (team, ms) in sorted(published.items()):
+    out: dict = {}
+    for mid, (team, ms) in sorted(_published_2022().items()):
         rec: dict = {"team": team, "published_ms": ms}
         if "tiled" in team:
             rec.update(status="tiled", error="published figures are for a tiled inference")
@@ -145,8 +143,21 @@ def trace_all() -> None:
             rec["entry"] = e.name
             rec["model"] = e.model.replace(str(CH) + "/", "")
             rec.update(_trace(lambda e=e: _resolve(e.spec()), p22.size))
-        out["ntire2022"][str(mid)] = rec
+        out[str(mid)] = rec
         print(f"2022 {mid:>3} {team:<28} {rec['status']:<12} {rec.get('trace_s', '')}", flush=True)
+    return out
+
+
+def trace_all() -> None:
+    from effbench.zoo.spec import ModelSpec
+
+    p22 = _protocol(2022)
+    out: dict = {
+        "protocol_2022": p22.describe(),
+        "size_2022": list(p22.size),
+        "ntire2022": trace_2022(),
+        "zoo": {},
+    }
     for _, _, where in TABLE4:
         if where.startswith("zoo:"):
             name = where[4:]
