@@ -42,6 +42,7 @@ from ..base.errors import CheckpointError, EffbenchError, ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
 from ..base.model_code import running_model_code
 from ..base.plugins import import_file
+from ..base.thirdparty import model_import_compat
 
 if TYPE_CHECKING:
     from .weights import LooseLoad
@@ -402,8 +403,9 @@ class ModelSpec:
         """:meth:`build`, with what a non-strict weights load left out (``None`` for a strict load or none).
 
         Import, constructor and checkpoint load run under :func:`~effbench.base.model_code.running_model_code`:
-        their prints go to stderr and, without CUDA, their ``.cuda()`` calls stay on the CPU (recorded)."""
-        with running_model_code() as guard:
+        their prints go to stderr and, without CUDA, their ``.cuda()`` calls stay on the CPU (recorded); and under
+        :func:`~effbench.base.thirdparty.model_import_compat` (torchvision beside a CPU torch, basicsr)."""
+        with running_model_code() as guard, model_import_compat():
             built = self._build_checked(scale, pretrained, deploy)
             guard.attach(built[0])
         return built
@@ -517,7 +519,7 @@ class ModelSpec:
                 f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name"
             )
         path, root = self.file_path, self.root_path
-        with _on_path(root):
+        with _on_path(root), model_import_compat():
             if path is not None:
                 if not path.is_file():
                     raise UsageError(f"model file not found: {path}")
