@@ -9,6 +9,8 @@ Parts (each in try/except, its error recorded; a global time budget; partial res
   memory    measured (effbench.memory.measure_cuda_memory) vs predicted (effbench.predict_memory) peak memory,
             every zoo model at 256x256 and at 1920x1080 / scale
   headline  FMEN-S vs E-RFDN runtime and peak memory side by side (paper: -33 % runtime, -74 % memory)
+  projection (on request) the zoo measured vs its runtime projection on this GPU, the launch overhead measured,
+            the traces kept to refit the cost model (reports/projection/validate.py fit --measured)
   overhead  the timing harness overhead on a 5 ms CPU workload (benchmarks/bench_timing.py's measure)
 Writes OUT/gpu_report.tar.gz (reports/gpu/<gpu-name>/{report.md, results.json, *.png}) plus OUT/gpu_report.md and
 OUT/gpu_results.json for a quick look. Unpack with: tar -xzf gpu_report.tar.gz -C <repo root>.
@@ -408,6 +410,89 @@ STUDIES = [
 ]  # DIV2K-valid x4 LR
 
 
+def part_projection(R: dict, models: list[str], device: str, budget: Budget, dry: bool) -> None:
+    """The zoo measured against its runtime projection on this GPU (effbench.timing.projection): each model timed
+    (steady protocol, cudnn.benchmark=False as the NTIRE harnesses set it) at the NTIRE 2022 protocol's
+    mean-equivalent size and projected there from its shapes-only trace; the kernel-launch overhead measured
+    (a loop of tiny kernels); every trace's totals kept, so the measurements can refit the cost model
+    (reports/projection/validate.py fit --measured results.json). The steady part's rows, when run, are projected
+    too."""
+    import torch
+
+    import effbench
+    from effbench.challenge.projection import year_protocol
+    from effbench.timing import WarmupRule
+    from effbench.timing.gpus import gpu_spec
+    from effbench.timing.projection import load_cost_model, record_trace, spearman, steady_protocol
+
+    name = R.get("env", {}).get("gpu_name") or "cpu"
+    out: dict[str, Any] = {"gpu_name": name, "rows": [], "steady_rows": []}
+    R["projection"] = out
+    try:
+        spec = gpu_spec(name)
+        out["gpu"] = spec.name
+    except Exception as exc:  # measured all the same: the totals and times can describe a new GPU
+        spec = None
+        out["gpu_error"] = str(exc)
+    if device == "cuda":
+        x = torch.zeros(16, device="cuda")
+        for _ in range(50):
+            x.add_(1.0)
+        torch.cuda.synchronize()
+        n = 2000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            x.add_(1.0)
+        torch.cuda.synchronize()
+        out["launch_overhead_us_measured"] = (time.perf_counter() - t0) / n * 1e6
+    torch.backends.cudnn.benchmark = False
+    cm = load_cost_model()
+    size = (24, 36) if dry else year_protocol(2022).size
+    rule = WarmupRule(window=10, max_seconds=1.0) if device == "cuda" else WarmupRule(window=2, max_runs=3)
+    traces: dict[tuple[str, tuple[int, int]], Any] = {}
+    for m in models:
+        if not budget.ok(120):
+            out["rows"].append({"model": m, "size": list(size), "status": "skipped (time budget)"})
+            continue
+        row: dict[str, Any] = {"model": m, "size": list(size)}
+        try:
+            model = effbench.create_model(m, scale=4)
+            trace = traces[(m, size)] = record_trace(model, size)
+            row["totals"] = trace.totals()
+            doc = effbench.benchmark(
+                model, size, scale=4, device=device, repeats=5 if dry else 50, warmup=rule
+            )
+            row["measured_ms"] = doc["metrics"]["runtime_ms"]["median"]
+            if spec is not None:
+                p = cm.project(trace, spec, steady_protocol(size))
+                row.update(projected_ms=p.runtime_ms, projected_low_ms=p.low_ms, projected_high_ms=p.high_ms)
+            row["status"] = "ok"
+        except Exception as exc:
+            row.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        out["rows"].append(row)
+    if spec is not None:
+        for r in R.get("steady", []):
+            if r.get("status") != "ok" or r.get("cuda_graphs"):
+                continue
+            key = (r["model"], tuple(r["size"]))
+            if key not in traces:
+                traces[key] = record_trace(effbench.create_model(r["model"], scale=4), key[1])
+            p = cm.project(traces[key], spec, steady_protocol(key[1]))
+            out["steady_rows"].append(
+                {
+                    "model": r["model"],
+                    "size": r["size"],
+                    "measured_ms": r["median_ms"],
+                    "projected_ms": p.runtime_ms,
+                }
+            )
+        ok = [r for r in out["rows"] + out["steady_rows"] if "projected_ms" in r and "measured_ms" in r]
+        if len(ok) >= 2:
+            meas, proj = [r["measured_ms"] for r in ok], [r["projected_ms"] for r in ok]
+            out["spearman"] = spearman(proj, meas)
+            out["median_abs_error"] = statistics.median(abs(p / m - 1) for p, m in zip(proj, meas))
+
+
 def part_headline(R: dict) -> None:
     def pick(rows: list[dict], model: str, size: list[int], key: str) -> float | None:
         for r in rows:
@@ -515,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "--parts",
         default="steady,memory,ntire,overhead",
         help="comma-separated parts to run (steady, graphs, memory, ntire, overhead, studies, calibrate, "
-        "backends, challenge)",
+        "backends, challenge, projection)",
     )
     ap.add_argument("--tag", default=None, help="sub-folder of reports/gpu/<gpu-name>/ (default: none)")
     ap.add_argument("--ntire-child", default=None, help=argparse.SUPPRESS)
@@ -612,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         part("backends", part_backends, R, models, args.device, budget, work, args.dry_run)
     if "challenge" in todo:
         part("challenge", part_challenge, R, args.device, budget, work, args.dry_run)
+    if "projection" in todo:
+        part("projection", part_projection, R, models, args.device, budget, args.dry_run)
     part("headline", part_headline, R)
     if "overhead" in todo and budget.ok(20):
         part("overhead", part_overhead, R)
