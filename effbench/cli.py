@@ -13,7 +13,7 @@ import importlib
 import pkgutil
 import sys
 
-from . import commands
+from . import __version__, commands
 from .base.errors import EffbenchError
 
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="effbench", description="Efficiency benchmarking for efficient image super-resolution models."
     )
+    parser.add_argument("--version", action="version", version=f"effbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in _command_modules():

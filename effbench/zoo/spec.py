@@ -547,7 +547,23 @@ class ModelSpec:
         try:
             return getattr(module, attr)
         except AttributeError:
-            raise UsageError(f"{location!r} has no attribute {attr!r}") from None
+            raise UsageError(f"{location!r} has no attribute {attr!r}{_suggest(module, attr)}") from None
+
+
+def _suggest(module: Any, attr: str) -> str:
+    """``; did you mean 'Net'?`` for a name close to ``attr`` in ``module``, else the torch modules it defines."""
+    import difflib
+
+    public = [n for n in vars(module) if not n.startswith("_")]
+    close = difflib.get_close_matches(attr, public, n=3, cutoff=0.6)
+    if close:
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    nets = [
+        n
+        for n, v in vars(module).items()
+        if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__
+    ]
+    return f"; it defines {', '.join(nets)}" if nets else ""
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,14 @@ class RayExecutor(Executor):
         ray = _import_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            except ConnectionError as exc:  # "auto" or an address with no cluster behind it
+                first = str(exc).strip().split(". ")[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(
+                    f"--executor ray --address {self.address}: no Ray cluster to connect to ({first.rstrip('.')}); "
+                    "start one (ray start --head) or leave --address out to run a local Ray for this sweep"
+                ) from None
         try:
             self._run(ray, cells, out, timeout, started, finished)
         finally:
