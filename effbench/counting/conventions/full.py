@@ -637,7 +637,8 @@ def _fft_c2r(op: OpCall) -> Cost:
 def _fused_attention(op: OpCall) -> Cost:
     """A fused attention kernel (a real forward on a CPU or GPU) counts what its math path, the decomposition a
     meta trace records, counts: q and k each scaled by sqrt(scale) (1 per element), QK^T and AV (2 per MAC), a
-    mask or causal bias added (1 per score), the softmax (5 per score)."""
+    mask added (1 per score; a boolean or causal mask first made a bias, 1 per mask element), the softmax (5
+    per score)."""
     q, k, v = arg(op, 0), arg(op, 1), arg(op, 2)
     heads = math.prod(q.shape[:-2])
     length, e, s, ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
@@ -647,8 +648,11 @@ def _fused_attention(op: OpCall) -> Cost:
     if bias is None and op.packet.endswith(("efficient_attention", "cudnn_attention")):
         bias = arg(op, 3)  # (query, key, value, attn_bias, ...)
     causal = bool(op.kwargs.get("is_causal")) or any(a is True for a in op.args[3:7])
-    masked = isinstance(bias, TensorMeta) or causal
-    flops = q.numel + k.numel + 2 * macs + 5 * scores + (scores if masked else 0)
+    flops = q.numel + k.numel + 2 * macs + 5 * scores
+    if causal:  # a boolean L x S mask turned into an additive bias (a where), then added
+        flops += length * s + scores
+    elif isinstance(bias, TensorMeta):
+        flops += scores + (bias.numel if bias.dtype == torch.bool else 0)
     return Cost(macs=macs, flops=flops, activations=scores + heads * length * ev)
 
 

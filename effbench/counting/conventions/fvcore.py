@@ -249,8 +249,8 @@ def _interpolate(call: FunctionCall) -> Cost:
     a = _bound(call)
     mode = a.get("mode", "nearest")
     x, o = arg(call, 0), out(call)
-    if len(x.shape) != 4:
-        return Cost()  # upsample_*1d/3d: not among fvcore's handles
+    if len(x.shape) != 4 or a.get("antialias"):
+        return Cost()  # upsample_*1d/3d, _upsample_bilinear2d_aa: not among fvcore's handles
     if mode == "nearest":  # aten::upsample_nearest2d
         return Cost(macs=o.numel, flops=o.numel)
     if mode == "bilinear":  # aten::upsample_bilinear2d
