@@ -40,16 +40,20 @@ def year_counts(
     size: Sequence[int],
     scale: int = 4,
     draws: int = INPUT_DRAWS,
+    force_real: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(counts, profiles)``: ``counts`` holds ``params`` and each other metric of ``counting`` (metric ->
     convention) on a 1x3x``size`` input, plus ``counting``, ``counting_input``, ``trace_engine``,
     ``by_convention`` and ``uncounted_ops`` (ops the FLOPs convention has no rule for); for a model whose counts
     depend on the input's values also ``input_dependent`` (True), ``ranges`` (metric -> [min, max]) and
     ``input_draws`` (each draw's figures). ``profiles`` maps each convention (``full`` included) to its
-    :class:`~effbench.counting.profile.Profile` on the first trace."""
+    :class:`~effbench.counting.profile.Profile` on the first trace. ``force_real``: a real forward only (a
+    model the shapes-only replays cannot run)."""
     from ..counting.profile import profile_trace, trace_model
 
-    trace, _ = trace_model(model, tuple(size), scale=scale, label=label, keep_dtypes=True)
+    trace, _ = trace_model(
+        model, tuple(size), scale=scale, label=label, keep_dtypes=True, force_real=force_real
+    )
     conventions = sorted({*counting.values(), "full"})
     profiles = {c: profile_trace(trace, c, label) for c in conventions}
     counts: dict[str, Any] = {"params": int(trace.params)}

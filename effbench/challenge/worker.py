@@ -39,6 +39,7 @@ _CUDA_SIGNS = (
     "no cuda gpus are available",
     "triton",
     "cuda is not available",
+    "only supported on cuda",
 )
 
 
@@ -85,24 +86,53 @@ def _harness_static_memory(
         out["stand_ins"] = list(build.stand_ins)
     size = tuple(cell.memory_size)
     mem_kw: dict[str, Any] = dict(scale=cell.scale, keep_dtypes=True)
-    first = None
+    first, first_error = None, None
     if "memory" in cell.parts:
         try:
             first = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
-        except Exception as exc:
-            failed["memory"] = exc
-    changed, as_built, why = run_first_forward(
+        except Exception as exc:  # e.g. a forward that changes the model cannot be replayed on fake tensors
+            first_error = exc
+    ff = run_first_forward(
         model,
         harness,
         [*harness.first_forward_sizes, tuple(cell.counting_size)],
         build.resolved.data_range,
     )
-    if why:
-        out["harness_forward_error"] = why
+    changed, as_built = ff.changed, ff.as_built
+    if ff.error:
+        out["harness_forward_error"] = ff.error
+        if ff.exception is not None and build_status(ff.exception) == "needs_cuda":
+            failed["needs_cuda"] = (
+                ff.exception
+            )  # CUDA-only code in forward (jiterator, Triton): nothing to count
+            return out
     out["changed_by_first_forward"] = changed
+    if ff.opaque_ops:
+        out["opaque_ops"] = ff.opaque_ops
+    if build.unavailable:
+        out["counted_path_differs"] = {
+            "unavailable": list(build.unavailable),
+            "counted": "the entry's own fallback path (what its code runs without them); the organisers' "
+            "machine ran the path through them, which this host cannot build or import",
+        }
     if "static" in cell.parts:
         try:
-            out.update(year_counts(model, cell.entry, cell.counting, cell.counting_size, cell.scale)[0])
+            try:
+                counts = year_counts(model, cell.entry, cell.counting, cell.counting_size, cell.scale)[0]
+            except Exception as exc:
+                if ff.error:  # the real forward failed too
+                    raise
+                # the shapes-only replays cannot run it (an extension reading data pointers): count a real forward
+                counts = year_counts(
+                    model, cell.entry, cell.counting, cell.counting_size, cell.scale, force_real=True
+                )[0]
+                counts["shapes_only_error"] = f"{type(exc).__name__}: {exc}"[:500]
+            out.update(counts)
+            if "counted_path_differs" in out:
+                out["counted_path_differs"]["figures"] = {
+                    conv: {k: counts["by_convention"][conv][k] for k in ("flops", "activations", "convs")}
+                    for conv in counts["by_convention"]
+                }
             if changed and as_built is not None:
                 before = year_counts(
                     as_built, cell.entry, cell.counting, cell.counting_size, cell.scale, draws=0
@@ -110,17 +140,24 @@ def _harness_static_memory(
                 out["as_built"] = {k: before[k] for k in ("params", *cell.counting) if k in before}
         except Exception as exc:  # the memory part still runs; the cell says which part failed
             failed["static"] = exc
-    if "memory" in cell.parts and first is not None:
+    if "memory" in cell.parts:
         try:
-            later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw) if changed else first
+            if first is not None and not changed:
+                later = first
+            else:
+                later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
             inference = predict_memory(run_model, size, grad=False, **mem_kw)
         except Exception as exc:
             failed["memory"] = exc
             return out
-        stages = {
-            "validation, first image (as built)": first.peak_bytes,
-            "validation": later.peak_bytes,
-        }
+        stages = {"validation": later.peak_bytes}
+        if first is not None:
+            stages["validation, first image (as built)"] = first.peak_bytes
+        elif changed:
+            out["memory_as_built_error"] = (
+                "the first forward (which changes the entry) could not be replayed on fake tensors: "
+                f"{type(first_error).__name__}: {first_error}"
+            )[:500]
         if build.construction_on_device:
             stages["construction"] = build.construction_peak_bytes
         stage, peak = max(stages.items(), key=lambda kv: kv[1])
@@ -176,6 +213,22 @@ def _measured(resolved: Any, cell: Any) -> dict[str, Any]:
     return metrics
 
 
+def _special_status(errors: dict[str, BaseException], metrics: dict[str, Any]) -> tuple[str, str] | None:
+    """``needs_cuda`` (the forward runs CUDA-only code: jiterator, Triton) or ``opaque_op`` (an output written
+    outside the dispatcher, so no trace counted what made it), with the reason; else ``None``."""
+    if "needs_cuda" in errors:
+        exc = errors["needs_cuda"]
+        return "needs_cuda", f"the forward runs CUDA-only code: {type(exc).__name__}: {exc}"
+    if metrics.get("opaque_ops"):
+        what = "; ".join(
+            f"{' / '.join(o['written_by'])} filled the {o['made_by'].removeprefix('aten.')} result made at "
+            f"{o.get('made_at') or o['module'] or 'the model'} (read by {o['read_by']})"
+            for o in metrics["opaque_ops"]
+        )
+        return "opaque_op", f"an output written outside the trace, so not counted: {what}"
+    return None
+
+
 def measure_entry(cell: Any) -> dict[str, Any]:
     """Measure one :class:`~effbench.challenge.cells.EntryCell` in this process; always returns a document."""
     from ..base.env import capture_env
@@ -223,10 +276,12 @@ def measure_entry(cell: Any) -> dict[str, Any]:
         seconds["runtime"] = time.perf_counter() - t_part
     else:
         errors: dict[str, BaseException] = {}
+        harness_parts = "+".join(p for p in cell.parts if p in ("static", "memory"))
         try:
-            metrics.update(_harness_static_memory(build, run_model, cell, harness, errors))
+            if harness_parts:
+                metrics.update(_harness_static_memory(build, run_model, cell, harness, errors))
         except Exception as exc:  # the harness's own steps (freezing, the first forward)
-            errors["+".join(cell.parts)] = exc
+            errors[harness_parts] = exc
         if "projection" in cell.parts:
             try:
                 metrics.update(_projection(run_model, cell))
@@ -238,6 +293,10 @@ def measure_entry(cell: Any) -> dict[str, Any]:
                 traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8)
             )
         seconds["+".join(cell.parts)] = time.perf_counter() - t_part
+        special = _special_status(errors, metrics)
+        if special is not None:
+            doc.update(status=special[0], error=special[1])
+            failed = {}
     if failed:
         doc.update(status="error", error="; ".join(f"{p} failed: {why}" for p, why in failed.items()))
     doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
