@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import textwrap
 from pathlib import Path
 
@@ -154,12 +155,19 @@ def test_overrides_replace_one_rule_for_one_run_only() -> None:
 
 
 class _CountingRecord:
+    """Counts the calls, also those made in the forked process a CLI command runs its work in (shared memory)."""
+
     def __init__(self) -> None:
-        self.calls = 0
+        self._calls = multiprocessing.Value("i", 0)
         self.real = profile_mod.record
 
+    @property
+    def calls(self) -> int:
+        return self._calls.value
+
     def __call__(self, *args, **kwargs):
-        self.calls += 1
+        with self._calls.get_lock():
+            self._calls.value += 1
         return self.real(*args, **kwargs)
 
 

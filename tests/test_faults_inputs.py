@@ -6,6 +6,7 @@ entries failed, an empty entry name, a failing entry's 150 KB error text."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,33 @@ def test_a_noisy_failing_cell_keeps_its_error_short_and_the_whole_text_in_a_file
     assert "characters cut; the whole text is in" in doc["error"] and doc["error"].rstrip().endswith("end")
     (full,) = (out / "logs").glob("*.error.txt")
     assert "blah " * 30000 in full.read_text() and str(full) in doc["error"]
+
+
+# ----------------------------------------------------------------------------------------------- legacy pickles
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_legacy_format_code_running_pickle_is_named_as_such_and_nothing_runs(tmp_path: Path):
+    import torch
+
+    from effbench.base.errors import CheckpointError
+    from effbench.zoo.weights import read_state_dict
+
+    marker = tmp_path / "ran"
+    evil, plain = tmp_path / "evil.pth", tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(3), "x": _RunsCode(marker)}, evil, _use_new_zipfile_serialization=False)
+    torch.save({"w": torch.ones(3)}, plain, _use_new_zipfile_serialization=False)
+    assert not evil.read_bytes().startswith(b"PK")  # the legacy format: pickles in a row, not a zip archive
+    with pytest.raises(
+        CheckpointError, match=r"would import and run code \(it refers to (posix|os)\.system\)"
+    ):
+        read_state_dict(evil)
+    assert not marker.exists()
+    assert list(read_state_dict(plain)) == ["w"]

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +46,19 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def _raw_mode(im: Any) -> str:
+    """The raw (on-disk) pixel layout of an opened, not yet loaded image, e.g. ``"RGB;16B"`` for 16-bit RGB."""
+    tiles = getattr(im, "tile", None) or []
+    if not tiles:
+        return ""
+    args = tiles[0][3]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an 8-bit image as a writable ``uint8`` ``(H, W, 3)`` RGB array; grey is replicated, alpha dropped."""
+    """Read an 8-bit image as a writable ``uint8`` ``(H, W, 3)`` RGB array; grey is replicated, alpha dropped.
+    Images of more than 8 bits per channel (16-bit grey or colour, 32-bit, float) are refused alike, as are images
+    beyond PIL's decompression-bomb limit; each refusal is a :class:`DatasetError` naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -54,19 +66,23 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DatasetError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            raw = _raw_mode(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") or ";16" in raw or ";32" in raw:
                 raise DatasetError(
-                    f"{path}: {im.mode} images (16-bit or float) are not supported; use 8-bit images"
+                    f"{path}: a {raw or im.mode} image (more than 8 bits per channel) is not supported: "
+                    "effbench reads 8-bit images; convert it to 8 bits"
                 )
+            im.load()
             if im.mode in ("L", "LA", "1"):
                 grey = np.asarray(im.convert("L"))
                 return np.repeat(grey[:, :, None], 3, axis=2)
             return np.array(im.convert("RGB"), dtype=np.uint8)
     except DatasetError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"{path}: too large to read safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc or type(exc).__name__}") from exc
 
 
 def is_grey(path: str | Path) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._isolate import run_isolated
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
@@ -141,8 +141,7 @@ def _print_human(doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"bench of {args.spec}"):
-        return _run(args)
+    return run_isolated(lambda: _run(args), what=f"bench of {args.spec}", timeout=args.timeout)
 
 
 def _project(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ import math
 from typing import Any
 
 from ..base.errors import UsageError
-from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._isolate import run_isolated
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
@@ -55,8 +55,7 @@ def _fmt(v: float, digits: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"eval of {args.spec}"):
-        return _run(args)
+    return run_isolated(lambda: _run(args), what=f"eval of {args.spec}", timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:

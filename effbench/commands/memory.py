@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
-from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._isolate import run_isolated
 
 if TYPE_CHECKING:
     from ..memory import MemoryReport
@@ -117,6 +117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and print it beside the prediction",
     )
     parser.add_argument(
+        "--details",
+        action="store_true",
+        help="with two SPECs: each model's full report (decomposition, live tensors, per-module peaks) too",
+    )
+    parser.add_argument(
         "--modules",
         type=int,
         default=2,
@@ -129,7 +134,8 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
-def _print_report(r: Any, depth: int) -> None:
+def _print_report(r: Any, depth: int, brief: bool = False) -> None:
+    """The report of one model; ``brief``: its peak, where it is and the sentence only (two models compared)."""
     c, h, w = r.feature_shape
     print(
         f"{r.model}: input {'x'.join(map(str, r.input_shape))} {r.dtype}, device model {r.device_model}"
@@ -148,6 +154,9 @@ def _print_report(r: Any, depth: int) -> None:
         f"where     op #{r.peak_op_index} {r.peak_op} in {r.peak_module or '<model>'} ({r.peak_module_type}), "
         f"block {block}, {r.peak_pass} forward"
     )
+    if brief:
+        print("in words: " + r.sentence())
+        return
     d = r.decomposition
     print(
         "decomposition  M = M_input + M_output + M_kept + M_net"
@@ -416,8 +425,8 @@ def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"memory of {' and '.join(args.spec) or 'the demo'}"):
-        return _run(args)
+    what = f"memory of {' and '.join(args.spec) or 'the demo'}"
+    return run_isolated(lambda: _run(args), what=what, timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -505,7 +514,7 @@ def _run(args: argparse.Namespace) -> int:
     for r, label in zip(reports, labels):
         if len(reports) == 2:
             print(f"=== {label} ===")
-        _print_report(r, args.modules)
+        _print_report(r, args.modules, brief=len(reports) == 2 and not args.details)
         print()
     if len(reports) == 2:
         _compare(reports[0], reports[1], labels[0], labels[1])

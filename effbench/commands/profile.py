@@ -9,10 +9,10 @@ from typing import Any, TextIO
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ..base.timeout import time_limit
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
 from ._common import add_model_arguments, add_timeout_argument, json_stdout, model_from_args
+from ._isolate import run_isolated
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
@@ -56,7 +56,11 @@ def _human(n: float | int | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"profile of {args.spec}"), json_stdout(args.json) as out:
+    return run_isolated(lambda: _run_here(args), what=f"profile of {args.spec}", timeout=args.timeout)
+
+
+def _run_here(args: argparse.Namespace) -> int:
+    with json_stdout(args.json) as out:
         return _run(args, out)
 
 

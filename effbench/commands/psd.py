@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from ..base.errors import UsageError
-from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._isolate import run_isolated
 
 NAME = "psd"
 HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"
@@ -64,8 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"psd of {args.spec}"):
-        return _run(args)
+    return run_isolated(lambda: _run(args), what=f"psd of {args.spec}", timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:

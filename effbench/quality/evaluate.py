@@ -14,7 +14,7 @@ from ..base.errors import ModelError, UsageError
 from ..base.images import DatasetError, is_grey, to_tensor, to_uint8, write_image
 from ..zoo.spec import ModelSpec, resolve_model
 from .datasets import SRDataset, open_dataset
-from .metrics import SCORE_PROTOCOLS, Protocol, score
+from .metrics import NTIRE_BORDER, SCORE_PROTOCOLS, Protocol, score
 
 __all__ = ["Evaluation", "EvaluationStopped", "evaluate", "super_resolve"]
 
@@ -158,9 +158,16 @@ def evaluate(
     )
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task(f"{name} x{scale} on {dataset.name}", total=len(dataset), last="")
+        border = scale if protocol == "paper" else NTIRE_BORDER
         for i in range(len(dataset)):
             try:
                 sample = dataset[i]
+                hh, hw = sample.hr.shape[:2]
+                if min(hh, hw) <= 2 * border:
+                    raise DatasetError(
+                        f"{sample.hr_path}: the HR image is {hh}x{hw} pixels, too small to score with the "
+                        f"{protocol} protocol's border of {border} pixels on each side"
+                    )
             except DatasetError as exc:
                 if not skip_bad:
                     raise EvaluationStopped(

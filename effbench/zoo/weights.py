@@ -21,6 +21,7 @@ checkpoint (e.g. from the authors' training code) loads into ``deploy=False`` gi
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickletools
 import tempfile
@@ -206,19 +207,23 @@ def _pickle_bytes(path: Path) -> bytes | None:
 
 
 def _pickle_globals(data: bytes) -> list[str]:
-    """The ``module.name`` globals a pickle stream refers to, read without unpickling (no code runs)."""
+    """The ``module.name`` globals a pickle stream refers to, read without unpickling (no code runs). Every
+    pickle of the stream is read: a legacy (pre-zip) ``torch.save`` file is several pickles in a row (magic
+    number, protocol, system info, the object, its storage keys) followed by the raw storages."""
     found: list[str] = []
-    strings: list[str] = []
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if isinstance(arg, str):
-                strings.append(arg)
-            if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                found.append(arg.replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # a truncated or malformed stream: report what was seen up to there
-        pass
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data) and data[stream.tell()] == 0x80:  # another pickle (PROTO) follows
+        strings: list[str] = []
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if isinstance(arg, str):
+                    strings.append(arg)
+                if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    found.append(arg.replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # a truncated or malformed stream (or the raw storages): what was seen up to there
+            break
     return list(dict.fromkeys(found))
 
 
