@@ -69,3 +69,14 @@ def test_a_ray_address_with_no_cluster_is_a_one_line_error(tmp_path):
     assert err[0].startswith(
         "effbench run: error: --executor ray --address auto: no Ray cluster to connect to"
     )
+
+
+def test_comparing_two_models_memory_is_concise_unless_details_are_asked(capsys):
+    assert main(["memory", "e_rfdn", "fmen_s", "--size", "32x32"]) == 0
+    brief = capsys.readouterr().out.splitlines()
+    assert len(brief) <= 30 and any(line.startswith("peak ratio e_rfdn / fmen_s = ") for line in brief)
+    assert sum(line.startswith("in words: ") for line in brief) == 2
+    assert not any(line.startswith("per-module peaks") for line in brief)
+    assert main(["memory", "e_rfdn", "fmen_s", "--size", "32x32", "--details"]) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert len(full) > 2 * len(brief) and sum(line.startswith("per-module peaks") for line in full) == 2
