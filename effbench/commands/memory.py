@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
-from ..base.timeout import time_limit
 from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._isolate import run_isolated
 
 if TYPE_CHECKING:
     from ..memory import MemoryReport
@@ -425,8 +425,8 @@ def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with time_limit(args.timeout, f"memory of {' and '.join(args.spec) or 'the demo'}"):
-        return _run(args)
+    what = f"memory of {' and '.join(args.spec) or 'the demo'}"
+    return run_isolated(lambda: _run(args), what=what, timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:
