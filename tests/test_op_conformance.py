@@ -499,3 +499,45 @@ def test_deformable_convolution_from_torchvision() -> None:
     ours = _ours(model, "full")
     assert ours.unknown_ops == []
     assert ours.macs == 576 * 36
+
+
+# -- every form of a model -----------------------------------------------------------------------------------------
+
+
+def _block() -> nn.Module:
+    """Convolution, attention, an FFT and a custom op: one of each kind of op above."""
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    proj = nn.Conv2d(4, 6, 1)
+    a = nn.Parameter(-torch.rand(4, 3))
+
+    def fn(m: Op, x: torch.Tensor) -> torch.Tensor:
+        y = m.conv(x) + _attention()(m, x)
+        y = torch.fft.irfft2(torch.fft.rfft2(y), s=(H, W))
+        return _scan(m, y)
+
+    return Op(fn, conv=conv, proj=proj, a=a)
+
+
+def test_a_compiled_model_counts_as_its_eager_module() -> None:
+    eager = _block()
+    compiled = torch.compile(eager)
+    for convention in ("full", "fvcore", "ntire2022"):
+        a, b = _ours(eager, convention), _ours(compiled, convention)
+        assert (b.flops, b.macs, b.activations, b.convs, b.params) == (
+            a.flops,
+            a.macs,
+            a.activations,
+            a.convs,
+            a.params,
+        )
+        assert [r["name"] for r in b.by_module] == [r["name"] for r in a.by_module]  # no _orig_mod prefix
+
+
+def test_an_exported_program_can_be_profiled() -> None:
+    from effbench.counting import profile
+
+    eager = _block().eval()
+    program = torch.export.export(eager, (torch.rand(SHAPE),))
+    ours = profile(program, (H, W), channels=C)
+    assert ours.unknown_ops == [] and ours.peak_memory_bytes
+    assert ours.flops == _ours(eager, "full").flops
