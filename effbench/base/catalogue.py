@@ -369,6 +369,12 @@ register_metric(
 register_metric(Metric("peak_memory_measured_source", "Measured peak from", fmt=""))
 # timing.breakdown
 register_metric(Metric("op_time", "Time per operator", fmt=""))
+# timing.projection: a projected runtime on a named GPU (never a measurement), with its interval
+register_metric(Metric("runtime_projected_ms", "Runtime PROJECTED", "ms", "lower", name="projected runtime"))
+register_metric(Metric("runtime_projected_low_ms", "Runtime PROJECTED, interval low", "ms"))
+register_metric(Metric("runtime_projected_high_ms", "Runtime PROJECTED, interval high", "ms"))
+register_metric(Metric("runtime_projected_gpu", "GPU of the projection", fmt=""))
+register_metric(Metric("runtime_projection", "Runtime projection", fmt=""))
 # backends: timing.BenchmarkResult under a deployment backend or a reduced precision
 register_metric(Metric("export_seconds", "Export / compile time", "s", "lower", "measured", fmt=".2f"))
 register_metric(Metric("artifact_bytes", "Exported file size", "MiB", "lower", fmt=".2f", scale=2**20))
