@@ -1,9 +1,10 @@
 """The ``effbench`` command line. Each sub-command lives in ``effbench/commands/<name>.py`` and defines
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; they are discovered automatically.
 
-Exit codes: 0 success, 1 a model or measurement error (``effbench run``: any cell not ok), 2 a usage error (unknown
-model, bad option), 3 an output folder locked by another runner, 4 a measurement past its ``--timeout``, 130
-interrupted, 143 terminated (SIGTERM).
+Exit codes: 0 success, 1 a model or measurement error (``effbench run``: any cell not ok; ``effbench challenge``:
+any entry failed), 2 a usage error (unknown model, bad option), 3 an output folder locked by another runner, 4 a
+measurement past its ``--timeout``, 5 results cannot be written (the device is full), 6 the model's code ended the
+process measuring it (``sys.exit``, ``os._exit``, a signal), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

@@ -11,5 +11,6 @@
 - :mod:`.modules` — the module-stack hook every tracer shares;
 - :mod:`.model_code` — guards around running model code (left as found, prints to stderr, CUDA on CPU);
 - :mod:`.plugins` — outside modules that register models, conventions or metrics;
-- :mod:`.timeout` — a wall-clock limit on anything that runs a model.
+- :mod:`.timeout` — a wall-clock limit on anything that runs a model;
+- :mod:`.procs` — process ownership: a subreaper finds and kills whatever model code started (the cell supervisor).
 """
