@@ -221,6 +221,9 @@ def test_a_projection_is_labelled_and_its_interval_brackets_it() -> None:
     assert p.low_ms < p.runtime_ms < p.high_ms
     assert p.runtime_ms == pytest.approx(sum(p.terms_ms.values()))
     m = p.metrics()
+    from effbench.base.catalogue import metrics
+
+    assert set(m) | {"runtime_projection"} <= {x.key for x in metrics()}  # catalogue keys
     assert set(m) == {
         "runtime_projected_ms",
         "runtime_projected_low_ms",
