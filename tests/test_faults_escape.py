@@ -202,3 +202,48 @@ def test_sigterm_under_the_ray_executor_exits_143_with_the_table_written(tmp_pat
     assert "terminated (SIGTERM)" in stderr
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 2 and "Nearest" in rows[1]
+
+
+@pytest.mark.slow
+def test_a_forking_cell_under_the_submitit_executor_leaves_nothing_either(tmp_path: Path):
+    pytest.importorskip("submitit")
+    from effbench.sweep import Cell, run_sweep
+    from effbench.sweep.executors.submitit_executor import SubmititExecutor
+
+    spec, pids = _forking_model(tmp_path)
+    out = tmp_path / "out"
+    cell = Cell(spec, 4, (8, 8), timing=False)
+    summary = run_sweep([cell], out, progress=False, executor=SubmititExecutor(cluster="local"))
+    assert summary["final"] == {"ok": 1}
+    assert _escaped(pids) == [] and len(pids.read_text().split()) == 2
+    _check_killed_recorded(json.loads((out / "cells" / f"{cell.cell_id}.json").read_text()), 2)
+
+
+# ----------------------------------------------------------------------------------------------- resume
+
+
+def test_resume_reruns_a_cell_measured_under_other_settings_naming_the_difference(tmp_path: Path, capsys):
+    from effbench.cli import main
+
+    out = tmp_path / "out"
+    base = run_argv(out, [f"{MODELS}:Nearest"])[3:]
+    assert main(base) == 0
+    argv = [*base[: base.index("--repeats") + 1], "3", *base[base.index("--repeats") + 2 :]]
+    assert main([*argv, "--resume"]) == 0  # repeats 2 -> 3: rerun, with the difference named
+    said = capsys.readouterr().out
+    assert "resume: reran Nearest" in said and "measured under other settings: repeats 2 -> 3" in said
+    starts = [cid for cid, _ in cell_starts(out)]
+    assert len(starts) == 2 and starts[0] == starts[1]
+    (doc,) = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert doc["cell"]["repeats"] == 3 and doc["metrics"]["runtime_ms"]["repeats"] >= 3
+    assert main([*argv, "--resume"]) == 0  # the same settings: nothing runs
+    assert "ran 0 cells, skipped 1" in capsys.readouterr().out and len(cell_starts(out)) == 2
+
+
+def test_resume_lists_a_missing_cell_it_runs(tmp_path: Path, capsys):
+    from effbench.cli import main
+
+    out = tmp_path / "out"
+    assert main([*run_argv(out, [f"{MODELS}:Nearest"])[3:], "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "resume: reran Nearest" in said and "(was missing)" in said and len(cell_starts(out)) == 1

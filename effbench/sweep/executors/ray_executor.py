@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,24 @@ def _import_ray() -> Any:
             '--executor ray needs Ray on this machine and every node: pip install "effbench[ray]"'
         ) from None
     return ray
+
+
+@contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Put back the SIGTERM and SIGINT handlers the block replaced: ``ray.init`` installs its own SIGTERM handler
+    (``sys.exit``, or killing a local cluster then exiting 1), which would replace effbench's (the runner's:
+    finished cells kept, table written, exit code 143). The runner's ``ray.shutdown`` stops what this process
+    started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 class RayExecutor(Executor):
@@ -89,7 +110,8 @@ class RayExecutor(Executor):
         started_here = not ray.is_initialized()
         if started_here:
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                with _signal_handlers_kept():
+                    ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as exc:  # "auto" or an address with no cluster behind it
                 first = str(exc).strip().split(". ")[0] if str(exc).strip() else type(exc).__name__
                 raise UsageError(
