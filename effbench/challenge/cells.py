@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..base.errors import UsageError
 from ..base.results import new_result
@@ -41,8 +41,6 @@ class EntryCell:
     what the rules table says later.
     """
 
-    worker: ClassVar[str] = "effbench.challenge.worker"
-
     entry: str
     model: dict[str, Any]
     year: int
@@ -58,6 +56,15 @@ class EntryCell:
     dtype: str = "fp32"
     #: the year's harness (:class:`~effbench.challenge.harness.Harness` as a dict; empty: the year's current one)
     harness: dict[str, Any] = field(default_factory=dict)
+    #: the socket of a :class:`~effbench.challenge.forkserver.ForkServer` that forks this cell (None: a fresh
+    #: Python process)
+    fork_server: str | None = None
+
+    @property
+    def worker(self) -> str:
+        """The module the cell process runs: the worker, or the fork server's client."""
+        return "effbench.challenge.forkclient" if self.fork_server else "effbench.challenge.worker"
+
     #: the GPU the projection part projects on (None: the year's GPU)
     gpu: str | None = None
 

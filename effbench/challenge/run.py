@@ -14,7 +14,10 @@ after-load calls made); only its runtime and quality cells are ``skipped``, nami
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +101,24 @@ def _skipped(cell: EntryCell, reason: str) -> dict[str, Any]:
     return doc
 
 
+def _forks(executor: Any) -> bool:
+    """Cells run as processes of this machine (the local executor): they can be forked from a local server."""
+    from ..sweep.executors.local import LocalExecutor
+
+    return executor is None or isinstance(executor, LocalExecutor)
+
+
+def _server_env() -> dict[str, str]:
+    """The fork server's environment: this one, with this checkout's effbench first on the import path (as the
+    sweep runner gives its cells)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(
+        dict.fromkeys([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
+    )
+    return env
+
+
 def run_challenge(
     challenge: Any,
     out: str | Path,
@@ -113,12 +134,15 @@ def run_challenge(
     backend: str = "eager",
     dtype: str = "fp32",
     gpu: str | None = None,
+    fork: bool = True,
 ) -> dict[str, Any]:
     """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
     ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files). ``executor`` runs the cells
     (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time). ``backend``/``dtype`` apply to
     the runtime and quality cells (:mod:`effbench.backends`); ``gpu`` is where the ``projection`` part projects (default:
-    the year's GPU)."""
+    the year's GPU). ``fork``: on the local executor, device-free cells are forked from a warm process that has
+    imported torch and effbench once (:mod:`effbench.challenge.forkserver`; each cell still its own process,
+    session and process group) instead of each starting Python afresh."""
     from ..sweep.lock import OutputLock
     from ..sweep.runner import run_sweep
     from .leaderboard import build_leaderboard, write_leaderboard
@@ -137,9 +161,15 @@ def run_challenge(
             if cell.cell_id in skip:
                 write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.cell_id]))
         todo = [c for c in cells if c.cell_id not in skip]
-        summary = run_sweep(
-            todo, out, resume=resume, timeout=timeout, progress=progress, lock=False, executor=executor
-        )
+        with contextlib.ExitStack() as stack:
+            if fork and _forks(executor) and any(c.device_free for c in todo):
+                from .forkserver import ForkServer
+
+                server = stack.enter_context(ForkServer(out, env=_server_env()))
+                todo = [replace(c, fork_server=server.path) if c.device_free else c for c in todo]
+            summary = run_sweep(
+                todo, out, resume=resume, timeout=timeout, progress=progress, lock=False, executor=executor
+            )
         rows = build_leaderboard(challenge, out)
         summary["leaderboard"] = rows
         summary["written"] = [
