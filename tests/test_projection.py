@@ -143,6 +143,16 @@ def test_year_protocols_average_the_start_up_over_the_timed_images() -> None:
     assert year_gpu(2023, "h200").name == "h200"
 
 
+def test_a_years_start_up_comes_from_its_baselines_published_valid_and_test_runtimes() -> None:
+    assert year_protocol(2022).startup_s is None  # one published average: the fitted constant stands
+    p24 = year_protocol(2024)
+    # (16.18 - 10.89 x 291*510/(282*510)) x 200 images; the organisers' results.json times the first image 1.03 s
+    assert p24.startup_s == pytest.approx((16.18 - 10.89 * 291 / 282) * 0.2)
+    assert "16.18 ms valid" in p24.describe()
+    proj = load_cost_model().project(record_trace(Net(), p24.size), "rtx-3090", p24)
+    assert proj.terms_ms["startup"] == pytest.approx(p24.startup_s / 400 * 1e3)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # the fit
 

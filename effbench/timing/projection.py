@@ -265,10 +265,16 @@ class Protocol:
     tf32: bool = True  #: ``torch.backends.cudnn.allow_tf32`` (PyTorch's default: True)
     dtype: str = "fp32"
     name: str = ""
+    #: seconds the first timed image pays for start-up, when the year's own published figures give it (None: the
+    #: cost model's fitted constant)
+    startup_s: float | None = None
+    startup_source: str = ""
 
     def __post_init__(self) -> None:
         if not self.sets:
             raise UsageError("a runtime protocol needs at least one image set")
+        if self.startup_s is not None and self.startup_s < 0:
+            raise UsageError(f"start-up {self.startup_s} s: must not be negative")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -295,6 +301,8 @@ class Protocol:
             f"{s.name} ({s.count} images, mean-equivalent {s.size[0]}x{s.size[1]})" for s in self.sets
         )
         warm = "no warm-up" if self.warmup_images == 0 else f"{self.warmup_images} warm-up images"
+        if self.warmup_images == 0 and self.startup_s is not None:
+            warm += f" (first-image start-up {self.startup_s:.3f} s: {self.startup_source})"
         return (
             f"{self.name + ': ' if self.name else ''}per-image CUDA-event time, mean over {sets}; {warm}; "
             f"{self.dtype}; cudnn.benchmark={self.cudnn_benchmark}; cuDNN TF32 {'on' if self.tf32 else 'off'}"
@@ -442,7 +450,15 @@ class CostModel:
     residuals: tuple[float, ...] = ()  #: leave-one-out measured / projected ratios
 
     def time_s(self, features: Mapping[str, float]) -> float:
+        """Seconds for the terms of :func:`trace_features` (the start-up at the fitted constant)."""
         return float(sum(self.coefficients.get(t, 0.0) * features[t] for t in TERMS))
+
+    def terms_ms(self, features: Mapping[str, float], protocol: Protocol) -> dict[str, float]:
+        """Each term's milliseconds under ``protocol``: its own start-up when it gives one, else the fitted one."""
+        terms = {t: self.coefficients.get(t, 0.0) * features[t] * 1e3 for t in TERMS}
+        if protocol.startup_s is not None:
+            terms["startup"] = protocol.startup_s * features["startup"] * 1e3
+        return terms
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -482,8 +498,8 @@ class CostModel:
         if trace.dtype != protocol.dtype:
             raise UsageError(f"the trace is {trace.dtype} but the protocol times {protocol.dtype}")
         feats = trace_features(trace, spec, protocol)
-        t = self.time_s(feats) * 1e3
-        terms = {k: self.coefficients.get(k, 0.0) * feats[k] * 1e3 for k in TERMS}
+        terms = self.terms_ms(feats, protocol)
+        t = sum(terms.values())
         pct = round(self.coverage * 100)
         return Projection(
             t,

@@ -411,8 +411,10 @@ def _baselines(data: dict, cm) -> list[dict]:
             "what": rec["what"],
         }
         for tf32 in (True, False):
-            feats = trace_features(rec["totals"], gpus[int(year)], dataclasses.replace(p, tf32=tf32))
-            row[f"projected_ms_tf32_{'on' if tf32 else 'off'}"] = cm.time_s(feats) * 1e3
+            proto = dataclasses.replace(p, tf32=tf32)
+            feats = trace_features(rec["totals"], gpus[int(year)], proto)
+            row[f"projected_ms_tf32_{'on' if tf32 else 'off'}"] = sum(cm.terms_ms(feats, proto).values())
+        row["startup_s"] = p.startup_s
         out.append(row)
     return out
 
@@ -517,14 +519,19 @@ def _readme(res: dict) -> str:
         "",
         "## Other years' baselines on their own GPUs (the 2022 fit unchanged)",
         "",
-        "| year | GPU | baseline | published ms | projected ms (TF32 on, the default) | TF32 off |",
-        "|--:|:--|:--|--:|--:|--:|",
+        "The first image's start-up of these years is read from the baseline's own published valid and test "
+        "averages (the valid run pays it, the test run does not; `challenge.projection.year_protocol`), so these two "
+        "rows check the per-image part of the projection and that start-up rule, not a blind total. 2024's derived "
+        "0.99 s agrees with the 1.03 s first image in the organisers' results.json.",
+        "",
+        "| year | GPU | baseline | published ms | projected ms (TF32 on, the default) | TF32 off | start-up s |",
+        "|--:|:--|:--|--:|--:|--:|--:|",
     ]
     for b in res["baselines"]:
         if "published_ms" in b:
             L.append(
                 f"| {b['year']} | {b['gpu']} | {b['what']} | {b['published_ms']:.2f} | "
-                f"{b['projected_ms_tf32_on']:.2f} | {b['projected_ms_tf32_off']:.2f} |"
+                f"{b['projected_ms_tf32_on']:.2f} | {b['projected_ms_tf32_off']:.2f} | {b['startup_s']:.3f} |"
             )
     L += [
         "",
