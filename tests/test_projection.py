@@ -101,6 +101,24 @@ def test_the_trace_records_each_op_kind_with_flops_bytes_and_kernels() -> None:
     assert trace.device == "meta"
 
 
+class HalfInside(nn.Module):
+    """Switches to fp16 inside forward against its own fp16 weights (as an NTIRE 2025 entry does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1).half()
+        self.up = nn.PixelShuffle(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.conv(x.half())).float()
+
+
+def test_a_model_that_switches_to_fp16_inside_forward_is_traced_with_its_own_dtypes() -> None:
+    trace = record_trace(HalfInside(), (16, 16))
+    conv = next(r for r in trace.ops if r.kind == "conv")
+    assert conv.bytes == 2 * (3 * 256 + 48 * 27 + 48 + 48 * 256)  # fp16 tensors: 2 bytes each
+
+
 def test_tiled_flops_round_channels_up_to_the_gemm_tiles() -> None:
     trace = record_trace(Net(36), (8, 8))
     mix = next(r for r in trace.ops if r.kind == "conv1x1")

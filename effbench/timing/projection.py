@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import flop_registry as FLOP_RULES
 
-from ..base.errors import UsageError
+from ..base.errors import ModelError, UsageError
 from .gpus import GpuSpec, gpu_spec
 
 __all__ = [
@@ -216,7 +216,12 @@ def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -
     h, w = (int(size[0]), int(size[1]))
     if h < 1 or w < 1:
         raise UsageError(f"input size {h}x{w}: both sides must be positive")
-    trace = record(model, (1, 3, h, w), _DTYPES[dtype])
+    try:
+        trace = record(model, (1, 3, h, w), _DTYPES[dtype])
+    except ModelError:
+        # a model that switches precision inside forward (x.half() against its own fp16 weights) runs with its
+        # parameters' dtypes kept, as the harness runs it; its FLOPs still count at the protocol dtype's peak
+        trace = record(model, (1, 3, h, w), _DTYPES[dtype], keep_dtypes=True)
     ops = tuple(r for r in map(_op_record, trace.ops) if r is not None)
     return OpTrace((h, w), dtype, ops, trace.engine)
 
