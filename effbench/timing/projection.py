@@ -267,7 +267,10 @@ class Protocol:
     sets: tuple[ImageSetSize, ...]
     warmup_images: int = 0
     cudnn_benchmark: bool = False
-    tf32: bool = True  #: ``torch.backends.cudnn.allow_tf32`` (PyTorch's default: True)
+    tf32: bool = True  #: ``torch.backends.cudnn.allow_tf32``, convolutions (PyTorch's default: True)
+    matmul_tf32: bool = (
+        False  #: ``torch.backends.cuda.matmul.allow_tf32`` (PyTorch's default since 1.12: False)
+    )
     dtype: str = "fp32"
     name: str = ""
     #: seconds the first timed image pays for start-up, when the year's own published figures give it (None: the
@@ -331,7 +334,8 @@ def trace_features(
     (``startup``: a share of one start-up, no unit), under ``protocol``'s dtype and TF32 setting."""
     spec = gpu_spec(gpu)
     tot = trace.totals() if isinstance(trace, OpTrace) else trace
-    peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.tf32)
+    peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.tf32)  # convolutions: cuDNN's TF32 setting
+    mm_peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.matmul_tf32)
     bw = spec.bytes_per_s
 
     def get(key: str) -> float:
@@ -341,7 +345,7 @@ def trace_features(
         "conv_flops": get("conv_tiled_flops") / peak,
         "conv1x1_flops": get("conv1x1_tiled_flops") / peak,
         "grouped_bytes": get("grouped_bytes") / bw,
-        "matmul_flops": get("matmul_flops") / peak,
+        "matmul_flops": get("matmul_flops") / mm_peak,
         "conv_bytes": (get("conv_bytes") + get("conv1x1_bytes") + get("matmul_bytes")) / bw,
         "other_bytes": get("other_bytes") / bw,
         "launches": get("kernels") * spec.launch_overhead_us * 1e-6,
