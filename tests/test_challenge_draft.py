@@ -212,3 +212,57 @@ def test_challenge_check_repo_through_the_command_line(repo: Path, harness: dict
     assert (
         bad.returncode == 2 and "--repo: the organisers' repository is not a folder: /nowhere" in bad.stderr
     )
+
+
+# written the other ways a harness may tell entries apart: a registry dict, a helper function, `match`
+OTHER_HARNESS = """
+import importlib
+import os
+
+import torch
+
+REGISTRY = {
+    10: ("models.team00_base", "Base", {"feats": 6}, "team10.pth"),
+    11: ("models.team02_rep", "RepNet", {"feats": 4}, "team11.pth"),
+}
+
+
+def build(module, cls, kwargs):
+    net = getattr(importlib.import_module(module), cls)(**kwargs)
+    return net
+
+
+def select_model(args, device):
+    model_id = args.model_id
+    match model_id:
+        case 12 | 13:
+            from models.team00_base import Base
+
+            model = torch.nn.DataParallel(Base(feats=model_id - 8))
+            name, data_range = f"{model_id}_Parallel", 1.0
+            model.load_state_dict(torch.load(os.path.join("model_zoo", f"team{model_id}.pth")))
+            return model, name, data_range, None
+        case _:
+            module, cls, kwargs, ckpt = REGISTRY[model_id]
+            model = build(module, cls, kwargs)
+            name, data_range = f"{model_id}_{cls}", 255.0
+            sd = torch.load(f"model_zoo/{ckpt}")
+            model.load_state_dict(sd.get("params_ema", sd), strict=False)
+            if model_id == 11:
+                model.repa()
+    return model, name, data_range, None
+"""
+
+
+def test_a_registry_a_helper_and_match_cases_are_read(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(DRAFT / "models", repo / "models")
+    (repo / "test_demo.py").write_text(OTHER_HARNESS)
+    c = draft_manifest(repo, 2024).challenge
+    assert [e.name for e in c.entries] == ["10_Base", "11_RepNet", "12_Parallel", "13_Parallel"]
+    base, rep, par = c.entry("10_Base"), c.entry("11_RepNet"), c.entry("13_Parallel")
+    assert base.model == f"{repo}/models/team00_base.py:Base" and base.kwargs == {"feats": 6}
+    assert (base.strict, base.data_range, base.weights_key) == (False, 255.0, None)  # .get("params_ema", sd)
+    assert base.weights == str(repo / "model_zoo" / "team10.pth") and base.weights_missing
+    assert rep.after_load == (AfterLoad("repa"),) and not base.after_load
+    assert par.kwargs == {"feats": 5} and par.weights == str(repo / "model_zoo" / "team13.pth")

@@ -31,6 +31,7 @@ skip the entry: its static and memory parts need no weights. Model ``0`` / ``tea
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, field, replace
@@ -155,13 +156,22 @@ def _known(value: Any) -> bool:
 class _Walk:
     """One walk of ``select_model`` for one ``model_id``: an abstract interpreter over the statements it knows."""
 
-    def __init__(self, model_id: int) -> None:
+    def __init__(self, model_id: int, module: ast.Module | None = None) -> None:
         self.model_id = model_id
         self.env: dict[str, Any] = {"model_id": model_id}
         self.star: list[str] = []  # modules imported with `from m import *`
         self.models: list[_Model] = []
         self.branch_line: int | None = None
         self.problems: list[str] = []  # why a constructor call was not drafted
+        self.functions: dict[str, ast.FunctionDef] = {}  # the harness file's own functions (helpers it calls)
+        self.returned: Any = None
+        self.depth = 0
+        if module is not None:  # the harness file's imports, constants and registries, as at its import
+            self.functions = {n.name: n for n in module.body if isinstance(n, ast.FunctionDef)}
+            for stmt in module.body:
+                if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
+                    self.stmt(stmt)
+        self.globals = dict(self.env)
 
     # expressions -----------------------------------------------------------------------------------------------------
 
@@ -337,6 +347,8 @@ class _Walk:
                 callee = _Imported(f"{holder.module}.{holder.name}", method)
         elif isinstance(node.func, ast.Name):
             callee = self.env.get(node.func.id)
+            if callee is None and node.func.id in self.functions:  # a helper of the harness file
+                return self.inline(self.functions[node.func.id], node, args, kwargs)
             if callee is None and self.star:  # `from models.x import *` then Net(...)
                 callee = _Imported(self.star[-1], node.func.id)
         else:
@@ -347,6 +359,37 @@ class _Walk:
             except _Unreadable as exc:
                 self.problems.append(f"line {node.lineno}: {exc}")
         return _Opaque(ast.unparse(node))
+
+    def inline(self, fn: ast.FunctionDef, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Walk a helper function of the harness file called with these arguments; its return value."""
+        if self.depth >= 4 or any(isinstance(a, ast.Starred) for a in node.args):
+            return _Opaque(ast.unparse(node))
+        sub = _Walk(self.model_id)
+        sub.functions, sub.models, sub.problems, sub.star = (
+            self.functions,
+            self.models,
+            self.problems,
+            self.star,
+        )
+        sub.depth = self.depth + 1
+        sub.env = dict(self.globals)
+        sub.globals = self.globals
+        a = fn.args
+        params = [*a.posonlyargs, *a.args]
+        defaults = dict(zip([p.arg for p in params[len(params) - len(a.defaults) :]], a.defaults))
+        defaults.update({p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None})
+        for p, v in zip(params, args):
+            sub.env[p.arg] = v
+        for p in [*params[len(args) :], *a.kwonlyargs]:
+            if p.arg in kwargs:
+                sub.env[p.arg] = kwargs[p.arg]
+            elif p.arg in defaults:
+                sub.env[p.arg] = self.value(defaults[p.arg])
+        try:
+            sub.run(fn.body)
+        except _Stop:
+            pass
+        return sub.returned if sub.returned is not None else _Opaque(ast.unparse(node))
 
     def construct(self, callee: _Imported, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -361,6 +404,12 @@ class _Walk:
                     raise _Unreadable(
                         f"{ast.unparse(node)}: the keyword arguments {_shown(cfg)} are not a literal"
                     )
+        if (
+            callee.name in ("DataParallel", "DistributedDataParallel")
+            and args
+            and isinstance(args[0], _Model)
+        ):
+            return args[0]  # the same network (effbench drops the wrapper's 'module.' key prefix)
         if any(isinstance(a, _Model) for a in [*args, *kwargs.values()]):
             raise _Unreadable(f"{ast.unparse(node)} wraps another model")
         for i, a in enumerate(args):
@@ -466,7 +515,12 @@ class _Walk:
             self.run(stmt.body)
             self.run(stmt.orelse)
             self.run(stmt.finalbody)
-        elif isinstance(stmt, (ast.Raise, ast.Return)):
+        elif isinstance(stmt, ast.Match):
+            self.match(stmt)
+        elif isinstance(stmt, ast.Return):
+            self.returned = self.value(stmt.value)
+            raise _Stop
+        elif isinstance(stmt, ast.Raise):
             raise _Stop
         # anything else (pass, del, assert, nested defs, while loops) changes nothing the draft reads
 
@@ -517,6 +571,36 @@ class _Walk:
             k: _merge(arms[0].get(k, before.get(k)), arms[1].get(k, before.get(k)))
             for k in {*arms[0], *arms[1]}
         }
+
+    def match(self, stmt: ast.Match) -> None:
+        """``match model_id: case 3: ...``: the first case that matches what the walk knows."""
+        subject = self.value(stmt.subject)
+        for case in stmt.cases:
+            hit = self.matches(case.pattern, subject)
+            if hit and case.guard is not None:
+                hit = self.truth(case.guard)
+            if hit is None:
+                return  # decided at run time: nothing the draft can follow
+            if hit:
+                if _is_model_id(stmt.subject) and self.branch_line is None:
+                    self.branch_line = case.pattern.lineno
+                self.run(case.body)
+                return
+
+    def matches(self, pattern: ast.pattern, subject: Any) -> bool | None:
+        if isinstance(pattern, ast.MatchAs) and pattern.pattern is None:
+            return True  # `case _:` / `case x:`
+        if isinstance(pattern, ast.MatchAs):
+            return self.matches(pattern.pattern, subject)
+        if isinstance(pattern, ast.MatchOr):
+            hits = [self.matches(p, subject) for p in pattern.patterns]
+            return True if True in hits else (None if None in hits else False)
+        if isinstance(pattern, ast.MatchValue):
+            v = self.value(pattern.value)
+            return v == subject if _known(v) and _known(subject) else None
+        if isinstance(pattern, ast.MatchSingleton):
+            return pattern.value is subject if _known(subject) else None
+        return None
 
     def for_(self, stmt: ast.For) -> None:
         it = stmt.iter
@@ -582,10 +666,47 @@ def _compares_model_id(test: ast.AST) -> bool:
     )
 
 
-def _model_ids(func: ast.FunctionDef) -> dict[int, int]:
-    """Every ``model_id`` ``select_model`` compares against (``==``, ``in``), with the line of the test."""
+def _int_keys(node: ast.AST) -> list[int]:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return []
+    return (
+        [k for k in value if isinstance(k, int) and not isinstance(k, bool)]
+        if isinstance(value, dict)
+        else []
+    )
+
+
+def _model_ids(func: ast.FunctionDef, module: ast.Module | None = None) -> dict[int, int]:
+    """Every ``model_id`` ``select_model`` tells apart, with the line where it does: compared against (``==``,
+    ``in``), a ``case`` of ``match model_id``, a key of a dict literal indexed with ``model_id`` (a registry in the
+    function or the harness file)."""
     ids: dict[int, int] = {}
+    dicts: dict[str, ast.AST] = {}
+    for scope in (module, func):
+        for node in ast.walk(scope) if scope is not None else ():
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                if isinstance(node.value, ast.Dict):
+                    dicts[node.targets[0].id] = node.value
     for node in ast.walk(func):
+        if isinstance(node, ast.Subscript) and _is_model_id(node.slice):
+            table = dicts.get(node.value.id) if isinstance(node.value, ast.Name) else node.value
+            for k in _int_keys(table) if table is not None else []:
+                ids.setdefault(k, node.lineno)
+        if isinstance(node, ast.Match) and _is_model_id(node.subject):
+            for case in node.cases:
+                pats = case.pattern.patterns if isinstance(case.pattern, ast.MatchOr) else [case.pattern]
+                for pat in pats:
+                    if isinstance(pat, ast.MatchValue):
+                        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                            v = ast.literal_eval(pat.value)
+                            if isinstance(v, int) and not isinstance(v, bool):
+                                ids.setdefault(v, pat.lineno)
         if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and _is_model_id(node.left)):
             continue
         op = node.ops[0]
@@ -604,9 +725,11 @@ def _model_ids(func: ast.FunctionDef) -> dict[int, int]:
     return dict(sorted(ids.items()))
 
 
-def _read_branch(func: ast.FunctionDef, model_id: int, line: int) -> _Branch:
-    """Walk ``select_model`` for ``model_id``."""
-    walk = _Walk(model_id)
+def _read_branch(
+    func: ast.FunctionDef, model_id: int, line: int, module: ast.Module | None = None
+) -> _Branch:
+    """Walk ``select_model`` for ``model_id`` (``module``: the harness file, for its imports and helpers)."""
+    walk = _Walk(model_id, module)
     try:
         walk.run(func.body)
     except _Stop:
@@ -623,8 +746,8 @@ def _read_branch(func: ast.FunctionDef, model_id: int, line: int) -> _Branch:
     return b
 
 
-def _harness(repo: Path) -> tuple[Path, ast.FunctionDef] | None:
-    """The repository's harness file and its ``select_model`` (``test_demo.py`` first)."""
+def _harness(repo: Path) -> tuple[Path, ast.FunctionDef, ast.Module] | None:
+    """The repository's harness file, its ``select_model`` and the file's tree (``test_demo.py`` first)."""
     files = sorted(repo.glob("*.py"), key=lambda p: (p.name != "test_demo.py", p.name))
     for file in files:
         try:
@@ -633,7 +756,7 @@ def _harness(repo: Path) -> tuple[Path, ast.FunctionDef] | None:
             continue
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == "select_model":
-                return file, node
+                return file, node, tree
     return None
 
 
@@ -881,14 +1004,14 @@ def _from_files(repo: Path, n: int, file: Path, ckpts: list[Path], why: str, unr
 
 
 def _from_harness(
-    root: Path, file: Path, func: ast.FunctionDef, models: dict[int, Path], ckpts: dict[int, list[Path]],
-    unresolved: list[str],
+    root: Path, file: Path, func: ast.FunctionDef, module: ast.Module, models: dict[int, Path],
+    ckpts: dict[int, list[Path]], unresolved: list[str],
 ) -> list[tuple[int, Entry]]:  # fmt: skip
     entries: list[tuple[int, Entry]] = []
     used: set[Path] = set()
-    for n, line in _model_ids(func).items():
+    for n, line in _model_ids(func, module).items():
         try:
-            b = _read_branch(func, n, line)
+            b = _read_branch(func, n, line, module)
         except RecursionError:
             b = _Branch(n, line, notes=["nested too deeply to read"])
         if b.model is not None:
@@ -943,7 +1066,7 @@ def draft_manifest(repo: str | Path, year: int) -> Draft:
                     f"team{n:02}: checkpoint {ckpts[n][0].relative_to(root)} has no model file; not listed"
                 )
     else:
-        pairs = _from_harness(root, harness[0], harness[1], models, ckpts, unresolved)
+        pairs = _from_harness(root, *harness, models, ckpts, unresolved)
     entries: list[Entry] = []
     baseline = None
     seen: set[str] = set()
