@@ -155,6 +155,7 @@ def _project(args: argparse.Namespace) -> int:
         parse_size(args.size),
         protocol=args.protocol,
         images=args.images,
+        dtype=args.dtype,
     )
     if args.json:
         json.dump({"model": args.spec, "projection": proj.as_dict()}, json_out(), indent=2)

@@ -413,6 +413,9 @@ class Projection:
     terms_ms: Mapping[str, float] = field(default_factory=dict)  #: each term's share of the projection
     trace_device: str = "meta"
     label: str = "projection"
+    caveats: tuple[
+        str, ...
+    ] = ()  #: where the protocol leaves the fitted data (less certain than the interval)
 
     def metrics(self) -> dict[str, Any]:
         """The leaderboard's columns: ``runtime_projected_ms`` and its ``_low_ms`` / ``_high_ms``."""
@@ -435,6 +438,7 @@ class Projection:
             "interval": self.interval,
             "terms_ms": dict(self.terms_ms),
             "trace_device": self.trace_device,
+            "caveats": list(self.caveats),
         }
 
     def text(self) -> str:
@@ -442,6 +446,7 @@ class Projection:
         return (
             f"projected runtime on {self.gpu}: {self.runtime_ms:.2f} ms ({self.low_ms:.2f} to {self.high_ms:.2f}, "
             f"{self.interval}) [projection, not a measurement; fit: {self.fit}]"
+            + "".join(f"; caveat: {c}" for c in self.caveats)
         )
 
 
@@ -510,6 +515,16 @@ class CostModel:
         terms = self.terms_ms(feats, protocol)
         t = sum(terms.values())
         pct = round(self.coverage * 100)
+        caveats = []
+        if protocol.cudnn_benchmark != self.cudnn_benchmark:
+            caveats.append(
+                f"the fit's data were timed with cudnn.benchmark={self.cudnn_benchmark}, this protocol sets "
+                f"{protocol.cudnn_benchmark}: outside the fitted data"
+            )
+        if protocol.dtype != "fp32":
+            caveats.append(
+                f"{protocol.dtype}: the fit's data are fp32; its peak is the GPU's published {protocol.dtype} one"
+            )
         return Projection(
             t,
             t * self.ratio_low,
@@ -520,6 +535,7 @@ class CostModel:
             f"{pct}% interval from the fit's leave-one-out residuals",
             terms,
             trace.device,
+            caveats=tuple(caveats),
         )
 
 
@@ -607,17 +623,19 @@ def project_model(
     *,
     protocol: str = "steady",
     images: int = 10,
+    dtype: str = "fp32",
+    cudnn_benchmark: bool = False,
     cost_model: CostModel | None = None,
 ) -> Projection:
     """Project any model at ``size`` on ``gpu``: ``protocol="steady"`` (one warm forward) or ``"ntire"``
     (``images`` images of that size timed one by one, no warm-up: the first pays the start-up)."""
     if protocol == "steady":
-        proto = steady_protocol(size)
+        proto = steady_protocol(size, cudnn_benchmark=cudnn_benchmark, dtype=dtype)
     elif protocol == "ntire":
         if images < 1:
             raise UsageError(f"--images {images}: the ntire protocol times at least one image")
         one = ImageSetSize(f"{size[0]}x{size[1]}", images, (int(size[0]), int(size[1])), "synthetic images")
-        proto = Protocol((one,), warmup_images=0, name="ntire")
+        proto = Protocol((one,), warmup_images=0, cudnn_benchmark=cudnn_benchmark, dtype=dtype, name="ntire")
     else:
         raise UsageError(f"protocol {protocol!r}: choose steady or ntire")
     return project(model, gpu, proto, cost_model=cost_model)
