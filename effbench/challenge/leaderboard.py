@@ -177,6 +177,7 @@ def _notes(challenge: Any, rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if r.get("uncounted_ops"):
             lines.append(f"{r['name']}: not counted by the FLOPs convention: {', '.join(r['uncounted_ops'])}")
+    lines += [f"{r['name']}: {r['note']}" for r in rows if r.get("note")]  # what the figures rest on
     return lines
 
 
