@@ -137,7 +137,11 @@ def _run_child(
             code = 1
         sys.stdout.flush()
         sys.stderr.flush()
-        kill_descendants(timeout=5.0)
+        killed = kill_descendants(timeout=5.0)
+        if killed:  # the result names what the cell left running, as a supervised cell's does
+            from ..sweep.worker import record_killed
+
+            record_killed(Path(request["argv"][1]), killed)
         _report_imports(request.get("modules_file"), preloaded)
     finally:
         os._exit(code)

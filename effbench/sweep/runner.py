@@ -259,7 +259,7 @@ class CellProcess:
         with ``killed_processes`` when it left processes running."""
         doc = self.failure if self.failure is not None else json.loads(self.result.read_text())
         if self.killed:
-            doc["killed_processes"] = self.killed
+            doc["killed_processes"] = [*(doc.get("killed_processes") or []), *self.killed]
         return doc
 
     def kill(self) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["log_start", "main", "measure_cell", "run_worker"]
+__all__ = ["log_start", "main", "measure_cell", "record_killed", "run_worker"]
 
 
 def log_start(out: Path, cell_id: str) -> None:
@@ -31,6 +31,21 @@ def log_start(out: Path, cell_id: str) -> None:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def record_killed(out: Path, killed: list[dict[str, Any]]) -> None:
+    """Add ``killed`` (processes a cell left running, killed after it: :func:`effbench.base.procs.kill_descendants`)
+    to the cell's result document at ``out``, when it wrote one; for a cell process that owns its descendants
+    itself (a forked challenge cell) rather than through the runner's supervisor."""
+    from ..base.results import validate_result, write_json_atomic
+
+    try:
+        doc = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return
+    if validate_result(doc) is None:
+        doc["killed_processes"] = [*(doc.get("killed_processes") or []), *killed]
+        write_json_atomic(out, doc)
 
 
 def measure_cell(cell: Any) -> dict[str, Any]:
