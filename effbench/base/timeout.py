@@ -3,8 +3,11 @@
 The guard is ``SIGALRM`` (``setitimer``) in the main thread: the handler raises in whatever Python code runs when
 the time is up, so a forward stuck in a Python loop, in ``time.sleep`` or between torch ops is interrupted (and
 again every 0.5 s, should the code catch the exception and carry on). A
-single native call (one huge convolution) is interrupted when it returns to Python. Sweep cells run in their own
-process and are killed by the runner instead (``effbench run --timeout``).
+single native call (one huge convolution) is interrupted when it returns to Python, and code that swallows every
+exception is never stopped: it is a soft limit. The hard limit is a process that can be killed: sweep cells are
+killed by the runner (``effbench run --timeout``) and the single commands run their work in a forked process the
+command kills at ``--timeout`` (``effbench/commands/_isolate.py``); this guard is their fallback where there is no
+``fork``.
 """
 
 from __future__ import annotations
