@@ -9,10 +9,11 @@ arithmetic is done and no memory is allocated: a 1920x1080 input costs as much a
   ``torch.matmul``, ``Tensor.__add__``...), the level at which the JIT tracer (and so fvcore) names operators;
 - a :class:`~torch.utils._python_dispatch.TorchDispatchMode` records every aten op (functional calls included).
 
-Nothing is attached to the user's model: no attributes, no per-module hooks, no change of ``requires_grad``,
-device or dtype (when another dtype is asked for, fake copies of the parameters are passed with
-:func:`torch.func.functional_call`). Plain tensor attributes (``self.mean = torch.Tensor(...)``) get meta
-stand-ins on the meta engine, and whatever the forward does to the model (``self.mean = self.mean.type_as(x)``)
+Nothing is left on the user's model: no attributes, no per-module hooks, no change of ``requires_grad``,
+device or dtype. The meta engine puts meta copies of the parameters and buffers in the modules' tables for the
+forward (the fake engine, when another dtype is asked for, passes fake copies with
+:func:`torch.func.functional_call`), plain tensor attributes (``self.mean = torch.Tensor(...)``) get meta
+stand-ins, and all of it, with whatever the forward does to the model (``self.mean = self.mean.type_as(x)``)
 is undone after every engine (:func:`effbench.base.model_code.left_as_found`). The forward runs under
 :func:`~effbench.base.model_code.running_model_code`: its prints go to stderr and, without CUDA, its CUDA calls
 stay on the tensor's device (``OpTrace.cuda_redirects``).
@@ -113,40 +114,114 @@ def tensors_in(tree: Any) -> list[TensorMeta]:
     return found
 
 
-@dataclass
-class ModuleCall:
-    """One ``module(...)`` call. ``module`` is kept for the module-level rules (kernel size, channels...)."""
+def _lazy(field_name: str) -> property:
+    """A field holding what the forward gave (tensors included) until first read, then its TensorMeta tree: most
+    recorded arguments are never read by any rule, and converting them all cost more than the forward."""
+    slot = "_" + field_name
 
-    name: str
-    module: nn.Module
-    in_model: bool
-    inputs: Any = None  # tree of TensorMeta (the positional args)
-    output: Any = None  # tree of TensorMeta
+    def get(self: _Recorded) -> Any:
+        if self._raw:
+            self.settle()
+        return getattr(self, slot)
+
+    def put(self: _Recorded, value: Any) -> None:
+        if self._raw:
+            self.settle()
+        setattr(self, slot, value)
+
+    return property(get, put)
 
 
-@dataclass
-class FunctionCall:
+class _Recorded:
+    """Base of the recorded calls: :attr:`_LAZY` fields are settled (made TensorMeta trees) when first read, by
+    :meth:`settle`, or at once when recorded with ``raw=False`` (the real engine: its tensors hold memory)."""
+
+    __slots__ = ("_raw",)
+    _LAZY: tuple[str, ...] = ()
+
+    def settle(self) -> None:
+        """Turn the tensors of the lazy fields into :class:`TensorMeta` now (shapes as they are at this moment)."""
+        if self._raw:
+            self._raw = False
+            for f in self._LAZY:
+                setattr(self, "_" + f, _meta(getattr(self, "_" + f)))
+
+    def __repr__(self) -> str:
+        fields = [f for f in self.__slots__ if not f.startswith("_")] + list(self._LAZY)
+        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in fields)})"
+
+
+class ModuleCall(_Recorded):
+    """One ``module(...)`` call. ``module`` is kept for the module-level rules (kernel size, channels...);
+    ``inputs`` (the positional args) and ``output`` are trees of :class:`TensorMeta`."""
+
+    __slots__ = ("name", "module", "in_model", "_inputs", "_output")
+    _LAZY = ("inputs", "output")
+    inputs = _lazy("inputs")
+    output = _lazy("output")
+
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        in_model: bool,
+        inputs: Any = None,
+        output: Any = None,
+        raw: bool = False,
+    ) -> None:
+        self._raw = raw
+        self.name, self.module, self.in_model = name, module, in_model
+        self._inputs, self._output = inputs, output
+
+
+class FunctionCall(_Recorded):
     """One outermost torch-level call (e.g. ``interpolate``, ``matmul``, ``__add__``)."""
 
-    func: Callable[..., Any]
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    output: Any
-    module: str
+    __slots__ = ("func", "name", "_args", "_kwargs", "_output", "module")
+    _LAZY = ("args", "kwargs", "output")
+    args = _lazy("args")
+    kwargs = _lazy("kwargs")
+    output = _lazy("output")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        output: Any,
+        module: str,
+        raw: bool = False,
+    ) -> None:
+        self._raw = raw
+        self.func, self.name, self.module = func, name, module
+        self._args, self._kwargs, self._output = args, kwargs, output
 
 
-@dataclass
-class OpCall:
-    """One aten op: ``packet`` is e.g. ``"aten.convolution"``, ``overload`` e.g. ``"aten.convolution.default"``."""
+class OpCall(_Recorded):
+    """One aten op: ``packet`` is e.g. ``"aten.convolution"``, ``overload`` e.g. ``"aten.convolution.default"``;
+    ``function`` the index into ``OpTrace.functions`` of the enclosing torch-level call (-1 if none)."""
 
-    packet: str
-    overload: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    output: Any
-    module: str
-    function: int  # index into OpTrace.functions of the enclosing torch-level call, -1 if none
+    __slots__ = ("packet", "overload", "_args", "_kwargs", "_output", "module", "function")
+    _LAZY = ("args", "kwargs", "output")
+    args = _lazy("args")
+    kwargs = _lazy("kwargs")
+    output = _lazy("output")
+
+    def __init__(
+        self,
+        packet: str,
+        overload: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        output: Any,
+        module: str,
+        function: int,
+        raw: bool = False,
+    ) -> None:
+        self._raw = raw
+        self.packet, self.overload, self.module, self.function = packet, overload, module, function
+        self._args, self._kwargs, self._output = args, kwargs, output
 
 
 @dataclass
@@ -162,6 +237,12 @@ class OpTrace:
     ops: list[OpCall] = field(default_factory=list)
     engine: str = "fake"  # "meta", "fake" (shapes only) or "real" (fallback for data-dependent models)
     cuda_redirects: dict[str, int] = field(default_factory=dict)  # model code's CUDA calls kept on the CPU
+
+    def settle(self) -> None:
+        """Turn every recorded tensor not read yet into its :class:`TensorMeta` (and drop the tensor)."""
+        for calls in (self.modules, self.functions, self.ops):
+            for c in calls:
+                c.settle()
 
 
 def _func_name(func: Any) -> str:
@@ -196,9 +277,9 @@ class _FunctionRecorder(TorchFunctionMode):
         if isinstance(out, (torch.Tensor, tuple, list)) and not isinstance(
             out, torch.Size
         ):  # skip .size() etc.
-            call.args = _meta(args)
-            call.kwargs = _meta(kwargs)
-            call.output = _meta(out)
+            call._args, call._kwargs, call._output, call._raw = args, kwargs, out, True
+            if not rec.lazy:
+                call.settle()
         return out
 
 
@@ -223,17 +304,12 @@ class _DispatchRecorder(TorchDispatchMode):
         else:
             out = func(*args, **kwargs)
         rec = self.rec
-        rec.trace.ops.append(
-            OpCall(
-                known[0],
-                known[1],
-                _meta(args),
-                _meta(kwargs),
-                _meta(out),
-                rec.module_name(),
-                rec.current_function,
-            )
-        )
+        call = OpCall(known[0], known[1], args, kwargs, out, rec.module_name(), rec.current_function, True)
+        if not rec.lazy:
+            call.settle()
+        elif func in _RESHAPES_IN_PLACE:  # tensors recorded so far may change shape: take their shapes now
+            rec.trace.settle()
+        rec.trace.ops.append(call)
         return out
 
 
@@ -244,6 +320,25 @@ def _first_is_meta(args: tuple[Any, ...]) -> bool:
         a = a[0] if a else None
     return isinstance(a, torch.Tensor) and a.is_meta
 
+
+# In-place ops that change a tensor's shape or storage: shapes recorded lazily before one are taken first.
+_RESHAPES_IN_PLACE = frozenset(
+    getattr(getattr(torch.ops.aten, name), overload)
+    for name in (
+        "resize_",
+        "resize_as_",
+        "set_",
+        "as_strided_",
+        "squeeze_",
+        "unsqueeze_",
+        "transpose_",
+        "t_",
+        "swapdims_",
+        "swapaxes_",
+    )
+    if hasattr(torch.ops.aten, name)
+    for overload in getattr(torch.ops.aten, name).overloads()
+)
 
 # op overload -> (packet name "aten.add", overload name "aten.add.Tensor", meta shape function or None)
 _OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None]] = {}
@@ -424,18 +519,26 @@ class _Recorder:
         self.modules = ModuleStack(model, on_enter=self._enter, on_exit=self._exit)
         self.current_function = -1
         self.redirects = redirects
+        # Tensors are kept until read (shapes-only engines: they hold no memory), else converted at once.
+        self.lazy = trace.engine != "real"
 
     def module_name(self) -> str:
         """Qualified name of the innermost model module being called ("" for the model itself)."""
         return self.modules.current_in_model
 
     def _enter(self, frame: Frame, args: Any) -> ModuleCall:
-        call = ModuleCall(frame.name, frame.module, frame.in_model, inputs=_meta(args))
+        call = ModuleCall(frame.name, frame.module, frame.in_model, args, None, raw=True)
+        if not self.lazy:
+            call.settle()
         self.trace.modules.append(call)
         return call
 
     def _exit(self, frame: Frame, output: Any) -> None:
-        frame.data.output = _meta(output)
+        call = frame.data
+        if call._raw:
+            call._output = output
+        else:
+            call._output = _meta(output)
 
 
 @contextlib.contextmanager
@@ -495,8 +598,8 @@ def record(
 ) -> OpTrace:
     """Run ``model`` once on a shapes-only input of ``input_shape`` and return what it did.
 
-    Engines, tried in turn: ``meta`` (meta-device copies of the parameters passed with
-    :func:`torch.func.functional_call`; the fastest), ``fake`` (:class:`FakeTensorMode`, for models that mix in
+    Engines, tried in turn: ``meta`` (meta-device copies of the parameters and buffers put in the modules'
+    tables for the forward; the fastest), ``fake`` (:class:`FakeTensorMode`, for models that mix in
     tensors of their own device) and, only when control flow depends on tensor values, ``real`` (a real forward
     on a zero input, or on ``real_input(shape, dtype, device)``; ``force_real`` skips the other two). The input is
     ``dtype``; floating parameters and buffers are cast to it, unless ``keep_dtypes`` (as the model has them: fp16
@@ -518,12 +621,9 @@ def record(
         tensors = _named_tensors(model)
         cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
         if engine == "meta":
-            overrides = {
-                k: t.to(device="meta", dtype=dtype if t.is_floating_point() and cast else t.dtype)
-                for k, t in tensors
-            }
+            _swap_to_meta(model, dtype if cast else None)
             replace_tensor_attributes(model, lambda t: t.to(device="meta"))
-            return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, overrides)
+            return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, None)
         snapshot.keep_values()  # the engines below run on the model's own tensors: copy them first
         if engine == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -579,6 +679,23 @@ def record(
     trace.output_shape = tuple(int(s) for s in out.shape)
     trace.cuda_redirects = cuda_redirects(model)
     return trace
+
+
+def _swap_to_meta(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Put meta copies of every parameter and buffer into the modules' own tables (tied ones stay tied; floating
+    ones cast to ``dtype`` unless ``None``). Cheaper than :func:`torch.func.functional_call` (a Python swap per
+    tensor, twice); the :func:`~effbench.base.model_code.left_as_found` around the trace puts the originals back."""
+    made: dict[int, torch.Tensor] = {}
+    for m in model.modules():
+        for table in (m._parameters, m._buffers):
+            for k, t in table.items():
+                if t is None:
+                    continue
+                new = made.get(id(t))
+                if new is None:
+                    cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+                    new = made[id(t)] = t.detach().to(device="meta", dtype=cast)
+                table[k] = new
 
 
 def _named_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
