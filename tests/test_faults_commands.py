@@ -232,3 +232,16 @@ def test_eval_skip_bad_skips_every_unusable_image_with_the_reason(models, bad_im
     assert "too small to score" in reasons["b"] and "too large to read safely" in reasons["d"]
     # 16-bit grey and 16-bit RGB are handled the same way: both refused, naming the bit depth
     assert "more than 8 bits per channel" in reasons["f"] and "more than 8 bits per channel" in reasons["h"]
+
+
+def test_where_cuda_is_initialised_already_the_work_runs_here_and_sys_exit_is_still_an_error(
+    models, monkeypatch, capsys
+):
+    from effbench.commands import _isolate
+
+    monkeypatch.setattr(_isolate, "_cuda_initialised", lambda: True)  # a forked child could not use CUDA
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked although CUDA is initialised"))
+    assert main(["profile", f"{models}:SysExit", "--size", "8x8", "--json"]) == MODEL_EXITED_RC
+    assert "called sys.exit(0)" in capsys.readouterr().err
+    assert main(["profile", f"{models}:Tiny", "--size", "8x8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["convs"] == 1

@@ -10,8 +10,10 @@ The fork is supervised like a sweep cell (:mod:`effbench.base.procs`): a small s
 subreaper, forks the worker and kills what is left after it. The worker runs the command in a new thread (a
 thread of a forked process gets a fresh OpenMP thread pool; the main thread's pool is the parent's and would hang)
 and sends its outcome back through a pipe; its stdout and stderr come back through pipes too, into this process's
-streams (so a ``--json`` document still goes to the real stdout). Without ``fork`` (Windows) the work runs here
-under the ``SIGALRM`` guard of :func:`effbench.base.timeout.time_limit`.
+streams (so a ``--json`` document still goes to the real stdout). Without ``fork`` (Windows), or in a process
+that has already initialised CUDA (a forked child cannot use it: a test session, a notebook), the work runs here
+under the ``SIGALRM`` guard of :func:`effbench.base.timeout.time_limit` (a soft limit) and a ``sys.exit`` of the
+model is still an error; the ``effbench`` command itself initialises nothing of CUDA before it forks.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None) -
     """Run ``work()`` (a command's body, returning its exit code) in a supervised forked process and return its
     code; its :class:`EffbenchError` is raised here, so is :class:`ModelExitedError` when the model's code ended
     the process, and :class:`MeasurementTimeout` ("``what`` timed out after N s") past ``timeout`` seconds."""
-    if not hasattr(os, "fork"):  # pragma: no cover - Windows
-        with time_limit(timeout, what):
-            return work()
+    if not hasattr(os, "fork") or _cuda_initialised():
+        return _in_process(work, what=what, timeout=timeout)
     json_mode = bool(_common._JSON_OUT)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -71,6 +72,25 @@ def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None) -
         raise MeasurementTimeout(f"{what} timed out after {timeout:g} s; it was killed")
     _wait(pid)
     return _outcome(messages, what)
+
+
+def _cuda_initialised() -> bool:
+    """True when this process has initialised CUDA (a forked child could not use it): the work runs here then."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
+def _in_process(work: Callable[[], int], *, what: str, timeout: float | None) -> int:
+    """The fallback without a fork (no ``fork``, or CUDA already initialised here): the ``SIGALRM`` guard (a soft
+    limit), and a model's ``sys.exit`` still judged as an error."""
+    try:
+        with time_limit(timeout, what):
+            return work()
+    except SystemExit as exc:
+        raise ModelExitedError(
+            f"{what} did not finish: the model's code called sys.exit({exc.code!r}); a measurement that ends "
+            "the process is not a success"
+        ) from None
 
 
 def _pump(
