@@ -80,3 +80,33 @@ def test_comparing_two_models_memory_is_concise_unless_details_are_asked(capsys)
     assert main(["memory", "e_rfdn", "fmen_s", "--size", "32x32", "--details"]) == 0
     full = capsys.readouterr().out.splitlines()
     assert len(full) > 2 * len(brief) and sum(line.startswith("per-module peaks") for line in full) == 2
+
+
+def _helps():
+    import argparse
+
+    from effbench.cli import build_parser
+
+    def walk(name, parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for sub_name, sub in action.choices.items():
+                    yield f"{name} {sub_name}".strip(), "(command)", helps.get(sub_name)
+                    yield from walk(f"{name} {sub_name}".strip(), sub)
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                yield name, "/".join(action.option_strings) or action.dest, action.help
+
+    yield from walk("", build_parser())
+
+
+def test_every_help_text_is_there_and_in_one_style():
+    """Every command and option has a help text: lower-case first word (unless an acronym or a name), no final
+    full stop, as argparse's own texts."""
+    bad = []
+    for command, option, text in _helps():
+        if not text:
+            bad.append(f"effbench {command} {option}: no help")
+        elif (text[0].isupper() and not text.split()[0].isupper()) or text.rstrip().endswith("."):
+            bad.append(f"effbench {command} {option}: {text[:60]!r}")
+    assert not bad, "\n".join(bad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "baseline"
-HELP = "Save or update the CI gate's baseline file (one JSON list of result documents)."
+HELP = "save or update the CI gate's baseline file (one JSON list of result documents)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

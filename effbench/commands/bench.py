@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="steady",
         help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)",
     )
-    parser.add_argument("--dtype", choices=dtype_names(), default="fp32")
+    parser.add_argument("--dtype", choices=dtype_names(), default="fp32", help="default: fp32")
     parser.add_argument(
         "--backend",
         choices=backend_names(),

@@ -21,7 +21,7 @@ from ..base.timeout import positive_seconds
 from ._common import add_executor_arguments, executor_from_args, json_out
 
 NAME = "challenge"
-HELP = "Run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)."
+HELP = "run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)"
 ACTIONS = ("init", "run", "check")
 DEFAULT_SUBCOMMAND = "run"
 
@@ -103,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "spec", metavar="SPEC", help="the model (file.py:Class, package.module:Class, zoo name)"
     )
-    check.add_argument("--year", type=_year, required=True)
+    check.add_argument(
+        "--year", type=_year, required=True, help="the challenge year whose rules apply (2022-2026)"
+    )
     check.add_argument("--weights", default=None, metavar="FILE", help="the checkpoint to load strictly")
     check.add_argument("--kwargs", default=None, metavar="JSON", help="constructor keyword arguments (JSON)")
     check.add_argument(

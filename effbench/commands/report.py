@@ -8,9 +8,7 @@ from pathlib import Path
 from ..base.errors import UsageError
 
 NAME = "report"
-HELP = (
-    "Render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders."
-)
+HELP = "render a Table 4-style report (markdown, CSV, JSON, HTML, figures) from result files or sweep folders"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

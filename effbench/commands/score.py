@@ -8,7 +8,7 @@ import argparse
 from ..base.errors import UsageError
 
 NAME = "score"
-HELP = "Score results under an NTIRE Efficient SR challenge year's rules (2022-2023 ranks, 2024-2026 scores)."
+HELP = "score results under an NTIRE Efficient SR challenge year's rules (2022-2023 ranks, 2024-2026 scores)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
