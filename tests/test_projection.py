@@ -119,6 +119,34 @@ def test_a_model_that_switches_to_fp16_inside_forward_is_traced_with_its_own_dty
     assert conv.bytes == 2 * (3 * 256 + 48 * 27 + 48 + 48 * 256)  # fp16 tensors: 2 bytes each
 
 
+class Windows(nn.Module):
+    """Refuses sides that are not multiples of its 16-pixel window (as NTIRE 2024's CRAFT does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1)
+        self.up = nn.PixelShuffle(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x.view(b, c, h // 16, 16, w // 16, 16)  # raises unless both sides are multiples of 16
+        return self.up(self.conv(x))
+
+
+def test_a_model_refusing_the_protocol_size_is_traced_near_it_and_scaled_by_pixels() -> None:
+    from effbench.timing.projection import record_trace_near
+
+    with pytest.raises(Exception, match="invalid"):
+        record_trace(Windows(), (30, 50))
+    near = record_trace_near(Windows(), (30, 50))
+    assert near.input_size == (30, 50) and near.traced_size == (32, 64)
+    exact = record_trace(Windows(), (32, 64)).totals()
+    assert near.totals()["conv_flops"] == pytest.approx(exact["conv_flops"] * 30 * 50 / (32 * 64))
+    assert near.totals()["kernels"] == exact["kernels"]
+    p = load_cost_model().project(near, "titan-xp", steady_protocol((30, 50)))
+    assert any("traced at 32x64" in c for c in p.caveats)
+
+
 def test_tiled_flops_round_channels_up_to_the_gemm_tiles() -> None:
     trace = record_trace(Net(36), (8, 8))
     mix = next(r for r in trace.ops if r.kind == "conv1x1")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..timing.gpus import GpuSpec, gpu_spec
-from ..timing.projection import Projection, Protocol, image_set, load_cost_model, record_trace
+from ..timing.projection import Projection, Protocol, image_set, load_cost_model, record_trace_near
 from .years import year_rules
 
 __all__ = ["check_projection", "check_projection_lines", "project_entry", "year_gpu", "year_protocol"]
@@ -62,7 +62,7 @@ def project_entry(model: Any, year: int, gpu: str | None = None) -> Projection:
     """The projected runtime of ``model`` under the year's protocol on ``gpu`` (default: the year's GPU)."""
     protocol = year_protocol(year)
     spec = year_gpu(year, gpu)
-    trace = record_trace(model, protocol.size, protocol.dtype)
+    trace = record_trace_near(model, protocol.size, protocol.dtype)
     return load_cost_model().project(trace, spec, protocol)
 
 

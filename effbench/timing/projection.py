@@ -21,6 +21,7 @@ the fit it came from and the interval, and every place that shows it says so.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -52,6 +53,7 @@ __all__ = [
     "project",
     "project_model",
     "record_trace",
+    "record_trace_near",
     "spearman",
     "steady_protocol",
     "tiled_flops",
@@ -96,10 +98,15 @@ class OpTrace:
     dtype: str
     ops: tuple[OpRecord, ...]
     device: str  #: ``meta`` (shapes only) or ``cpu`` (the model needed real values)
+    #: the size actually run when the model refuses ``input_size`` (:func:`record_trace_near`), and the pixel
+    #: ratio input / traced its FLOPs and bytes are scaled by
+    traced_size: tuple[int, int] | None = None
+    pixel_scale: float = 1.0
 
     def totals(self) -> dict[str, float]:
         """FLOPs, bytes and kernels per kind, and overall; ``<kind>_tiled_flops``: convolution FLOPs with the
-        channels rounded up to the GEMM tiles (:func:`tiled_flops`)."""
+        channels rounded up to the GEMM tiles (:func:`tiled_flops`). FLOPs and bytes are scaled by
+        :attr:`pixel_scale` (kernel counts do not depend on the size)."""
         out: dict[str, float] = {"flops": 0.0, "bytes": 0.0, "kernels": 0.0, "ops": float(len(self.ops))}
         for r in self.ops:
             out["flops"] += r.flops
@@ -110,6 +117,10 @@ class OpTrace:
             if r.conv:
                 key = f"{r.kind}_tiled_flops"
                 out[key] = out.get(key, 0.0) + tiled_flops(r)
+        if self.pixel_scale != 1.0:
+            for k in out:
+                if k.endswith(("flops", "bytes")):
+                    out[k] *= self.pixel_scale
         return out
 
 
@@ -224,6 +235,30 @@ def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -
         trace = record(model, (1, 3, h, w), _DTYPES[dtype], keep_dtypes=True)
     ops = tuple(r for r in map(_op_record, trace.ops) if r is not None)
     return OpTrace((h, w), dtype, ops, trace.engine)
+
+
+def record_trace_near(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> OpTrace:
+    """:func:`record_trace` at ``size``; a model that refuses it (window attention that needs sides divisible by
+    its window, as NTIRE 2024's CRAFT does at W=510) is traced at the nearest size with both sides rounded up to a
+    multiple of 8, 16, 32 or 64, its FLOPs and bytes scaled to ``size``'s pixels (a convolutional network's cost
+    is linear in pixels). The first failure is raised when every size fails."""
+    h, w = int(size[0]), int(size[1])
+    try:
+        return record_trace(model, (h, w), dtype)
+    except ModelError as first:
+        tried = {(h, w)}
+        for m in (8, 16, 32, 64):
+            near = (-(-h // m) * m, -(-w // m) * m)
+            if near in tried:
+                continue
+            tried.add(near)
+            try:
+                t = record_trace(model, near, dtype)
+            except ModelError:
+                continue
+            scale = (h * w) / (near[0] * near[1])
+            return dataclasses.replace(t, input_size=(h, w), traced_size=near, pixel_scale=scale)
+        raise first
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -516,6 +551,12 @@ class CostModel:
         t = sum(terms.values())
         pct = round(self.coverage * 100)
         caveats = []
+        if trace.traced_size is not None:
+            th, tw = trace.traced_size
+            caveats.append(
+                f"the model refuses {trace.input_size[0]}x{trace.input_size[1]}: traced at {th}x{tw}, "
+                f"FLOPs and bytes scaled by pixels (x{trace.pixel_scale:.3f})"
+            )
         if protocol.cudnn_benchmark != self.cudnn_benchmark:
             caveats.append(
                 f"the fit's data were timed with cudnn.benchmark={self.cudnn_benchmark}, this protocol sets "
@@ -612,7 +653,7 @@ def project(
 ) -> Projection:
     """Trace ``model`` once at the protocol's size and project its runtime on ``gpu``."""
     cm = cost_model or load_cost_model()
-    trace = record_trace(model, protocol.size, protocol.dtype)
+    trace = record_trace_near(model, protocol.size, protocol.dtype)
     return cm.project(trace, gpu, protocol)
 
 

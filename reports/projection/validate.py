@@ -99,7 +99,7 @@ def _entries(year: int) -> dict[int, object]:
 
 
 def _trace(build, size) -> dict:
-    from effbench.timing.projection import record_trace
+    from effbench.timing.projection import record_trace_near as record_trace
 
     t0 = time.perf_counter()
     try:
