@@ -18,10 +18,11 @@ measurement, and a measurement must leave the model as it found it.
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +39,16 @@ _PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 def _holds_tensor(value: Any) -> bool:
-    if type(value) in _PLAIN:
+    # Called on every attribute of every module, mostly ints and tuples of ints: the checks run in C where they can.
+    kind = type(value)
+    if kind in _PLAIN:
         return False
     if isinstance(value, torch.Tensor):
         return True
     if isinstance(value, (list, tuple)):
-        return any(isinstance(v, torch.Tensor) for v in value)
+        return not all(map(_PLAIN.__contains__, map(type, value))) and any(
+            isinstance(v, torch.Tensor) for v in value
+        )
     if isinstance(value, dict):
         return any(isinstance(v, torch.Tensor) for v in value.values())
     return False
@@ -74,10 +79,15 @@ def tensor_attributes(model: nn.Module) -> Iterator[tuple[nn.Module, str, Any]]:
                 yield m, k, v
 
 
-def replace_tensor_attributes(model: nn.Module, convert: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Set every plain tensor attribute of ``model`` (see :func:`tensor_attributes`) to ``convert(tensor)``;
-    containers are rebuilt with their tensors converted. Undo it with :func:`left_as_found` around the use."""
-    for m, k, v in list(tensor_attributes(model)):
+def replace_tensor_attributes(
+    model: nn.Module,
+    convert: Callable[[torch.Tensor], torch.Tensor],
+    found: Iterable[tuple[nn.Module, str, Any]] | None = None,
+) -> None:
+    """Set every plain tensor attribute of ``model`` (see :func:`tensor_attributes`, or ``found``: what a
+    :class:`ModelSnapshot` of it saw) to ``convert(tensor)``; containers are rebuilt with their tensors
+    converted. Undo it with :func:`left_as_found` around the use."""
+    for m, k, v in list(tensor_attributes(model) if found is None else found):
         if isinstance(v, torch.Tensor):
             new: Any = convert(v)
         elif isinstance(v, dict):
@@ -176,7 +186,7 @@ class ModelSnapshot:
                 snap.tensors.append(_TensorState.of(t))
 
         for m in model.modules():
-            slots = {k: dict(getattr(m, k)) for k in _MODULE_SLOTS}
+            slots = {k: dict(vars(m)[k]) for k in _MODULE_SLOTS}
             attributes = {
                 k: _shallow(v) for k, v in vars(m).items() if k not in _MODULE_INTERNALS and _holds_tensor(v)
             }
@@ -188,20 +198,30 @@ class ModelSnapshot:
                     keep(t)
         return snap
 
+    def tensor_attributes(self) -> Iterator[tuple[nn.Module, str, Any]]:
+        """The plain tensor attributes as found (what :func:`tensor_attributes` gave then), without a new walk."""
+        for s in self.modules:
+            for k, v in s.attributes.items():
+                yield s.module, k, v
+
     def restore(self) -> None:
         for s in self.modules:
             m = s.module
             for slot, content in s.slots.items():
-                current = getattr(m, slot)
-                if list(current) != list(content) or any(current[k] is not v for k, v in content.items()):
+                current = vars(m)[slot]
+                if list(current) != list(content) or not all(
+                    map(operator.is_, current.values(), content.values())
+                ):
                     current.clear()
                     current.update(content)
-            for k in [k for k in vars(m) if k not in _MODULE_INTERNALS and k not in s.attributes]:
-                if _holds_tensor(vars(m)[k]):
-                    del vars(m)[k]  # a tensor attribute the block added
+            attributes = vars(m)
+            for k in attributes.keys() - _MODULE_INTERNALS - s.attributes.keys():
+                if _holds_tensor(attributes[k]):
+                    del attributes[k]  # a tensor attribute the block added
             for k, v in s.attributes.items():
                 object.__setattr__(m, k, _shallow(v))
-            m.training = s.training
+            if m.training != s.training:
+                m.training = s.training
         for t in self.tensors:
             t.restore()
 

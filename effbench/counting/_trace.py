@@ -622,7 +622,7 @@ def record(
         cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
         if engine == "meta":
             _swap_to_meta(model, dtype if cast else None)
-            replace_tensor_attributes(model, lambda t: t.to(device="meta"))
+            replace_tensor_attributes(model, lambda t: t.to(device="meta"), snapshot.tensor_attributes())
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, None)
         snapshot.keep_values()  # the engines below run on the model's own tensors: copy them first
         if engine == "fake":

@@ -198,7 +198,7 @@ def profile(
     r = resolve_model(as_module(model), scale=scale)
     net, label = r.model, r.name
     trace, _ = trace_model(
-        net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
+        r, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
     )
     prof = profile_trace(trace, conv, label)
     prof.identity = r.identity
@@ -231,7 +231,7 @@ def compare_conventions(
     r = resolve_model(as_module(model), scale=scale)
     net, label = r.model, r.name
     trace, _ = trace_model(
-        net, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
+        r, input_size, scale=scale, batch=batch, channels=channels, dtype=dtype, label=label
     )
     peak, error = (
         _peak_memory(net, tuple(trace.input_shape[2:]), batch, channels, dtype)
