@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if rc < 0:  # the cell died of a signal: die of it too, so the runner reads the same death
         sys.stdout.flush()
-        signal.signal(-rc, signal.SIG_DFL)
+        if -rc not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught: no handler to reset
+            signal.signal(-rc, signal.SIG_DFL)
         os.kill(os.getpid(), -rc)
     return rc
 

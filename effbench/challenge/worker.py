@@ -23,9 +23,11 @@ A part that fails gives the cell the status ``error`` naming the part; the other
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["build_status", "measure_entry", "main"]
@@ -67,6 +69,21 @@ def _mib(nbytes: int) -> float:
     return round(nbytes / 2**20, 3)
 
 
+class _Clock:
+    """Seconds per step of a cell (``with clock("step"): ...``), into ``seconds``."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @contextlib.contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - t0, 3)
+
+
 def _harness_static_memory(
     build: Any, run_model: Any, cell: Any, harness: Any, failed: dict[str, BaseException]
 ) -> dict[str, Any]:
@@ -74,14 +91,17 @@ def _harness_static_memory(
     frozen as ``select_model()`` leaves the entry, the memory of its first validation forward in the form it was
     built, then that forward run for real (an entry that changes itself on it is counted changed, as the
     harness's counting tools see it after the run), and the pure no-grad inference figures beside. A part
-    that fails is put in ``failed`` (part -> exception) and the other part still runs."""
+    that fails is put in ``failed`` (part -> exception) and the other part still runs. ``harness_seconds`` says
+    where the time went."""
     from ..memory import predict_memory
     from .counts import year_counts
     from .harness import freeze_as_harness, run_first_forward
 
     model = build.resolved.model
     freeze_as_harness(model, harness)
-    out: dict[str, Any] = {"harness": harness.to_dict()}
+    seconds: dict[str, float] = {}
+    clock = _Clock(seconds)
+    out: dict[str, Any] = {"harness": harness.to_dict(), "harness_seconds": seconds}
     if build.stand_ins:
         out["stand_ins"] = list(build.stand_ins)
     size = tuple(cell.memory_size)
@@ -89,22 +109,23 @@ def _harness_static_memory(
     first, first_error = None, None
     if "memory" in cell.parts:
         try:
-            first = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
+            with clock("memory, first image as built"):
+                first = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
         except Exception as exc:  # e.g. a forward that changes the model cannot be replayed on fake tensors
             first_error = exc
-    ff = run_first_forward(
-        model,
-        harness,
-        [*harness.first_forward_sizes, tuple(cell.counting_size)],
-        build.resolved.data_range,
-    )
+    with clock("first forward (real)"):
+        ff = run_first_forward(
+            model,
+            harness,
+            [*harness.first_forward_sizes, tuple(cell.counting_size)],
+            build.resolved.data_range,
+        )
     changed, as_built = ff.changed, ff.as_built
     if ff.error:
         out["harness_forward_error"] = ff.error
         if ff.exception is not None and build_status(ff.exception) == "needs_cuda":
-            failed["needs_cuda"] = (
-                ff.exception
-            )  # CUDA-only code in forward (jiterator, Triton): nothing to count
+            # CUDA-only code in the forward (jiterator, Triton): nothing here can run it
+            failed["needs_cuda"] = ff.exception
             return out
     out["changed_by_first_forward"] = changed
     if ff.opaque_ops:
@@ -117,16 +138,17 @@ def _harness_static_memory(
         }
     if "static" in cell.parts:
         try:
-            try:
-                counts = year_counts(model, cell.entry, cell.counting, cell.counting_size, cell.scale)[0]
-            except Exception as exc:
-                if ff.error:  # the real forward failed too
-                    raise
-                # the shapes-only replays cannot run it (an extension reading data pointers): count a real forward
-                counts = year_counts(
-                    model, cell.entry, cell.counting, cell.counting_size, cell.scale, force_real=True
-                )[0]
-                counts["shapes_only_error"] = f"{type(exc).__name__}: {exc}"[:500]
+            with clock("counts"):
+                try:
+                    counts = year_counts(model, cell.entry, cell.counting, cell.counting_size, cell.scale)[0]
+                except Exception as exc:
+                    if ff.error:  # the real forward failed too
+                        raise
+                    # the shapes-only replays cannot run it (an extension reading data pointers): a real forward
+                    counts = year_counts(
+                        model, cell.entry, cell.counting, cell.counting_size, cell.scale, force_real=True
+                    )[0]
+                    counts["shapes_only_error"] = f"{type(exc).__name__}: {exc}"[:500]
             out.update(counts)
             if "counted_path_differs" in out:
                 out["counted_path_differs"]["figures"] = {
@@ -134,19 +156,27 @@ def _harness_static_memory(
                     for conv in counts["by_convention"]
                 }
             if changed and as_built is not None:
-                before = year_counts(
-                    as_built, cell.entry, cell.counting, cell.counting_size, cell.scale, draws=0
-                )[0]
+                with clock("counts as built"):
+                    before = year_counts(
+                        as_built, cell.entry, cell.counting, cell.counting_size, cell.scale, draws=0
+                    )[0]
                 out["as_built"] = {k: before[k] for k in ("params", *cell.counting) if k in before}
         except Exception as exc:  # the memory part still runs; the cell says which part failed
             failed["static"] = exc
     if "memory" in cell.parts:
         try:
-            if first is not None and not changed:
-                later = first
-            else:
-                later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
-            inference = predict_memory(run_model, size, grad=False, **mem_kw)
+            with clock("memory, validation"):
+                if first is not None and not changed:
+                    later = first
+                else:
+                    later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
+            with clock("memory, no-grad inference"):
+                # without an autograd graph the harness's forward is the no-grad forward: the same replay
+                inference = (
+                    later
+                    if not later.autograd_kept
+                    else predict_memory(run_model, size, grad=False, **mem_kw)
+                )
         except Exception as exc:
             failed["memory"] = exc
             return out

@@ -131,6 +131,7 @@ class MemoryReport:
     gpu_profile: str = ""  # the profile's name, when one was used
     memory_format: str = "contiguous"
     engine: str = "fake"  # "fake" replay; "real" or "real-scaled" CPU replays for data-dependent models
+    autograd_kept: bool = False  # the forward built an autograd graph (grad=True and something required grad)
 
     def x(self, nbytes: int) -> float:
         """``nbytes`` in units of the main feature map C x H x W."""
@@ -768,8 +769,10 @@ def predict_memory(
     except data_dependent_errors() as exc:
         with cuda_autocast_on_cpu():
             report = _real_report(r.model, r.name, shape, fmt, exc, **opts, **kw)
+        report.autograd_kept = grad  # not looked at in the scaled replays: assume it did
     else:
         report = analyse(trace, input_shape=shape, **kw)
+        report.autograd_kept = trace.output_requires_grad
     report.identity = r.identity
     return report
 

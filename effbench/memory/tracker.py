@@ -69,6 +69,7 @@ class StorageTrace:
     modules: dict[str, str]  # qualified name -> class name
     leaves: set[str] = field(default_factory=set)  # modules without children
     output_shape: tuple[int, ...] | None = None  # the forward's output shape, when it returns one tensor
+    output_requires_grad: bool = False  # autograd recorded a graph to the output (what it saves stays alive)
 
 
 _LIFT_FRESH = {torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default}
@@ -246,6 +247,7 @@ def record_forward(
                 output.append(sid)
     alive = [s for s in tracker.alive_activations() if s not in output]
     output_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    requires_grad = any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_leaves(out))
     del out
     return StorageTrace(
         tracker.storages,
@@ -255,4 +257,5 @@ def record_forward(
         dict(modules.types),
         set(modules.leaves),
         output_shape,
+        requires_grad,
     )

@@ -1,0 +1,26 @@
+import torch
+from torch import nn
+
+
+class MutateNet(nn.Module):
+    """Trains with a 3x3 + 1x1 branch pair; its first forward folds the 1x1 branch into the 3x3 and deletes it."""
+
+    def __init__(self, channels=32):
+        super().__init__()
+        self.head = nn.Conv2d(3, channels, 3, padding=1)
+        self.body = nn.Conv2d(channels, channels, 3, padding=1)
+        self.body_1x1 = nn.Conv2d(channels, channels, 1)
+        self.tail = nn.Conv2d(channels, 48, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(4)
+
+    def _fold(self):
+        with torch.no_grad():
+            self.body.weight[:, :, 1, 1] += self.body_1x1.weight[:, :, 0, 0]
+            self.body.bias += self.body_1x1.bias
+        del self.body_1x1
+
+    def forward(self, x):
+        if hasattr(self, "body_1x1"):
+            self._fold()
+        y = self.head(x)
+        return self.shuffle(self.tail(torch.relu(self.body(y)) + y))
