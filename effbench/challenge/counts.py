@@ -5,13 +5,15 @@ Parameters stay in the model's own dtypes (fp16 parameters, ``x.half()`` inside 
 as the harness feeds it. A model whose forward depends on the input's values (routing, early exits: the trace
 needs a real forward) is counted on several inputs as the organisers' tools draw them: the hook tool's
 uninitialised ``torch.FloatTensor`` (zeros, what a fresh allocation holds) and fvcore's ``torch.rand`` (several
-seeds). Its counts are then marked ``input_dependent`` with each metric's range over the draws; the value
-given is the median of the draws of the metric's own tool.
+seeds, as many as fit in :data:`DRAW_SECONDS` after the first). Its counts are then marked ``input_dependent``
+with each metric's range over the draws; the value given is the median of the draws of the metric's own tool
+(fvcore's: the torch.rand draws; the hook tool's: the zero input).
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +23,11 @@ from torch import nn
 __all__ = ["INPUT_DRAWS", "year_counts"]
 
 #: torch.rand draws counted for a model whose counts depend on the input's values (fvcore's input); after the
-#: first one, only when it counted differently from the zero input
+#: first one, only when it counted differently from the zero input, and only while they fit in DRAW_SECONDS
 INPUT_DRAWS = 3
+#: the time the draws after the first may take, judged by how long the first took (some such entries run
+#: for tens of seconds per forward on a CPU); how many were made is recorded
+DRAW_SECONDS = 30.0
 _METRICS = ("flops", "macs", "activations", "convs")
 
 
@@ -87,7 +92,11 @@ def _input_draws(
     figures: dict[str, dict[str, dict[str, int]]] = {
         "zeros": {c: {k: int(getattr(p, k)) for k in _METRICS} for c, p in zeros.items()}
     }
+    started = time.perf_counter()
     for seed in range(draws):
+        elapsed = time.perf_counter() - started
+        if seed >= 1 and elapsed + elapsed / seed > DRAW_SECONDS:
+            break  # the next draw would not fit: the range is over the draws made (input_draws says which)
         trace, _ = trace_model(
             model,
             tuple(size),

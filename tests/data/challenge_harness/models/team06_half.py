@@ -1,4 +1,3 @@
-
 from models.common import Plain
 
 
