@@ -61,6 +61,15 @@ def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[st
         "activations": m.get("activations"),
         "convs": m.get("convs"),
         "memory_predicted_mib": None if predicted is None else predicted / _MIB,
+        # the harness's run (effbench.challenge.harness): where its peak is, and one no-grad forward beside it
+        "memory_inference_mib": m.get("memory_inference_mib"),
+        "memory_peak_stage": m.get("memory_peak_stage"),
+        "input_dependent": m.get("input_dependent"),
+        "ranges": m.get("ranges"),
+        "changed_by_first_forward": m.get("changed_by_first_forward"),
+        "as_built": m.get("as_built"),
+        "counted_path_differs": m.get("counted_path_differs"),
+        "stand_ins": m.get("stand_ins"),
         "runtime_ms": runtime.get("mean") if isinstance(runtime, dict) else runtime,
         # a projection (effbench.challenge.projection), never a measurement: shown labelled as one
         "runtime_projected_ms": m.get("runtime_projected_ms"),
@@ -109,6 +118,7 @@ _COLUMNS = [
     ("activations", "Acts [M]", (1e6, ".4f")),
     ("convs", "Conv", (1, "d")),
     ("memory_predicted_mib", "Mem pred. [MiB]", (1, ".1f")),
+    ("memory_inference_mib", "Mem infer. [MiB]", (1, ".1f")),
     ("runtime_ms", "Runtime [ms]", (1, ".2f")),
     ("memory_mib", "Mem [MiB]", (1, ".1f")),
     ("psnr_db", "PSNR [dB]", (1, ".2f")),
@@ -123,7 +133,7 @@ _FULL = [
 def _columns(rows: list[dict[str, Any]], compare: bool) -> list[tuple[str, str, Any]]:
     cols = list(_COLUMNS)
     if _any(rows, "runtime_projected_ms"):  # after the measured runtime
-        cols.insert(8, ("runtime_projected_ms", "Runtime PROJECTED [ms] (80% interval)", (1, ".2f")))
+        cols.insert(9, ("runtime_projected_ms", "Runtime PROJECTED [ms] (80% interval)", (1, ".2f")))
     if compare:
         cols[6:6] = _FULL
     score_cols = [
@@ -178,6 +188,38 @@ def _notes(challenge: Any, rows: list[dict[str, Any]]) -> list[str]:
         if r.get("uncounted_ops"):
             lines.append(f"{r['name']}: not counted by the FLOPs convention: {', '.join(r['uncounted_ops'])}")
     lines += [f"{r['name']}: {r['note']}" for r in rows if r.get("note")]  # what the figures rest on
+    lines += _harness_notes(rows)
+    return lines
+
+
+def _harness_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the harness's semantics did to an entry's figures (effbench.challenge.harness)."""
+    lines = []
+    if _any(rows, "memory_inference_mib"):
+        lines.append(
+            "Mem pred.: what the harness's max_memory_allocated records over its run (construction with its "
+            "forwards, the validation images with autograd as the harness runs them, dtypes and autocast as the "
+            "model has them); Mem infer.: one no-grad forward of the largest validation image."
+        )
+    for r in rows:
+        name = r["name"]
+        if r.get("memory_peak_stage") and r["memory_peak_stage"] != "validation":
+            lines.append(f"{name}: predicted memory peaks in {r['memory_peak_stage']}")
+        if r.get("input_dependent"):
+            ranges = ", ".join(f"{k} {lo:,}-{hi:,}" for k, (lo, hi) in (r.get("ranges") or {}).items())
+            lines.append(
+                f"{name}: input_dependent: counts depend on the input's values; over the draws: {ranges}"
+            )
+        if r.get("changed_by_first_forward") and r.get("as_built"):
+            built = ", ".join(f"{k} {v:,}" for k, v in r["as_built"].items())
+            lines.append(f"{name}: changes itself on its first forward; counted after it, as built: {built}")
+        if r.get("counted_path_differs"):
+            names = ", ".join(u["name"] for u in r["counted_path_differs"].get("unavailable", []))
+            lines.append(f"{name}: counted_path_differs: counted without {names} (its own fallback path)")
+        if r.get("stand_ins"):
+            lines.append(
+                f"{name}: CUDA-only {', '.join(r['stand_ins'])} run through effbench's CPU stand-ins"
+            )
     return lines
 
 
