@@ -114,20 +114,21 @@ def tensors_in(tree: Any) -> list[TensorMeta]:
     return found
 
 
-def _lazy(field_name: str) -> property:
+def _lazy(field_name: str, index: int) -> property:
     """A field holding what the forward gave (tensors included) until first read, then its TensorMeta tree: most
-    recorded arguments are never read by any rule, and converting them all cost more than the forward."""
-    slot = "_" + field_name
+    recorded arguments are never read by any rule, and converting them all cost more than the forward. Bit
+    ``index`` of ``_raw`` says the field is not converted yet."""
+    slot, bit = "_" + field_name, 1 << index
 
     def get(self: _Recorded) -> Any:
-        if self._raw:
-            self.settle()
+        if self._raw & bit:
+            setattr(self, slot, _meta(getattr(self, slot)))
+            self._raw &= ~bit
         return getattr(self, slot)
 
     def put(self: _Recorded, value: Any) -> None:
-        if self._raw:
-            self.settle()
         setattr(self, slot, value)
+        self._raw &= ~bit
 
     return property(get, put)
 
@@ -139,12 +140,18 @@ class _Recorded:
     __slots__ = ("_raw",)
     _LAZY: tuple[str, ...] = ()
 
+    def _keep_raw(self, field_name: str, value: Any) -> None:
+        """Store ``value`` as it is in a lazy field (converted when first read)."""
+        setattr(self, "_" + field_name, value)
+        self._raw |= 1 << self._LAZY.index(field_name)
+
     def settle(self) -> None:
         """Turn the tensors of the lazy fields into :class:`TensorMeta` now (shapes as they are at this moment)."""
         if self._raw:
-            self._raw = False
-            for f in self._LAZY:
-                setattr(self, "_" + f, _meta(getattr(self, "_" + f)))
+            for i, f in enumerate(self._LAZY):
+                if self._raw & (1 << i):
+                    setattr(self, "_" + f, _meta(getattr(self, "_" + f)))
+            self._raw = 0
 
     def __repr__(self) -> str:
         fields = [f for f in self.__slots__ if not f.startswith("_")] + list(self._LAZY)
@@ -157,8 +164,8 @@ class ModuleCall(_Recorded):
 
     __slots__ = ("name", "module", "in_model", "_inputs", "_output")
     _LAZY = ("inputs", "output")
-    inputs = _lazy("inputs")
-    output = _lazy("output")
+    inputs = _lazy("inputs", 0)
+    output = _lazy("output", 1)
 
     def __init__(
         self,
@@ -169,7 +176,7 @@ class ModuleCall(_Recorded):
         output: Any = None,
         raw: bool = False,
     ) -> None:
-        self._raw = raw
+        self._raw = 0b11 if raw else 0
         self.name, self.module, self.in_model = name, module, in_model
         self._inputs, self._output = inputs, output
 
@@ -179,9 +186,9 @@ class FunctionCall(_Recorded):
 
     __slots__ = ("func", "name", "_args", "_kwargs", "_output", "module")
     _LAZY = ("args", "kwargs", "output")
-    args = _lazy("args")
-    kwargs = _lazy("kwargs")
-    output = _lazy("output")
+    args = _lazy("args", 0)
+    kwargs = _lazy("kwargs", 1)
+    output = _lazy("output", 2)
 
     def __init__(
         self,
@@ -193,7 +200,7 @@ class FunctionCall(_Recorded):
         module: str,
         raw: bool = False,
     ) -> None:
-        self._raw = raw
+        self._raw = 0b111 if raw else 0
         self.func, self.name, self.module = func, name, module
         self._args, self._kwargs, self._output = args, kwargs, output
 
@@ -204,9 +211,9 @@ class OpCall(_Recorded):
 
     __slots__ = ("packet", "overload", "_args", "_kwargs", "_output", "module", "function")
     _LAZY = ("args", "kwargs", "output")
-    args = _lazy("args")
-    kwargs = _lazy("kwargs")
-    output = _lazy("output")
+    args = _lazy("args", 0)
+    kwargs = _lazy("kwargs", 1)
+    output = _lazy("output", 2)
 
     def __init__(
         self,
@@ -219,7 +226,7 @@ class OpCall(_Recorded):
         function: int,
         raw: bool = False,
     ) -> None:
-        self._raw = raw
+        self._raw = 0b111 if raw else 0
         self.packet, self.overload, self.module, self.function = packet, overload, module, function
         self._args, self._kwargs, self._output = args, kwargs, output
 
@@ -277,7 +284,7 @@ class _FunctionRecorder(TorchFunctionMode):
         if isinstance(out, (torch.Tensor, tuple, list)) and not isinstance(
             out, torch.Size
         ):  # skip .size() etc.
-            call._args, call._kwargs, call._output, call._raw = args, kwargs, out, True
+            call._args, call._kwargs, call._output, call._raw = args, kwargs, out, 0b111
             if not rec.lazy:
                 call.settle()
         return out
@@ -535,10 +542,10 @@ class _Recorder:
 
     def _exit(self, frame: Frame, output: Any) -> None:
         call = frame.data
-        if call._raw:
-            call._output = output
+        if self.lazy:
+            call._keep_raw("output", output)
         else:
-            call._output = _meta(output)
+            call.output = _meta(output)
 
 
 @contextlib.contextmanager

@@ -63,11 +63,15 @@ class Ntire2022(Convention):
 
     def count(self, trace: OpTrace) -> Counts:
         tally = Tally(trace)
+        rules: dict[type, ModuleRule | None] = {}  # by module type, looked up once per type
         for call in trace.modules:
-            if not call.in_model or call.output is None:
+            if not call.in_model:
                 continue
-            rule = self.module_rule(call.module)
-            if rule is None:
+            kind = type(call.module)
+            if kind not in rules:
+                rules[kind] = self.module_rule(call.module)
+            rule = rules[kind]
+            if rule is None or call.output is None:
                 continue
             cost = rule(call)
             o = tensors_in(call.output)
