@@ -4,7 +4,8 @@
 Exit codes: 0 success, 1 a model or measurement error (``effbench run``: any cell not ok; ``effbench challenge``:
 any entry failed), 2 a usage error (unknown model, bad option), 3 an output folder locked by another runner, 4 a
 measurement past its ``--timeout``, 5 results cannot be written (the device is full), 6 the model's code ended the
-process measuring it (``sys.exit``, ``os._exit``, a signal), 130 interrupted, 143 terminated (SIGTERM).
+process measuring it (``sys.exit``, ``os._exit``, a signal), 7 the gate inconclusive (a runtime measured noisy or
+on a loaded machine), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from effbench.ci.gate import EXIT_INCONCLUSIVE
 from effbench.cli import main
 from effbench.timing.steady import TimingTarget, WarmupRule, median_ci, time_steady
 
@@ -421,10 +422,13 @@ def test_the_cpu_ci_flow_passes_unchanged_code_and_fails_a_20_percent_slowdown(t
     sweep(12, "slow")  # 12 ms of work instead of 10: 20% more time
     capsys.readouterr()
     # unchanged code never fails: it passes, or is inconclusive when a run was noisy or the machine loaded
-    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "same")]) in (0, 5)
+    assert main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "same")]) in (
+        0,
+        EXIT_INCONCLUSIVE,
+    )
     rc = main(["gate", "--baseline", str(tmp_path / "base"), "--current", str(tmp_path / "slow")])
     out = capsys.readouterr().out
-    if rc == 5:  # the quiet-machine verdict on recorded runs is tests/test_gate_noise.py's
+    if rc == EXIT_INCONCLUSIVE:  # the quiet-machine verdict on recorded runs is tests/test_gate_noise.py's
         pytest.skip(
             f"needs a quiet machine: a run was noisy or loaded, the gate rightly said INCONCLUSIVE\n{out}"
         )

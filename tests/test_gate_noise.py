@@ -1,4 +1,4 @@
-"""The gate never fails on noise: a runtime measured noisy or on a loaded machine is INCONCLUSIVE (exit 5) with
+"""The gate never fails on noise: a runtime measured noisy or on a loaded machine is INCONCLUSIVE (exit 7) with
 the reason, while a real 20% slowdown measured quietly still FAILs (issue 26)."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ command that needs CUDA is skipped without one; one that needs ``../shared`` (da
 organisers' repository) is skipped without it, saying so. Checkpoints come from ``../shared/weights`` through
 ``EFFBENCH_WEIGHTS_DIR``, as the README says to do offline; ``NTIRE2024_ESR/``, the organisers' repository the
 README says to clone, is ``../shared/challenges/ntire2024``. ``effbench gate`` on two runs of unchanged code may
-say PASS (0) or INCONCLUSIVE (5, a noisy or loaded machine), never FAIL.
+say PASS (0) or INCONCLUSIVE (7, a noisy or loaded machine), never FAIL.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED
+
+from effbench.ci.gate import EXIT_INCONCLUSIVE
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -76,7 +78,7 @@ def needs(line: str) -> str | None:
 
 def allowed_exits(segment: str) -> set[int]:
     """The exit statuses a command may end with: the gate's verdict on unchanged code is pass or inconclusive."""
-    return {0, 5} if segment.startswith("effbench gate") else {0}
+    return {0, EXIT_INCONCLUSIVE} if segment.startswith("effbench gate") else {0}
 
 
 LINES = readme_lines()

@@ -19,7 +19,7 @@ is ``inconclusive`` with the reason, never ``fail``: rerun both on a quiet machi
 
 Exit codes: 0 pass, 1 regression (takes precedence), 2 missing data (a model or metric of the baseline absent
 from the current results, or a runtime slowdown that cannot be tested for lack of repeats: no samples, or so
-few that even complete separation is not significant at ``alpha``), 5 inconclusive (no regression, nothing
+few that even complete separation is not significant at ``alpha``), 7 inconclusive (no regression, nothing
 missing, but a runtime was measured on a noisy or loaded machine).
 """
 
@@ -43,7 +43,7 @@ MEASURED_THRESHOLD = 5.0
 MIN_SAMPLES = 3
 # the share of the CPUs other processes may take while a runtime is measured before the gate trusts it no more
 MAX_OTHER_CPU = 0.25
-EXIT_INCONCLUSIVE = 5
+EXIT_INCONCLUSIVE = 7  # 5 and 6 are taken (base.errors: results not written, model ended the process)
 
 
 def gated(kind: str) -> tuple[Metric, ...]:
@@ -112,7 +112,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression, 2 missing data, :data:`EXIT_INCONCLUSIVE` (5) a runtime measured on a noisy or
+        """0 pass, 1 regression, 2 missing data, :data:`EXIT_INCONCLUSIVE` (7) a runtime measured on a noisy or
         loaded machine; the first that applies in this order."""
         if self.regressions:
             return 1

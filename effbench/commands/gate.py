@@ -1,6 +1,6 @@
 """``effbench gate --baseline BASE --current CUR [--runtime 5%] [--memory 0%] [--flops 0%] [--params 0%]``.
 
-Exit codes: 0 pass, 1 regression, 2 usage error or missing data, 5 inconclusive (a runtime measured on a noisy or
+Exit codes: 0 pass, 1 regression, 2 usage error or missing data, 7 inconclusive (a runtime measured on a noisy or
 loaded machine; see :mod:`effbench.ci.gate`)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 NAME = "gate"
 HELP = (
     "CI regression gate: compare current results with a baseline per model and metric "
-    "(exit 0 pass, 1 regression, 2 usage error or missing data, 5 inconclusive: noisy or loaded machine)"
+    "(exit 0 pass, 1 regression, 2 usage error or missing data, 7 inconclusive: noisy or loaded machine)"
 )
 
 
