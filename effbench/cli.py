@@ -11,18 +11,48 @@ on a loaded machine), 130 interrupted, 143 terminated (SIGTERM).
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from . import __version__, commands
 from .base.errors import EffbenchError
 
 
-def _command_modules():
+def _command_modules(only: str | None = None):
+    """The command modules, imported: every one, or (``only``) just the one whose ``NAME`` is ``only``."""
+    for mod, name, _ in _command_index():
+        if only is None or name == only:
+            yield importlib.import_module(f"{commands.__name__}.{mod}")
+
+
+def _command_index() -> list[tuple[str, str, str]]:
+    """``(module, NAME, HELP)`` of every command module, read from its source without importing it (importing
+    a command imports what it measures with: torch, seconds), or imported where they are not plain strings."""
+    found = []
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if not mod.name.startswith("_"):
-            yield importlib.import_module(f"{commands.__name__}.{mod.name}")
+        if mod.name.startswith("_"):
+            continue
+        consts: dict[str, str] = {}
+        try:
+            path = Path(commands.__path__[0]) / f"{mod.name}.py"
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)
+                ):
+                    if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                        consts[node.targets[0].id] = node.value.value
+        except (OSError, SyntaxError):
+            pass
+        if "NAME" not in consts or "HELP" not in consts:
+            module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+            consts = {"NAME": module.NAME, "HELP": module.HELP}
+        found.append((mod.name, consts["NAME"], consts["HELP"]))
+    return found
 
 
 def _with_default_actions(argv: list[str]) -> list[str]:
@@ -30,34 +60,47 @@ def _with_default_actions(argv: list[str]) -> list[str]:
     inserted when the word after the command is not one of its actions or an option."""
     if len(argv) < 2 or argv[1].startswith("-"):
         return argv
-    for module in _command_modules():
-        if module.NAME == argv[0] and getattr(module, "DEFAULT_SUBCOMMAND", None):
-            if argv[1] not in module.ACTIONS:
-                return [argv[0], module.DEFAULT_SUBCOMMAND, *argv[1:]]
+    for module in _command_modules(argv[0]):
+        if getattr(module, "DEFAULT_SUBCOMMAND", None) and argv[1] not in module.ACTIONS:
+            return [argv[0], module.DEFAULT_SUBCOMMAND, *argv[1:]]
     return argv
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, the options of that command alone (the others are listed,
+    from their sources, without being imported: ``effbench --help`` imports no command, ``effbench zoo`` only
+    the zoo's)."""
     parser = argparse.ArgumentParser(
         prog="effbench", description="Efficiency benchmarking for efficient image super-resolution models."
     )
     parser.add_argument("--version", action="version", version=f"effbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for mod, name, help_text in _command_index():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            module = importlib.import_module(f"{commands.__name__}.{mod}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
+def _command_word(argv: list[str]) -> str:
+    """The command named on the command line ("" when none: the parser then only prints help or an error)."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:  # building the parser loads the plugins (a convention adds a --convention choice)
-        parser = build_parser()
+        parser = build_parser(only=_command_word(argv))
+        argv = _with_default_actions(argv)
     except EffbenchError as exc:
         print(f"effbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    argv = _with_default_actions(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
     from .commands._common import json_stdout
 
