@@ -586,23 +586,30 @@ def _ratio_quantiles(ratios: Sequence[float], coverage: float) -> tuple[float, f
     return float(math.exp(np.quantile(logs, tail))), float(math.exp(np.quantile(logs, 1.0 - tail)))
 
 
-def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # relative least squares: each row divided by its measured time
-    return nnls(x / y[:, None], np.ones_like(y))
+def _solve(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    # relative least squares: each row divided by its measured time, times its weight
+    scale = (w / y)[:, None]
+    return nnls(x * scale, w.copy())
 
 
 def fit_cost_model(
     samples: Sequence[tuple[Mapping[str, float], float]],
     *,
     fitted_on: str,
+    measured: Sequence[tuple[Mapping[str, float], float]] = (),
+    measured_weight: float = 0.5,
     terms: Iterable[str] = TERMS,
     coverage: float = 0.8,
     cudnn_benchmark: bool = False,
 ) -> tuple[CostModel, list[float]]:
-    """Fit non-negative coefficients of ``terms`` to ``(features, measured seconds)`` samples, minimising the
-    relative squared error; returns the model and each sample's leave-one-out projection (seconds).
+    """Fit non-negative coefficients of ``terms`` to ``(features, seconds)`` samples (published runtimes),
+    minimising the relative squared error; returns the model and each sample's leave-one-out projection (seconds).
 
-    The interval is the ``coverage`` quantile range of the leave-one-out measured / projected ratios.
+    ``measured``: more ``(features, seconds)`` rows from a lent GPU (gpu_check's measurements), always in the fit
+    with ``measured_weight`` each (a model measured at several sizes and on several GPUs is not that many
+    independent entries), never left out: they pin what the published table barely constrains (the per-kernel
+    cost of small, launch-bound forwards). The interval is the ``coverage`` quantile range of the samples'
+    leave-one-out measured / projected ratios.
     """
     terms = tuple(terms)
     unknown = set(terms) - set(TERMS)
@@ -612,15 +619,19 @@ def fit_cost_model(
         raise UsageError(
             f"a fit of {len(terms)} terms needs at least {len(terms) + 2} samples, got {len(samples)}"
         )
-    x = np.array([[f[t] for t in terms] for f, _ in samples], dtype=float)
-    y = np.array([s for _, s in samples], dtype=float)
+    if measured and not measured_weight > 0:
+        raise UsageError(f"measured_weight {measured_weight}: must be positive")
+    rows = list(samples) + list(measured)
+    x = np.array([[f[t] for t in terms] for f, _ in rows], dtype=float)
+    y = np.array([s for _, s in rows], dtype=float)
     if (y <= 0).any():
         raise UsageError("every measured time must be positive")
-    theta = _solve(x, y)
+    w = np.array([1.0] * len(samples) + [float(measured_weight)] * len(measured))
+    theta = _solve(x, y, w)
     loo = []
-    for i in range(len(y)):
+    for i in range(len(samples)):
         keep = np.arange(len(y)) != i
-        loo.append(float(x[i] @ _solve(x[keep], y[keep])))
+        loo.append(float(x[i] @ _solve(x[keep], y[keep], w[keep])))
     ratios = [yi / max(p, 1e-12) for yi, p in zip(y, loo)]
     low, high = _ratio_quantiles(ratios, coverage)
     model = CostModel(
