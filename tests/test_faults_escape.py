@@ -100,6 +100,7 @@ def test_kill_descendants_finds_a_grandchild_in_a_new_session_after_its_parent_e
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+@pytest.mark.slow
 def test_a_forking_cell_leaves_nothing_running_after_effbench_run_and_the_result_says_what_was_killed(
     tmp_path: Path,
 ):
@@ -113,6 +114,7 @@ def test_a_forking_cell_leaves_nothing_running_after_effbench_run_and_the_result
     _check_killed_recorded(doc, 2)
 
 
+@pytest.mark.slow
 def test_a_forking_entry_leaves_nothing_after_effbench_challenge_jobs_2(tmp_path: Path):
     spec, pids = _forking_model(tmp_path)
     manifest = tmp_path / "m.toml"
@@ -135,6 +137,7 @@ def test_a_forking_entry_leaves_nothing_after_effbench_challenge_jobs_2(tmp_path
     _check_killed_recorded(doc, 2)
 
 
+@pytest.mark.slow
 def test_a_timed_out_cell_that_forked_leaves_nothing_either(tmp_path: Path):
     spec, pids = _forking_model(tmp_path)
     hang = tmp_path / "forks.py"
@@ -222,6 +225,7 @@ def test_a_forking_cell_under_the_submitit_executor_leaves_nothing_either(tmp_pa
 # ----------------------------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_resume_reruns_a_cell_measured_under_other_settings_naming_the_difference(tmp_path: Path, capsys):
     from effbench.cli import main
 
@@ -240,6 +244,7 @@ def test_resume_reruns_a_cell_measured_under_other_settings_naming_the_differenc
     assert "ran 0 cells, skipped 1" in capsys.readouterr().out and len(cell_starts(out)) == 2
 
 
+@pytest.mark.slow
 def test_resume_lists_a_missing_cell_it_runs(tmp_path: Path, capsys):
     from effbench.cli import main
 
