@@ -3,7 +3,9 @@
 # Run from anywhere; it cds to the repo root and uses PYTHONPATH=. (the repo need not be pip-installed).
 #   bash scripts/gpu_check.sh                      # writes into $OUT (default ./gpu_check_out)
 #   EFFBENCH_GPU_CHECK_DEVICE=cpu bash scripts/gpu_check.sh --dry-run   # CPU check of the script itself
-# Extra arguments go to scripts/gpu_check.py (--budget S, --models ..., --dataset DIR, --images N).
+# Extra arguments go to scripts/gpu_check.py (--budget S, --models ..., --dataset DIR, --images N, --parts ...).
+#   bash scripts/gpu_check.sh --parts steady,projection   # the zoo measured vs its runtime projection; then
+#   python reports/projection/validate.py fit --measured $OUT/gpu_results.json   (reports/projection/README.md)
 # Outputs: $OUT/gpu_report.tar.gz (reports/gpu/<gpu-name>/...), $OUT/gpu_report.md, $OUT/gpu_results.json,
 # $OUT/gpu_check.log. Unpack into the repo with: tar -xzf gpu_report.tar.gz -C <repo root>
 set -u
