@@ -103,9 +103,10 @@ def kill_descendants(exclude: Sequence[int] = (), timeout: float = 10.0) -> list
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for pid in kids:
+        time.sleep(0.01)
+        for pid in kids:  # reap the dead without blocking: one stuck in the kernel must not hang us
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
     return killed
