@@ -362,7 +362,9 @@ def test_bench_records_the_load_and_the_ci(models):
 
     doc = benchmark(f"{models}:Tiny", (8, 8), device="cpu", target=TimingTarget(budget_s=1.0))
     rt, load = doc["metrics"]["runtime_ms"], doc["env"]["load"]
-    assert rt["repeats"] >= 20 and {"ci_low", "ci_high", "ci_rel", "noisy"} <= set(rt)
+    # 20 repeats, or on a machine too loaded to fit them in the budget fewer, flagged noisy with the reason
+    assert rt["repeats"] >= 20 or (rt["repeats"] >= 6 and "fitted in the 1 s budget" in rt["noisy_reason"])
+    assert {"ci_low", "ci_high", "ci_rel", "noisy"} <= set(rt)
     assert "loadavg_1m" in load and load["wall_s"] > 0 and "other_cpu_s" in load
 
 
