@@ -270,6 +270,12 @@ def measure_entry(cell: Any) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     doc["part_seconds"] = seconds  # where the cell's time went: build, then each part
     harness = Harness.from_dict(cell.harness) if cell.harness else harness_of(cell.year)
+    if cell.device_free:
+        # device-free cells run side by side (--jobs); an intra-op thread pool per cell only oversubscribes the
+        # cores (a 16x16 EFDN forward: 2.5 s with 2 threads on a loaded 2-core machine, 0.01 s with one)
+        import torch
+
+        torch.set_num_threads(1)
     build = None
     try:
         spec = ModelSpec.from_dict(cell.model)
