@@ -101,6 +101,8 @@ def _meta(x: Any) -> Any:
 
 def tensors_in(tree: Any) -> list[TensorMeta]:
     """Every :class:`TensorMeta` in a nested structure of args/outputs, in order."""
+    if type(tree) is TensorMeta:
+        return [tree]
     found: list[TensorMeta] = []
     stack = [tree]
     while stack:
@@ -464,7 +466,7 @@ def _binary(func: Any, a: torch.Tensor, b: Any, *args: Any, **kwargs: Any) -> to
     if isinstance(b, torch.Tensor):
         if not (a.is_contiguous() and b.is_contiguous()) or (b.device != a.device and b.dim() != 0):
             return func(a, b, *args, **kwargs)
-        shape = torch.broadcast_shapes(a.shape, b.shape)
+        shape = a.shape if a.shape == b.shape or b.dim() == 0 else torch.broadcast_shapes(a.shape, b.shape)
     elif isinstance(b, (int, float, bool)) and a.is_contiguous():
         shape = a.shape
     else:
@@ -625,13 +627,13 @@ def record(
     def attempt(engine: str) -> tuple[OpTrace, Any]:
         trace = OpTrace(input_shape=shape, output_shape=(), dtype=dtype, params=params, engine=engine)
         rec = _Recorder(model, trace, redirects)
-        tensors = _named_tensors(model)
-        cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
-        if engine == "meta":
-            _swap_to_meta(model, dtype if cast else None)
+        if engine == "meta":  # floating tensors in ``dtype`` (a no-op where they all have it) unless kept
+            _swap_to_meta(model, None if keep_dtypes else dtype)
             replace_tensor_attributes(model, lambda t: t.to(device="meta"), snapshot.tensor_attributes())
             return trace, _run(model, lambda: torch.empty(shape, dtype=dtype, device="meta"), rec, None)
         snapshot.keep_values()  # the engines below run on the model's own tensors: copy them first
+        tensors = _named_tensors(model)
+        cast = not keep_dtypes and any(t.is_floating_point() and t.dtype != dtype for _, t in tensors)
         if engine == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
 

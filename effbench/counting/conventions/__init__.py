@@ -226,17 +226,16 @@ class Convention:
         ``unknown_ops``. Conventions with other tables (module calls, torch-level calls) override this."""
         tally = Tally(trace)
         unknown: list[str] = []
+        known: dict[str, tuple[Rule | None, str]] = {}  # packet -> (rule, short name), looked up once
         for op in trace.ops:
-            o = tensors_in(op.output)
-            rule = self.op_rule(op.packet)
+            entry = known.get(op.packet)
+            if entry is None:
+                entry = known[op.packet] = (self.op_rule(op.packet), op.packet.split(".", 1)[-1])
+            rule, short = entry
             if rule is None:
                 unknown.append(op.packet)
-            tally.add(
-                op.packet.split(".", 1)[-1],
-                op.module,
-                ZERO if rule is None else rule(op),
-                o[0].nbytes if o else 0,
-            )
+            o = tensors_in(op.output)
+            tally.add(short, op.module, ZERO if rule is None else rule(op), o[0].nbytes if o else 0)
         return tally.counts(unknown)
 
 

@@ -87,10 +87,13 @@ class Fvcore(Convention):
             cost = rule(call)
             o = tensors_in(call.output)
             tally.add(call.name, call.module, cost, o[0].nbytes if o else 0)
+        rules: dict[str, Any] = {}  # packet -> rule, looked up once
         for op in trace.ops:
             if op.function in whole:
                 continue
-            rule = self.op_rule(op.packet)
+            rule = rules.get(op.packet, rules)
+            if rule is rules:
+                rule = rules[op.packet] = self.op_rule(op.packet)
             if rule is None:
                 continue
             o = tensors_in(op.output)
