@@ -215,6 +215,11 @@ from pathlib import Path
 from torch import nn
 
 
+def _ray_worker():  # the Ray worker running this task: the parent of the cell's supervisor (effbench.base.procs)
+    stat = Path(f"/proc/{{os.getppid()}}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 class Victim(nn.Module):
     kills = 0
 
@@ -223,7 +228,7 @@ class Victim(nn.Module):
         mark = Path({marks!r}) / type(self).__name__
         if (mark.read_text().count("\\n") if mark.exists() else 0) < self.kills:
             with open(mark, "a") as f:
-                f.write(f"{{os.getppid()}} {{os.getpid()}}\\n")  # the Ray worker running this task, the cell
+                f.write(f"{{_ray_worker()}} {{os.getpid()}}\\n")  # the Ray worker running this task, the cell
             time.sleep(120)
         self.conv = nn.Conv2d(3, 3, 1)
         self.scale = scale
