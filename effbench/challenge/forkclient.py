@@ -4,7 +4,8 @@ Imports no torch (it starts in milliseconds): it asks the cell's fork server
 (:mod:`effbench.challenge.forkserver`, named by the cell's ``fork_server``) to fork the cell's worker with this
 process's stdout and stderr, waits for it and exits as it did (its exit code, or its signal raised again), so
 the supervisor and the runner see the outcome of a fresh cell process. When this process is killed, the forked
-cell notices and exits with everything it started.
+cell notices and exits with everything it started. Without a server to reach, it becomes the cell's worker
+itself (``exec``), as a cell without a fork server runs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
+    except OSError as exc:  # no server (it died, or was never started): be the cell's fresh process instead
+        print(
+            f"forkclient: no fork server at {path} ({exc}); running the cell in this process", file=sys.stderr
+        )
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "effbench.challenge.worker", *argv])
+    try:
         socket.send_fds(sock, [json.dumps(request).encode()], [sys.stdout.fileno(), sys.stderr.fileno()])
         reply = sock.makefile("rb")
         rc: int | None = None
