@@ -169,33 +169,42 @@ class ModelSnapshot:
 
     modules: list[_ModuleState] = field(default_factory=list)
     tensors: list[_TensorState] = field(default_factory=list)
+    watching: bool = True  # the tensors' states are taken (else only at keep_values)
 
     def keep_values(self) -> None:
-        """Copy the values of every tensor now (once), so that in-place writes after this are undone too."""
+        """Copy the values of every tensor now (once), so that in-place writes after this are undone too; a
+        snapshot taken without watching its tensors takes their states first (from the structure as found)."""
+        if not self.watching:
+            self._watch()
         for t in self.tensors:
             t.keep_values()
 
-    @classmethod
-    def of(cls, model: nn.Module) -> ModelSnapshot:
-        snap = cls()
+    def _watch(self) -> None:
         seen: set[int] = set()
+        for s in self.modules:
+            found = [*s.slots["_parameters"].values(), *s.slots["_buffers"].values()]
+            for v in s.attributes.values():
+                found.extend(_members(v))
+            for t in found:
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    self.tensors.append(_TensorState.of(t))
+        self.watching = True
 
-        def keep(t: torch.Tensor | None) -> None:
-            if t is not None and id(t) not in seen:
-                seen.add(id(t))
-                snap.tensors.append(_TensorState.of(t))
-
+    @classmethod
+    def of(cls, model: nn.Module, watch_tensors: bool = True) -> ModelSnapshot:
+        """The model's structure (submodules, parameter and buffer tables, tensor attributes, training flags)
+        and, with ``watch_tensors``, each tensor's state (undoing ``t.data = ...`` and device or dtype moves)."""
+        snap = cls(watching=False)
         for m in model.modules():
-            slots = {k: dict(vars(m)[k]) for k in _MODULE_SLOTS}
+            d = vars(m)
+            slots = {k: dict(d[k]) for k in _MODULE_SLOTS}
             attributes = {
-                k: _shallow(v) for k, v in vars(m).items() if k not in _MODULE_INTERNALS and _holds_tensor(v)
+                k: _shallow(v) for k, v in d.items() if k not in _MODULE_INTERNALS and _holds_tensor(v)
             }
             snap.modules.append(_ModuleState(m, m.training, slots, attributes))
-            for t in (*slots["_parameters"].values(), *slots["_buffers"].values()):
-                keep(t)
-            for v in attributes.values():
-                for t in _members(v):
-                    keep(t)
+        if watch_tensors:
+            snap._watch()
         return snap
 
     def tensor_attributes(self) -> Iterator[tuple[nn.Module, str, Any]]:
@@ -231,10 +240,10 @@ def left_as_found(model: nn.Module, copy_values: bool = True) -> Iterator[ModelS
     """Run a block that uses ``model`` and put every parameter, buffer, plain tensor attribute, submodule and
     training flag back as it was on exit (also on an exception): same objects, same values, same device.
 
-    ``copy_values=False`` copies no tensor up front (the snapshot then costs no memory traffic): reassignments
-    are still undone, and the block calls ``snapshot.keep_values()`` before any code that could write the
-    model's own tensors in place (a shapes-only replay on stand-in tensors cannot)."""
-    snap = ModelSnapshot.of(model)
+    ``copy_values=False`` copies no tensor and watches none up front, for a block that cannot reach the model's
+    own tensors (a shapes-only replay with stand-ins in the modules' tables): the structure is put back all
+    the same, and the block calls ``snapshot.keep_values()`` before any code that could reach them."""
+    snap = ModelSnapshot.of(model, watch_tensors=copy_values)
     if copy_values:
         snap.keep_values()
     try:

@@ -703,7 +703,7 @@ def _swap_to_meta(model: nn.Module, dtype: torch.dtype | None) -> None:
                 new = made.get(id(t))
                 if new is None:
                     cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
-                    new = made[id(t)] = t.detach().to(device="meta", dtype=cast)
+                    new = made[id(t)] = torch.empty_like(t, device="meta", dtype=cast)
                 table[k] = new
 
 

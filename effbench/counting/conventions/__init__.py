@@ -132,12 +132,24 @@ class Tally:
         kinds = {c.name: type(c.module).__name__ for c in self.trace.modules if c.in_model}
         total = TallyRow("total")
         ops: dict[str, TallyRow] = {}
-        modules: dict[str, TallyRow] = {"": TallyRow("", kinds.get("", ""))}
+        own: dict[str, TallyRow] = {}  # each module's own calls, in order of first appearance
         for (op_name, module), row in self.cells.items():
             total.merge(row)
-            ops.setdefault(op_name, TallyRow(op_name, "op")).merge(row)
+            r = ops.get(op_name)
+            if r is None:
+                r = ops[op_name] = TallyRow(op_name, "op")
+            r.merge(row)
+            r = own.get(module)
+            if r is None:
+                r = own[module] = TallyRow(module)
+            r.merge(row)
+        modules: dict[str, TallyRow] = {"": TallyRow("", kinds.get("", ""))}
+        for module, row in own.items():  # inclusive rows: every ancestor gets the module's own sums
             for name in _ancestors(module):
-                modules.setdefault(name, TallyRow(name, kinds.get(name, ""))).merge(row)
+                r = modules.get(name)
+                if r is None:
+                    r = modules[name] = TallyRow(name, kinds.get(name, ""))
+                r.merge(row)
         by_op = sorted(ops.values(), key=lambda r: (-r.flops, -r.macs, r.name))
         return Counts(
             total.macs,
