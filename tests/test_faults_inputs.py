@@ -269,3 +269,14 @@ def test_a_legacy_format_code_running_pickle_is_named_as_such_and_nothing_runs(t
         read_state_dict(evil)
     assert not marker.exists()
     assert list(read_state_dict(plain)) == ["w"]
+
+
+def test_scales_in_a_sweep_file_are_checked_like_the_flag(tmp_path: Path, capsys):
+    words, zero = tmp_path / "words.toml", tmp_path / "zero.toml"
+    words.write_text('scales = ["x4"]\n')
+    zero.write_text(f'scales = [0]\nmodels = ["{MODELS}:Nearest"]\n')
+    assert main(["run", str(words), "--out", str(tmp_path / "o")]) == 2
+    assert "scales must be an integer or a list of integers, got ['x4']" in capsys.readouterr().err
+    assert main(["run", str(zero), "--out", str(tmp_path / "o")]) == 2
+    assert "--scales must be positive integers, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -318,6 +318,11 @@ def load_config(path: str | Path) -> SweepConfig:
         elif key in ("models", "devices", "protocols", "dtypes", "backends"):
             val = [val] if isinstance(val, str) else list(val)
         elif key == "scales":
-            val = [int(v) for v in ([val] if isinstance(val, int) else val)]
+            values = [val] if isinstance(val, int) else val
+            if not isinstance(values, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values
+            ):
+                raise UsageError(f"{path}: scales must be an integer or a list of integers, got {val!r}")
+            val = list(values)
         setattr(cfg, key, val)
     return cfg
