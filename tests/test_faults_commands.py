@@ -44,6 +44,14 @@ class Tiny(nn.Module):
         return self.up(self.conv(x))
 
 
+class Chatty(Tiny):
+    """Prints 140 KB of two-byte characters while it is built (more than a pipe holds, split between reads)."""
+
+    def __init__(self, scale=4):
+        super().__init__(scale)
+        print("\u00e9" * 70000)
+
+
 class SysExit(Tiny):
     def forward(self, x):
         sys.exit(0)
@@ -148,6 +156,13 @@ def test_a_working_model_still_prints_its_document_through_the_fork(models, caps
     assert main(["profile", f"{models}:Tiny", "--size", "8x8", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["convs"] == 1 and doc["model"] == "Tiny"
+
+
+def test_what_the_model_prints_comes_through_the_fork_whole_and_off_the_json_stdout(models, capsys):
+    assert main(["profile", f"{models}:Chatty", "--size", "8x8", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["convs"] == 1
+    assert err.count("\u00e9") == 70000 and "\ufffd" not in err
 
 
 # ----------------------------------------------------------------------------------------------- hard timeout

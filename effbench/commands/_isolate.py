@@ -18,6 +18,7 @@ model is still an error; the ``effbench`` command itself initialises nothing of 
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -104,7 +105,8 @@ def _pump(
     for fd in (out_r, err_r, st_r):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
-    decoders = {fd: io.IncrementalNewlineDecoder(None, False) for fd in sinks}
+    # UTF-8 decoded incrementally: a character split between two reads is not garbled
+    decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in sinks}
     try:
         while sel.get_map():
             wait = None if deadline is None else deadline - time.monotonic()
@@ -116,15 +118,14 @@ def _pump(
                     chunk = os.read(fd, 65536)
                 except BlockingIOError:
                     continue
+                if fd == st_r:
+                    status += chunk
+                elif chunk or fd in decoders:
+                    sinks[fd].write(decoders[fd].decode(chunk, final=not chunk))
+                    sinks[fd].flush()
                 if not chunk:
                     sel.unregister(fd)
                     os.close(fd)
-                    continue
-                if fd == st_r:
-                    status += chunk
-                else:
-                    sinks[fd].write(decoders[fd].decode(chunk.decode(errors="replace")))
-                    sinks[fd].flush()
     finally:
         for fd in list(sel.get_map()):
             sel.unregister(fd)
