@@ -93,7 +93,6 @@ def test_an_entry_that_changes_itself_on_its_first_forward_is_counted_changed(of
     assert m["as_built"]["params"] == m["params"] + 32 * 32 + 32  # the deleted 1x1 branch, shown beside
 
 
-@pytest.mark.slow
 def test_input_dependent_counts_are_a_range_containing_the_organisers_draws() -> None:
     from fvcore.nn import FlopCountAnalysis
 
@@ -243,7 +242,6 @@ def test_forked_cells_run_alone_a_killed_entry_takes_no_neighbour_down(tmp_path:
     assert doc["cell"]["fork_server"]  # it was forked, not started afresh
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not NTIRE2025.is_dir(), reason=f"the NTIRE 2025 repository is not in {NTIRE2025}")
 def test_the_2025_baseline_is_exact_to_the_log_and_its_memory_within_1pc() -> None:
     # NTIRE2025-EfficientSR.log: #Params 0.2762 M, FLOPs 16.7035 G, #Activations 111.1167 M, #Conv2d 65, Max Memory

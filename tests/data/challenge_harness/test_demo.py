@@ -44,6 +44,7 @@ def run(model, images, device):
 
 def main(args):
     device = torch.device("cpu")
+    torch.set_num_threads(1)  # a CPU shared with other work: no intra-op thread pool to oversubscribe it
     for model_id in args.model_ids:
         torch.manual_seed(args.seed)
         model = select_model(model_id, device)
