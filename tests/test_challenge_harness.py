@@ -259,3 +259,11 @@ def test_the_2025_baseline_is_exact_to_the_log_and_its_memory_within_1pc() -> No
     assert round(m["activations"] / 1e6, 4) == 111.1167
     assert m["convs"] == 65
     assert m["memory_predicted_mib"] == pytest.approx(662.886, rel=0.01)
+
+
+def test_cuda_only_packages_and_toolkits_are_needs_cuda_not_missing_packages() -> None:
+    from effbench.challenge.worker import build_status
+
+    assert build_status(ModuleNotFoundError("No module named 'triton'", name="triton")) == "needs_cuda"
+    assert build_status(ModuleNotFoundError("No module named 'timm'", name="timm")) == "missing_package"
+    assert build_status(OSError("CUDA_HOME environment variable is not set")) == "needs_cuda"

@@ -42,7 +42,11 @@ _CUDA_SIGNS = (
     "triton",
     "cuda is not available",
     "only supported on cuda",
+    "cuda_home",  # torch.utils.cpp_extension building a CUDA extension without a CUDA toolkit
+    "nvcc",
 )
+#: packages that exist only for CUDA devices: an entry that cannot import them needs CUDA, not a package
+_CUDA_ONLY_PACKAGES = ("triton",)
 
 
 def build_status(exc: BaseException) -> str:
@@ -56,7 +60,10 @@ def build_status(exc: BaseException) -> str:
     while e is not None and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    if any(isinstance(c, ModuleNotFoundError) for c in chain) or "missing package" in text:
+    missing = [(c.name or "").split(".")[0] for c in chain if isinstance(c, ModuleNotFoundError)]
+    if any(name in _CUDA_ONLY_PACKAGES for name in missing):
+        return "needs_cuda"
+    if missing or "missing package" in text:
         return "missing_package"
     if any(sign in text for sign in _CUDA_SIGNS):
         return "needs_cuda"
