@@ -297,6 +297,12 @@ class _DispatchRecorder(TorchDispatchMode):
         super().__init__()
         self.rec = rec
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """No dynamo-disable wrapper around :meth:`__torch_dispatch__`: the wrapper imports torch._dynamo on
+        the first op (~2 s) and adds a Python frame to every op; nothing here is compiled."""
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         known = _OVERLOADS.get(func)
@@ -521,6 +527,25 @@ def _cat(func: Any, tensors: Sequence[torch.Tensor], dim: int = 0, *args: Any, *
 
 if hasattr(torch.ops.aten, "cat"):
     _SHAPE_FNS[torch.ops.aten.cat] = _cat
+
+
+def _pixel_shuffle(func: Any, x: torch.Tensor, factor: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """pixel_shuffle / pixel_unshuffle of a contiguous meta tensor (their meta kernel imports sympy on first use)."""
+    r = int(factor)
+    c, h, w = (x.shape[-3], x.shape[-2], x.shape[-1]) if x.dim() >= 3 else (0, 0, 0)
+    if func.overloadpacket is torch.ops.aten.pixel_shuffle:
+        ok, shape = r > 0 and c % (r * r) == 0, (c // (r * r), h * r, w * r) if r > 0 else ()
+    else:
+        ok, shape = r > 0 and h % r == 0 and w % r == 0, (c * r * r, h // r, w // r) if r > 0 else ()
+    if args or kwargs or x.dim() < 3 or not ok or not x.is_contiguous():
+        return func(x, factor, *args, **kwargs)
+    return torch.empty((*x.shape[:-3], *shape), dtype=x.dtype, device=x.device)
+
+
+for _name in ("pixel_shuffle", "pixel_unshuffle"):
+    _packet = getattr(torch.ops.aten, _name, None)
+    if _packet is not None:
+        _SHAPE_FNS[_packet] = _pixel_shuffle
 
 
 def _reduction(func: Any, *args: Any, **kwargs: Any) -> torch.Tensor:

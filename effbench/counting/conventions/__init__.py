@@ -188,8 +188,8 @@ class Convention:
         self.op_rules: dict[str, Rule] = {}
 
     def table_for(self, key: Any) -> dict[Any, Rule]:
-        """The rule table a key belongs to: aten op packets (``"aten.add"``) here."""
-        if isinstance(key, str) and key.startswith(("aten.", "prim.")):
+        """The rule table a key belongs to: op packets (``"aten.add"``, a custom op's ``"mylib.scan"``) here."""
+        if isinstance(key, str) and "." in key.strip("."):  # "aten.add", "prim.device", "mylib.scan"
             return self.op_rules
         raise UsageError(
             f"convention {self.name!r} has no rule table for {key!r} (op rules look like 'aten.add')"

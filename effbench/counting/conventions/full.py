@@ -691,3 +691,19 @@ def _scatter_add(op: OpCall) -> Cost:
 
 
 FULL.op("aten.logcumsumexp", "aten.cummax", "aten.cummin")(_per_input(3))
+
+
+@FULL.op("torchvision.deform_conv2d")
+def _deform_conv(op: OpCall) -> Cost:
+    """torchvision's deformable convolution (``input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
+    dil_h, dil_w, n_weight_grps, n_offset_grps, use_mask``): the convolution's multiply-adds (2 FLOPs each, + 1
+    per output element for the bias), and each input value it reads sampled bilinearly at its offset (7 FLOPs;
+    + 1 when a modulation mask scales it)."""
+    x, w = arg(op, 0), arg(op, 1)
+    o = out(op)
+    macs = o.numel * math.prod(w.shape[1:])
+    sampled = o.shape[0] * math.prod(o.shape[2:]) * x.shape[1] * math.prod(w.shape[2:])
+    bias = arg(op, 4)
+    flops = 2 * macs + (o.numel if isinstance(bias, TensorMeta) and bias.numel else 0)
+    flops += (8 if arg(op, 13) else 7) * sampled
+    return Cost(macs=macs, flops=flops, activations=o.numel, convs=1)
