@@ -187,7 +187,9 @@ def _note_boxes(report: Path, tmp_path: Path) -> list[dict]:
     return json.loads(found.group(1).replace("&quot;", '"'))
 
 
-@pytest.mark.parametrize("count", [1, 5, 10])
+@pytest.mark.parametrize(
+    "count", [pytest.param(1, marks=pytest.mark.slow), 5, pytest.param(10, marks=pytest.mark.slow)]
+)
 def test_each_memory_timeline_note_stays_inside_its_own_panel(count: int, tmp_path: Path) -> None:
     models = {f"model_{i}_with_a_long_name" if i % 3 == 0 else f"m{i}": MODELS["mid"] for i in range(count)}
     where = "body.blocks.7.attention.branch_a.conv_sigmoid_gate_with_a_long_module_path"
