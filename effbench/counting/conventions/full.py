@@ -9,16 +9,23 @@ op                                          FLOPs
 convolution (any, functional included)      2 x MACs (+ n for the bias)
 mm / bmm / addmm / baddbmm / mv / dot       2 x MACs (+ n for the added term)
 add sub mul div neg abs pow sqrt exp ...    1 per output element (comparisons, clamp, relu, where too)
+complex add/sub, mul, div, abs              2, 6, 11, 4 (one real operand: add/sub 1, mul 2)
 leaky_relu, prelu, hardtanh, addcmul/div    2
 hardsigmoid, softplus, elu, lerp            3
 sigmoid, hardswish                          4
 silu, tanh                                  5
 gelu, mish                                  8
-softmax / log_softmax                       5 per element (max, subtract, exp, sum, divide)
+softmax / log_softmax / _safe_softmax       5 per element (max, subtract, exp, sum, divide)
+fused attention kernels (SDPA on CPU/GPU)   as the math path: q, k scaled (1 per element), QK^T and AV
+                                            (2 x MACs), mask added (1 per score; bool/causal mask
+                                            made a bias: + 1 per mask element), softmax (5 per score)
+FFT: _fft_c2c / _fft_r2c, _fft_c2r          5 N log2 N / 2.5 N log2 N per transform of N points
+                                            (+ 1 per real output value when normalised, 2 per complex)
 sum / amax / amin / prod / argmax / cumsum  1 per *input* element
 mean                                        1 per input element + 1 per output element
 var / std                                   3 per input element + 1 per output element
 vector norm                                 2 per input element
+sort / topk                                 n ceil(log2 m) / n max(1, ceil(log2 k)) comparisons
 max_pool / avg_pool                         prod(kernel) per output element
 adaptive_avg_pool                           1 per input element + 1 per output element
 adaptive_max_pool                           1 per input element
@@ -26,9 +33,14 @@ batch_norm (eval / train)                   2 / 7 per element
 layer_norm / group_norm                     5 per element (+2 with affine)
 upsample nearest                            0 (a gather; its bytes are known)
 upsample (bi)linear / bicubic / trilinear   3 (linear), 7 (bilinear), 31 (bicubic), 15 (trilinear)
-grid_sampler_2d                             7 per output element
+grid_sampler_2d                             per value 7 / 0 / 31 (bilinear / nearest / bicubic), per
+                                            sampled point 12 / 6 / 54 (coordinates and weights)
+torchvision deform_conv2d                   2 x MACs (+ bias) + 7 per sampled input value (+1 masked)
+a custom op (torch.library)                 its torch.utils.flop_counter.register_flop_formula formula
+                                            (e.g. a selective scan: 9 B L D N)
 views, reshapes, cat, stack, pad, pixel     0 (data movement; the output bytes are reported)
-shuffle, copies, slicing, indexing, fills
+shuffle, copies, slicing, indexing, fills,
+complex views, random fills
 ==========================================  ==========================================================
 
 An op that is in neither table is listed in ``unknown_ops`` (and counted 0), never silently dropped.
