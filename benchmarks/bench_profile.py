@@ -4,11 +4,15 @@
    applied to it: :func:`effbench.counting.compare_conventions`) in under 2 s in total.
 2. At a 480x270 input (a 1080p output at x4), profiling under ``fvcore`` is at least 20x faster than fvcore's own
    ``FlopCountAnalysis(...).total()`` on the same models, timed side by side in the same run (and equal counts).
+3. The command line, end to end in a fresh process (best of three): ``effbench --help`` under 1 s (it imports
+   no torch), ``effbench profile fmen_s`` (counts and predicted memory) under 3 s.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -86,3 +90,25 @@ def test_480x270_at_least_20x_faster_than_fvcore(benchmark) -> None:
         per_model=per_model,
     )
     assert speedup >= MIN_SPEEDUP, f"only {speedup:.1f}x faster than fvcore ({ours_s:.3f} s vs {fv_s:.3f} s)"
+
+
+def _best_wall_seconds(*argv: str, tries: int = 3) -> float:
+    best = float("inf")
+    for _ in range(tries):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "effbench", *argv], capture_output=True, text=True, timeout=300
+        )
+        best = min(best, time.perf_counter() - t0)
+        assert out.returncode == 0, out.stderr
+    return best
+
+
+@pytest.mark.parametrize(
+    ("argv", "budget_s"), [(("--help",), 1.0), (("profile", "fmen_s"), 3.0)], ids=["help", "profile_fmen_s"]
+)
+def test_command_line_end_to_end(benchmark, argv: tuple[str, ...], budget_s: float) -> None:
+    seconds = benchmark.pedantic(lambda: _best_wall_seconds(*argv), rounds=1, iterations=1)
+    benchmark.extra_info.update(command=" ".join(("effbench", *argv)), best_wall_s=seconds, budget_s=budget_s)
+    print(f"\neffbench {' '.join(argv)}: {seconds:.2f} s wall (best of 3)")
+    assert seconds < budget_s, f"effbench {' '.join(argv)} took {seconds:.2f} s (budget {budget_s} s)"
