@@ -17,7 +17,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from . import __version__, commands
+from . import commands
 from .base.errors import EffbenchError
 
 
@@ -73,6 +73,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="effbench", description="Efficiency benchmarking for efficient image super-resolution models."
     )
+    from . import __version__  # the version string alone: effbench/__init__.py imports nothing eagerly
+
     parser.add_argument("--version", action="version", version=f"effbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
