@@ -98,8 +98,15 @@ class UnavailableCode:
 
     def __init__(self, root: str | None) -> None:
         self.root = root
-        self.failed: list[dict[str, str]] = []
+        self._failed: list[dict[str, str]] = []
+        self._imported: set[str] = set()  # last components of the modules imported after all
         self._patched: list[tuple[Any, str, Any]] = []
+
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        """The failures the code did not make good: an import retried another way (``from .x`` then ``from
+        x``) that then worked is not one."""
+        return [f for f in self._failed if f["name"].rsplit(".", 1)[-1] not in self._imported]
 
     def _ours(self, globals_: Any) -> bool:
         f = str((globals_ or {}).get("__file__") or "")
@@ -117,7 +124,7 @@ class UnavailableCode:
                     return _original(*args, **kwargs)
                 except Exception as exc:
                     name = kwargs.get("name", args[0] if args else "?")
-                    self.failed.append(
+                    self._failed.append(
                         {
                             "name": str(name),
                             "how": f"torch.utils.cpp_extension.{_attr}",
@@ -139,8 +146,10 @@ class UnavailableCode:
                 module = original(name, globals_, *args, **kwargs)
             except ImportError as exc:
                 if self._ours(globals_):
-                    self.failed.append({"name": name, "how": "import", "error": str(exc)[:300]})
+                    self._failed.append({"name": name, "how": "import", "error": str(exc)[:300]})
                 raise
+            if name:
+                self._imported.add(name.rsplit(".", 1)[-1])
             self._wrap_extension_loaders()
             return module
 
