@@ -91,6 +91,33 @@ class _Clock:
             self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - t0, 3)
 
 
+#: the multiples an input is padded up to, in turn, when an entry cannot run the memory input as it is
+_PAD_MULTIPLES = (8, 16, 32, 64)
+
+
+def _predict_padded(model: Any, size: tuple[int, ...], grad: bool, kw: dict[str, Any]) -> tuple[Any, tuple]:
+    """:func:`~effbench.memory.predict_memory` at ``size``, or, when the entry's forward fails there (a window
+    model whose input must be a multiple of its window), at ``size`` padded up to the first multiple of
+    :data:`_PAD_MULTIPLES` it runs (as the harness's branch for such an entry pads its input). Returns the report
+    and the size it was predicted at."""
+    from ..base.errors import ModelError
+    from ..memory import predict_memory
+
+    try:
+        return predict_memory(model, size, grad=grad, **kw), tuple(size)
+    except ModelError as exc:
+        first_failure = exc
+    for m in _PAD_MULTIPLES:
+        padded = tuple(-(-int(v) // m) * m for v in size)
+        if padded == tuple(size):
+            continue
+        try:
+            return predict_memory(model, padded, grad=grad, **kw), padded
+        except ModelError:
+            continue
+    raise first_failure
+
+
 def _harness_static_memory(
     build: Any, run_model: Any, cell: Any, harness: Any, failed: dict[str, BaseException]
 ) -> dict[str, Any]:
@@ -117,7 +144,7 @@ def _harness_static_memory(
     if "memory" in cell.parts:
         try:
             with clock("memory, first image as built"):
-                first = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
+                first, size = _predict_padded(run_model, size, harness.forward_grad, mem_kw)
         except Exception as exc:  # e.g. a forward that changes the model cannot be replayed on fake tensors
             first_error = exc
     with clock("first forward (real)"):
@@ -176,7 +203,7 @@ def _harness_static_memory(
                 if first is not None and not changed:
                     later = first
                 else:
-                    later = predict_memory(run_model, size, grad=harness.forward_grad, **mem_kw)
+                    later, size = _predict_padded(run_model, size, harness.forward_grad, mem_kw)
             with clock("memory, no-grad inference"):
                 # without an autograd graph the harness's forward is the no-grad forward: the same replay
                 inference = (
@@ -205,9 +232,16 @@ def _harness_static_memory(
             memory_stages_mib={k: _mib(v) for k, v in stages.items()},
             memory_inference_mib=_mib(inference.peak_bytes),
             peak_memory_inference_bytes=int(inference.peak_bytes),
-            memory_input=[1, 3, *cell.memory_size],
+            memory_input=[1, 3, *size],
             memory_engine=inference.engine,
         )
+        if tuple(size) != tuple(cell.memory_size):
+            h, w = cell.memory_size
+            out["memory_padded_to"] = list(size)
+            out["memory_padded_note"] = (
+                f"the entry cannot run a {h}x{w} input (window sizes): predicted at {size[0]}x{size[1]}, the "
+                "multiple it runs, as harness branches pad such entries' inputs"
+            )
         if build.construction_peak_bytes:
             out["memory_construction_mib"] = _mib(build.construction_peak_bytes)
     return out
