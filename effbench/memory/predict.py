@@ -613,6 +613,8 @@ def _real_trace(
 
 # The larger side of the two real CPU replays of a model the fake replay cannot run (data-dependent ops)
 _REAL_SIDES = (32, 48)
+# ... and the pair tried when a model cannot run those (its windows or downsampling need a larger input)
+_REAL_SIDES_LARGER = (64, 96)
 
 
 def _real_report(
@@ -643,15 +645,21 @@ def _real_report(
         report.engine = "real"
         report.notes.append(f"{why}: predicted from one real CPU forward at {h}x{w} on a random input")
         return report
-    sizes = [(max(1, round(h * s / side)), max(1, round(w * s / side))) for s in _REAL_SIDES]
-    small, big = (
-        analyse(
-            _real_trace(net, name, (b, c, *hw), dtype, memory_format, **opts),
-            input_shape=(b, c, *hw),
-            **analyse_kw,
-        )
-        for hw in sizes
-    )
+    for sides in (_REAL_SIDES, _REAL_SIDES_LARGER):
+        sizes = [(max(1, round(h * s / side)), max(1, round(w * s / side))) for s in sides]
+        try:
+            small, big = (
+                analyse(
+                    _real_trace(net, name, (b, c, *hw), dtype, memory_format, **opts),
+                    input_shape=(b, c, *hw),
+                    **analyse_kw,
+                )
+                for hw in sizes
+            )
+            break
+        except ModelError:  # too small for the model (windows, downsampling): the larger pair, if it fits
+            if sides is _REAL_SIDES_LARGER or side <= _REAL_SIDES_LARGER[-1]:
+                raise
     (p0, p1), target = (hh * ww for hh, ww in sizes), h * w
 
     def extrapolate(a: int, z: int) -> int:
