@@ -91,6 +91,16 @@ class _Clock:
             self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - t0, 3)
 
 
+def _copy_or_self(model: Any) -> Any:
+    """A deep copy of ``model``, or the model itself where it cannot be copied."""
+    import copy
+
+    try:
+        return copy.deepcopy(model)
+    except Exception:
+        return model
+
+
 #: the multiples an input is padded up to, in turn, when an entry cannot run the memory input as it is
 _PAD_MULTIPLES = (8, 16, 32, 64)
 
@@ -144,7 +154,9 @@ def _harness_static_memory(
     if "memory" in cell.parts:
         try:
             with clock("memory, first image as built"):
-                first, size = _predict_padded(run_model, size, harness.forward_grad, mem_kw)
+                # on a copy: a replayed forward may still change the model's plain attributes (a flag saying
+                # its branches are fused), and the real first forward below must meet it as built
+                first, size = _predict_padded(_copy_or_self(run_model), size, harness.forward_grad, mem_kw)
         except Exception as exc:  # e.g. a forward that changes the model cannot be replayed on fake tensors
             first_error = exc
     with clock("first forward (real)"):
