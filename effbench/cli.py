@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
-    from .commands._common import json_stdout
+    from .commands._output import json_stdout
 
     try:
         with json_stdout(bool(getattr(args, "json", False))):  # stdout holds exactly a --json document

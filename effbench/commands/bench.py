@@ -9,8 +9,9 @@ from typing import Any
 from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
-from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._output import json_out
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"

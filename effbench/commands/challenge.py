@@ -18,7 +18,8 @@ from pathlib import Path
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..base.timeout import positive_seconds
-from ._common import add_executor_arguments, executor_from_args, json_out
+from ._common import add_executor_arguments, executor_from_args
+from ._output import json_out
 
 NAME = "challenge"
 HELP = "run a whole NTIRE ESR challenge's entries under that year's rules (init, run, check)"

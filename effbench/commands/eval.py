@@ -8,8 +8,9 @@ import math
 from typing import Any
 
 from ..base.errors import UsageError
-from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._output import json_out
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"

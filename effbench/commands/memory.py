@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
-from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._output import json_out
 
 if TYPE_CHECKING:
     from ..memory import MemoryReport

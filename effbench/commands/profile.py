@@ -11,8 +11,9 @@ from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
-from ._common import add_model_arguments, add_timeout_argument, json_stdout, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._output import json_stdout
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"

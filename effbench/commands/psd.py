@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 from ..base.errors import UsageError
-from ._common import add_model_arguments, add_timeout_argument, json_out, model_from_args
+from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._output import json_out
 
 NAME = "psd"
 HELP = "frequency analysis: power spectra of block inputs/outputs over a data set (FMEN paper Fig. 6-8)"

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..zoo.registry import list_models, model_info
 from ..zoo.weights import checkpoint_status, weights_dir
-from ._common import json_out
+from ._output import json_out
 
 NAME = "zoo"
 HELP = "list the model zoo: scales, params per scale, data range, checkpoint availability"
