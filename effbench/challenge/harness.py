@@ -351,16 +351,48 @@ def _lines_between(made: tuple[str, int] | None, read: tuple[str, int] | None) -
     return [line for line in lines if line and not line.startswith("#")][:3]
 
 
+def _model_state(model: nn.Module) -> tuple[Any, ...]:
+    """The layout and every plain scalar attribute of every module (a flag a forward sets says it changed)."""
+    scalars = tuple(
+        (name, key, value)
+        for name, m in model.named_modules()
+        for key, value in sorted(vars(m).items())
+        if isinstance(value, (bool, int, float, str)) and not key.startswith("_")
+    )
+    return model_layout(model), scalars
+
+
+def _meta_probe(model: nn.Module, harness: Harness, size: tuple[int, int]) -> bool | None:
+    """Whether the first forward changes the model, found on a meta-device copy (no arithmetic): ``False`` when
+    it ran and changed nothing, ``True`` when it changed something, ``None`` when it could not run there (values
+    needed, tensors of its own, a compiled call): only then does the real forward have to tell."""
+    from ..base.model_code import replace_tensor_attributes, running_model_code
+
+    try:
+        probe = copy.deepcopy(model).to("meta")
+        replace_tensor_attributes(probe, lambda t: t.to("meta"))
+        before = _model_state(probe)
+        x = torch.empty((1, 3, *size), device="meta")
+        with running_model_code(probe), torch.set_grad_enabled(harness.forward_grad):
+            probe(x)
+        return _model_state(probe) != before
+    except Exception:
+        return None
+
+
 def run_first_forward(
     model: nn.Module, harness: Harness, sizes: Sequence[tuple[int, int]], data_range: float = 1.0
 ) -> FirstForward:
     """Run the harness's first validation forward on ``model`` for real, on the CPU, as the harness runs it
     (autograd as it has it, a random image in ``data_range``), at the first of ``sizes`` it accepts, and keep
     what the forward does to the model: whether its layout changed (with a copy of the model as built, for the
-    figures beside) and the outputs written outside the dispatcher (:class:`_OpaqueWrites`)."""
+    figures beside) and the outputs written outside the dispatcher (:class:`_OpaqueWrites`). A model whose
+    forward runs on a meta-device copy and changes nothing there (:func:`_meta_probe`) is not run for real."""
     from ..base.model_code import running_model_code
     from ..base.modules import ModuleStack
 
+    if _meta_probe(model, harness, tuple(sizes[0])) is False:
+        return FirstForward()  # it ran on meta tensors and changed nothing: the real one would not either
     before = model_layout(model)
     try:
         snapshot = copy.deepcopy(model)
