@@ -155,4 +155,4 @@ def test_each_readme_command_runs_as_written(line: str, clone: Path):
         )
         ran += 1
     if not ran:
-        pytest.skip("; ".join(filter(None, (not_run(s) for s in segments(line)))))
+        pytest.skip("; ".join(dict.fromkeys(filter(None, (not_run(s) for s in segments(line))))))
