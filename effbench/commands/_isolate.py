@@ -33,7 +33,7 @@ from typing import Any
 from ..base.errors import EffbenchError, ModelExitedError
 from ..base.procs import become_subreaper, kill_descendants, set_parent_death_signal
 from ..base.timeout import MeasurementTimeout, time_limit
-from . import _common
+from . import _output
 
 __all__ = ["run_isolated"]
 
@@ -46,11 +46,11 @@ def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None) -
     the process, and :class:`MeasurementTimeout` ("``what`` timed out after N s") past ``timeout`` seconds."""
     if not hasattr(os, "fork") or _cuda_initialised():
         return _in_process(work, what=what, timeout=timeout)
-    json_mode = bool(_common._JSON_OUT)
+    json_mode = bool(_output._JSON_OUT)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     st_r, st_w = os.pipe()
-    for stream in (sys.stdout, sys.stderr, _common.json_out()):
+    for stream in (sys.stdout, sys.stderr, _output.json_out()):
         stream.flush()
     parent = os.getpid()
     pid = os.fork()
@@ -99,7 +99,7 @@ def _pump(
 ) -> list[tuple[str, Any]] | None:
     """Copy the work's output into this process's streams until every pipe is closed; returns the messages
     received on the status pipe, or None when ``deadline`` passed first."""
-    sinks = {out_r: _common.json_out() if json_mode else sys.stdout, err_r: sys.stderr}
+    sinks = {out_r: _output.json_out() if json_mode else sys.stdout, err_r: sys.stderr}
     status = bytearray()
     sel = selectors.DefaultSelector()
     for fd in (out_r, err_r, st_r):
@@ -244,7 +244,7 @@ def _worker(work: Callable[[], int], json_mode: bool, out_w: int, err_w: int, st
         os.dup2(err_w, 2)
         out = io.TextIOWrapper(io.FileIO(out_w, "w"), line_buffering=True, errors="replace")
         err = io.TextIOWrapper(io.FileIO(err_w, "w"), line_buffering=True, errors="replace")
-        _common._JSON_OUT[:] = [out] if json_mode else []
+        _output._JSON_OUT[:] = [out] if json_mode else []
         sys.stdout, sys.stderr = (err if json_mode else out), err
         outcome: list[tuple[str, Any]] = []
 
