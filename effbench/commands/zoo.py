@@ -7,8 +7,9 @@ import argparse
 import json
 from typing import Any
 
-from ..zoo.registry import list_models, model_info
-from ..zoo.weights import checkpoint_status, weights_dir
+from ..zoo.cache import checkpoint_status, weights_dir
+from ..zoo.index import zoo_records
+from ..zoo.registry import PretrainedCfg
 from ._output import json_out
 
 NAME = "zoo"
@@ -26,47 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def count_params(name: str, scale: int) -> int:
-    """Parameters of the deploy form of a zoo model at ``scale``.
-
-    Built on the CPU: cheaper than the meta device here, whose first use of ops like ``torch.eye`` imports
-    torch's reference decompositions (seconds).
-    """
-    model = model_info(name).factory(scale=scale, deploy=True)
-    return sum(p.numel() for p in model.parameters())
-
-
 def zoo_entries(names: list[str] | None = None) -> list[dict[str, Any]]:
-    """One JSON-ready record per zoo model."""
-    entries = []
-    for name in names or list_models():
-        info = model_info(name)
-        checkpoints = {
-            str(s): [
-                {
-                    "filename": c.filename,
-                    "status": checkpoint_status(c),
-                    "url": c.url,
-                    "sha256": c.sha256,
-                    "source": c.source,
-                    "licence": c.licence,
-                }
-                for c in info.checkpoints(s)
-            ]
-            for s in info.scales
-        }
-        entries.append(
-            {
-                "name": name,
-                "description": info.description,
-                "scales": list(info.scales),
-                "params": {str(s): count_params(name, s) for s in info.scales},
-                "data_range": info.data_range,
-                "has_deploy_form": info.has_deploy_form,
-                "paper": info.paper,
-                "checkpoints": checkpoints,
-            }
-        )
+    """One JSON-ready record per zoo model, each checkpoint with its status in this host's cache."""
+    entries = zoo_records(names)
+    for entry in entries:
+        for cks in entry["checkpoints"].values():
+            for c in cks:
+                c["status"] = checkpoint_status(PretrainedCfg(**c))
     return entries
 
 
@@ -84,10 +51,7 @@ def _ckpt_cell(entry: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = None
-    if args.model:
-        names = [model_info(n).name for n in args.model]  # unknown names raise UnknownModelError (exit 2)
-    entries = zoo_entries(names)
+    entries = zoo_entries(args.model)  # unknown names raise UnknownModelError (exit 2)
     if args.json:
         json.dump({"weights_dir": str(weights_dir()), "models": entries}, json_out(), indent=2)
         json_out().write("\n")

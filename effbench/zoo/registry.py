@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UnknownModelError, UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,12 @@ def _load_zoo() -> None:
 
     importlib.import_module("effbench.zoo.models")
     load_plugins()
+
+
+def any_registered() -> bool:
+    """Whether this process has registered a model yet (the zoo loaded, or a factory registered directly); reads
+    nothing and imports nothing."""
+    return bool(_REGISTRY)
 
 
 def list_models() -> list[str]:

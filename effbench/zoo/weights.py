@@ -20,7 +20,6 @@ checkpoint (e.g. from the authors' training code) loads into ``deploy=False`` gi
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickletools
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 
 from ..base.errors import CheckpointError
+from .cache import checkpoint_status, sha256_of, weights_dir  # noqa: F401 (the cache queries, reached here too)
 
 if TYPE_CHECKING:
     from .registry import ModelInfo, PretrainedCfg
@@ -75,33 +75,6 @@ def strip_module_prefix(sd: StateDict) -> StateDict:
 
 
 # --- the cache ------------------------------------------------------------------------------------------------------
-
-
-def weights_dir() -> Path:
-    """The weights cache folder (not created): ``$EFFBENCH_WEIGHTS_DIR`` or the user cache folder."""
-    env = os.environ.get("EFFBENCH_WEIGHTS_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "effbench" / "weights"
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def checkpoint_status(cfg: PretrainedCfg) -> str:
-    """``"cached"`` when the file is in the cache, ``"downloadable"`` when it has an official address, else
-    ``"none"`` (the hash is not checked here; it is at load time)."""
-    if (weights_dir() / cfg.filename).is_file():
-        return "cached"
-    return "downloadable" if cfg.url else "none"
 
 
 def _download(url: str, dst: str) -> None:
