@@ -339,6 +339,19 @@ def test_the_timing_budget_bounds_the_timed_runs_even_below_the_minimum_repeats(
     )
     assert stats["repeats"] == 20 and stats["timed_loop_wall_ms"] == pytest.approx(2000)
 
+    fake_clock.ns = 0
+    steps = iter([0.3, 0.6] * 50)
+    stats = time_steady(
+        lambda: fake_clock.advance(next(steps)),
+        torch.device("cpu"),
+        repeats=None,
+        rule=WarmupRule(max_runs=0),
+        target=TimingTarget(ci_rel=0.02, budget_s=2.0, min_repeats=20),
+    )
+    # both reasons: the interval is wide, and the budget held too few repeats
+    assert stats["repeats"] == 6 and "wider than the 2% target" in stats["noisy_reason"]
+    assert "only 6 repeats fitted in the 2 s budget" in stats["noisy_reason"]
+
 
 def test_a_noisy_timing_is_flagged_with_the_reason():
     rng = iter(np.random.default_rng(1).exponential(0.002, 10_000))

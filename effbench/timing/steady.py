@@ -274,12 +274,13 @@ def time_steady(
     wall_ms = (time.perf_counter_ns() - wall0) * 1e-6
     stats = summarize(samples)
     stats.update(_ci_fields(samples, goal.ci_rel))
-    if repeats is None and len(samples) < goal.min_repeats and not stats["noisy"]:
-        stats["noisy"] = True
-        stats["noisy_reason"] = (
+    if repeats is None and len(samples) < goal.min_repeats:
+        short = (
             f"only {len(samples)} repeats fitted in the {goal.budget_s:g} s budget (fewer than "
             f"{goal.min_repeats}, which the gate's test needs)"
         )
+        stats["noisy"] = True
+        stats["noisy_reason"] = f"{stats['noisy_reason']}; {short}" if stats.get("noisy_reason") else short
     stats.update(
         {
             "first_call": cold_ms,
