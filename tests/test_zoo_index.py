@@ -32,7 +32,9 @@ def _zoo(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_the_committed_index_equals_the_live_registry() -> None:
-    assert read_index() == build_index(), f"stale zoo index: run `python -m effbench.zoo.index` ({INDEX_PATH})"
+    assert read_index() == build_index(), (
+        f"stale zoo index: run `python -m effbench.zoo.index` ({INDEX_PATH})"
+    )
 
 
 def test_zoo_lists_every_built_in_model_without_importing_torch() -> None:
