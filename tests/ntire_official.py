@@ -4,7 +4,8 @@ REPO MODEL_ID [--hook-flops] [--select-only] [--forward HxW]`` prints one JSON l
 It imports the repository's ``test_demo.py`` and calls its ``select_model()`` (their constructor arguments,
 checkpoint, data range and whatever they call after loading), runs the model forward as ``main()`` does before it
 counts (``run()`` over the validation images, autograd on, the parameters frozen: here one ``torch.rand`` image of
-``--forward`` size, 256x256 by default, scaled to the data range; ``--select-only`` skips it), then counts as
+``--forward`` size, 64x64 by default, scaled to the data range: what an entry changes in itself on its first
+forward does not depend on the image's size; ``--select-only`` skips it), then counts as
 ``main()`` does: ``utils/model_summary.get_model_activation`` on (3, 256, 256) for #Acts and #Conv,
 ``fvcore.nn.FlopCountAnalysis(model, torch.rand(1, 3, 256, 256)).total()`` for FLOPs (or ``get_model_flops``, the
 2022/2023 hook tool, with ``--hook-flops``), ``sum(p.numel())`` for params.
@@ -38,7 +39,7 @@ class _NoWeights(dict):
 def main() -> None:
     repo, model_id = sys.argv[1], int(sys.argv[2])
     hook_flops = "--hook-flops" in sys.argv
-    size = (256, 256)
+    size = (64, 64)
     if "--forward" in sys.argv:
         h, _, w = sys.argv[sys.argv.index("--forward") + 1].partition("x")
         size = (int(h), int(w or h))
