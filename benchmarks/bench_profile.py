@@ -4,8 +4,8 @@
    applied to it: :func:`effbench.counting.compare_conventions`) in under 2 s in total.
 2. At a 480x270 input (a 1080p output at x4), profiling under ``fvcore`` is at least 20x faster than fvcore's own
    ``FlopCountAnalysis(...).total()`` on the same models, timed side by side in the same run (and equal counts).
-3. The command line, end to end in a fresh process (best of three): ``effbench --help`` under 1 s (it imports
-   no torch), ``effbench profile fmen_s`` (counts and predicted memory) under 3 s.
+3. The command line, end to end in a fresh process (best of three): ``effbench --help`` and ``effbench zoo`` under 1 s
+   each (neither imports torch), ``effbench profile fmen_s`` (counts and predicted memory) under 3 s.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def _best_wall_seconds(*argv: str, tries: int = 3) -> float:
 
 
 @pytest.mark.parametrize(
-    ("argv", "budget_s"), [(("--help",), 1.0), (("profile", "fmen_s"), 3.0)], ids=["help", "profile_fmen_s"]
+    ("argv", "budget_s"),
+    [(("--help",), 1.0), (("zoo",), 1.0), (("profile", "fmen_s"), 3.0)],
+    ids=["help", "zoo", "profile_fmen_s"],
 )
 def test_command_line_end_to_end(benchmark, argv: tuple[str, ...], budget_s: float) -> None:
     seconds = benchmark.pedantic(lambda: _best_wall_seconds(*argv), rounds=1, iterations=1)
