@@ -211,7 +211,7 @@ class OpCall(_Recorded):
     """One aten op: ``packet`` is e.g. ``"aten.convolution"``, ``overload`` e.g. ``"aten.convolution.default"``;
     ``function`` the index into ``OpTrace.functions`` of the enclosing torch-level call (-1 if none)."""
 
-    __slots__ = ("packet", "overload", "_args", "_kwargs", "_output", "module", "function")
+    __slots__ = ("packet", "overload", "_args", "_kwargs", "_output", "module", "function", "flow")
     _LAZY = ("args", "kwargs", "output")
     args = _lazy("args", 0)
     kwargs = _lazy("kwargs", 1)
@@ -231,6 +231,13 @@ class OpCall(_Recorded):
         self._raw = 0b111 if raw else 0
         self.packet, self.overload, self.module, self.function = packet, overload, module, function
         self._args, self._kwargs, self._output = args, kwargs, output
+        self.flow: Flow | None = None
+
+
+# What an op read and wrote, by tensor identity (``id`` of the tensor object while the forward ran): the keys of
+# its tensor arguments, of its tensor outputs, of the arguments its schema says it writes (``Tensor(a!)``), and
+# the key of the tensor its output is a view of (``Tensor(a)`` returned) or ``None``.
+Flow = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int | None]
 
 
 @dataclass
@@ -246,6 +253,67 @@ class OpTrace:
     ops: list[OpCall] = field(default_factory=list)
     engine: str = "fake"  # "meta", "fake" (shapes only) or "real" (fallback for data-dependent models)
     cuda_redirects: dict[str, int] = field(default_factory=dict)  # model code's CUDA calls kept on the CPU
+    # identity keys (see ``Flow``) of the returned tensor and of the forward's inputs: the input, the parameters
+    # and buffers it saw (what the JIT tracer makes graph inputs)
+    output_key: int = 0
+    state_keys: frozenset[int] = frozenset()
+
+    def live_ops(self) -> bytearray:
+        """1 for each op of :attr:`ops` that a JIT trace keeps after dead-code elimination, 0 for the others.
+
+        An op is live when one of its outputs reaches the returned tensor through live ops (tensor identity: an
+        in-place op continues its tensor), or when it writes (``Tensor(a!)`` in its schema) to memory that a live
+        tensor views or is viewed by, or to an input of the forward (the input, a parameter, a buffer). The JIT
+        tracer does not see ``.data``: ``p.data = w`` links nothing, and ``p.data`` reads as a new tensor (the
+        ops recorded while it is read take no input), so a tensor computed only to be put into a parameter with
+        ``p.data = w`` (or copied into ``p.data``) is dead, as the JIT's DCE (alias analysis,
+        ``writesToAlias``) drops it. One pass forward to follow
+        views to the tensor they view, one pass backward marking what is live; like the JIT's DCE, a write is
+        live only if the tensor it writes is used by a live op after it.
+        """
+        ops = self.ops
+        alive = bytearray(len(ops))
+        base: dict[int, int] = {}  # view key -> key of the tensor whose memory it is
+        written: dict[int, tuple[int, ...]] = {}  # op index -> bases of the tensors it writes
+        read: dict[int, tuple[int, ...]] = {}  # op index -> bases of its inputs, where one is a view
+        for i, op in enumerate(ops):
+            flow = op.flow
+            if flow is None:
+                continue
+            ins, outs, writes, view = flow
+            if base:
+                bases = tuple(base.get(k, k) for k in ins)
+                if bases != ins:
+                    read[i] = bases
+            if writes:
+                written[i] = tuple(base.get(k, k) for k in writes)
+            if view is not None:
+                root = base.get(view, view)
+                for k in outs:
+                    base[k] = root
+            elif base:
+                for k in outs:
+                    if k not in ins:
+                        base.pop(k, None)  # a new tensor (its key may be a dead tensor's)
+        live = {self.output_key}
+        live_bases = {base.get(self.output_key, self.output_key)}
+        state = self.state_keys
+        for i in range(len(ops) - 1, -1, -1):
+            flow = ops[i].flow
+            if flow is None:
+                continue
+            ins, outs, writes, view = flow
+            if not any(k in live for k in outs):
+                w = written.get(i)
+                if w is None or not any(k in live_bases or k in state for k in w):
+                    continue
+            alive[i] = 1
+            for k in outs:
+                if k not in ins:
+                    live.discard(k)  # made here: earlier ops cannot have read it
+            live.update(ins)
+            live_bases.update(read.get(i, ins))
+        return alive
 
     def settle(self) -> None:
         """Turn every recorded tensor not read yet into its :class:`TensorMeta` (and drop the tensor)."""
@@ -261,6 +329,9 @@ def _func_name(func: Any) -> str:
     return name
 
 
+_DATA = torch._C.TensorBase.data  # the descriptor of Tensor.data
+
+
 class _FunctionRecorder(TorchFunctionMode):
     def __init__(self, rec: _Recorder) -> None:
         super().__init__()
@@ -272,7 +343,15 @@ class _FunctionRecorder(TorchFunctionMode):
         if rec.redirects is not None:  # model code's CUDA requests, on a host without CUDA
             func, args, kwargs = redirect_cuda(func, args, kwargs, rec.redirects)
         if getattr(func, "__name__", None) == "__get__":  # attribute reads (x.shape, x.device): most calls
-            return func(*args, **kwargs)
+            if getattr(func, "__self__", None) is not _DATA:
+                return func(*args, **kwargs)
+            rec.untraced += (
+                1  # x.data: a tensor the JIT tracer does not see made from x (see OpTrace.live_ops)
+            )
+            try:
+                return func(*args, **kwargs)
+            finally:
+                rec.untraced -= 1
         outer = rec.current_function
         index = len(rec.trace.functions)
         rec.current_function = index
@@ -312,6 +391,7 @@ class _DispatchRecorder(TorchDispatchMode):
                 packet._qualified_op_name.replace("::", "."),
                 str(func),  # slow (the schema is formatted): once per overload
                 _SHAPE_FNS.get(packet),
+                *_aliasing(func),
             )
         shape_fn = known[2]
         if shape_fn is not None and _first_is_meta(args):
@@ -320,12 +400,69 @@ class _DispatchRecorder(TorchDispatchMode):
             out = func(*args, **kwargs)
         rec = self.rec
         call = OpCall(known[0], known[1], args, kwargs, out, rec.module_name(), rec.current_function, True)
+        call.flow = _flow(args, kwargs, out, known[3], known[4])
+        if rec.untraced and call.flow is not None:  # made by x.data: new to the JIT, read from nothing
+            call.flow = ((), call.flow[1], (), None)
         if not rec.lazy:
             call.settle()
         elif func in _RESHAPES_IN_PLACE:  # tensors recorded so far may change shape: take their shapes now
             rec.trace.settle()
         rec.trace.ops.append(call)
         return out
+
+
+def _aliasing(func: Any) -> tuple[tuple[int | str, ...], int]:
+    """From an op's schema: the arguments it writes (positions, or names for keyword-only ones such as ``out``)
+    and the position of the argument its first output is a view of (-1 if none)."""
+    writes: list[int | str] = []
+    view = -1
+    schema = func._schema
+    for i, a in enumerate(schema.arguments):
+        info = a.alias_info
+        if info is not None and info.is_write:
+            writes.append(a.name if a.kwarg_only else i)
+    ret = schema.returns[0].alias_info if schema.returns else None
+    if ret is not None and not ret.is_write:
+        for i, a in enumerate(schema.arguments):
+            info = a.alias_info
+            if info is not None and not info.is_write and set(info.before_set) & set(ret.before_set):
+                view = i
+                break
+    return tuple(writes), view
+
+
+def _keys(tree: Any) -> tuple[int, ...]:
+    """Identity keys of the tensors among an op's arguments or outputs (one level of lists, as for ``cat``)."""
+    if isinstance(tree, torch.Tensor):
+        return (id(tree),)
+    keys: list[int] = []
+    for x in tree if isinstance(tree, (tuple, list)) else ():
+        if isinstance(x, torch.Tensor):
+            keys.append(id(x))
+        elif isinstance(x, (tuple, list)):
+            keys.extend(id(t) for t in x if isinstance(t, torch.Tensor))
+    return tuple(keys)
+
+
+def _flow(
+    args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, writes: tuple[int | str, ...], view: int
+) -> Flow | None:
+    """The op's :data:`Flow`, or ``None`` when it neither reads nor makes a tensor."""
+    ins = _keys(args)
+    if kwargs:
+        ins += _keys(tuple(kwargs.values()))
+    outs = _keys(out)
+    if not ins and not outs:
+        return None
+    written: tuple[int, ...] = ()
+    if writes:
+        found: list[int] = []
+        for w in writes:
+            t = kwargs.get(w) if isinstance(w, str) else (args[w] if w < len(args) else kwargs.get(str(w)))
+            found.extend(_keys(t if isinstance(t, (tuple, list)) else (t,)))
+        written = tuple(found)
+    source = args[view] if 0 <= view < len(args) else None
+    return ins, outs, written, id(source) if isinstance(source, torch.Tensor) else None
 
 
 def _first_is_meta(args: tuple[Any, ...]) -> bool:
@@ -355,8 +492,9 @@ _RESHAPES_IN_PLACE = frozenset(
     for overload in getattr(torch.ops.aten, name).overloads()
 )
 
-# op overload -> (packet name "aten.add", overload name "aten.add.Tensor", meta shape function or None)
-_OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None]] = {}
+# op overload -> (packet name "aten.add", overload name "aten.add.Tensor", meta shape function or None, the
+# arguments it writes, the argument its output views: see _aliasing)
+_OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None, tuple[int | str, ...], int]] = {}
 
 
 def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -593,6 +731,9 @@ class _Recorder:
         self.trace = trace
         self.modules = ModuleStack(model, on_enter=self._enter, on_exit=self._exit)
         self.current_function = -1
+        self.untraced = (
+            0  # > 0 while Tensor.data is read (its ops make a tensor the JIT tracer does not link)
+        )
         self.redirects = redirects
         # Tensors are kept until read (shapes-only engines: they hold no memory), else converted at once.
         self.lazy = trace.engine != "real"
@@ -639,6 +780,12 @@ def _run(
     param_overrides: dict[str, torch.Tensor] | None,
 ) -> Any:
     x = make_input()
+    state = {id(x)}
+    state.update(id(t) for t in model.parameters())
+    state.update(id(t) for t in model.buffers())
+    if param_overrides:
+        state.update(id(t) for t in param_overrides.values())
+    recorder.trace.state_keys = frozenset(state)
     with recorder.modules, _FunctionRecorder(recorder), _DispatchRecorder(recorder), torch.no_grad():
         if param_overrides:
             return torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
@@ -752,6 +899,7 @@ def record(
             f"model {label!r} returned {type(out).__name__}, not a tensor (effbench counts single-image SR models)"
         )
     trace.output_shape = tuple(int(s) for s in out.shape)
+    trace.output_key = id(out)
     trace.cuda_redirects = cuda_redirects(model)
     return trace
 

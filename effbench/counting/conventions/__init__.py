@@ -183,6 +183,10 @@ class Convention:
     name: str = ""
     description: str = ""
     order: int = 100
+    #: ``False``: ops whose results never reach the output (nor write to memory that does, nor to the model's
+    #: input, parameters or buffers) count 0, as a JIT trace's dead-code elimination drops them
+    #: (:meth:`~.._trace.OpTrace.live_ops`); ``True``: every op the forward ran counts.
+    counts_dead_ops: bool = True
 
     def __init__(self) -> None:
         self.op_rules: dict[str, Rule] = {}
@@ -239,7 +243,10 @@ class Convention:
         tally = Tally(trace)
         unknown: list[str] = []
         known: dict[str, tuple[Rule | None, str]] = {}  # packet -> (rule, short name), looked up once
-        for op in trace.ops:
+        alive = None if self.counts_dead_ops else trace.live_ops()
+        for i, op in enumerate(trace.ops):
+            if alive is not None and not alive[i]:
+                continue
             entry = known.get(op.packet)
             if entry is None:
                 entry = known[op.packet] = (self.op_rule(op.packet), op.packet.split(".", 1)[-1])

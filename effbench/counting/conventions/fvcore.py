@@ -44,6 +44,7 @@ class Fvcore(Convention):
         "fvcore FlopCountAnalysis default handles (conv, matmul family, norms, upsample; FLOPs = MACs)"
     )
     order = 2
+    counts_dead_ops = False  # fvcore counts the JIT trace's graph, after its dead-code elimination
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,7 +70,15 @@ class Fvcore(Convention):
         tally = Tally(trace)
         whole: set[int] = set()
         unknown: list[str] = []
+        alive = None if self.counts_dead_ops else trace.live_ops()
+        live_functions: set[int] | None = None
+        if alive is not None:  # a torch-level call is live where one of its ops is
+            ops = trace.ops
+            live_functions = {ops[i].function for i in range(len(ops)) if alive[i]}
         for i, call in enumerate(trace.functions):
+            if live_functions is not None and i not in live_functions:
+                whole.add(i)  # dead: neither it nor its ops count
+                continue
             if _string_padding(call):  # traced as aten::_convolution_mode: no handle, 0 (ops inside skipped)
                 whole.add(i)
                 unknown.append("aten._convolution_mode")
@@ -88,8 +97,8 @@ class Fvcore(Convention):
             o = tensors_in(call.output)
             tally.add(call.name, call.module, cost, o[0].nbytes if o else 0)
         rules: dict[str, Any] = {}  # packet -> rule, looked up once
-        for op in trace.ops:
-            if op.function in whole:
+        for j, op in enumerate(trace.ops):
+            if op.function in whole or (alive is not None and not alive[j]):
                 continue
             rule = rules.get(op.packet, rules)
             if rule is rules:
