@@ -36,9 +36,6 @@ KNOWN_DIFFERENCES = {
     "10_MoeASR": "activations",
     # routes by the input's values: fvcore on torch.rand gave 17,586,868,248, just below effbench's draws
     "16_SCMSR": "flops",
-    # the fvcore convention counts its convolutions on the rFFT's output 718,891,200 FLOPs above fvcore itself
-    # (30,831,463,488 against 30,112,572,288; effbench's real-forward replay gives the same)
-    "35_SFNet_baseline": "flops",
 }
 
 
