@@ -69,7 +69,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raw = _raw_mode(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") or ";16" in raw or ";32" in raw:
                 raise DatasetError(
-                    f"{path}: a {raw or im.mode} image (more than 8 bits per channel) is not supported: "
+                    f"{path}: {raw or im.mode}: more than 8 bits per channel is not supported: "
                     "effbench reads 8-bit images; convert it to 8 bits"
                 )
             im.load()

@@ -176,11 +176,12 @@ def _rule_metric(name: str) -> Metric:
     return metric(RULE_METRICS[name])
 
 
-def _counted(d: dict[str, Any], rules: ChallengeYear, key: str) -> tuple[float | None, str | None]:
+def _counted(d: dict[str, Any], rules: ChallengeYear | None, key: str) -> tuple[float | None, str | None]:
     """``key`` (flops or activations) of a result under the year's convention where the result has it (a
-    challenge cell's ``by_convention``), else as the result counted it; and the convention it is under."""
+    challenge cell's ``by_convention``), else (or with no ``rules``) as the result counted it; and the convention
+    it is under."""
     m = d.get("metrics") or {}
-    wanted = rules.counting.get(key)
+    wanted = rules.counting.get(key) if rules is not None else None
     by_conv = m.get("by_convention") or {}
     if wanted in by_conv and by_conv[wanted].get(key) is not None:
         return float(by_conv[wanted][key]), wanted
@@ -189,7 +190,7 @@ def _counted(d: dict[str, Any], rules: ChallengeYear, key: str) -> tuple[float |
     return value, (used if value is not None else None)
 
 
-def _entries(docs: Sequence[dict[str, Any]], rules: ChallengeYear) -> list[dict[str, Any]]:
+def _entries(docs: Sequence[dict[str, Any]], rules: ChallengeYear | None = None) -> list[dict[str, Any]]:
     from ..report.table import merge_by_model
 
     out = []
