@@ -97,6 +97,16 @@ class InPlaceOnLiveView(nn.Module):
         return out
 
 
+class InPlaceOnLiveChunk(InPlaceOnLiveView):
+    """The same through ``chunk``, whose outputs are a list of views."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x * 2
+        first, _ = out.chunk(2, dim=1)
+        first.add_(self.conv(x)[:, :2])
+        return out
+
+
 class InPlaceOnLiveTensor(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -141,6 +151,7 @@ CASES: dict[type[nn.Module], int] = {
     UnusedBranch: 0,
     DeadTensorMutated: 0,
     InPlaceOnLiveView: CONV,
+    InPlaceOnLiveChunk: CONV,
     InPlaceOnLiveTensor: 2 * CONV,
     WritesItsBuffer: CONV,
     WritesItsInput: CONV,

@@ -423,11 +423,14 @@ def _aliasing(func: Any) -> tuple[tuple[int | str, ...], int]:
             writes.append(a.name if a.kwarg_only else i)
     ret = schema.returns[0].alias_info if schema.returns else None
     if ret is not None and not ret.is_write:
-        for i, a in enumerate(schema.arguments):
-            info = a.alias_info
-            if info is not None and not info.is_write and set(info.before_set) & set(ret.before_set):
-                view = i
-                break
+        sources = [
+            (i, set(a.alias_info.before_set))
+            for i, a in enumerate(schema.arguments)
+            if a.alias_info is not None and not a.alias_info.is_write
+        ]
+        # split/chunk/unbind return Tensor(a)[]: the set is on the list's elements, the list's own is empty
+        matching = [i for i, names in sources if names & set(ret.before_set)] or [i for i, _ in sources]
+        view = matching[0] if matching else -1
     return tuple(writes), view
 
 
