@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.heavy]
 
 HERE = Path(__file__).resolve().parent
 COUNTED = ("params", "flops", "activations", "convs")

@@ -135,6 +135,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("line", LINES, ids=lambda s: s[:60])
 def test_each_readme_command_runs_as_written(line: str, clone: Path):
     why = needs(line)
