@@ -1,0 +1,1 @@
+"""Stand-in for ``mamba_ssm.modules`` (effbench.base.stand_ins): the Mamba block in ``mamba_simple``."""
