@@ -25,7 +25,7 @@ from effbench.base.images import (
 from effbench.base.imresize import imresize
 from effbench.base.inputs import check_size, parse_size, resolve_dtype
 from effbench.quality import super_resolve
-from effbench.timing.data import ImagePair
+from effbench.timing.image_pairs import ImagePair
 from effbench.timing.ntire import evaluate_psnr
 
 PACKAGE = Path(effbench.__file__).parent
@@ -159,9 +159,9 @@ def test_make_lr_is_matlab_imresize_of_the_mod_cropped_image() -> None:
 
 
 def test_the_packages_share_one_image_reader_and_one_rounding() -> None:
-    import effbench.frequency.data as frequency_data
+    import effbench.frequency.sources as frequency_data
     import effbench.quality as quality
-    import effbench.timing.data as timing_data
+    import effbench.timing.image_pairs as timing_data
 
     assert quality.read_image is read_image and quality.to_uint8 is to_uint8 and quality.make_lr is make_lr
     assert timing_data.read_image is read_image and frequency_data.read_image is read_image

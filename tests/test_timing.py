@@ -15,7 +15,7 @@ from sweep_models import NaNOutput, Nearest, Raises, Sleep20ms, WrongShape
 import effbench
 from effbench.base.errors import ModelError, UsageError
 from effbench.timing import BadOutputError, NonFiniteOutputError, WarmupRule, summarize
-from effbench.timing.data import find_pairs, synthetic_pairs
+from effbench.timing.image_pairs import find_pairs, synthetic_pairs
 from effbench.timing.steady import _warmup
 
 QUICK = WarmupRule(window=2, max_runs=4, max_seconds=0.5)

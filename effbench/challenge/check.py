@@ -175,7 +175,7 @@ def check_entry(
     _check(checks, "ops the year's FLOPs tool counts", True, detail)
     if dataset is not None:
         from ..base.inputs import resolve_device
-        from ..timing.data import find_pairs
+        from ..timing.image_pairs import find_pairs
         from ..timing.ntire import evaluate_psnr
 
         got = evaluate_psnr(model, find_pairs(dataset, 4), resolve_device(device), data_range=rng, scale=4)

@@ -10,7 +10,7 @@ through the sweep machinery and writes ``study.json``, ``study.md`` and ``study.
 
 from __future__ import annotations
 
-from .catalogue import STUDIES, Study, Variant, attention_variant, get_study
+from .definitions import STUDIES, Study, Variant, attention_variant, get_study
 from .runner import block_memory, fusion_formula, run_study, write_models_file
 from .verdicts import analyse_study
 

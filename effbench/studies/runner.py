@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..base.errors import UsageError
-from .catalogue import Study, Variant, get_study
+from .definitions import Study, Variant, get_study
 from .verdicts import analyse_study
 
 if TYPE_CHECKING:

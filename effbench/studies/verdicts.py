@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from ..timing.breakdown import conv_label
-from .catalogue import Study, Variant
+from .definitions import Study, Variant
 
 __all__ = ["NOISY_CV_PCT", "TOO_NOISY_CV_PCT", "analyse_study", "time_split"]
 

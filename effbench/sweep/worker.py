@@ -121,7 +121,7 @@ def measure_cell(cell: Any) -> dict[str, Any]:
                 import torch
 
                 from ..timing import DTYPES
-                from ..timing.data import find_pairs
+                from ..timing.image_pairs import find_pairs
                 from ..timing.ntire import evaluate_psnr
 
                 metrics.update(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..base.inputs import DTYPES, resolve_device
 from .bench import OutOfMemory, benchmark
 from .steady import WarmupRule, summarize
-from .validate import BadOutputError, NonFiniteOutputError, check_output
+from .output_check import BadOutputError, NonFiniteOutputError, check_output
 
 __all__ = [
     "DTYPES",

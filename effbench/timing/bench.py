@@ -19,10 +19,10 @@ from ..base.images import to_tensor
 from ..base.inputs import check_size, num_threads, resolve_device
 from ..base.results import new_result
 from ..zoo.spec import ModelSpec, resolve_model
-from .data import find_pairs, synthetic_pairs
+from .image_pairs import find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire
 from .steady import TimingTarget, WarmupRule, make_timer, time_steady
-from .validate import check_output
+from .output_check import check_output
 
 if TYPE_CHECKING:
     from ..memory.predict import MemoryReport

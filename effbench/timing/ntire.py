@@ -24,9 +24,9 @@ from torch import nn
 
 from ..base.images import mod_crop, to_tensor, to_uint8
 from ..quality import psnr, super_resolve
-from .data import ImagePair
+from .image_pairs import ImagePair
 from .steady import summarize
-from .validate import check_output
+from .output_check import check_output
 
 __all__ = ["evaluate_psnr", "run_ntire"]
 
