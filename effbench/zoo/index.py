@@ -18,7 +18,7 @@ from ..base.plugins import plugin_names
 from . import registry
 
 if TYPE_CHECKING:
-    from .registry import ModelInfo
+    from .info import ModelInfo
 
 __all__ = ["INDEX_PATH", "build_index", "deploy_params", "read_index", "zoo_records", "write_index"]
 

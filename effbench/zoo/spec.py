@@ -9,43 +9,31 @@ optional weights path (``weights_key``: the checkpoint entry holding the state d
 the file has; ``strict=False``: load like a harness's ``load_state_dict(sd, strict=False)``, the keys left out kept
 in :attr:`ResolvedModel.loose_load`).
 
-Loading as a harness does it: a model whose class overrides ``load_state_dict`` is given the checkpoint's state
-dict through that override (``own_load_state_dict``; ``None``: whenever the class overrides it), as
-``model.load_state_dict(torch.load(path), strict=...)`` would (an override may fuse branches before loading);
-``load_method="load_weights"`` lets the model load its checkpoint itself (``model.load_weights(path)``). Then the
-``after_load`` calls run in order (:class:`AfterLoad`: ``model.repa()``, or ``switch_deploy()`` on every submodule
-that has it), with or without weights, so a re-parameterised entry is measured in its deploy form.
-
-``root`` is an import root, on ``sys.path`` while the model is imported and built (entries that ``import models.x``).
-A file spec whose file lies under the root is imported under its dotted name relative to it (``models/team00.py``
--> ``models.team00``), so relative imports inside packages work; a top-level package of that name cached from
-another folder (another challenge's ``models``) is forgotten first. A package the file imports but that is not
-installed is a :class:`ModelError` saying ``missing package 'timm'``.
+Loading as a harness does it (``own_load_state_dict``, ``load_method``, ``after_load``) is
+:mod:`effbench.zoo.loading`; ``root``, the import root a file spec is imported under, is
+:mod:`effbench.zoo.imports`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from ..base.errors import CheckpointError, EffbenchError, ModelError, UsageError
+from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity, identity_key
 from ..base.model_code import running_model_code
-from ..base.plugins import import_file
 from ..base.thirdparty import model_import_compat
+from .imports import import_attribute, model_code_failure, on_path, run_model_code
+from .loading import AfterLoad, load_as_harness
 
 if TYPE_CHECKING:
     from .weights import LooseLoad
+
+__all__ = ["AfterLoad", "ModelSpec", "ResolvedModel", "load_model", "module_data_range", "resolve_model"]
 
 
 def _parse_kwargs(kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -60,139 +48,6 @@ def _parse_kwargs(kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
     return dict(kwargs or {})
 
 
-@contextmanager
-def _on_path(root: Path | None) -> Iterator[None]:
-    """``root`` first on ``sys.path`` for the duration (nothing when ``None``)."""
-    if root is None:
-        yield
-        return
-    entry = str(root)
-    sys.path.insert(0, entry)
-    importlib.invalidate_caches()  # the folder may have changed since a finder listed it
-    try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
-
-
-#: the import root and module of each top-level package :func:`_import_under` imported
-_ROOT_OF: dict[str, tuple[Path, ModuleType]] = {}
-
-
-def _import_under(name: str, root: Path) -> ModuleType:
-    """Import the dotted module ``name`` with ``root`` on the path, first forgetting a cached top-level package of
-    that name that came from elsewhere (another root, or the ordinary path) when ``root`` has its own."""
-    top = name.partition(".")[0]
-    own = (root / top).is_dir() or (root / f"{top}.py").is_file()
-    cached = sys.modules.get(top)
-    if own and cached is not None and _ROOT_OF.get(top) != (root, cached):
-        for key in [k for k in sys.modules if k == top or k.startswith(f"{top}.")]:
-            del sys.modules[key]
-    module = importlib.import_module(name)
-    if own:
-        _ROOT_OF[top] = (root, sys.modules[top])
-    return module
-
-
-def _forget_rooted_packages() -> None:
-    """Forget the packages :func:`_import_under` imported from an import root, before an import without one: a
-    model file that says ``from models.x import y`` must not find another challenge's ``models``."""
-    for top, (_, module) in list(_ROOT_OF.items()):
-        if sys.modules.get(top) is module:
-            for key in [k for k in sys.modules if k == top or k.startswith(f"{top}.")]:
-                del sys.modules[key]
-        del _ROOT_OF[top]
-
-
-def _missing_package(exc: BaseException) -> str | None:
-    """The top-level package a ``ModuleNotFoundError`` names when it cannot be found at all (else ``None``)."""
-    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
-        return None
-    top = exc.name.partition(".")[0]
-    try:
-        return top if importlib.util.find_spec(top) is None else None
-    except (ImportError, ValueError):
-        return None
-
-
-def _failure(what: str, exc: Exception, file: Path | None, root: Path | None) -> ModelError:
-    """The :class:`ModelError` for user code that raised ``exc`` (call inside the import root's context)."""
-    message = f"{what} failed: {type(exc).__name__}: {exc}"
-    top = exc.name.partition(".")[0] if isinstance(exc, ModuleNotFoundError) and exc.name else None
-    local = None
-    if top is not None and root is None and file is not None:
-        # a folder beside the file names the module: the repository root is what is missing from the path
-        # (also when a package of that name from elsewhere was found instead)
-        local = next((d for d in file.parents if (d / top).is_dir() or (d / f"{top}.py").is_file()), None)
-    if local is not None:
-        message += f" ({top!r} is a folder of {local}: give that folder as the import root)"
-    elif (missing := _missing_package(exc)) is not None:
-        message += f" (missing package {missing!r}: install it to build this model)"
-    return ModelError(message)
-
-
-@dataclass(frozen=True)
-class AfterLoad:
-    """A method call a harness makes on the model after loading it: ``model.<call>(*args, **kwargs)``, or, with
-    ``each_module``, the call on every submodule that has the method (``for m in model.modules(): if hasattr(m,
-    call): m.<call>()``)."""
-
-    call: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    each_module: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.call, str) or not self.call.isidentifier():
-            raise UsageError(f"after-load call must name a method, got {self.call!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"call": self.call}
-        if self.args:
-            d["args"] = list(self.args)
-        if self.kwargs:
-            d["kwargs"] = dict(self.kwargs)
-        if self.each_module:
-            d["each_module"] = True
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any) -> AfterLoad:
-        """From ``{"call": NAME, "args": [...], "kwargs": {...}, "each_module": bool}``; a :class:`UsageError`
-        names what is wrong."""
-        if isinstance(d, AfterLoad):
-            return d
-        if not isinstance(d, dict) or "call" not in d:
-            raise UsageError(f"an after-load call is a table with a 'call' key, got {d!r}")
-        unknown = sorted(set(d) - {"call", "args", "kwargs", "each_module"})
-        if unknown:
-            raise UsageError(f"after-load call {d!r}: unknown key {', '.join(unknown)}")
-        args, kwargs, each = d.get("args", []), d.get("kwargs", {}), d.get("each_module", False)
-        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict) or not isinstance(each, bool):
-            raise UsageError(
-                f"after-load call {d!r}: args must be an array, kwargs a table, each_module true or false"
-            )
-        return cls(d["call"], tuple(args), dict(kwargs), each)
-
-    def apply(self, model: nn.Module) -> int:
-        """Make the call; returns how many modules it was made on. A method the model lacks is a
-        :class:`UsageError` (with ``each_module``: when no submodule has it)."""
-        if self.each_module:
-            targets = [m for m in model.modules() if callable(getattr(m, self.call, None))]
-            if not targets:
-                raise UsageError(
-                    f"after-load call {self.call}(): no module of {type(model).__name__} has that method"
-                )
-        elif callable(getattr(model, self.call, None)):
-            targets = [model]
-        else:
-            raise UsageError(f"after-load call {self.call}(): {type(model).__name__} has no such method")
-        for m in targets:
-            getattr(m, self.call)(*self.args, **self.kwargs)
-        return len(targets)
-
-
 def _weights_key(value: Any) -> str | tuple[str, ...] | None:
     """A checkpoint entry name, or a non-empty sequence of them (tuple); anything else is a :class:`UsageError`."""
     if value is None or isinstance(value, str):
@@ -200,29 +55,6 @@ def _weights_key(value: Any) -> str | tuple[str, ...] | None:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise UsageError(f"weights_key must be a string or a list of strings, got {value!r}")
-
-
-@contextmanager
-def _checkpoints_on_cpu() -> Iterator[None]:
-    """On a host without CUDA, ``torch.load`` in model code maps CUDA-saved tensors to the CPU (a model that loads
-    its own checkpoint, as a harness on a GPU host would)."""
-    import torch
-
-    if torch.cuda.is_available():
-        yield
-        return
-    load = torch.load
-
-    def on_cpu(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("map_location") is None and len(args) < 2:
-            kwargs["map_location"] = "cpu"
-        return load(*args, **kwargs)
-
-    torch.load = on_cpu
-    try:
-        yield
-    finally:
-        torch.load = load
 
 
 @dataclass(frozen=True)
@@ -438,62 +270,26 @@ class ModelSpec:
         model = self._construct()
         loose = self._load(model) if self.weights is not None else None
         for call in self.after_load:
-            self._model_code(f"the after-load call {call.call}()", lambda c=call: c.apply(model))
+            what = f"the after-load call {call.call}()"
+            run_model_code(what, lambda c=call: c.apply(model), self.file_path, self.root_path)
         return model.eval(), loose
 
     def _load(self, model: nn.Module) -> LooseLoad | None:
-        """Load :attr:`weights` into ``model`` the way the spec says (see the module doc)."""
-        from .weights import LooseLoad, load_checkpoint, load_checkpoint_loose, read_state_dict
-
-        weights = str(self.weights)
-        if self.load_method is not None:
-            method = getattr(model, self.load_method, None)
-            if not callable(method):
-                raise UsageError(
-                    f"load_method {self.load_method!r}: {type(model).__name__} has no such method"
-                )
-            with _checkpoints_on_cpu():
-                self._model_code(
-                    f"{type(model).__name__}.{self.load_method}({weights!r})", lambda: method(weights)
-                )
-            return None
-        own = self.own_load_state_dict
-        if own is None:
-            own = type(model).load_state_dict is not nn.Module.load_state_dict
-        if not own:
-            if self.strict:
-                load_checkpoint(model, weights, entry=self.weights_key)
-                return None
-            return load_checkpoint_loose(model, weights, self.weights_key)
-        sd = read_state_dict(weights, self.weights_key)
-        try:
-            with _on_path(self.root_path):
-                result = model.load_state_dict(sd, strict=self.strict)
-        except Exception as exc:
-            raise CheckpointError(
-                f"loading checkpoint {Path(weights).name} ({weights}) through {type(model).__name__}'s own "
-                f"load_state_dict failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        if self.strict:
-            return None
-        missing = tuple(getattr(result, "missing_keys", ()) or ())
-        return LooseLoad(missing, tuple(getattr(result, "unexpected_keys", ()) or ()))
-
-    def _model_code(self, what: str, call: Any) -> Any:
-        """Run ``call()`` (the model's own code) with the import root on the path; its failure is a
-        :class:`ModelError` naming ``what``."""
-        root = self.root_path
-        with _on_path(root):
-            try:
-                return call()
-            except (UsageError, EffbenchError):
-                raise
-            except Exception as exc:
-                raise _failure(what, exc, self.file_path, root) from exc
+        """Load :attr:`weights` into ``model`` the way the spec says (:func:`~effbench.zoo.loading.load_as_harness`)."""
+        return load_as_harness(
+            model,
+            str(self.weights),
+            weights_key=self.weights_key,
+            strict=self.strict,
+            own_load_state_dict=self.own_load_state_dict,
+            load_method=self.load_method,
+            file=self.file_path,
+            root=self.root_path,
+        )
 
     def _construct(self) -> nn.Module:
         root = self.root_path
-        with _on_path(root):
+        with on_path(root):
             attr = self._resolve()
             kwargs = dict(self.kwargs)
             if isinstance(attr, nn.Module):
@@ -507,7 +303,7 @@ class ModelSpec:
                 except TypeError as exc:
                     raise UsageError(f"cannot build {self.target!r} with {given}: {exc}") from exc
                 except Exception as exc:  # the user's constructor failed
-                    raise _failure(f"building {self.target!r}", exc, self.file_path, root) from exc
+                    raise model_code_failure(f"building {self.target!r}", exc, self.file_path, root) from exc
         if not isinstance(model, nn.Module):
             raise ModelError(f"{self.target!r} returned {type(model).__name__}, not a torch.nn.Module")
         return model
@@ -518,52 +314,9 @@ class ModelSpec:
             raise UsageError(
                 f"model spec {self.target!r} must look like path/to/file.py:Name or package.module:Name"
             )
-        path, root = self.file_path, self.root_path
-        with _on_path(root), model_import_compat():
-            if path is not None:
-                if not path.is_file():
-                    raise UsageError(f"model file not found: {path}")
-                name = self.module_name
-                if not (name and root):
-                    _forget_rooted_packages()
-                try:
-                    module = (
-                        _import_under(name, root) if name and root else import_file(path, "effbench_user")
-                    )
-                except UsageError:
-                    raise
-                except Exception as exc:
-                    raise _failure(f"importing {path}", exc, path, root) from exc
-            else:
-                try:
-                    module = _import_under(location, root) if root else importlib.import_module(location)
-                except ModuleNotFoundError as exc:
-                    ours = exc.name == location or location.startswith(f"{exc.name}.")
-                    if exc.name and not ours and _missing_package(exc):
-                        raise _failure(f"importing {location!r}", exc, None, root) from exc
-                    raise UsageError(f"cannot import module {location!r}: {exc}") from exc
-                except ImportError as exc:
-                    raise UsageError(f"cannot import module {location!r}: {exc}") from exc
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise UsageError(f"{location!r} has no attribute {attr!r}{_suggest(module, attr)}") from None
-
-
-def _suggest(module: Any, attr: str) -> str:
-    """``; did you mean 'Net'?`` for a name close to ``attr`` in ``module``, else the torch modules it defines."""
-    import difflib
-
-    public = [n for n in vars(module) if not n.startswith("_")]
-    close = difflib.get_close_matches(attr, public, n=3, cutoff=0.6)
-    if close:
-        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
-    nets = [
-        n
-        for n, v in vars(module).items()
-        if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__
-    ]
-    return f"; it defines {', '.join(nets)}" if nets else ""
+        return import_attribute(
+            location, attr, file=self.file_path, root=self.root_path, module_name=self.module_name
+        )
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from ..base.errors import CheckpointError
 from .cache import checkpoint_status, sha256_of, weights_dir  # noqa: F401 (the cache queries, reached here too)
 
 if TYPE_CHECKING:
-    from .registry import ModelInfo, PretrainedCfg
+    from .info import ModelInfo, PretrainedCfg
 
 StateDict = dict[str, torch.Tensor]
 KeyLayout = Callable[[StateDict], StateDict]
