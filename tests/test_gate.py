@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from effbench.base.results import new_result, write_json_atomic
+from effbench.base.stats import bootstrap_ratio_ci, mann_whitney_u, t_sf, welch_t
 from effbench.ci.gate import gate, load_for_gate, parse_percent
 from effbench.ci.selftest import load_from_docs, plain_cnn, static_metrics
-from effbench.ci.stats import bootstrap_ratio_ci, mann_whitney_u, t_sf, welch_t
 from effbench.cli import main
 
 ONE_MAP = 16 * 16 * 16 * 4  # bytes of one more 16-channel 16x16 fp32 feature map alive at the peak

@@ -35,8 +35,8 @@ from typing import Any
 from ..base.catalogue import Metric, metric, metrics, number
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
+from ..base.stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 from ..report.text import md_table
-from .stats import bootstrap_ratio_ci, mann_whitney_u, welch_t
 
 # percent: the default threshold of a measured (noisy) metric; deterministic ones get 0
 MEASURED_THRESHOLD = 5.0

@@ -25,9 +25,9 @@ from typing import Any
 
 from ..base.catalogue import Metric, columns, interval, lookup
 from ..base.identity import ModelIdentity, display_names, result_key
+from ..base.stats import MIN_CI_SAMPLES, median_ci, quartiles
 
 MIB = 2**20
-MIN_CI_SAMPLES = 6  # fewer samples give no 95 % interval of the median (see effbench.timing.steady.median_ci)
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,9 @@ def spread_of(value: Any, scale: float = 1.0) -> Spread | None:
     iv = interval(value)
     kind = "95% CI"
     if iv is None and len(samples) >= MIN_CI_SAMPLES:
-        from ..timing.steady import median_ci
-
         iv = median_ci(samples)
     if iv is None and len(samples) >= 2:
-        import statistics
-
-        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-        iv, kind = (q1, q3), "IQR"
+        iv, kind = quartiles(samples), "IQR"
     if iv is None:
         return None
     return Spread(iv[0] / scale, iv[1] / scale, kind, int(n) if n else None)

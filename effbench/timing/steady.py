@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from ..base.stats import MIN_CI_SAMPLES, median_ci
+
 __all__ = [
     "MIN_CI_SAMPLES",
     "TimingTarget",
@@ -59,9 +61,6 @@ class WarmupRule:
             raise ValueError(f"invalid warm-up rule {self}")
 
 
-MIN_CI_SAMPLES = 6  # the fewest samples with a distribution-free 95 % interval of the median
-
-
 @dataclass(frozen=True)
 class TimingTarget:
     """Adaptive repeats: stop once the median's 95 % CI is within ``ci_rel`` of it and ``min_repeats`` (enough for
@@ -76,28 +75,6 @@ class TimingTarget:
     def __post_init__(self) -> None:
         if not (self.ci_rel > 0 and self.budget_s > 0 and 6 <= self.min_repeats <= self.max_repeats):
             raise ValueError(f"invalid timing target {self}")
-
-
-def median_ci(samples: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
-    """Distribution-free confidence interval of the median: ``(x_(k), x_(n+1-k))`` of the sorted samples with the
-    largest rank ``k`` such that ``P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2``; None when ``n`` is too small
-    (fewer than 6 samples at 95 %). Exact binomial sums up to n = 300, the normal approximation above."""
-    xs = sorted(samples)
-    n = len(xs)
-    tail = (1.0 - confidence) / 2.0
-    if n > 300:
-        z = statistics.NormalDist().inv_cdf(1.0 - tail)
-        k = math.floor(n / 2.0 - z * math.sqrt(n) / 2.0)
-    else:
-        k, cdf = 0, 0.0  # cdf = P(B <= k - 1) for the candidate rank k
-        while True:
-            nxt = cdf + math.comb(n, k) / 2.0**n
-            if nxt > tail:
-                break
-            k, cdf = k + 1, nxt
-    if k < 1:
-        return None
-    return xs[k - 1], xs[n - k]
 
 
 def _ci_fields(samples: list[float], target: float) -> dict[str, Any]:

@@ -1,19 +1,66 @@
-"""Small statistics for the regression gate, with numpy and math only (scipy is not a dependency).
+"""Statistics for measurements, reports and the regression gate: the standard library and numpy only (no torch,
+no scipy), so that reading results never imports torch.
 
+- :func:`median_ci`: the distribution-free confidence interval of the median (timing's stopping rule, the
+  report's intervals); :data:`MIN_CI_SAMPLES`, the fewest samples that have a 95 % one;
+- :func:`quartiles`: the first and third quartiles (an interquartile range where no interval exists);
 - :func:`mann_whitney_u`: one-sided Mann-Whitney U test that ``x`` tends to be larger than ``y``; exact null
   distribution (by counting) for small samples without ties, otherwise the normal approximation with tie and
-  continuity corrections.
+  continuity corrections;
 - :func:`welch_t`: one-sided Welch t-test from summary statistics (mean, sd, n), for inputs that keep no samples
-  (e.g. pytest-benchmark JSON saved without ``--benchmark-save-data``).
+  (e.g. pytest-benchmark JSON saved without ``--benchmark-save-data``);
 - :func:`bootstrap_ratio_ci`: percentile bootstrap confidence interval of ``median(x) / median(y)``.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
+
+__all__ = [
+    "MIN_CI_SAMPLES",
+    "bootstrap_ratio_ci",
+    "mann_whitney_u",
+    "median_ci",
+    "quartiles",
+    "t_sf",
+    "welch_t",
+]
+
+MIN_CI_SAMPLES = 6  # the fewest samples with a distribution-free 95 % interval of the median
+
+
+def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: ``(x_(k), x_(n+1-k))`` of the sorted samples with the
+    largest rank ``k`` such that ``P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2``; None when ``n`` is too small
+    (fewer than 6 samples at 95 %). Exact binomial sums up to n = 300, the normal approximation above."""
+    xs = sorted(samples)
+    n = len(xs)
+    tail = (1.0 - confidence) / 2.0
+    if n > 300:
+        z = statistics.NormalDist().inv_cdf(1.0 - tail)
+        k = math.floor(n / 2.0 - z * math.sqrt(n) / 2.0)
+    else:
+        k, cdf = 0, 0.0  # cdf = P(B <= k - 1) for the candidate rank k
+        while True:
+            nxt = cdf + math.comb(n, k) / 2.0**n
+            if nxt > tail:
+                break
+            k, cdf = k + 1, nxt
+    if k < 1:
+        return None
+    return xs[k - 1], xs[n - k]
+
+
+def quartiles(samples: Sequence[float]) -> tuple[float, float]:
+    """The first and third quartiles (inclusive method) of two or more samples; both the sample for one."""
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
 
 
 def _rankdata(a: np.ndarray) -> np.ndarray:
