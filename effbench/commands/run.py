@@ -49,6 +49,13 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+def _measure_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one registered measurement")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config",
@@ -56,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CONFIG.toml",
         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-        "backends, repeats, threads, dataset, roofline, static, breakdown, timing, timeout, out, "
+        "backends, repeats, threads, dataset, roofline, static, breakdown, timing, measure, timeout, out, "
         "executor, jobs, address, allow_shared_cpu, gpu_type, slurm_partition)",
     )
     parser.add_argument(
@@ -104,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--breakdown",
         action="store_true",
         help="add each cell's time per operator kind (torch.profiler; conv GFLOP/s by layer shape)",
+    )
+    parser.add_argument(
+        "--measure",
+        type=_measure_names,
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="extra registered measurements for every cell (effbench.base.measurement; a plugin's, named in "
+        "EFFBENCH_PLUGINS): their metrics land in each result and the report",
     )
     parser.add_argument(
         "--no-static", action="store_true", help="skip static metrics and memory prediction (runtime only)"
@@ -217,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
             setattr(cfg, key, val)
     if args.sizes is not None:
         cfg.sizes = [parse_size(s) for s in args.sizes]
+    if args.measure:
+        cfg.measure = [*cfg.measure, *args.measure]
     cfg.roofline = cfg.roofline or args.roofline
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static

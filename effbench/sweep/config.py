@@ -51,12 +51,38 @@ class Cell:
     backend: str = "eager"
     timing: bool = True
     budget_s: float | None = None  # seconds of timed runs on CPU (None: the timing target's default)
+    # extra registered measurements (effbench.base.measurement: a plugin's), after those of the flags above
+    measure: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measure", tuple(dict.fromkeys(self.measure)))
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The registered measurements this cell runs, in order: ``counts`` and ``predicted_memory`` when static;
+        ``runtime`` when timed (then ``dataset_psnr`` with a data set under a protocol other than ntire, which
+        scores it in its own pass); ``op_time_breakdown`` with ``breakdown``; ``measured_memory`` on CUDA; then
+        the extra ones of :attr:`measure`."""
+        names = ["counts", "predicted_memory"] if self.static else []
+        if self.timing:
+            names.append("runtime")
+            if self.dataset and self.protocol != "ntire":
+                names.append("dataset_psnr")
+        if self.breakdown:
+            names.append("op_time_breakdown")
+        if self.device.startswith("cuda"):
+            names.append("measured_memory")
+        return tuple(dict.fromkeys([*names, *self.measure]))
 
     @property
     def device_free(self) -> bool:
-        """True for a cell that times nothing (static metrics and predicted memory only): executors run many at
-        once, wherever a CPU is free."""
-        return not self.timing
+        """True for a cell that times nothing (static metrics and predicted memory only, and extra measurements
+        that need no device): executors run many at once, wherever a CPU is free."""
+        if self.timing:
+            return False
+        from ..base.measurement import measurement
+
+        return not any(measurement(name).needs_device for name in self.measure)
 
     @property
     def model_name(self) -> str:
@@ -83,17 +109,22 @@ class Cell:
             name += "-" + hashlib.sha1(self.spec.encode()).hexdigest()[:6]
         parts = [name, f"x{self.scale}", f"{self.size[0]}x{self.size[1]}"]
         if not self.timing:  # device, dtype, protocol and backend change nothing that is counted or predicted
-            return _SLUG.sub("_", "_".join([*parts, "static"]))
+            return _SLUG.sub("_", "_".join([*parts, "static", *sorted(self.measure)]))
         parts += [self.device.replace(":", ""), self.dtype, self.protocol]
         if self.backend != "eager":  # eager cells keep the ids they had before backends existed
             parts.append(self.backend)
         if self.dataset:
             parts.append(Path(self.dataset).name or "data")
+        parts += sorted(self.measure)  # cells without extra measurements keep their ids
         return _SLUG.sub("_", "_".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["size"] = list(self.size)
+        if self.measure:
+            d["measure"] = list(self.measure)
+        else:  # documents written before extra measurements existed hold the same settings
+            del d["measure"]
         return d
 
     def new_result(self, **fields: Any) -> dict[str, Any]:
@@ -118,6 +149,7 @@ class Cell:
     def from_dict(cls, d: dict[str, Any]) -> Cell:
         d = dict(d)
         d["size"] = tuple(d.get("size", (256, 256)))
+        d["measure"] = tuple(d.get("measure", ()))
         return cls(**d)
 
 
@@ -142,6 +174,7 @@ class SweepConfig:
     breakdown: bool = False
     timing: bool = True
     budget_s: float | None = None
+    measure: list[str] = field(default_factory=list)
     timeout: float | None = None
     out: str | None = None
     executor: str = "local"
@@ -186,11 +219,21 @@ class SweepConfig:
             if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)
         ]
 
+    def measure_names(self) -> tuple[str, ...]:
+        """The extra registered measurements of every cell, checked: an unknown name is a usage error listing the
+        registered ones."""
+        from ..base.measurement import measurement
+
+        for name in self.measure:
+            measurement(name)
+        return tuple(dict.fromkeys(self.measure))
+
     def cells(self) -> list[Cell]:
         from ..base.inputs import resolve_device
 
+        measure = self.measure_names()
         if not self.timing:
-            return self._untimed_cells()
+            return self._untimed_cells(measure)
         devices = [resolve_device(d).type if d == "auto" else d for d in self.devices]
         for d in devices:
             resolve_device(d)  # clear error for an unavailable device before anything runs
@@ -231,13 +274,14 @@ class SweepConfig:
                     self.breakdown,
                     backend,
                     budget_s=self.budget_for(dev),
+                    measure=measure,
                 )
             )
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out
 
-    def _untimed_cells(self) -> list[Cell]:
+    def _untimed_cells(self, measure: tuple[str, ...] = ()) -> list[Cell]:
         """Device-free cells (static metrics and predicted memory): one per model x scale x size."""
         clash = [
             flag
@@ -260,7 +304,7 @@ class SweepConfig:
 
                 if scale not in model_info(spec).scales:
                     continue
-            out.append(Cell(spec, scale, tuple(size), timing=False))
+            out.append(Cell(spec, scale, tuple(size), timing=False, measure=measure))
         if not out:
             raise UsageError("the sweep has no cells (check --models and --scales)")
         return out
@@ -315,7 +359,7 @@ def load_config(path: str | Path) -> SweepConfig:
     for key, val in data.items():
         if key == "sizes":
             val = [_size(v) for v in val]
-        elif key in ("models", "devices", "protocols", "dtypes", "backends"):
+        elif key in ("models", "devices", "protocols", "dtypes", "backends", "measure"):
             val = [val] if isinstance(val, str) else list(val)
         elif key == "scales":
             values = [val] if isinstance(val, int) else val

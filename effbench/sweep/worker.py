@@ -1,11 +1,12 @@
 """One sweep cell, run in a fresh process: ``python -m effbench.sweep.worker CELL_JSON OUT_JSON``.
 
-Computes static metrics (``effbench.profile``, full convention), the predicted peak memory
-(``effbench.predict_memory``), the runtime (``effbench.benchmark``), the measured peak memory on CUDA
-(``effbench.memory.measure_cuda_memory``) and PSNR when the cell has a data set, then writes one result document
-atomically. A part that is unavailable or fails is recorded under ``partial_errors`` and its metric left out.
-A model that raises, returns a wrong shape or non-finite values, or runs out of memory gives the cell the
-status ``error``, ``bad_output``, ``nan_output`` or ``oom``; the process still exits 0 with its document written.
+The cell's measurements (:attr:`effbench.sweep.config.Cell.parts`: static counts, the predicted peak memory, the
+runtime, PSNR when the cell has a data set, the op-time breakdown, the measured peak memory on CUDA, and any extra
+registered measurement such as a plugin's) run by name through :mod:`effbench.base.measurement` on a model
+resolved once; the worker writes one result document atomically. A part that is unavailable or fails is recorded
+under ``partial_errors`` and its metric left out. A model that raises, returns a wrong shape or non-finite values,
+or runs out of memory gives the cell the status ``error``, ``bad_output``, ``nan_output`` or ``oom``; the process
+still exits 0 with its document written.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["log_start", "main", "measure_cell", "record_killed", "run_worker"]
+if TYPE_CHECKING:
+    from ..base.measurement import Workload
+    from .config import Cell
+
+__all__ = ["log_start", "main", "measure_cell", "options_of", "record_killed", "run_worker", "workload_of"]
 
 
 def log_start(out: Path, cell_id: str) -> None:
@@ -48,18 +53,69 @@ def record_killed(out: Path, killed: list[dict[str, Any]]) -> None:
         write_json_atomic(out, doc)
 
 
-def measure_cell(cell: Any) -> dict[str, Any]:
-    """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document."""
+#: the document's ``partial_errors`` key of each of the sweep's built-in measurements that fails without failing
+#: the cell (an extra measurement's failure goes under its own name)
+PARTIAL_KEYS = {
+    "counts": "static",
+    "predicted_memory": "predict_memory",
+    "op_time_breakdown": "op_time_breakdown",
+    "measured_memory": "measure_cuda_memory",
+}
+#: the measurements whose failure is the cell's status (the model failed where it is timed or scored)
+FATAL = ("runtime", "dataset_psnr")
+
+
+def workload_of(cell: Cell) -> Workload:
+    """The :class:`~effbench.base.measurement.Workload` a sweep cell's measurements run on."""
+    from ..base.measurement import Workload
+
+    return Workload(
+        size=tuple(cell.size),
+        scale=cell.scale,
+        dtype=cell.dtype,
+        device=cell.device,
+        threads=cell.threads,
+    )
+
+
+def options_of(cell: Cell) -> dict[str, Any]:
+    """The cell's settings its measurements read (:class:`~effbench.base.measurement.Context` options)."""
+    return {
+        "protocol": cell.protocol,
+        "repeats": cell.repeats,
+        "target": cell.timing_target(),
+        "roofline": cell.roofline,
+        "dataset": cell.dataset,
+        "backend": cell.backend,
+        "forwards": 5,
+    }
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """``(status, error)`` of a failure that fails the cell."""
     from ..base.errors import EffbenchError, ModelError
+
+    if isinstance(exc, ModelError):
+        return getattr(exc, "status", "error"), str(exc)
+    if isinstance(exc, EffbenchError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+def measure_cell(cell: Cell) -> dict[str, Any]:
+    """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document.
+
+    The model is resolved once; the cell's :attr:`~effbench.sweep.config.Cell.parts` run through
+    :func:`effbench.base.measurement.run_measurements`. A failing runtime or data-set PSNR pass gives the cell
+    its status (the model's :class:`~effbench.base.errors.ModelError` status, else ``error``) and stops there;
+    any other failure, or a data-set PSNR pass that does not apply, is recorded under ``partial_errors``."""
+    from ..base.errors import EffbenchError, ModelError
+    from ..base.measurement import run_measurements
     from ..zoo.spec import resolve_model
 
     t0 = time.perf_counter()
-    h, w = cell.size
     doc = cell.new_result(convention="full" if cell.static else None)
     partial: dict[str, str] = {}
-    metrics: dict[str, Any] = {}
-    predicted = None  # the predicted peak memory, reused by benchmark's pre-flight check
-    static_failure: Exception | None = None
     try:
         resolved = resolve_model(cell.spec, scale=cell.scale)
     except EffbenchError as exc:
@@ -68,108 +124,51 @@ def measure_cell(cell: Any) -> dict[str, Any]:
     except Exception as exc:
         doc.update(status="error", error=f"building the model failed: {type(exc).__name__}: {exc}")
         return doc
-    model, ident = resolved.model, resolved.identity
+    ident = resolved.identity
     doc.update(model=ident.name, model_key=ident.key, identity=ident.as_dict())
 
-    if cell.static:
-        try:
-            from ..counting import profile
-
-            metrics.update(
-                profile(model, (h, w), convention="full", scale=cell.scale, peak_memory=False).metrics()
-            )
-        except Exception as exc:
-            partial["static"] = f"{type(exc).__name__}: {exc}"
-            static_failure = exc
-        try:
-            from ..memory import predict_memory
-
-            predicted = predict_memory(model, (h, w), scale=cell.scale)
-            metrics.update(predicted.metrics())
-        except Exception as exc:
-            partial["predict_memory"] = f"{type(exc).__name__}: {exc}"
-
-    if cell.timing:  # an untimed cell is device-free: static metrics and predicted memory only
-        try:
-            from ..timing import benchmark
-
-            # ntire runs over the data set (that is the protocol); steady times the cell's size, PSNR comes after
-            res = benchmark(
-                model,
-                (h, w),
-                scale=cell.scale,
-                device=cell.device,
-                protocol=cell.protocol,
-                dtype=cell.dtype,
-                repeats=cell.repeats,
-                target=cell.timing_target(),
-                threads=cell.threads,
-                roofline=cell.roofline,
-                dataset=cell.dataset if cell.protocol == "ntire" else None,
-                predicted_memory=predicted,
-                backend=cell.backend,
-            )
-            metrics.update(res.metrics())
-            eager_like = cell.backend == "eager" and cell.dtype in ("fp32", "fp16", "bf16")
-            if cell.dataset and cell.protocol != "ntire" and not eager_like:
-                # the PSNR pass below runs the eager module: it would not score what this backend runs
-                partial["dataset_psnr"] = (
-                    f"not scored under {cell.backend} {cell.dtype} (the data-set PSNR pass runs the eager "
-                    "model); equivalence_psnr_db compares this backend's output with eager fp32"
-                )
-            elif cell.dataset and cell.protocol != "ntire":
-                import torch
-
-                from ..timing import DTYPES
-                from ..timing.image_pairs import find_pairs
-                from ..timing.ntire import evaluate_psnr
-
-                metrics.update(
-                    evaluate_psnr(
-                        model,
-                        find_pairs(cell.dataset, cell.scale),
-                        torch.device(cell.device),
-                        data_range=ident.data_range,
-                        scale=cell.scale,
-                        dtype=DTYPES[cell.dtype],
+    try:
+        workload = workload_of(cell)
+        run = run_measurements(
+            resolved,
+            workload,
+            cell.parts,
+            options=options_of(cell),
+            on_error=lambda name, exc: name in FATAL,
+        )
+    except EffbenchError as exc:  # an unknown measurement, a bad workload: nothing was measured
+        doc.update(status="error", error=str(exc))
+        run = None
+    if run is not None:
+        for name, exc in run.failed.items():
+            if name in FATAL:
+                status, error = _failure(exc)
+                doc.update(status=status, error=error)
+                if not isinstance(exc, EffbenchError):
+                    partial["traceback"] = "".join(
+                        traceback.format_exception(type(exc), exc, exc.__traceback__, limit=6)
                     )
-                )
-                res["dataset"] = cell.dataset
-            doc["input_shape"] = res["input_shape"]
-            doc["env"] = res["env"]
-            doc["settings"] = res.get("settings")
-            doc["dataset"] = res.get("dataset")
-        except ModelError as exc:
-            doc.update(status=getattr(exc, "status", "error"), error=str(exc))
-        except EffbenchError as exc:
-            doc.update(status="error", error=str(exc))
-        except Exception as exc:
-            doc.update(status="error", error=f"{type(exc).__name__}: {exc}")
-            partial["traceback"] = traceback.format_exc(limit=6)
-    elif isinstance(static_failure, ModelError):  # untimed: the model failed where only counting ran it
-        doc.update(status=getattr(static_failure, "status", "error"), error=partial.pop("static"))
-
-    if doc["status"] == "ok" and cell.breakdown:
-        try:
-            from ..timing import DTYPES
-            from ..timing.breakdown import op_time_breakdown
-
-            metrics["op_time"] = op_time_breakdown(
-                model, (h, w), device=cell.device, dtype=DTYPES[cell.dtype], threads=cell.threads, forwards=5
-            )
-        except Exception as exc:
-            partial["op_time_breakdown"] = f"{type(exc).__name__}: {exc}"
-
-    if doc["status"] == "ok" and cell.device.startswith("cuda"):
-        try:
-            from ..memory import measure_cuda_memory
-
-            mem = measure_cuda_memory(model, (h, w), scale=cell.scale, device=cell.device)
-            metrics["peak_memory_forward_bytes"] = metrics.get("peak_memory_measured_bytes")
-            metrics["peak_memory_measured_bytes"] = int(mem["measured_peak_bytes"])
-            metrics["peak_memory_measured_source"] = "effbench.memory.measure_cuda_memory"
-        except Exception as exc:
-            partial["measure_cuda_memory"] = f"{type(exc).__name__}: {exc}"
+            else:
+                partial[PARTIAL_KEYS.get(name, name)] = f"{type(exc).__name__}: {exc}"
+        for name, why in run.skipped.items():
+            if name == "dataset_psnr" or name not in PARTIAL_KEYS:  # built-in ones skip as they did before
+                partial[name] = why
+        counted = run.failed.get("counts")
+        if not cell.timing and isinstance(
+            counted, ModelError
+        ):  # untimed: the model failed where counting ran it
+            doc.update(status=getattr(counted, "status", "error"), error=partial.pop("static"))
+        timed = run.results.get("runtime")
+        if timed is not None and "dataset_psnr" not in run.failed:
+            doc["input_shape"] = timed["input_shape"]
+            doc["env"] = timed["env"]
+            doc["settings"] = timed.get("settings")
+            scored = run.results.get("dataset_psnr")
+            doc["dataset"] = scored.dataset if scored is not None else timed.get("dataset")
+        metrics: dict[str, Any] = {}
+        for res in run.results.values():
+            metrics.update(res.metrics())
+        doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
 
     if not doc["env"]:
         from ..base.env import capture_env
@@ -178,7 +177,6 @@ def measure_cell(cell: Any) -> dict[str, Any]:
             doc["env"] = capture_env(cell.device)
         except Exception:
             doc["env"] = capture_env("cpu")
-    doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
     if partial:
         doc["partial_errors"] = partial
     doc["cell_seconds"] = time.perf_counter() - t0
