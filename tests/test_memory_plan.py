@@ -13,15 +13,9 @@ from effbench.base.errors import UsageError
 from effbench.base.inputs import parse_bytes
 from effbench.cli import main
 from effbench.memory import predict_memory, replay_memory_cpu
+from effbench.memory.calibrate import calibrate_workspace, profile_from_validation
 from effbench.memory.plan import plan_memory
-from effbench.memory.workspace import (
-    ConvSignature,
-    GpuProfile,
-    calibrate_workspace,
-    load_profile,
-    profile_from_validation,
-    profile_names,
-)
+from effbench.memory.workspace import ConvSignature, GpuProfile, load_profile, profile_names
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN2 = ROOT / "reports/gpu/nvidia-h200/run2/results.json"

@@ -11,6 +11,7 @@ from ..base.errors import UsageError
 from ..base.inputs import DTYPES, parse_size
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._options import add_device, add_json
 from ._output import json_out
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HxW",
         help="with --budget: the LR image the tiles cover, held on the device",
     )
-    parser.add_argument("--device", default="cuda", help="calibrate: the GPU to measure (default cuda)")
+    add_device(parser, "memory calibrate", "calibrate's measurement")
     parser.add_argument(
         "--from",
         dest="from_run",
@@ -103,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="end",
         help="end: after the measured forward (default); peak: where the predicted peak is reached",
     )
-    parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    add_json(parser, "the report(s)")
     add_timeout_argument(parser)
     parser.add_argument(
         "--demo",
@@ -224,7 +225,7 @@ def _run_demo(args: argparse.Namespace, size: tuple[int, int]) -> int:
     if args.json:
         print(
             json.dumps({"demo": "fig2", "size": list(size), "channels": 64, "rows": rows}, indent=2),
-            file=json_out(),
+            file=json_out(args),
         )
         return 0
     print(
@@ -269,7 +270,7 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
             doc["snapshot"] = _write_snapshots(args, model, size)
         docs.append(doc)
     if args.json:
-        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2), file=json_out())
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2), file=json_out(args))
         return 0
     for d in docs:
         print(
@@ -345,7 +346,7 @@ def _print_snapshots(doc: dict[str, Any]) -> None:
 def _run_calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..memory.workspace import calibrate_workspace, profile_from_validation
+    from ..memory.calibrate import calibrate_workspace, profile_from_validation
 
     if args.from_run:
         try:
@@ -371,7 +372,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps({"profile": str(out), "signatures": len(profile.convs), "points": n_points}),
-            file=json_out(),
+            file=json_out(args),
         )
     else:
         print(
@@ -398,7 +399,7 @@ def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
         batch=args.batch,
     )
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2), file=json_out())
+        print(json.dumps(plan.to_dict(), indent=2), file=json_out(args))
         return 0
     print(
         f"{plan.model} x{plan.scale} {plan.dtype}, budget {budget:,} B ({_mib(budget)})"
@@ -427,7 +428,7 @@ def _run_plan(args: argparse.Namespace, spec_text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     what = f"memory of {' and '.join(args.spec) or 'the demo'}"
-    return run_isolated(lambda: _run(args), what=what, timeout=args.timeout)
+    return run_isolated(lambda: _run(args), what=what, timeout=args.timeout, output=args.output)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -509,7 +510,7 @@ def _run(args: argparse.Namespace) -> int:
                 else {**doc["reports"][0], **{k: v for k, v in doc.items() if k in ("plot", "snapshot")}},
                 indent=2,
             ),
-            file=json_out(),
+            file=json_out(args),
         )
         return 0
     for r, label in zip(reports, labels):

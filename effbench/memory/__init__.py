@@ -12,7 +12,9 @@ from __future__ import annotations
 from .allocator import CachingAllocator, PlainAllocator, round_size
 from .cuda import measure_cuda_memory
 from .plan import MemoryPlan, plan_memory
-from .predict import LiveTensor, MemoryReport, analyse, predict_memory, replay_memory_cpu
+from .predict import predict_memory, replay_memory_cpu
+from .report import LiveTensor, MemoryReport
+from .simulate import analyse
 from .snapshot import PredictedSnapshot, measured_snapshot, predict_snapshot, write_snapshot
 from .structures import FusionBlock, PlainStack, fusion_block, plain_stack
 

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import copy
 import gc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..base.errors import UsageError
+from ..base.measurement import Workload
+from .workload import cuda_device, resolve_inputs, torch_dtype, torch_format
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .workload import ModelLike, WorkloadFields
 
 
 def _stat(stats: dict[str, Any], key: str) -> int | None:
@@ -28,36 +35,32 @@ def _stat(stats: dict[str, Any], key: str) -> int | None:
 
 
 def measure_cuda_memory(
-    model: nn.Module | str,
-    input_size: tuple[int, int] | int = (256, 256),
+    model: ModelLike,
+    input_size: Workload | tuple[int, int] | int = (256, 256),
     *,
-    batch: int = 1,
-    channels: int = 3,
-    dtype: torch.dtype = torch.float32,
-    scale: int = 4,
     deploy: bool = True,
-    device: str | torch.device = "cuda",
+    device: str | torch.device | None = None,
     workspace: bool = True,
+    **workload: Unpack[WorkloadFields],
 ) -> dict[str, Any]:
     """Measured ``max_memory_allocated`` and ``memory_stats`` of one forward, with the prediction beside it.
 
-    The user's model is copied, never moved. Returns a dict: ``measured_peak_bytes`` (max allocated minus what the
+    ``input_size`` and the keywords as :func:`~effbench.memory.predict_memory`'s; ``device``: a CUDA device
+    (default: the workload's when it is one, else ``cuda``). The user's model is copied, never moved. Returns a dict: ``measured_peak_bytes`` (max allocated minus what the
     process held before), ``predicted_peak_bytes`` (``device_model="cuda"``), ``predicted_plain_bytes``,
     ``difference_bytes`` / ``difference_pct`` (measured - predicted), ``requested_peak_bytes`` and
     ``allocated_peak_bytes`` from ``memory_stats()``, ``cudnn_workspace_max_bytes``, ``cudnn_workspace_by_module``,
     the predicted peak location, and the environment (GPU name, torch, CUDA, cuDNN versions).
     """
-    from ..base.inputs import check_size
-    from ..zoo.spec import resolve_model
     from .predict import predict_memory
 
     if not torch.cuda.is_available():
         raise UsageError("measure_cuda_memory needs a CUDA device; none is available")
-    h, w = check_size(input_size, batch=batch, channels=channels)
-    r = resolve_model(model, scale=scale, deploy=deploy)
+    r, w = resolve_inputs(model, input_size, workload, deploy=deploy)
     net, name = r.model, r.name
-    pred = predict_memory(net, (h, w), batch=batch, channels=channels, dtype=dtype, device_model="cuda")
-    dev = torch.device(device)
+    dtype, fmt = torch_dtype(w), torch_format(w)
+    pred = predict_memory(net, w, device_model="cuda")
+    dev = cuda_device(device, w)
 
     gc.collect()
     torch.cuda.synchronize(dev)
@@ -66,9 +69,11 @@ def measure_cuda_memory(
     gpu = copy.deepcopy(net)
     if dtype != torch.float32:
         gpu = gpu.to(dtype=dtype)  # on the host first, so that no freed block is left cached on the device
+    if w.channels_last:
+        gpu = gpu.to(memory_format=fmt)
     gpu = gpu.to(device=dev).eval()
     with torch.no_grad():
-        x = torch.rand((batch, channels, h, w), device=dev, dtype=dtype)
+        x = torch.rand(w.input_shape, device=dev, dtype=dtype).contiguous(memory_format=fmt)
         torch.cuda.synchronize(dev)
         resident = torch.cuda.memory_allocated(dev) - baseline
         torch.cuda.reset_peak_memory_stats(dev)
@@ -118,7 +123,7 @@ def measure_cuda_memory(
         "model": name,
         "model_key": r.identity.key,
         "identity": r.identity.as_dict(),
-        "input_shape": [batch, channels, h, w],
+        "input_shape": list(w.input_shape),
         "dtype": str(dtype).replace("torch.", ""),
         "measured_peak_bytes": int(peak),
         "predicted_peak_bytes": pred.peak_bytes,

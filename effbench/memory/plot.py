@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .predict import MemoryReport, op_word
+from .report import MemoryReport, op_word
 
 
 def plot_timeline(reports: list[MemoryReport], path: str | Path, labels: list[str] | None = None) -> Path:

@@ -21,7 +21,7 @@ from ..base.errors import ModelError
 from ..base.timeout import MeasurementTimeout
 
 if TYPE_CHECKING:
-    from .predict import MemoryReport
+    from .report import MemoryReport
 
 __all__ = ["MARGIN", "MemoryWontFit", "check_fits"]
 

@@ -1,6 +1,6 @@
 """The memory prediction as a CUDA memory snapshot, for PyTorch's own viewer (pytorch.org/memory_viz).
 
-:func:`predict_snapshot` replays the forward on fake tensors (:func:`~effbench.memory.predict.trace_model`) and drives
+:func:`predict_snapshot` replays the forward on fake tensors (:func:`~effbench.memory.traces.trace_storage`) and drives
 the caching-allocator model (:class:`~effbench.memory.allocator.CachingAllocator`) over the protocol
 :func:`~effbench.memory.predict_memory` simulates: parameters, buffers and input allocated, one warm forward whose
 output is dropped, one measured forward. The allocator's trace and final state become the dictionary
@@ -25,18 +25,25 @@ import inspect
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..base.errors import UsageError
-from ..base.inputs import check_size
+from ..base.measurement import Workload
 from ..base.model_code import data_dependent_errors
 from .allocator import AllocatorEvent, CachingAllocator, SegmentState
-from .predict import _simulate, trace_model, workspace_of
+from .simulate import simulate, workspace_of
+from .traces import fake_trace
 from .tracker import OpRec, StorageRec, StorageTrace
+from .workload import cuda_device, resolve_inputs, torch_dtype, torch_format
 from .workspace import GpuProfile, load_profile
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .workload import ModelLike, WorkloadFields
 
 SNAPSHOT_AT = ("end", "peak")
 
@@ -156,18 +163,14 @@ class _Recorder(CachingAllocator):
 
 
 def predict_snapshot(
-    model: nn.Module | str,
-    input_size: tuple[int, int] | int = (256, 256),
+    model: ModelLike,
+    input_size: Workload | tuple[int, int] | int = (256, 256),
     *,
-    batch: int = 1,
-    channels: int = 3,
-    dtype: torch.dtype = torch.float32,
-    memory_format: str | torch.memory_format = "contiguous",
-    scale: int = 4,
     deploy: bool = True,
     donate_input: bool = False,
     gpu_profile: str | GpuProfile | None = None,
     at: str = "end",
+    **workload: Unpack[WorkloadFields],
 ) -> PredictedSnapshot:
     """The caching-allocator prediction of one model (``device_model="cuda"``) as a CUDA memory snapshot.
 
@@ -176,14 +179,9 @@ def predict_snapshot(
     """
     if at not in SNAPSHOT_AT:
         raise UsageError(f"unknown snapshot point {at!r}; expected one of {', '.join(SNAPSHOT_AT)}")
-    from ..zoo.spec import resolve_model
-
-    h, w = check_size(input_size, batch=batch, channels=channels)
-    r = resolve_model(model, scale=scale, deploy=deploy)
+    r, w = resolve_inputs(model, input_size, workload, deploy=deploy)
     try:
-        trace = trace_model(
-            r.model, (h, w), batch=batch, channels=channels, dtype=dtype, memory_format=memory_format
-        )
+        trace = fake_trace(r.model, r.name, w)
     except data_dependent_errors() as exc:
         raise UsageError(
             f"{r.name} has data-dependent ops ({type(exc).__name__}), so its memory is predicted from real CPU "
@@ -197,7 +195,7 @@ def predict_snapshot(
     def step(part: str, what: OpRec | StorageRec) -> None:
         alloc.context = frames.step(part, what)
 
-    _simulate(trace, "cuda", donate_input, workspace, alloc=alloc, on_step=step)
+    simulate(trace, "cuda", donate_input, workspace, alloc=alloc, on_step=step)
     assert alloc.history is not None
     n, segments = (len(alloc.history), alloc.state()) if at == "end" else alloc.at_peak
     snapshot = {
@@ -221,29 +219,28 @@ def write_snapshot(snapshot: dict[str, Any], path: str | Path) -> Path:
 
 
 def measured_snapshot(
-    model: nn.Module | str,
-    input_size: tuple[int, int] | int = (256, 256),
+    model: ModelLike,
+    input_size: Workload | tuple[int, int] | int = (256, 256),
     *,
-    batch: int = 1,
-    channels: int = 3,
-    dtype: torch.dtype = torch.float32,
-    scale: int = 4,
     deploy: bool = True,
-    device: str | torch.device = "cuda",
+    device: str | torch.device | None = None,
+    **workload: Unpack[WorkloadFields],
 ) -> dict[str, Any]:
     """The snapshot of the same protocol recorded on a GPU: history recording on, the model copied to the device,
     the input created there, a warm forward (output dropped) and a measured forward, then
-    ``torch.cuda.memory._snapshot()``. Cached blocks are emptied first; recording is switched off after."""
+    ``torch.cuda.memory._snapshot()``. Cached blocks are emptied first; recording is switched off after. Arguments
+    as :func:`predict_snapshot`'s; ``device``: a CUDA device (default: the workload's when it is one, else
+    ``cuda``)."""
     if not torch.cuda.is_available():
         raise UsageError("a measured snapshot needs a CUDA device; none is available")
-    from ..zoo.spec import resolve_model
-
-    h, w = check_size(input_size, batch=batch, channels=channels)
-    net = resolve_model(model, scale=scale, deploy=deploy).model
-    dev = torch.device(device)
-    gpu = copy.deepcopy(net)
+    r, w = resolve_inputs(model, input_size, workload, deploy=deploy)
+    dtype, fmt = torch_dtype(w), torch_format(w)
+    dev = cuda_device(device, w)
+    gpu = copy.deepcopy(r.model)
     if dtype != torch.float32:
         gpu = gpu.to(dtype=dtype)
+    if w.channels_last:
+        gpu = gpu.to(memory_format=fmt)
     gc.collect()
     torch.cuda.synchronize(dev)
     torch.cuda.empty_cache()
@@ -251,7 +248,7 @@ def measured_snapshot(
     try:
         gpu = gpu.to(device=dev).eval()
         with torch.no_grad():
-            x = torch.rand((batch, channels, h, w), device=dev, dtype=dtype)
+            x = torch.rand(w.input_shape, device=dev, dtype=dtype).contiguous(memory_format=fmt)
             gpu(x)
             out = gpu(x)
             torch.cuda.synchronize(dev)

@@ -10,8 +10,13 @@ the plain stack, 3x at the second conv of the fusion block and 2 (n + 1) x at it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .report import MemoryReport
 
 
 class PlainStack(nn.Module):
@@ -78,13 +83,12 @@ def fig2_demo(
 
     rows: list[dict[str, object]] = []
 
-    def features_x(report: object, index: int) -> float:
-        r = report  # MemoryReport
-        live = r.timeline[index]["allocated_bytes"]  # type: ignore[attr-defined]
-        return (live - r.decomposition["M_net"]) / r.feature_bytes  # type: ignore[attr-defined]
+    def features_x(r: MemoryReport, index: int) -> float:
+        live = r.timeline[index]["allocated_bytes"]
+        return (live - r.decomposition["M_net"]) / r.feature_bytes
 
-    def convs(r: object) -> list[dict[str, object]]:
-        return [e for e in r.timeline if e["op"].startswith("aten.convolution")]  # type: ignore[attr-defined]
+    def convs(r: MemoryReport) -> list[dict[str, object]]:
+        return [e for e in r.timeline if e["op"].startswith("aten.convolution")]
 
     for donate, label in ((True, "plain stack (Fig. 2a)"), (False, "plain stack, caller keeps input")):
         r = predict_memory(

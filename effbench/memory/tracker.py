@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..base.modules import ModuleStack
-from .workspace import ConvSignature, conv_call
+from .conv_signature import ConvSignature, conv_call
 
 
 @dataclass
