@@ -18,16 +18,12 @@ import torch
 from torch import nn
 
 from effbench.base.errors import UsageError
+from effbench.zoo.layers import conv
 from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["DIV2K_RGB_MEAN", "EDSR", "MeanShift", "PlainBlock", "ResBlock", "Upsampler"]
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-def _conv(in_ch: int, out_ch: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
-    """A convolution with 'same' zero padding (the ``default_conv`` of the official code)."""
-    return nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=bias)
 
 
 class MeanShift(nn.Conv2d):
@@ -62,7 +58,7 @@ class PlainBlock(nn.Module):
     def __init__(self, n_feats: int = 64, kernel_size: int = 3, res_scale: float = 1.0) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _conv(n_feats, n_feats, kernel_size), nn.ReLU(inplace=True), _conv(n_feats, n_feats, kernel_size)
+            conv(n_feats, n_feats, kernel_size), nn.ReLU(inplace=True), conv(n_feats, n_feats, kernel_size)
         )
         self.res_scale = res_scale
 
@@ -87,9 +83,9 @@ class Upsampler(nn.Sequential):
         layers: list[nn.Module] = []
         if scale >= 1 and scale & (scale - 1) == 0:
             for _ in range(int(math.log2(scale))):
-                layers += [_conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2)]
+                layers += [conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2)]
         elif scale == 3:
-            layers += [_conv(n_feats, 9 * n_feats, 3), nn.PixelShuffle(3)]
+            layers += [conv(n_feats, 9 * n_feats, 3), nn.PixelShuffle(3)]
         else:
             raise ValueError(f"Upsampler: scale must be a power of 2 or 3, got {scale}")
         super().__init__(*layers)
@@ -121,11 +117,11 @@ class EDSR(nn.Module):
         self.upscale = upscale
         block_cls = _BLOCKS[block]
         self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.head = nn.Sequential(_conv(n_colors, n_feats, 3))
+        self.head = nn.Sequential(conv(n_colors, n_feats, 3))
         self.body = nn.Sequential(
-            *[block_cls(n_feats, 3, res_scale) for _ in range(n_resblocks)], _conv(n_feats, n_feats, 3)
+            *[block_cls(n_feats, 3, res_scale) for _ in range(n_resblocks)], conv(n_feats, n_feats, 3)
         )
-        self.tail = nn.Sequential(Upsampler(upscale, n_feats), _conv(n_feats, n_colors, 3))
+        self.tail = nn.Sequential(Upsampler(upscale, n_feats), conv(n_feats, n_colors, 3))
         self.add_mean = MeanShift(rgb_range, sign=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from effbench.base.errors import UsageError
+from effbench.zoo.layers import DistillationNet, conv, pixelshuffle_upsampler
 from effbench.zoo.registry import PretrainedCfg, register_model
 from effbench.zoo.weights import StateDict, register_key_layout
 
@@ -34,16 +35,6 @@ __all__ = [
     "contrast",
     "ntire_imdn_layout",
 ]
-
-
-def _conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
-    """A biased convolution with 'same' zero padding (the ``conv_layer`` of the official code)."""
-    return nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=True)
-
-
-def _pixelshuffle_upsampler(in_ch: int, out_ch: int, scale: int) -> nn.Sequential:
-    """One 3x3 convolution to ``out_ch * scale**2`` channels, then a pixel shuffle (IMDN's upsampler)."""
-    return nn.Sequential(_conv(in_ch, out_ch * scale**2, 3), nn.PixelShuffle(scale))
 
 
 def contrast(x: torch.Tensor) -> torch.Tensor:
@@ -96,12 +87,12 @@ class IMDB(nn.Module):
             raise ValueError(
                 f"IMDB: {channels} channels leave no distilled channel at rate {distillation_rate}"
             )
-        self.c1 = _conv(channels, channels, 3)
-        self.c2 = _conv(self.remaining, channels, 3)
-        self.c3 = _conv(self.remaining, channels, 3)
-        self.c4 = _conv(self.remaining, self.distilled, 3)
+        self.c1 = conv(channels, channels, 3)
+        self.c2 = conv(self.remaining, channels, 3)
+        self.c3 = conv(self.remaining, channels, 3)
+        self.c4 = conv(self.remaining, self.distilled, 3)
         self.act = nn.LeakyReLU(0.05, inplace=True)
-        self.c5 = _conv(self.distilled * 4, channels, 1)
+        self.c5 = conv(self.distilled * 4, channels, 1)
         self.cca = CCA(self.distilled * 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,40 +105,19 @@ class IMDB(nn.Module):
         return self.c5(self.cca(out)) + x
 
 
-class IMDN(nn.Module):
+class IMDN(DistillationNet):
     """IMDN (Hui et al. 2019): 3x3 head, ``num_modules`` IMDBs, 1x1 fusion of all block outputs with LeakyReLU,
-    3x3 conv plus a long skip from the head, and a conv + pixel-shuffle upsampler. Inputs in [0, 1]."""
+    3x3 conv plus a long skip from the head, and a conv + pixel-shuffle upsampler (the trunk of
+    :class:`~effbench.zoo.layers.DistillationNet`). Inputs in [0, 1]."""
 
     def __init__(
         self, upscale: int = 4, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3
     ) -> None:
-        super().__init__()
         if upscale < 1 or num_modules < 1 or nf < 1:
             raise ValueError(f"IMDN: invalid upscale={upscale}, nf={nf} or num_modules={num_modules}")
-        self.upscale = upscale
-        self.num_modules = num_modules
-        self.fea_conv = _conv(in_nc, nf, 3)
-        for i in range(num_modules):
-            self.add_module(f"IMDB{i + 1}", IMDB(nf))
-        self.c = nn.Sequential(_conv(nf * num_modules, nf, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.LR_conv = _conv(nf, nf, 3)
-        self.upsampler = _pixelshuffle_upsampler(nf, out_nc, upscale)
-
-    @property
-    def blocks(self) -> list[IMDB]:
-        """The IMDBs in order."""
-        return [getattr(self, f"IMDB{i + 1}") for i in range(self.num_modules)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_fea = self.fea_conv(x)
-        outs = []
-        out = out_fea
-        for block in self.blocks:
-            out = block(out)
-            outs.append(out)
-        out_b = self.c(torch.cat(outs, dim=1))
-        out_lr = self.LR_conv(out_b) + out_fea
-        return self.upsampler(out_lr)
+        super().__init__(
+            IMDB, "IMDB", upscale=upscale, in_nc=in_nc, nf=nf, num_modules=num_modules, out_nc=out_nc
+        )
 
 
 class IMDBlockNTIRE(nn.Module):
@@ -164,12 +134,12 @@ class IMDBlockNTIRE(nn.Module):
             raise ValueError(
                 f"IMDBlockNTIRE: {channels} channels leave no distilled channel at rate {d_rate}"
             )
-        self.conv1 = _conv(channels, channels, 3)
-        self.conv2 = _conv(self.r_nc, channels, 3)
-        self.conv3 = _conv(self.r_nc, channels, 3)
-        self.conv4 = _conv(self.r_nc, self.d_nc, 3)
+        self.conv1 = conv(channels, channels, 3)
+        self.conv2 = conv(self.r_nc, channels, 3)
+        self.conv3 = conv(self.r_nc, channels, 3)
+        self.conv4 = conv(self.r_nc, self.d_nc, 3)
         self.act = nn.LeakyReLU(negative_slope, inplace=True)
-        self.conv1x1 = _conv(self.d_nc * 4, channels, 1)
+        self.conv1x1 = conv(self.d_nc * 4, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         split = (self.d_nc, self.r_nc)
@@ -189,10 +159,10 @@ class IMDNNtire(nn.Module):
         if upscale < 1 or nb < 1 or nc < 1:
             raise ValueError(f"IMDNNtire: invalid upscale={upscale}, nc={nc} or nb={nb}")
         self.upscale = upscale
-        self.head = _conv(in_nc, nc, 3)
+        self.head = conv(in_nc, nc, 3)
         self.body = nn.Sequential(*[IMDBlockNTIRE(nc) for _ in range(nb)])
-        self.body_conv = _conv(nc, nc, 3)
-        self.upsampler = _pixelshuffle_upsampler(nc, out_nc, upscale)
+        self.body_conv = conv(nc, nc, 3)
+        self.upsampler = pixelshuffle_upsampler(nc, out_nc, upscale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x)

@@ -30,14 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from effbench.base.errors import UsageError
+from effbench.zoo.layers import DistillationNet, conv
 from effbench.zoo.registry import PretrainedCfg, register_model
 
 __all__ = ["ESA", "RFDB", "RFDN"]
-
-
-def _conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
-    """A biased convolution with 'same' zero padding (the ``conv_layer`` of the official code)."""
-    return nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=True)
 
 
 class ESA(nn.Module):
@@ -100,15 +96,15 @@ class RFDB(nn.Module):
         self.rc = in_channels
         if self.dc < 1:
             raise ValueError(f"RFDB: {in_channels} channels leave no distilled channel")
-        self.c1_d = _conv(in_channels, self.dc, 1)
-        self.c1_r = _conv(in_channels, self.rc, 3)
-        self.c2_d = _conv(self.rc, self.dc, 1)
-        self.c2_r = _conv(self.rc, self.rc, 3)
-        self.c3_d = _conv(self.rc, self.dc, 1)
-        self.c3_r = _conv(self.rc, self.rc, 3)
-        self.c4 = _conv(self.rc, self.dc, 3)
+        self.c1_d = conv(in_channels, self.dc, 1)
+        self.c1_r = conv(in_channels, self.rc, 3)
+        self.c2_d = conv(self.rc, self.dc, 1)
+        self.c2_r = conv(self.rc, self.rc, 3)
+        self.c3_d = conv(self.rc, self.dc, 1)
+        self.c3_r = conv(self.rc, self.rc, 3)
+        self.c4 = conv(self.rc, self.dc, 3)
         self.act = nn.LeakyReLU(0.05, inplace=True)
-        self.c5 = _conv(self.dc * 4, in_channels, 1)
+        self.c5 = conv(self.dc * 4, in_channels, 1)
         self.esa = ESA(in_channels, esa_reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,9 +119,10 @@ class RFDB(nn.Module):
         return self.esa(self.c5(out))
 
 
-class RFDN(nn.Module):
+class RFDN(DistillationNet):
     """RFDN: 3x3 head, ``num_modules`` RFDBs, 1x1 fusion of all block outputs with LeakyReLU, 3x3 conv plus a
-    long skip from the head, and a conv + pixel-shuffle upsampler. Inputs in [0, 255].
+    long skip from the head, and a conv + pixel-shuffle upsampler (the trunk of
+    :class:`~effbench.zoo.layers.DistillationNet`). Inputs in [0, 255].
 
     Inputs must be at least 15x15 pixels (ESA's pooling).
     """
@@ -133,33 +130,11 @@ class RFDN(nn.Module):
     def __init__(
         self, upscale: int = 4, in_nc: int = 3, nf: int = 50, num_modules: int = 4, out_nc: int = 3
     ) -> None:
-        super().__init__()
         if upscale < 1 or num_modules < 1 or nf < 2:
             raise ValueError(f"RFDN: invalid upscale={upscale}, nf={nf} or num_modules={num_modules}")
-        self.upscale = upscale
-        self.num_modules = num_modules
-        self.fea_conv = _conv(in_nc, nf, 3)
-        for i in range(num_modules):
-            self.add_module(f"B{i + 1}", RFDB(nf))
-        self.c = nn.Sequential(_conv(nf * num_modules, nf, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.LR_conv = _conv(nf, nf, 3)
-        self.upsampler = nn.Sequential(_conv(nf, out_nc * upscale**2, 3), nn.PixelShuffle(upscale))
-
-    @property
-    def blocks(self) -> list[RFDB]:
-        """The RFDBs in order."""
-        return [getattr(self, f"B{i + 1}") for i in range(self.num_modules)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_fea = self.fea_conv(x)
-        outs = []
-        out = out_fea
-        for block in self.blocks:
-            out = block(out)
-            outs.append(out)
-        out_b = self.c(torch.cat(outs, dim=1))
-        out_lr = self.LR_conv(out_b) + out_fea
-        return self.upsampler(out_lr)
+        super().__init__(
+            RFDB, "B", upscale=upscale, in_nc=in_nc, nf=nf, num_modules=num_modules, out_nc=out_nc
+        )
 
 
 def _build(name: str, **kwargs: Any) -> nn.Module:
