@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import DEFAULT_THRESHOLD_DB, backend_names, dtype_names
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._options import add_device, add_json
 from ._output import json_out
+
+if TYPE_CHECKING:
+    from ..timing import BenchmarkResult
 
 NAME = "bench"
 HELP = "measure a model's runtime (steady-state statistics or the NTIRE challenge protocol)"
@@ -19,9 +23,7 @@ HELP = "measure a model's runtime (steady-state statistics or the NTIRE challeng
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when present)"
-    )
+    add_device(parser, "bench")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--size", default="256x256", help="LR input size HxW (default 256x256)")
     src.add_argument(
@@ -74,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure nothing: PROJECT the runtime on GPU (e.g. titan-xp, rtx-3090, rtx-a6000, h100) from a "
         "shapes-only trace and the fitted cost model, under --protocol at --size (effbench.timing.projection)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result document as JSON")
+    add_json(parser, "the result document")
     add_timeout_argument(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the result JSON to FILE")
 
@@ -83,7 +85,7 @@ def _fmt_ms(v: Any) -> str:
     return f"{v:.3f} ms" if isinstance(v, (int, float)) else "-"
 
 
-def _print_human(doc: dict[str, Any]) -> None:
+def _print_human(doc: BenchmarkResult) -> None:
     m = doc["metrics"]
     rt = m.get("runtime_ms", {})
     shape = "x".join(map(str, doc["input_shape"][-2:]))
@@ -142,7 +144,9 @@ def _print_human(doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_isolated(lambda: _run(args), what=f"bench of {args.spec}", timeout=args.timeout)
+    return run_isolated(
+        lambda: _run(args), what=f"bench of {args.spec}", timeout=args.timeout, output=args.output
+    )
 
 
 def _project(args: argparse.Namespace) -> int:
@@ -159,8 +163,8 @@ def _project(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     if args.json:
-        json.dump({"model": args.spec, "projection": proj.as_dict()}, json_out(), indent=2)
-        print(file=json_out())
+        json.dump({"model": args.spec, "projection": proj.as_dict()}, json_out(args), indent=2)
+        print(file=json_out(args))
     else:
         print(f"{args.spec}  input {args.size}  protocol {args.protocol}")
         print(f"  {proj.text()}")
@@ -168,7 +172,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..timing import benchmark
+    from ..timing import BenchOptions, benchmark
 
     if args.project:
         return _project(args)
@@ -176,26 +180,28 @@ def _run(args: argparse.Namespace) -> int:
     doc = benchmark(
         model_from_args(args),
         parse_size(args.size),
+        BenchOptions(
+            protocol=args.protocol,
+            cuda_graphs=args.cuda_graphs,
+            repeats=args.repeats,
+            dataset=args.dataset,
+            images=args.images,
+            roofline=args.roofline,
+            backend=args.backend,
+            equivalence_db=args.equivalence_db,
+        ),
         device=args.device,
-        protocol=args.protocol,
         dtype=args.dtype,
         channels_last=args.channels_last,
-        cuda_graphs=args.cuda_graphs,
-        repeats=args.repeats,
         threads=args.threads,
-        dataset=args.dataset,
-        images=args.images,
-        roofline=args.roofline,
-        backend=args.backend,
-        equivalence_db=args.equivalence_db,
     )
     if args.out:
         from ..base.results import write_json_atomic
 
-        write_json_atomic(args.out, doc)
+        write_json_atomic(args.out, doc.to_dict())
     if args.json:
-        json.dump(doc, json_out(), indent=2, default=str)
-        print(file=json_out())
+        json.dump(doc.to_dict(), json_out(args), indent=2, default=str)
+        print(file=json_out(args))
     else:
         _print_human(doc)
     return 0

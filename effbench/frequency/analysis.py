@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from ..base.errors import EffbenchError, ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..zoo.spec import ModelSpec, resolve_model
-from .sources import InputSource, array_inputs, dataset_inputs
 from .select import ModuleSelector, select_modules
+from .sources import InputSource, array_inputs, dataset_inputs
 from .spectrum import frequency_axis, high_share, normalised_curve, resample_curve
 
 AVERAGING = (

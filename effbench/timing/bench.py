@@ -1,11 +1,18 @@
-"""``effbench.benchmark``: runtime (and measured peak memory) of one model at one input size."""
+"""``effbench.benchmark``: the runtime (and, on CUDA, the measured peak memory) of one model under one
+:class:`~effbench.base.measurement.Workload`, by one of two protocols: ``steady``
+(:func:`effbench.timing.steady.run_steady`) or ``ntire`` (:func:`effbench.timing.ntire.run_ntire`).
+
+:func:`benchmark` checks the workload and the :class:`BenchOptions`, resolves the model once, prepares it under
+its backend (:func:`prepare_timed_model`: placement, dtype, memory format, export, equivalence with eager fp32),
+then hands it to the protocol and records the result (:class:`~effbench.timing.result.BenchmarkResult`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,31 +23,72 @@ from ..backends import DEFAULT_THRESHOLD_DB, check_equivalence, get_backend, mod
 from ..base.env import LoadProbe, capture_env
 from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
-from ..base.inputs import check_size, num_threads, resolve_device
-from ..base.results import new_result
-from ..zoo.spec import ModelSpec, resolve_model
-from .image_pairs import find_pairs, synthetic_pairs
+from ..base.inputs import num_threads, resolve_device
+from ..base.measurement import Workload
+from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
+from .image_pairs import ImagePair, find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire
-from .steady import TimingTarget, WarmupRule, make_timer, time_steady
-from .output_check import check_output
+from .result import BenchmarkResult
+from .steady import TimingTarget, WarmupRule, run_steady
 
 if TYPE_CHECKING:
-    from ..memory.predict import MemoryReport
+    from ..memory import MemoryReport
 
-__all__ = ["BenchmarkResult", "benchmark", "OutOfMemory"]
-
-
-class BenchmarkResult(dict[str, Any]):
-    """What :func:`benchmark` returns: the ``effbench.result/1`` document itself (a dict, written as JSON as it is),
-    with :meth:`metrics`."""
-
-    def metrics(self) -> dict[str, Any]:
-        """The measured metrics, keyed by :mod:`effbench.base.catalogue` keys (runtime statistics, measured peak
-        memory and energy on CUDA, PSNR with a data set, the roofline bound)."""
-        return dict(self.get("metrics") or {})
-
+__all__ = ["TIMING_PROTOCOLS", "BenchOptions", "BenchmarkResult", "OutOfMemory", "benchmark"]
 
 TIMING_PROTOCOLS = ("steady", "ntire")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How :func:`benchmark` times (what it times is the :class:`~effbench.base.measurement.Workload`).
+
+    ``protocol``: ``steady`` or ``ntire``. ``repeats``: timed forwards (None: 100 on CUDA; on CPU as many as
+    ``target`` asks, :class:`~effbench.timing.steady.TimingTarget`); ``warmup``: the steady warm-up rule (None:
+    the device's default). ``cuda_graphs``: time CUDA-graph replays (steady, CUDA, eager or compile). ``dataset``:
+    a data set folder (ntire: the images timed; steady: times the first image's size and scores PSNR over all);
+    ``images``: synthetic images for ntire without a data set. ``roofline``: add ``metrics.roofline``.
+    ``energy_seconds``: the NVML energy loop on CUDA (None: 1 s on CUDA, none on CPU). ``seed``: of the random
+    input. ``backend`` (:mod:`effbench.backends`) and ``equivalence_db``, the PSNR against eager fp32 below which
+    an exported or reduced-precision model is refused. ``preflight``: check the predicted peak memory against the
+    device's free memory first."""
+
+    protocol: str = "steady"
+    repeats: int | None = None
+    warmup: WarmupRule | None = None
+    target: TimingTarget | None = None
+    cuda_graphs: bool = False
+    dataset: str | Path | None = None
+    images: int = 10
+    roofline: bool = False
+    energy_seconds: float | None = None
+    seed: int = 0
+    backend: str = "eager"
+    equivalence_db: float = DEFAULT_THRESHOLD_DB
+    preflight: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in TIMING_PROTOCOLS:
+            raise UsageError(f"unknown protocol {self.protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
+        if self.repeats is not None and self.repeats < 1:
+            raise UsageError(f"repeats must be >= 1, got {self.repeats}")
+        if self.images < 1:
+            raise UsageError(f"images must be >= 1, got {self.images}")
+        if self.cuda_graphs and self.protocol != "steady":
+            raise UsageError("CUDA graphs need --device cuda and the steady protocol")
+        get_backend(self.backend)  # an unknown name is a usage error before anything is built
+        if self.cuda_graphs and self.backend not in ("eager", "compile"):
+            raise UsageError(f"CUDA graphs need the eager or compile backend, not {self.backend}")
+
+    def with_(self, **changes: object) -> BenchOptions:
+        """A copy with ``changes`` (checked again); an unknown name is a :class:`TypeError` naming the options."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(
+                f"benchmark() got unknown option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}"
+            )
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 class OutOfMemory(ModelError):
@@ -54,9 +102,7 @@ def _map_errors() -> Iterator[None]:
     """Turn what a forward can raise into effbench errors carrying a sweep status."""
     try:
         yield
-    except ModelError:
-        raise
-    except UsageError:
+    except (ModelError, UsageError):
         raise
     except torch.cuda.OutOfMemoryError as exc:
         raise OutOfMemory(f"CUDA out of memory: {str(exc).splitlines()[0]}") from exc
@@ -71,298 +117,269 @@ def _map_errors() -> Iterator[None]:
         raise ModelError(f"forward failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _energy(model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float) -> dict[str, Any]:
-    """Joules per forward from NVML's total-energy counter over a loop of at least ``seconds``."""
-    from ..base.env import nvml_handle, read_energy_mj
-
-    handle = nvml_handle(device.index)
-    if handle is None or read_energy_mj(handle) is None:
-        return {}
-    torch.cuda.synchronize(device)
-    e0, t0, n = read_energy_mj(handle), time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds or n < 3:
-        model(x)
-        n += 1
-        if n % 10 == 0:
-            torch.cuda.synchronize(device)
-    torch.cuda.synchronize(device)
-    e1, dt = read_energy_mj(handle), time.perf_counter() - t0
-    if e0 is None or e1 is None or e1 <= e0:
-        return {}
-    joules = (e1 - e0) / 1000.0
-    return {"energy_j_per_image": joules / n, "power_w_mean": joules / dt, "energy_loop_images": n}
-
-
-def _cuda_graph_step(model: nn.Module, x: torch.Tensor) -> tuple[Any, torch.cuda.CUDAGraph]:
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            model(x)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        model(x)
-    return graph.replay, graph
-
-
-def _steady(
-    model: nn.Module,
-    x: torch.Tensor,
-    device: torch.device,
+def _workload(
+    size_or_workload: Workload | tuple[int, int],
     scale: int | None,
-    *,
-    repeats: int | None,
-    rule: WarmupRule,
-    target: TimingTarget | None,
-    cuda_graphs: bool,
-    energy_seconds: float,
-    other_bytes: int = 0,
-) -> tuple[dict[str, Any], int]:
-    """Time ``model(x)`` under the steady protocol; on CUDA also the peak of one forward after a reset, less
-    ``other_bytes`` (device memory held before the benchmark that is not the model's, e.g. a cuBLAS workspace
-    left by earlier matmuls: 32 MiB on Hopper), so the figure is what this model needs in a fresh process."""
-    metrics: dict[str, Any] = {}
-    cuda = device.type == "cuda"
-    timer = make_timer(device)
-    with torch.inference_mode():
-        if cuda:
-            torch.cuda.synchronize(device)
-        cold_ms, out = timer(lambda: model(x))
-        scale = check_output(out, x, scale)
-        del out
-        step: Any = lambda: model(x)  # noqa: E731
-        graph = None
-        if cuda_graphs:
-            step, graph = _cuda_graph_step(model, x)
-        stats = time_steady(step, device, repeats=repeats, rule=rule, target=target, cold_ms=cold_ms)
-        stats["cuda_graphs"] = bool(graph is not None)
-        del graph
-        metrics["runtime_ms"] = stats
-        if cuda:
-            if energy_seconds > 0:
-                metrics.update(_energy(model, x, device, energy_seconds))
-            torch.cuda.synchronize(device)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-            out = model(x)
-            torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device)
-            del out
-            metrics["peak_memory_measured_bytes"] = int(peak - other_bytes)
-            metrics["peak_memory_above_inputs_bytes"] = int(peak - base)
-            metrics["device_memory_held_before_bytes"] = int(other_bytes)
-    return metrics, scale
+    device: str | torch.device | None,
+    dtype: str | None,
+    threads: int | None,
+    channels_last: bool | None,
+) -> Workload:
+    """The workload, from a :class:`Workload` (the keywords given override its fields) or a size."""
+    changes: dict[str, Any] = {
+        k: v for k, v in (("scale", scale), ("dtype", dtype), ("threads", threads)) if v is not None
+    }
+    if device is not None:
+        changes["device"] = str(device)
+    if channels_last is not None:
+        changes["memory_format"] = "channels_last" if channels_last else "contiguous"
+    if isinstance(size_or_workload, Workload):
+        return size_or_workload.with_(**changes) if changes else size_or_workload
+    changes.setdefault(
+        "scale", 4
+    )  # the workload needs one; the model's own scale is used when None was given
+    return Workload(size=size_or_workload, **changes)
 
 
 def benchmark(
-    model_or_spec: nn.Module | str | ModelSpec,
-    input_size: tuple[int, int] = (256, 256),
+    model_or_spec: nn.Module | str | ModelSpec | ResolvedModel,
+    workload: Workload | tuple[int, int] = (256, 256),
+    options: BenchOptions | None = None,
     *,
     scale: int | None = None,
-    device: str | torch.device = "cpu",
-    protocol: str = "steady",
-    dtype: str = "fp32",
-    channels_last: bool = False,
-    cuda_graphs: bool = False,
-    repeats: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | None = None,
     threads: int | None = None,
-    dataset: str | Path | None = None,
-    images: int = 10,
-    warmup: WarmupRule | None = None,
-    target: TimingTarget | None = None,
-    preflight: bool = True,
+    channels_last: bool | None = None,
     predicted_memory: MemoryReport | None = None,
-    roofline: bool = False,
-    energy_seconds: float | None = None,
     pretrained: bool = False,
     deploy: bool = True,
-    seed: int = 0,
-    backend: str = "eager",
-    equivalence_db: float = DEFAULT_THRESHOLD_DB,
+    **option_changes: object,
 ) -> BenchmarkResult:
-    """Measure the runtime of a model (module, zoo name or spec) and return an ``effbench.result/1`` document.
+    """Measure the runtime of a model (module, zoo name, spec or resolved model) under ``workload``.
+
+    ``workload``: a :class:`~effbench.base.measurement.Workload`, or the LR input's ``(H, W)`` with ``scale``,
+    ``device`` (default cpu), ``dtype`` (default fp32), ``threads`` and ``channels_last`` as keywords (given
+    with a Workload, they override its fields). ``options``: a :class:`BenchOptions`; any of its fields may be
+    given as a keyword instead (``benchmark(m, (64, 64), repeats=20, protocol="ntire")``). ``scale=None`` with a
+    size: a spec is built at x4, an instance has whatever scale its output shows.
 
     ``protocol="steady"`` (default): cold first call, warm-up until timings settle (:class:`WarmupRule`), then
-    ``repeats`` timed forwards under ``inference_mode`` (default 100 on CUDA; on CPU as many as ``target`` asks:
-    until the median's 95% CI is within 2% of it or 20 s are spent, see :class:`TimingTarget`); runtime statistics
-    with the CI (``ci_low``, ``ci_high``, ``ci_rel``, ``noisy``) in ``metrics.runtime_ms`` and, on CUDA, the peak
-    memory of one forward after a reset and the energy per image. The machine's load during the measurement is
-    recorded in ``env.load``. ``preflight=True`` first checks the predicted peak memory against the device's free
-    memory and refuses with the figures (:class:`~effbench.memory.preflight.MemoryWontFit`) when it cannot fit;
-    ``predicted_memory``, a :func:`~effbench.predict_memory` report the caller already has for this model, spares
-    that check a second prediction when it is for the measured input and dtype.
-    ``protocol="ntire"``: the challenge's script (see :mod:`effbench.timing.ntire`) over ``dataset`` or, without
-    one, ``images`` synthetic images of ``input_size``. With a data set the steady protocol times the first
-    image's size and scores PSNR over all images. ``roofline=True`` adds ``metrics.roofline``.
-    ``backend`` (:mod:`effbench.backends`: ``eager``, ``compile``, ``onnxruntime``, ``tensorrt``) prepares the model
+    ``repeats`` timed forwards under ``inference_mode``; runtime statistics with the median's CI (``ci_low``,
+    ``ci_high``, ``ci_rel``, ``noisy``) in ``metrics.runtime_ms`` and, on CUDA, the peak memory of one forward
+    after a reset and the energy per image. ``protocol="ntire"``: the challenge's script
+    (:mod:`effbench.timing.ntire`) over ``dataset`` or ``images`` synthetic images of the workload's size. With a
+    data set the steady protocol times the first image's size and scores PSNR over all images. The machine's
+    load is recorded in ``env.load``. ``preflight`` first checks the predicted peak memory against the device's
+    free memory and refuses with the figures (:class:`~effbench.memory.preflight.MemoryWontFit`);
+    ``predicted_memory``, a :func:`~effbench.predict_memory` report the caller already has for this model,
+    spares it a second prediction when it is for the measured input and dtype. ``backend`` prepares the model
     once before timing (``export_seconds``, ``artifact_bytes``); an exported or reduced-precision model is first
-    compared with eager fp32 on a seeded input (``equivalence_psnr_db``, ``equivalence_max_abs_diff``) and refused
-    as ``bad_output`` (:class:`~effbench.backends.CollapsedOutputError`) below ``equivalence_db``. ``dtype="int8"``
-    is the backend's post-training quantisation (``onnxruntime`` on CPU, calibrated on ``EFFBENCH_CALIBRATION``).
-    Raises :class:`~effbench.base.errors.UsageError` for bad arguments and :class:`~effbench.base.errors.ModelError`
-    (``BadOutputError``, ``NonFiniteOutputError``, ``OutOfMemory``) when the model fails.
+    compared with eager fp32 (``equivalence_psnr_db``, ``equivalence_max_abs_diff``) and refused as
+    ``bad_output`` below ``equivalence_db``. ``dtype="int8"`` is the backend's post-training quantisation.
+    Raises :class:`~effbench.base.errors.UsageError` for bad arguments and
+    :class:`~effbench.base.errors.ModelError` (``BadOutputError``, ``NonFiniteOutputError``, :class:`OutOfMemory`)
+    when the model fails.
     """
-    if protocol not in TIMING_PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
-    tdtype = model_dtype(backend, dtype)  # fp32 for int8, which the backend quantises itself
-    dev = resolve_device(device)
-    if cuda_graphs and (dev.type != "cuda" or protocol != "steady"):
+    opts = (
+        (options or BenchOptions()).with_(**option_changes) if option_changes else options or BenchOptions()
+    )
+    wl = _workload(workload, scale, device, dtype, threads, channels_last)
+    model_dtype(opts.backend, wl.dtype)  # int8 under a backend that cannot quantise: refused before building
+    dev = resolve_device(wl.device)
+    if opts.cuda_graphs and dev.type != "cuda":
         raise UsageError("CUDA graphs need --device cuda and the steady protocol")
-    get_backend(backend)  # an unknown name is a usage error before anything is built
-    if cuda_graphs and backend not in ("eager", "compile"):
-        raise UsageError(f"CUDA graphs need the eager or compile backend, not {backend}")
-    h, w = check_size(input_size)
-    if repeats is None and dev.type == "cuda":
-        repeats = 100
-    if repeats is not None and repeats < 1:
-        raise UsageError(f"repeats must be >= 1, got {repeats}")
-    if images < 1:
-        raise UsageError(f"images must be >= 1, got {images}")
-    rule = warmup or (
+    if opts.protocol == "ntire" and wl.input_shape[:2] != (1, 3):
+        raise UsageError("the ntire protocol runs one RGB image at a time: batch 1, 3 channels")
+    # a spec is built at x4 unless told; an instance without a scale has whatever scale its output says
+    known_scale = wl.scale if isinstance(workload, Workload) or scale is not None else None
+    resolved = resolve_model(model_or_spec, scale=known_scale, pretrained=pretrained, deploy=deploy)
+    return _measure(
+        resolved, wl, dev, opts, predicted_memory, caller_owns_model=isinstance(model_or_spec, nn.Module)
+    )
+
+
+def _measure(
+    resolved: ResolvedModel,
+    wl: Workload,
+    dev: torch.device,
+    opts: BenchOptions,
+    predicted_memory: MemoryReport | None,
+    caller_owns_model: bool,
+) -> BenchmarkResult:
+    """Prepare the resolved model and run the chosen protocol on it."""
+    ident = resolved.identity
+    scale, data_range = ident.scale, ident.data_range
+    tdtype = model_dtype(opts.backend, wl.dtype)  # fp32 for int8, which the backend quantises itself
+    repeats = opts.repeats if opts.repeats is not None or dev.type != "cuda" else 100
+    rule = opts.warmup or (
         WarmupRule(window=10) if dev.type == "cuda" else WarmupRule(window=5, tolerance=0.05, max_seconds=3.0)
     )
+    energy_seconds = opts.energy_seconds
     if energy_seconds is None:
         energy_seconds = 1.0 if dev.type == "cuda" else 0.0
-
-    # a spec is built at x4 unless told; an instance without a scale has whatever scale its output says
-    resolved = resolve_model(model_or_spec, scale=scale, pretrained=pretrained, deploy=deploy)
-    model, ident = resolved.model, resolved.identity
-    name, data_range, scale = ident.name, ident.data_range, ident.scale
-    pairs = find_pairs(dataset, scale or 4) if dataset is not None else None
+    pairs = find_pairs(opts.dataset, scale or 4) if opts.dataset is not None else None
     if pairs is not None:
-        h, w = pairs[0].lr_array().shape[:2]
-    result = BenchmarkResult(
-        new_result(
-            name,
-            ident.spec,
-            identity=ident.as_dict(),
-            scale=scale,
-            input_shape=[1, 3, h, w],
-            device=dev.type,
-            dtype=dtype,
-            protocol=protocol,
-            convention=None,
-            backend=backend,
+        wl = wl.with_(size=pairs[0].lr_array().shape[:2])
+    dataset = (
+        str(opts.dataset)
+        if opts.dataset is not None
+        else (
+            f"synthetic: {opts.images} random uint8 images {wl.size[0]}x{wl.size[1]}"
+            if opts.protocol == "ntire"
+            else None
         )
     )
-    result["dataset"] = (
-        str(dataset)
-        if dataset is not None
-        else (f"synthetic: {images} random uint8 images {h}x{w}" if protocol == "ntire" else None)
-    )
-    result["settings"] = {
-        "channels_last": channels_last,
-        "cuda_graphs": cuda_graphs,
+    settings: dict[str, Any] = {
+        "channels_last": wl.channels_last,
+        "cuda_graphs": opts.cuda_graphs,
         "repeats": repeats,
-        "threads": threads,
+        "threads": wl.threads,
         "warmup": vars(rule) if hasattr(rule, "__dict__") else str(rule),
         "data_range": data_range,
-        "timing_target": vars(target or TimingTarget()) if repeats is None else None,
-        "backend": backend,
+        "timing_target": vars(opts.target or TimingTarget()) if repeats is None else None,
+        "backend": opts.backend,
     }
-    if preflight:
+    model = resolved.model
+    if opts.preflight:
         from ..memory.preflight import check_fits
 
-        result["settings"]["preflight"] = check_fits(
-            model, (h, w), dev, tdtype, f"bench of {name}", predicted=predicted_memory
+        settings["preflight"] = check_fits(
+            model, wl.size, dev, tdtype, f"bench of {ident.name}", predicted=predicted_memory
         )
     probe = LoadProbe()
-    with num_threads(threads), _map_errors():
-        other = 0
-        if dev.type == "cuda":  # what the process holds already, less the model's own tensors on that device
-            own = sum(
-                t.untyped_storage().nbytes()
-                for t in [*model.parameters(), *model.buffers()]
-                if t.device == dev
-            )
-            other = max(0, torch.cuda.memory_allocated(dev) - own)
-        if isinstance(model_or_spec, nn.Module) and any(
+    with num_threads(wl.threads), _map_errors():
+        other = _memory_held_before(model, dev)
+        if caller_owns_model and any(
             t.device != dev or (t.is_floating_point() and t.dtype != tdtype)
             for t in [*model.parameters(), *model.buffers()]
         ):
             model = copy.deepcopy(model)  # nn.Module.to works in place: leave the caller's model where it was
-        gen = torch.Generator().manual_seed(seed)
-        x32 = (torch.rand(1, 3, h, w, generator=gen) * data_range).to(device=dev)
-        model = model.to(device=dev).eval()
-        reference = None
-        if backend != "eager" or dtype != "fp32":  # eager fp32 is the reference
-            with torch.inference_mode():
-                reference = model(x32)
-        model = model.to(dtype=tdtype)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        example = x32.to(tdtype)
-        if channels_last:
-            example = example.contiguous(memory_format=torch.channels_last)
-        prepared = prepare(model, example, backend, dtype, data_range)
-        backend_metrics: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("export_seconds", prepared.export_seconds),
-                ("artifact_bytes", prepared.artifact_bytes),
+        timed_model, example, backend_metrics, details = prepare_timed_model(
+            model, wl, dev, opts, data_range, ident.name
+        )
+        settings["backend_details"] = details
+        if opts.protocol == "ntire":
+            src = (
+                pairs
+                if pairs is not None
+                else list(synthetic_pairs(opts.images, wl.size, scale or 4, opts.seed))
             )
-            if v is not None
-        }
-        result["settings"]["backend_details"] = prepared.details or None
-        if reference is not None:
-            with torch.inference_mode():
-                out = prepared.fn(example)
-            backend_metrics.update(
-                check_equivalence(
-                    out, reference, data_range, equivalence_db, what=f"{name} under {backend} {dtype}"
-                )
+            metrics = run_ntire(
+                timed_model,
+                src,
+                dev,
+                data_range=data_range,
+                scale=scale,
+                dtype=example.dtype,
+                channels_last=wl.channels_last,
             )
-            del out, reference
-        timed_model = model if backend == "eager" else prepared.as_module(model)
-        if protocol == "ntire":
-            src = pairs if pairs is not None else list(synthetic_pairs(images, (h, w), scale or 4, seed))
-            with torch.enable_grad():  # the official script never disables autograd
-                metrics = run_ntire(
-                    timed_model,
-                    src,
-                    dev,
-                    data_range=data_range,
-                    scale=scale,
-                    dtype=tdtype,
-                    channels_last=channels_last,
-                )
             scale = metrics.pop("scale")
         else:
-            if pairs is not None:
-                x = to_tensor(pairs[0].lr_array(), data_range, dev, tdtype)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-            else:
-                x = example
-            metrics, scale = _steady(
+            x = example if pairs is None else _first_image(pairs, data_range, wl, dev, example.dtype)
+            metrics, scale = run_steady(
                 timed_model,
                 x,
                 dev,
                 scale,
                 repeats=repeats,
                 rule=rule,
-                target=target,
-                cuda_graphs=cuda_graphs,
+                target=opts.target,
+                cuda_graphs=opts.cuda_graphs,
                 energy_seconds=energy_seconds,
                 other_bytes=other,
             )
             if pairs is not None:
                 metrics.update(
-                    evaluate_psnr(timed_model, pairs, dev, data_range=data_range, scale=scale, dtype=tdtype)
+                    evaluate_psnr(
+                        timed_model, pairs, dev, data_range=data_range, scale=scale, dtype=example.dtype
+                    )
                 )
-        if roofline:
-            from .roofline import roofline as _roofline
-
-            try:
-                metrics["roofline"] = _roofline(
-                    model, (1, 3, h, w), dev, tdtype, metrics["runtime_ms"]["median"]
-                )
-            except Exception as exc:  # the bound is an extra; its failure must not lose the measurement
-                metrics["roofline_error"] = f"{type(exc).__name__}: {exc}"
+        if opts.roofline:
+            metrics.update(_roofline(model, wl, dev, example.dtype, metrics["runtime_ms"]["median"]))
         metrics.update(backend_metrics)
-        result["metrics"] = metrics
-        result["scale"] = scale
-        result["env"] = capture_env(dev, load=probe.finish())
-    return result
+        env = capture_env(dev, load=probe.finish())
+    return BenchmarkResult(
+        identity=ident,
+        input_shape=wl.input_shape,
+        scale=scale,
+        device=dev.type,
+        dtype=wl.dtype,
+        protocol=opts.protocol,
+        backend=opts.backend,
+        dataset=dataset,
+        settings=settings,
+        measured=metrics,
+        env=env,
+    )
+
+
+def _memory_held_before(model: nn.Module, dev: torch.device) -> int:
+    """On CUDA, what the process holds already, less the model's own tensors on that device; 0 elsewhere."""
+    if dev.type != "cuda":
+        return 0
+    own = sum(
+        t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers()] if t.device == dev
+    )
+    return max(0, torch.cuda.memory_allocated(dev) - own)
+
+
+def prepare_timed_model(
+    model: nn.Module,
+    wl: Workload,
+    dev: torch.device,
+    opts: BenchOptions,
+    data_range: float,
+    name: str,
+) -> tuple[nn.Module, torch.Tensor, dict[str, float | int], dict[str, Any] | None]:
+    """``model`` on the workload's device, dtype and memory format, prepared under ``opts.backend``; an exported
+    or reduced-precision model compared with eager fp32 on a seeded input first. Returns the module to time, the
+    seeded example input, the backend's metrics (export time, artifact size, equivalence) and its details."""
+    tdtype = model_dtype(opts.backend, wl.dtype)
+    gen = torch.Generator().manual_seed(opts.seed)
+    x32 = (torch.rand(*wl.input_shape, generator=gen) * data_range).to(device=dev)
+    model = model.to(device=dev).eval()
+    reference = None
+    if opts.backend != "eager" or wl.dtype != "fp32":  # eager fp32 is the reference
+        with torch.inference_mode():
+            reference = model(x32)
+    model = model.to(dtype=tdtype)
+    example = x32.to(tdtype)
+    if wl.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        example = example.contiguous(memory_format=torch.channels_last)
+    prepared = prepare(model, example, opts.backend, wl.dtype, data_range)
+    metrics: dict[str, float | int] = {
+        k: v
+        for k, v in (("export_seconds", prepared.export_seconds), ("artifact_bytes", prepared.artifact_bytes))
+        if v is not None
+    }
+    if reference is not None:
+        with torch.inference_mode():
+            out = prepared.fn(example)
+        what = f"{name} under {opts.backend} {wl.dtype}"
+        metrics.update(check_equivalence(out, reference, data_range, opts.equivalence_db, what=what))
+        del out, reference
+    timed = model if opts.backend == "eager" else prepared.as_module(model)
+    return timed, example, metrics, prepared.details or None
+
+
+def _first_image(
+    pairs: list[ImagePair], data_range: float, wl: Workload, dev: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """The data set's first LR image as the model's input (the size the steady protocol times with a data set)."""
+    x = to_tensor(pairs[0].lr_array(), data_range, dev, dtype)
+    return x.contiguous(memory_format=torch.channels_last) if wl.channels_last else x
+
+
+def _roofline(
+    model: nn.Module, wl: Workload, dev: torch.device, dtype: torch.dtype, median_ms: float
+) -> dict[str, Any]:
+    """``roofline`` (the bound at the measured median), or ``roofline_error``: the bound is an extra, its failure
+    must not lose the measurement."""
+    from .roofline import roofline
+
+    try:
+        return {"roofline": roofline(model, wl.input_shape, dev, dtype, median_ms)}
+    except Exception as exc:
+        return {"roofline_error": f"{type(exc).__name__}: {exc}"}

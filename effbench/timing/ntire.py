@@ -25,8 +25,8 @@ from torch import nn
 from ..base.images import mod_crop, to_tensor, to_uint8
 from ..quality import psnr, super_resolve
 from .image_pairs import ImagePair
-from .steady import summarize
 from .output_check import check_output
+from .steady import summarize
 
 __all__ = ["evaluate_psnr", "run_ntire"]
 
@@ -36,6 +36,7 @@ def _rgb_psnr(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:
     return psnr(sr, mod_crop(hr, scale), border=scale)
 
 
+@torch.enable_grad()  # the official script never disables autograd
 def run_ntire(
     model: nn.Module,
     pairs: Iterable[ImagePair],
@@ -46,7 +47,8 @@ def run_ntire(
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
 ) -> dict[str, Any]:
-    """Run the challenge protocol over ``pairs``; returns metrics in the result schema's ``metrics`` form."""
+    """Run the challenge protocol over ``pairs`` (grad mode on, as the script runs); returns metrics in the result
+    schema's ``metrics`` form, with the ``scale`` its first output showed."""
     model.eval()
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..base.stats import MIN_CI_SAMPLES, median_ci
+from .output_check import check_output
 
 __all__ = [
     "MIN_CI_SAMPLES",
@@ -41,6 +43,7 @@ __all__ = [
     "WarmupRule",
     "make_timer",
     "median_ci",
+    "run_steady",
     "summarize",
     "time_steady",
 ]
@@ -270,3 +273,93 @@ def time_steady(
         }
     )
     return stats
+
+
+def _energy(
+    model: nn.Module, x: torch.Tensor, device: torch.device, seconds: float
+) -> dict[str, float | int]:
+    """Joules per forward from NVML's total-energy counter over a loop of at least ``seconds``."""
+    from ..base.env import nvml_handle, read_energy_mj
+
+    handle = nvml_handle(device.index)
+    if handle is None or read_energy_mj(handle) is None:
+        return {}
+    torch.cuda.synchronize(device)
+    e0, t0, n = read_energy_mj(handle), time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds or n < 3:
+        model(x)
+        n += 1
+        if n % 10 == 0:
+            torch.cuda.synchronize(device)
+    torch.cuda.synchronize(device)
+    e1, dt = read_energy_mj(handle), time.perf_counter() - t0
+    if e0 is None or e1 is None or e1 <= e0:
+        return {}
+    joules = (e1 - e0) / 1000.0
+    return {"energy_j_per_image": joules / n, "power_w_mean": joules / dt, "energy_loop_images": n}
+
+
+def _cuda_graph_step(model: nn.Module, x: torch.Tensor) -> tuple[Callable[[], None], torch.cuda.CUDAGraph]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        model(x)
+    return graph.replay, graph
+
+
+def run_steady(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    scale: int | None,
+    *,
+    repeats: int | None,
+    rule: WarmupRule,
+    target: TimingTarget | None = None,
+    cuda_graphs: bool = False,
+    energy_seconds: float = 0.0,
+    other_bytes: int = 0,
+) -> tuple[dict[str, Any], int]:
+    """The steady protocol on a prepared ``model`` and input ``x``: a cold first call (its output checked,
+    :func:`~effbench.timing.output_check.check_output`), then :func:`time_steady` (CUDA-graph replays when
+    ``cuda_graphs``); on CUDA also the energy per forward over ``energy_seconds`` and the peak of one forward
+    after a reset, less ``other_bytes`` (device memory held before the benchmark that is not the model's, e.g. a
+    cuBLAS workspace left by earlier matmuls: 32 MiB on Hopper), so the figure is what this model needs in a
+    fresh process. Returns the metrics (``runtime_ms`` and the CUDA extras) and the scale (inferred when None)."""
+    metrics: dict[str, Any] = {}
+    cuda = device.type == "cuda"
+    timer = make_timer(device)
+    with torch.inference_mode():
+        if cuda:
+            torch.cuda.synchronize(device)
+        cold_ms, out = timer(lambda: model(x))
+        scale = check_output(out, x, scale)
+        del out
+        step: Callable[[], Any] = lambda: model(x)  # noqa: E731
+        graph = None
+        if cuda_graphs:
+            step, graph = _cuda_graph_step(model, x)
+        stats = time_steady(step, device, repeats=repeats, rule=rule, target=target, cold_ms=cold_ms)
+        stats["cuda_graphs"] = bool(graph is not None)
+        del graph
+        metrics["runtime_ms"] = stats
+        if cuda:
+            if energy_seconds > 0:
+                metrics.update(_energy(model, x, device, energy_seconds))
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            out = model(x)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            del out
+            metrics["peak_memory_measured_bytes"] = int(peak - other_bytes)
+            metrics["peak_memory_above_inputs_bytes"] = int(peak - base)
+            metrics["device_memory_held_before_bytes"] = int(other_bytes)
+    return metrics, scale
