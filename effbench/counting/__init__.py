@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._trace import OpTrace, record
+from ._records import OpTrace
+from ._trace import record
 from .conventions import (
     Convention,
     Cost,

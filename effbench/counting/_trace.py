@@ -17,17 +17,18 @@ stand-ins, and all of it, with whatever the forward does to the model (``self.me
 is undone after every engine (:func:`effbench.base.model_code.left_as_found`). The forward runs under
 :func:`~effbench.base.model_code.running_model_code`: its prints go to stderr and, without CUDA, its CUDA calls
 stay on the tensor's device (``OpTrace.cuda_redirects``).
+
+The records themselves and the trace's liveness pass are in :mod:`effbench.counting._records`; the shape functions
+that spare the meta engine its slow decompositions in :mod:`effbench.counting._shapes`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,281 +46,28 @@ from ..base.model_code import (
     running_model_code,
 )
 from ..base.modules import Frame, ModuleStack
+from ._records import (
+    Flow,
+    FunctionCall,
+    ModuleCall,
+    OpCall,
+    OpTrace,
+    TensorMeta,
+    tensors_in,
+    to_meta,
+)
+from ._shapes import SHAPE_FNS
 
-
-class TensorMeta:
-    """Shape and dtype of a tensor seen during the trace (the tensor itself is not kept). A slotted class, not a
-    dataclass: one is made for every tensor of every op."""
-
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
-        self.shape = shape
-        self.dtype = dtype
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TensorMeta) and self.shape == other.shape and self.dtype == other.dtype
-
-    def __hash__(self) -> int:
-        return hash((self.shape, self.dtype))
-
-    def __repr__(self) -> str:
-        return f"TensorMeta(shape={self.shape}, dtype={self.dtype})"
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.numel * self.dtype.itemsize
-
-
-_SCALARS = frozenset({int, float, bool, str, type(None), torch.Size, torch.dtype, torch.device})
-
-
-def _meta(x: Any) -> Any:
-    """Replace every tensor in a nest of tuples/lists/dicts by its :class:`TensorMeta` (a hand-rolled tree map:
-    this runs for every op, and pytree's generality costs more than the ops themselves). A list or tuple of
-    scalars only (strides, paddings) is kept as it is."""
-    kind = type(x)
-    if kind in _SCALARS:
-        return x
-    if isinstance(x, torch.Tensor):
-        return TensorMeta(tuple(x.shape), x.dtype)
-    if kind is tuple or kind is list:
-        for v in x:
-            if type(v) not in _SCALARS:
-                return tuple(_meta(v) for v in x) if kind is tuple else [_meta(v) for v in x]
-        return x
-    if isinstance(x, (tuple, list)):
-        return tuple(_meta(v) for v in x) if isinstance(x, tuple) else [_meta(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _meta(v) for k, v in x.items()} if x else x
-    return x
-
-
-def tensors_in(tree: Any) -> list[TensorMeta]:
-    """Every :class:`TensorMeta` in a nested structure of args/outputs, in order."""
-    if type(tree) is TensorMeta:
-        return [tree]
-    found: list[TensorMeta] = []
-    stack = [tree]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, TensorMeta):
-            found.append(x)
-        elif isinstance(x, (tuple, list)):
-            stack.extend(reversed(x))
-        elif isinstance(x, dict):
-            stack.extend(reversed(list(x.values())))
-    return found
-
-
-def _lazy(field_name: str, index: int) -> property:
-    """A field holding what the forward gave (tensors included) until first read, then its TensorMeta tree: most
-    recorded arguments are never read by any rule, and converting them all cost more than the forward. Bit
-    ``index`` of ``_raw`` says the field is not converted yet."""
-    slot, bit = "_" + field_name, 1 << index
-
-    def get(self: _Recorded) -> Any:
-        if self._raw & bit:
-            setattr(self, slot, _meta(getattr(self, slot)))
-            self._raw &= ~bit
-        return getattr(self, slot)
-
-    def put(self: _Recorded, value: Any) -> None:
-        setattr(self, slot, value)
-        self._raw &= ~bit
-
-    return property(get, put)
-
-
-class _Recorded:
-    """Base of the recorded calls: :attr:`_LAZY` fields are settled (made TensorMeta trees) when first read, by
-    :meth:`settle`, or at once when recorded with ``raw=False`` (the real engine: its tensors hold memory)."""
-
-    __slots__ = ("_raw",)
-    _LAZY: tuple[str, ...] = ()
-
-    def _keep_raw(self, field_name: str, value: Any) -> None:
-        """Store ``value`` as it is in a lazy field (converted when first read)."""
-        setattr(self, "_" + field_name, value)
-        self._raw |= 1 << self._LAZY.index(field_name)
-
-    def settle(self) -> None:
-        """Turn the tensors of the lazy fields into :class:`TensorMeta` now (shapes as they are at this moment)."""
-        if self._raw:
-            for i, f in enumerate(self._LAZY):
-                if self._raw & (1 << i):
-                    setattr(self, "_" + f, _meta(getattr(self, "_" + f)))
-            self._raw = 0
-
-    def __repr__(self) -> str:
-        fields = [f for f in self.__slots__ if not f.startswith("_")] + list(self._LAZY)
-        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in fields)})"
-
-
-class ModuleCall(_Recorded):
-    """One ``module(...)`` call. ``module`` is kept for the module-level rules (kernel size, channels...);
-    ``inputs`` (the positional args) and ``output`` are trees of :class:`TensorMeta`."""
-
-    __slots__ = ("name", "module", "in_model", "_inputs", "_output")
-    _LAZY = ("inputs", "output")
-    inputs = _lazy("inputs", 0)
-    output = _lazy("output", 1)
-
-    def __init__(
-        self,
-        name: str,
-        module: nn.Module,
-        in_model: bool,
-        inputs: Any = None,
-        output: Any = None,
-        raw: bool = False,
-    ) -> None:
-        self._raw = 0b11 if raw else 0
-        self.name, self.module, self.in_model = name, module, in_model
-        self._inputs, self._output = inputs, output
-
-
-class FunctionCall(_Recorded):
-    """One outermost torch-level call (e.g. ``interpolate``, ``matmul``, ``__add__``)."""
-
-    __slots__ = ("func", "name", "_args", "_kwargs", "_output", "module")
-    _LAZY = ("args", "kwargs", "output")
-    args = _lazy("args", 0)
-    kwargs = _lazy("kwargs", 1)
-    output = _lazy("output", 2)
-
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        output: Any,
-        module: str,
-        raw: bool = False,
-    ) -> None:
-        self._raw = 0b111 if raw else 0
-        self.func, self.name, self.module = func, name, module
-        self._args, self._kwargs, self._output = args, kwargs, output
-
-
-class OpCall(_Recorded):
-    """One aten op: ``packet`` is e.g. ``"aten.convolution"``, ``overload`` e.g. ``"aten.convolution.default"``;
-    ``function`` the index into ``OpTrace.functions`` of the enclosing torch-level call (-1 if none)."""
-
-    __slots__ = ("packet", "overload", "_args", "_kwargs", "_output", "module", "function", "flow")
-    _LAZY = ("args", "kwargs", "output")
-    args = _lazy("args", 0)
-    kwargs = _lazy("kwargs", 1)
-    output = _lazy("output", 2)
-
-    def __init__(
-        self,
-        packet: str,
-        overload: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        output: Any,
-        module: str,
-        function: int,
-        raw: bool = False,
-    ) -> None:
-        self._raw = 0b111 if raw else 0
-        self.packet, self.overload, self.module, self.function = packet, overload, module, function
-        self._args, self._kwargs, self._output = args, kwargs, output
-        self.flow: Flow | None = None
-
-
-# What an op read and wrote, by tensor identity (``id`` of the tensor object while the forward ran): the keys of
-# its tensor arguments, of its tensor outputs, of the arguments its schema says it writes (``Tensor(a!)``), and
-# the key of the tensor its output is a view of (``Tensor(a)`` returned) or ``None``.
-Flow = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int | None]
-
-
-@dataclass
-class OpTrace:
-    """Everything one forward pass did, in shapes only."""
-
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    dtype: torch.dtype
-    params: int
-    modules: list[ModuleCall] = field(default_factory=list)
-    functions: list[FunctionCall] = field(default_factory=list)
-    ops: list[OpCall] = field(default_factory=list)
-    engine: str = "fake"  # "meta", "fake" (shapes only) or "real" (fallback for data-dependent models)
-    cuda_redirects: dict[str, int] = field(default_factory=dict)  # model code's CUDA calls kept on the CPU
-    # identity keys (see ``Flow``) of the returned tensor and of the forward's inputs: the input, the parameters
-    # and buffers it saw (what the JIT tracer makes graph inputs)
-    output_key: int = 0
-    state_keys: frozenset[int] = frozenset()
-
-    def live_ops(self) -> bytearray:
-        """1 for each op of :attr:`ops` that a JIT trace keeps after dead-code elimination, 0 for the others.
-
-        An op is live when one of its outputs reaches the returned tensor through live ops (tensor identity: an
-        in-place op continues its tensor), or when it writes (``Tensor(a!)`` in its schema) to memory that a live
-        tensor views or is viewed by, or to an input of the forward (the input, a parameter, a buffer). The JIT
-        tracer does not see ``.data``: ``p.data = w`` links nothing, and ``p.data`` reads as a new tensor (the
-        ops recorded while it is read take no input), so a tensor computed only to be put into a parameter with
-        ``p.data = w`` (or copied into ``p.data``) is dead, as the JIT's DCE (alias analysis,
-        ``writesToAlias``) drops it. One pass forward to follow
-        views to the tensor they view, one pass backward marking what is live; like the JIT's DCE, a write is
-        live only if the tensor it writes is used by a live op after it.
-        """
-        ops = self.ops
-        alive = bytearray(len(ops))
-        base: dict[int, int] = {}  # view key -> key of the tensor whose memory it is
-        written: dict[int, tuple[int, ...]] = {}  # op index -> bases of the tensors it writes
-        read: dict[int, tuple[int, ...]] = {}  # op index -> bases of its inputs, where one is a view
-        for i, op in enumerate(ops):
-            flow = op.flow
-            if flow is None:
-                continue
-            ins, outs, writes, view = flow
-            if base:
-                bases = tuple(base.get(k, k) for k in ins)
-                if bases != ins:
-                    read[i] = bases
-            if writes:
-                written[i] = tuple(base.get(k, k) for k in writes)
-            if view is not None:
-                root = base.get(view, view)
-                for k in outs:
-                    base[k] = root
-            elif base:
-                for k in outs:
-                    if k not in ins:
-                        base.pop(k, None)  # a new tensor (its key may be a dead tensor's)
-        live = {self.output_key}
-        live_bases = {base.get(self.output_key, self.output_key)}
-        state = self.state_keys
-        for i in range(len(ops) - 1, -1, -1):
-            flow = ops[i].flow
-            if flow is None:
-                continue
-            ins, outs, writes, view = flow
-            if not any(k in live for k in outs):
-                w = written.get(i)
-                if w is None or not any(k in live_bases or k in state for k in w):
-                    continue
-            alive[i] = 1
-            for k in outs:
-                if k not in ins:
-                    live.discard(k)  # made here: earlier ops cannot have read it
-            live.update(ins)
-            live_bases.update(read.get(i, ins))
-        return alive
-
-    def settle(self) -> None:
-        """Turn every recorded tensor not read yet into its :class:`TensorMeta` (and drop the tensor)."""
-        for calls in (self.modules, self.functions, self.ops):
-            for c in calls:
-                c.settle()
+__all__ = [
+    "FunctionCall",
+    "ModuleCall",
+    "OpCall",
+    "OpTrace",
+    "TensorMeta",
+    "as_module",
+    "record",
+    "tensors_in",
+]
 
 
 def _func_name(func: Any) -> str:
@@ -390,7 +138,7 @@ class _DispatchRecorder(TorchDispatchMode):
             known = _OVERLOADS[func] = (
                 packet._qualified_op_name.replace("::", "."),
                 str(func),  # slow (the schema is formatted): once per overload
-                _SHAPE_FNS.get(packet),
+                SHAPE_FNS.get(packet),
                 *_aliasing(func),
             )
         shape_fn = known[2]
@@ -500,232 +248,6 @@ _RESHAPES_IN_PLACE = frozenset(
 _OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None, tuple[int | str, ...], int]] = {}
 
 
-def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    if func._schema.is_mutable:  # in-place variant: the result is the input
-        return x
-    if x.is_contiguous():
-        return torch.empty(x.shape, dtype=x.dtype, device=x.device)  # empty_like on meta costs 10x more
-    return torch.empty_like(x)
-
-
-def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
-    spatial = x.dim() - 2
-    if output_size is None:  # the .vec overloads: (input, output_size, [align_corners,] scale_factors)
-        factors = kwargs.get("scale_factors", args[-1] if args else None)
-        output_size = [math.floor(float(x.shape[i + 2]) * float(f)) for i, f in enumerate(factors)]
-    return torch.empty(
-        (*x.shape[:2], *[int(s) for s in output_size[:spatial]]), dtype=x.dtype, device=x.device
-    )
-
-
-def _convolution(
-    func: Any,
-    x: torch.Tensor,
-    w: torch.Tensor,
-    bias: Any,
-    stride: Sequence[int],
-    padding: Sequence[int],
-    dilation: Sequence[int],
-    transposed: bool,
-    output_padding: Sequence[int],
-    groups: int,
-    *args: Any,
-) -> torch.Tensor:
-    k = w.shape[2:]
-    if transposed:
-        c_out = w.shape[1] * groups
-        spatial = [
-            (x.shape[i + 2] - 1) * stride[i]
-            - 2 * padding[i]
-            + dilation[i] * (k[i] - 1)
-            + output_padding[i]
-            + 1
-            for i in range(len(k))
-        ]
-    else:
-        c_out = w.shape[0]
-        spatial = [
-            (x.shape[i + 2] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1
-            for i in range(len(k))
-        ]
-    if (not transposed and x.shape[1] != w.shape[1] * groups) or min(spatial) <= 0:
-        return func(
-            x, w, bias, stride, padding, dilation, transposed, output_padding, groups, *args
-        )  # its error
-    return torch.empty((x.shape[0], c_out, *spatial), dtype=x.dtype, device=x.device)
-
-
-# Ops whose meta kernels are Python decompositions (tens of ms each at any size): their output shapes are computed
-# directly on the meta engine. Same shape, dtype and device as the op itself would give.
-_SHAPE_FNS: dict[Any, Callable[..., torch.Tensor]] = {}
-for _name in (
-    "leaky_relu",
-    "leaky_relu_",
-    "hardtanh",
-    "hardtanh_",
-    "elu",
-    "elu_",
-    "gelu",
-    "gelu_",
-    "silu",
-    "silu_",
-    "sigmoid",
-    "sigmoid_",
-    "tanh",
-    "tanh_",
-    "relu",
-    "relu_",
-    "hardswish",
-    "hardswish_",
-    "hardsigmoid",
-    "hardsigmoid_",
-    "mish",
-    "mish_",
-    "softplus",
-    "relu6",
-    "selu",
-    "celu",
-):
-    _packet = getattr(torch.ops.aten, _name, None)
-    if _packet is not None:
-        _SHAPE_FNS[_packet] = _same_shape
-for _name in (
-    "upsample_bilinear2d",
-    "upsample_nearest2d",
-    "upsample_bicubic2d",
-    "upsample_nearest1d",
-    "upsample_linear1d",
-    "upsample_nearest3d",
-    "upsample_trilinear3d",
-    "_upsample_nearest_exact2d",
-    "_upsample_bilinear2d_aa",
-    "_upsample_bicubic2d_aa",
-):
-    _packet = getattr(torch.ops.aten, _name, None)
-    if _packet is not None:
-        _SHAPE_FNS[_packet] = _upsample
-
-
-if hasattr(torch.ops.aten, "convolution"):
-    _SHAPE_FNS[torch.ops.aten.convolution] = _convolution
-
-
-def _binary(func: Any, a: torch.Tensor, b: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """add / sub / mul / div of contiguous meta tensors (or a tensor and a scalar): broadcast shape, promoted
-    dtype, contiguous like the op's own output. Anything else (other layouts, devices, casts an in-place op
-    refuses) goes to the op itself."""
-    if isinstance(b, torch.Tensor):
-        if not (a.is_contiguous() and b.is_contiguous()) or (b.device != a.device and b.dim() != 0):
-            return func(a, b, *args, **kwargs)
-        shape = a.shape if a.shape == b.shape or b.dim() == 0 else torch.broadcast_shapes(a.shape, b.shape)
-    elif isinstance(b, (int, float, bool)) and a.is_contiguous():
-        shape = a.shape
-    else:
-        return func(a, b, *args, **kwargs)
-    dtype = torch.result_type(a, b)
-    if (
-        func.overloadpacket in _TRUE_DIVISIONS
-        and kwargs.get("rounding_mode") is None
-        and not (dtype.is_floating_point or dtype.is_complex)
-    ):
-        dtype = torch.get_default_dtype()
-    if func._schema.is_mutable:
-        if shape != a.shape or not torch.can_cast(dtype, a.dtype):
-            return func(a, b, *args, **kwargs)  # its error
-        return a
-    return torch.empty(shape, dtype=dtype, device=a.device)
-
-
-_TRUE_DIVISIONS = frozenset(getattr(torch.ops.aten, n) for n in ("div", "div_") if hasattr(torch.ops.aten, n))
-for _name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "pow", "pow_"):
-    _packet = getattr(torch.ops.aten, _name, None)
-    if _packet is not None:
-        _SHAPE_FNS[_packet] = _binary
-
-
-def _cat(func: Any, tensors: Sequence[torch.Tensor], dim: int = 0, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """cat of contiguous meta tensors of one dtype and rank; anything else goes to the op itself."""
-    first = tensors[0] if len(tensors) else None
-    if (
-        first is None
-        or args
-        or kwargs
-        or any(
-            t.dim() != first.dim() or t.dtype != first.dtype or not t.is_meta or not t.is_contiguous()
-            for t in tensors
-        )
-    ):
-        return func(tensors, dim, *args, **kwargs)
-    d = dim + first.dim() if dim < 0 else dim
-    shape = list(first.shape)
-    if not 0 <= d < len(shape) or any(
-        t.shape[:d] != first.shape[:d] or t.shape[d + 1 :] != first.shape[d + 1 :] for t in tensors
-    ):
-        return func(tensors, dim)  # its error
-    shape[d] = sum(t.shape[d] for t in tensors)
-    return torch.empty(shape, dtype=first.dtype, device=first.device)
-
-
-if hasattr(torch.ops.aten, "cat"):
-    _SHAPE_FNS[torch.ops.aten.cat] = _cat
-
-
-def _pixel_shuffle(func: Any, x: torch.Tensor, factor: int, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """pixel_shuffle / pixel_unshuffle of a contiguous meta tensor (their meta kernel imports sympy on first use)."""
-    r = int(factor)
-    c, h, w = (x.shape[-3], x.shape[-2], x.shape[-1]) if x.dim() >= 3 else (0, 0, 0)
-    if func.overloadpacket is torch.ops.aten.pixel_shuffle:
-        ok, shape = r > 0 and c % (r * r) == 0, (c // (r * r), h * r, w * r) if r > 0 else ()
-    else:
-        ok, shape = r > 0 and h % r == 0 and w % r == 0, (c * r * r, h // r, w // r) if r > 0 else ()
-    if args or kwargs or x.dim() < 3 or not ok or not x.is_contiguous():
-        return func(x, factor, *args, **kwargs)
-    return torch.empty((*x.shape[:-3], *shape), dtype=x.dtype, device=x.device)
-
-
-for _name in ("pixel_shuffle", "pixel_unshuffle"):
-    _packet = getattr(torch.ops.aten, _name, None)
-    if _packet is not None:
-        _SHAPE_FNS[_packet] = _pixel_shuffle
-
-
-def _reduction(func: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """mean / sum / std / var / amax / amin of a floating meta tensor over some dimensions (their meta kernels
-    are Python decompositions: ~0.5 ms a call); any other overload or input goes to the op itself."""
-    x = args[0]
-    form = (func.overloadpacket, func._overloadname)
-    if form not in _REDUCTION_FORMS or not x.is_floating_point() or len(args) > 3:
-        return func(*args, **kwargs)
-    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
-    if isinstance(dim, int):
-        dim = [dim]
-    rank = x.dim()
-    if rank == 0 or (dim is not None and any(not -rank <= d < rank for d in dim)):
-        return func(*args, **kwargs)  # its result, or its error
-    reduced = set(range(rank)) if not dim else {d % rank for d in dim}
-    if keepdim:
-        shape = [1 if i in reduced else n for i, n in enumerate(x.shape)]
-    else:
-        shape = [n for i, n in enumerate(x.shape) if i not in reduced]
-    return torch.empty(shape, dtype=kwargs.get("dtype") or x.dtype, device=x.device)
-
-
-_REDUCTION_FORMS: set[tuple[Any, str]] = set()
-for _name, _overload in (
-    ("mean", "dim"),
-    ("sum", "dim_IntList"),
-    ("std", "correction"),
-    ("var", "correction"),
-    ("amax", "default"),
-    ("amin", "default"),
-):
-    _packet = getattr(torch.ops.aten, _name, None)
-    if _packet is not None and _overload in _packet.overloads():
-        _REDUCTION_FORMS.add((_packet, _overload))
-        _SHAPE_FNS[_packet] = _reduction
-
-
 class _Recorder:
     """The shared trace, the enclosing torch-level call and the module stack (:class:`ModuleStack`);
     ``redirects`` counts the CUDA requests kept on the tensor's device (``None`` where CUDA exists)."""
@@ -757,7 +279,7 @@ class _Recorder:
         if self.lazy:
             call._keep_raw("output", output)
         else:
-            call.output = _meta(output)
+            call.output = to_meta(output)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ from torch import nn
 from ..base.errors import ModelError, UsageError
 from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
-from ._trace import OpTrace, as_module, record
+from ._records import OpTrace
+from ._trace import as_module, record
 from .conventions import Convention, Rule, convention_names, get_convention
 
 DEFAULT_CONVENTION = "full"

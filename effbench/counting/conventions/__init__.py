@@ -1,4 +1,4 @@
-"""Counting conventions: tables of pure counting rules applied to a recorded :class:`~.._trace.OpTrace`.
+"""Counting conventions: tables of pure counting rules applied to a recorded :class:`~.._records.OpTrace`.
 
 A rule takes one recorded call (an aten op, a torch-level function call or a module call) and returns a
 :class:`Cost`. Rules are registered into a convention's tables with a decorator, in the style of
@@ -26,7 +26,7 @@ from typing import Any
 
 from ...base.errors import UsageError
 from ...base.plugins import load_plugins
-from .._trace import FunctionCall, ModuleCall, OpCall, OpTrace, TensorMeta, tensors_in
+from .._records import FunctionCall, ModuleCall, OpCall, OpTrace, TensorMeta, tensors_in
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class Convention:
     order: int = 100
     #: ``False``: ops whose results never reach the output (nor write to memory that does, nor to the model's
     #: input, parameters or buffers) count 0, as a JIT trace's dead-code elimination drops them
-    #: (:meth:`~.._trace.OpTrace.live_ops`); ``True``: every op the forward ran counts.
+    #: (:meth:`~.._records.OpTrace.live_ops`); ``True``: every op the forward ran counts.
     counts_dead_ops: bool = True
 
     def __init__(self) -> None:

@@ -55,7 +55,7 @@ from typing import Any
 
 import torch
 
-from .._trace import OpCall, TensorMeta, tensors_in
+from .._records import OpCall, TensorMeta, tensors_in
 from . import ZERO, Convention, Cost, Rule, arg, out, register_convention
 
 

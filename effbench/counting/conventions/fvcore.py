@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .._trace import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
+from .._records import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
 from . import Convention, Cost, Counts, Tally, arg, out, register_convention
 
 FunctionRule = Callable[[FunctionCall], Cost]

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from .._trace import ModuleCall, OpTrace, tensors_in
+from .._records import ModuleCall, OpTrace, tensors_in
 from . import Convention, Cost, Counts, Tally, out, register_convention
 
 ModuleRule = Callable[[ModuleCall], Cost]
