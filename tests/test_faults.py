@@ -28,7 +28,7 @@ from effbench.base.results import (
 )
 from effbench.cli import main
 from effbench.sweep import Cell, SweepConfig, run_sweep
-from effbench.sweep import runner as runner_mod
+from effbench.sweep import cell_process as runner_mod
 from effbench.sweep.lock import LOCK_NAME, LockHeldError, OutputLock
 from effbench.sweep.supervise import OomEvidence, death_reason
 

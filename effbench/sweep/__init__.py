@@ -8,9 +8,10 @@ under an exclusive lock on the output folder (:mod:`.lock`).
 
 from __future__ import annotations
 
+from .cell_process import cell_state
 from .config import Cell, SweepConfig, load_config
 from .lock import LockHeldError, OutputLock
-from .runner import SweepTerminated, cell_state, is_finished, run_sweep, write_table
+from .runner import SweepTerminated, is_finished, run_sweep, write_table
 
 __all__ = [
     "Cell",

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from .cell_process import SweepCell
 
 __all__ = ["LineProgress", "Progress", "clock", "make_progress"]
 
@@ -24,9 +29,9 @@ class Progress(Protocol):
 
     def start(self) -> None: ...
 
-    def started(self, cell: Any) -> None: ...
+    def started(self, cell: SweepCell) -> None: ...
 
-    def finished(self, cell: Any, status: str) -> None: ...
+    def finished(self, cell: SweepCell, status: str) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -48,10 +53,10 @@ class LineProgress:
     def start(self) -> None:
         self._t0 = time.perf_counter()
 
-    def started(self, cell: Any) -> None:
+    def started(self, cell: SweepCell) -> None:
         self._cell_t0[cell.cell_id] = time.perf_counter()
 
-    def finished(self, cell: Any, status: str) -> None:
+    def finished(self, cell: SweepCell, status: str) -> None:
         now = time.perf_counter()
         self.done += 1
         elapsed = now - self._t0
@@ -92,16 +97,16 @@ class _BarProgress:
             TimeRemainingColumn(),
             transient=False,
         )
-        self.task: Any = None
+        self.task: TaskID | None = None
 
     def start(self) -> None:
         self.bar.start()
         self.task = self.bar.add_task("sweep", total=self.total)
 
-    def started(self, cell: Any) -> None:
+    def started(self, cell: SweepCell) -> None:
         self.bar.update(self.task, description=cell.label)
 
-    def finished(self, cell: Any, status: str) -> None:
+    def finished(self, cell: SweepCell, status: str) -> None:
         self.bar.advance(self.task)
 
     def stop(self) -> None:

@@ -35,36 +35,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..base.errors import UsageError, output_error
-from ..base.results import validate_result, write_json_atomic
+from ..base.results import write_json_atomic
+from .cell_process import SweepCell, cell_state
 from .executors import Executor, get_executor
 from .lock import OutputLock
 from .progress import make_progress
-from .supervise import (
-    OomEvidence,
-    death_reason,
-    kill_group,
-    memory_limit_bytes,
-    oom_kill_count,
-    peak_rss_bytes,
-    read_report,
-    start_supervised,
-)
 
 __all__ = [
     "RESUME_MODES",
-    "CellProcess",
     "SweepTerminated",
     "ERROR_MAX_CHARS",
     "cap_errors",
-    "cell_state",
     "is_finished",
     "run_sweep",
     "settings_changed",
     "write_table",
 ]
 
-_PKG_ROOT = str(Path(__file__).resolve().parent.parent.parent)
-_POLL_S = 0.2
 RESUME_MODES = ("rerun-failed", "keep-failed")
 
 
@@ -72,24 +59,7 @@ class SweepTerminated(KeyboardInterrupt):
     """The runner got SIGTERM: the running cell was killed, finished cells and the table kept (CLI exit 143)."""
 
 
-def cell_state(path: Path) -> tuple[str, str | None]:
-    """``(status, reason)`` of a cell result file: its status when it is a valid document, else ``missing`` or
-    ``unreadable`` with the reason."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return "missing", None
-    except OSError as exc:
-        return "unreadable", str(exc)
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        return "unreadable", f"not valid JSON ({exc})"
-    problem = validate_result(doc)
-    return ("unreadable", problem) if problem else (doc["status"], doc.get("error"))
-
-
-def settings_changed(path: Path, cell: Any) -> str | None:
+def settings_changed(path: Path, cell: SweepCell) -> str | None:
     """How the settings stored in the result at ``path`` (its ``cell``) differ from ``cell``'s, e.g.
     ``"repeats 3 -> 50"``; None when they are the same. Every field of a cell is a setting its figures depend
     on, so a result measured under other settings is not this cell's result."""
@@ -116,18 +86,6 @@ def _finished(status: str, keep_failed: bool) -> bool:
 def is_finished(path: Path, *, keep_failed: bool = False) -> bool:
     """True when ``path`` holds a valid result document with status ``ok`` (any status with ``keep_failed``)."""
     return _finished(cell_state(path)[0], keep_failed)
-
-
-def _tail(path: Path, n: int = 15) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-n:])
-
-
-def _failure_doc(cell: Any, status: str, error: str) -> dict[str, Any]:
-    return cell.new_result(convention=None, status=status, error=error)
 
 
 ERROR_MAX_CHARS = 4000
@@ -157,116 +115,6 @@ def cap_errors(doc: dict[str, Any], full_log: Path) -> dict[str, Any]:
         except OSError as exc:
             raise output_error(exc, full_log) or exc from None
     return doc
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """Identity of the file at ``path`` (inode, mtime): an atomic rewrite changes it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    parts = [_PKG_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    return env
-
-
-class CellProcess:
-    """One supervised cell process (``python -m WORKER CELL_JSON OUT/cells/<cell_id>.json``, output in
-    ``OUT/logs/<cell_id>.log``), started at construction and then :meth:`poll` ed until it ends or its
-    ``timeout`` passes (it is killed then). :attr:`failure` is its failure document when it left no valid result;
-    :attr:`killed` lists the processes it left running, killed after it (:mod:`effbench.base.procs`)."""
-
-    def __init__(self, cell: Any, out: Path, timeout: float | None, python: str) -> None:
-        self.cell = cell
-        self.result = out / "cells" / f"{cell.cell_id}.json"
-        self.failure: dict[str, Any] | None = None
-        self.killed: list[dict[str, Any]] = []
-        self._timeout = timeout
-        # a rerun: the old document must not pass for the new one, nor be lost if interrupted
-        self._old = _stamp(self.result)
-        self._oom_before = oom_kill_count()
-        self._peak: int | None = None
-        self._worker: int | None = None
-        self._log = out / "logs" / f"{cell.cell_id}.log"
-        self._report = out / "logs" / f".{cell.cell_id}.procs.json"
-        self._report.unlink(missing_ok=True)
-        self._logf = open(self._log, "w")
-        try:
-            self._proc = start_supervised(
-                [python, "-m", cell.worker, json.dumps(cell.to_dict()), str(self.result)],
-                log=self._logf,
-                env=_child_env(),
-                report=self._report,
-            )
-        except BaseException:
-            self._logf.close()
-            raise
-        self._deadline = None if timeout is None else time.monotonic() + timeout
-
-    def wait_s(self) -> float:
-        """How long to sleep before the next :meth:`poll` (never past the deadline)."""
-        return (
-            _POLL_S if self._deadline is None else max(0.0, min(_POLL_S, self._deadline - time.monotonic()))
-        )
-
-    def _ended(self) -> int:
-        """The cell's exit status (negative: its signal), from the supervisor's report; records what it killed."""
-        report = read_report(self._report)
-        self._report.unlink(missing_ok=True)
-        self.killed = list(report.get("killed") or [])
-        rc = report.get("returncode")
-        if rc is None:  # no report (the disk is full): the supervisor's code says 128 + N for signal N
-            rc = self._proc.returncode
-            return -(rc - 128) if rc > 128 else rc
-        return int(rc)
-
-    def poll(self) -> bool:
-        """True once the process has ended (or was killed at its timeout); :attr:`failure` is then final."""
-        if self._proc.poll() is None:
-            if self._worker is None:
-                self._worker = read_report(self._report).get("worker_pid")
-            if self._worker is not None:
-                self._peak = peak_rss_bytes(self._worker) or self._peak
-            if self._deadline is None or time.monotonic() < self._deadline:
-                return False
-            self.kill()
-            self.failure = _failure_doc(
-                self.cell,
-                "timeout",
-                f"no result after {self._timeout:g} s (per-cell timeout); process killed",
-            )
-            return True
-        self._logf.close()
-        rc = self._ended()
-        status, _ = cell_state(self.result)
-        if _stamp(self.result) != self._old and status not in ("missing", "unreadable"):
-            return True
-        evidence = OomEvidence(self._oom_before, oom_kill_count(), self._peak, memory_limit_bytes())
-        status, what = death_reason(rc, evidence)
-        tail = _tail(self._log)
-        if status == "error" and "out of memory" in tail.lower():
-            status = "oom"
-        self.failure = _failure_doc(self.cell, status, f"{what}; last output:\n{tail}" if tail else what)
-        return True
-
-    def document(self) -> dict[str, Any]:
-        """The cell's result document once :meth:`poll` said it ended: its failure document or the one it wrote,
-        with ``killed_processes`` when it left processes running."""
-        doc = self.failure if self.failure is not None else json.loads(self.result.read_text())
-        if self.killed:
-            doc["killed_processes"] = [*(doc.get("killed_processes") or []), *self.killed]
-        return doc
-
-    def kill(self) -> None:
-        """Kill the cell and everything it started (Ctrl-C, SIGTERM of the runner, its timeout)."""
-        kill_group(self._proc)
-        self._logf.close()
-        self._ended()
 
 
 @contextmanager
@@ -327,7 +175,7 @@ def write_table(out: str | Path) -> list[Path]:
 
 
 def run_sweep(
-    cells: Sequence[Any],
+    cells: Sequence[SweepCell],
     out: str | Path,
     *,
     resume: bool | Literal["rerun-failed", "keep-failed"] = False,
@@ -340,8 +188,8 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run ``cells`` into ``out``; returns ``{"ran", "skipped", "rerun", "status", "final", "seconds", "table"}``.
 
-    ``cells`` are :class:`~effbench.sweep.config.Cell` s or any cell kind with ``cell_id``, ``label``, ``worker``,
-    ``to_dict()`` and ``new_result(**fields)``. Each cell runs in its own supervised process (``python -m``
+    ``cells`` are :class:`~effbench.sweep.config.Cell` s or any cell kind with what
+    :class:`~effbench.sweep.cell_process.SweepCell` names. Each cell runs in its own supervised process (``python -m``
     its ``worker``). ``resume`` (``True`` or
     ``"rerun-failed"``) skips cells whose result is valid, ``ok`` and measured under the cell's settings, and reruns
     the rest (``"rerun"`` maps each rerun cell, missing ones included, to why); ``"keep-failed"`` also skips valid results of failed cells. ``timeout`` (seconds) bounds
@@ -372,7 +220,7 @@ def run_sweep(
 
 
 def _run_locked(
-    cells: Sequence[Any],
+    cells: Sequence[SweepCell],
     out: Path,
     *,
     resume: bool | str,
@@ -385,7 +233,7 @@ def _run_locked(
     (out / "logs").mkdir(exist_ok=True)
     for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
         stale.unlink(missing_ok=True)
-    todo: list[Any] = []
+    todo: list[SweepCell] = []
     rerun: dict[str, str] = {}
     for c in cells:
         path = out / "cells" / f"{c.cell_id}.json"
@@ -407,11 +255,11 @@ def _run_locked(
     t0 = time.perf_counter()
     bar = make_progress(len(todo)) if progress and todo else None
 
-    def started(cell: Any) -> None:
+    def started(cell: SweepCell) -> None:
         if bar is not None:
             bar.started(cell)
 
-    def finished(cell: Any, doc: dict[str, Any] | None, node: dict[str, Any]) -> None:
+    def finished(cell: SweepCell, doc: dict[str, Any] | None, node: dict[str, Any]) -> None:
         path = out / "cells" / f"{cell.cell_id}.json"
         if doc is None:  # the cell's process wrote it (valid): add where it ran
             doc = json.loads(path.read_text())

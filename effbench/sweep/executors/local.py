@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..runner import CellProcess
-from . import Executor, Finished, Started, node_info, timed_device
+from ..cell_process import CellProcess, SweepCell
+from .interface import Executor, Finished, Started, node_info, timed_device
 
 __all__ = ["LocalExecutor"]
 
@@ -23,7 +22,7 @@ class LocalExecutor(Executor):
         self.jobs = jobs
         self.allow_shared_cpu = allow_shared_cpu
 
-    def _next(self, pending: Sequence[Any], running: Sequence[CellProcess]) -> int | None:
+    def _next(self, pending: Sequence[SweepCell], running: Sequence[CellProcess]) -> int | None:
         """The index in ``pending`` of the first cell that may start now, None when none may."""
         if len(running) >= self.jobs:
             return None
@@ -42,7 +41,7 @@ class LocalExecutor(Executor):
 
     def run(
         self,
-        cells: Sequence[Any],
+        cells: Sequence[SweepCell],
         out: Path,
         *,
         timeout: float | None,

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ...base.errors import UsageError
-from . import Executor, Finished, Started, timed_device
+from ..cell_process import SweepCell
+from .interface import Executor, Finished, Started, timed_device
 from .remote import deliver, loss_reason, lost_doc, run_cell_here
 
 __all__ = ["RayExecutor"]
@@ -27,7 +28,7 @@ __all__ = ["RayExecutor"]
 _WAIT_S = 0.5
 
 
-def _ray_task(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
+def _ray_task(cell: SweepCell, timeout: float | None, cwd: str) -> dict[str, Any]:
     """The task body: :func:`run_cell_here`, with the Ray node and the GPUs Ray gave it."""
     import ray
 
@@ -78,7 +79,7 @@ class RayExecutor(Executor):
         self.allow_shared_cpu = allow_shared_cpu
         self.gpu_type = gpu_type
 
-    def _options(self, cell: Any, cpu_nodes: Any) -> dict[str, Any]:
+    def _options(self, cell: SweepCell, cpu_nodes: Any) -> dict[str, Any]:
         device = timed_device(cell)
         if device is None:
             return {"num_cpus": 1}
@@ -98,7 +99,7 @@ class RayExecutor(Executor):
 
     def run(
         self,
-        cells: Sequence[Any],
+        cells: Sequence[SweepCell],
         out: Path,
         *,
         timeout: float | None,
@@ -127,7 +128,7 @@ class RayExecutor(Executor):
     def _run(
         self,
         ray: Any,
-        cells: Sequence[Any],
+        cells: Sequence[SweepCell],
         out: Path,
         timeout: float | None,
         started: Started,
@@ -141,9 +142,9 @@ class RayExecutor(Executor):
         cpu_nodes = itertools.cycle(nodes)
         task = ray.remote(_ray_task)
         cwd = os.getcwd()
-        flight: dict[Any, tuple[Any, list[str]]] = {}
+        flight: dict[Any, tuple[SweepCell, list[str]]] = {}  # Ray object ref -> (cell, earlier losses)
 
-        def submit(cell: Any, lost: list[str]) -> None:
+        def submit(cell: SweepCell, lost: list[str]) -> None:
             opts = self._options(cell, cpu_nodes)
             ref = task.options(**opts, max_retries=0, name=f"effbench {cell.cell_id}").remote(
                 cell, timeout, cwd

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runner import CellProcess
-from . import Finished, node_info
+from ..cell_process import CellProcess, SweepCell
+from .interface import Finished, node_info
 
 __all__ = ["deliver", "lost_doc", "loss_reason", "run_cell_here"]
 
 
-def run_cell_here(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
+def run_cell_here(cell: SweepCell, timeout: float | None, cwd: str) -> dict[str, Any]:
     """Run ``cell`` on this node (in ``cwd``, the driver's working directory, when it exists here, so relative
     model paths mean the same); returns ``{"doc", "log", "runs", "node"}``."""
     if Path(cwd).is_dir():
@@ -52,7 +52,7 @@ def loss_reason(exc: BaseException, where: str = "") -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}{where}"
 
 
-def lost_doc(cell: Any, executor: str, reasons: list[str]) -> dict[str, Any]:
+def lost_doc(cell: SweepCell, executor: str, reasons: list[str]) -> dict[str, Any]:
     """The ``error`` document of a cell whose worker was lost on every attempt."""
     tries = "; then ".join(reasons)
     return cell.new_result(
@@ -62,7 +62,9 @@ def lost_doc(cell: Any, executor: str, reasons: list[str]) -> dict[str, Any]:
     )
 
 
-def deliver(out: Path, cell: Any, answer: dict[str, Any], finished: Finished, *, lost: list[str]) -> None:
+def deliver(
+    out: Path, cell: SweepCell, answer: dict[str, Any], finished: Finished, *, lost: list[str]
+) -> None:
     """Take a node's answer for ``cell`` into ``out``: its log, its ``runs.log`` lines, then its document (through
     ``finished``); ``lost`` are the reasons of earlier attempts whose worker was lost (recorded in ``node``)."""
     (out / "logs" / f"{cell.cell_id}.log").write_text(answer["log"])

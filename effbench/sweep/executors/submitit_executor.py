@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ...base.errors import UsageError
-from . import Executor, Finished, Started, timed_device
+from ..cell_process import SweepCell
+from .interface import Executor, Finished, Started, timed_device
 from .remote import deliver, loss_reason, lost_doc, run_cell_here
 
 __all__ = ["SubmititExecutor"]
@@ -27,7 +28,7 @@ _WAIT_S = 0.5
 _SLURM_MARGIN_MIN = 5  # the cell's own timeout kills it first; Slurm's limit is the backstop
 
 
-def _submitit_task(cell: Any, timeout: float | None, cwd: str) -> dict[str, Any]:
+def _submitit_task(cell: SweepCell, timeout: float | None, cwd: str) -> dict[str, Any]:
     """The array task: :func:`run_cell_here`, with the Slurm (or local) job id."""
     import submitit
 
@@ -49,7 +50,7 @@ class SubmititExecutor(Executor):
         self.allow_shared_cpu = allow_shared_cpu
         self.cluster = cluster
 
-    def _kind(self, cell: Any) -> tuple[str, dict[str, Any]]:
+    def _kind(self, cell: SweepCell) -> tuple[str, dict[str, Any]]:
         """The kind of ``cell`` and the job parameters of that kind."""
         device = timed_device(cell)
         if device is None:
@@ -63,7 +64,7 @@ class SubmititExecutor(Executor):
 
     def run(
         self,
-        cells: Sequence[Any],
+        cells: Sequence[SweepCell],
         out: Path,
         *,
         timeout: float | None,
@@ -84,13 +85,13 @@ class SubmititExecutor(Executor):
             "slurm_partition": self.partition,
         }
         cwd = os.getcwd()
-        kinds: dict[str, tuple[dict[str, Any], list[Any]]] = {}
+        kinds: dict[str, tuple[dict[str, Any], list[SweepCell]]] = {}
         for cell in cells:
             kind, params = self._kind(cell)
             kinds.setdefault(kind, (params, []))[1].append(cell)
-        flight: list[tuple[Any, Any, list[str]]] = []
+        flight: list[tuple[Any, SweepCell, list[str]]] = []  # (submitit job, cell, earlier losses)
 
-        def submit(cell_list: list[Any], params: dict[str, Any], lost: list[str]) -> None:
+        def submit(cell_list: list[SweepCell], params: dict[str, Any], lost: list[str]) -> None:
             executor.update_parameters(**base, **params)
             n = len(cell_list)
             jobs = executor.map_array(_submitit_task, cell_list, [timeout] * n, [cwd] * n)
