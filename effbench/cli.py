@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     from .commands._output import json_stdout
 
     try:
-        with json_stdout(bool(getattr(args, "json", False))):  # stdout holds exactly a --json document
+        with json_stdout(
+            bool(getattr(args, "json", False))
+        ) as output:  # stdout holds exactly a --json document
+            args.output = output  # the command writes its document to args.output.document
             return int(args._run(args) or 0)
     except EffbenchError as exc:
         print(f"effbench {args.command}: error: {exc}", file=sys.stderr)

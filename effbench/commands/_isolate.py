@@ -33,24 +33,25 @@ from typing import Any
 from ..base.errors import EffbenchError, ModelExitedError
 from ..base.procs import become_subreaper, kill_descendants, set_parent_death_signal
 from ..base.timeout import MeasurementTimeout, time_limit
-from . import _output
+from ._output import Output
 
 __all__ = ["run_isolated"]
 
 _GRACE_S = 5.0
 
 
-def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None) -> int:
+def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None, output: Output) -> int:
     """Run ``work()`` (a command's body, returning its exit code) in a supervised forked process and return its
     code; its :class:`EffbenchError` is raised here, so is :class:`ModelExitedError` when the model's code ended
-    the process, and :class:`MeasurementTimeout` ("``what`` timed out after N s") past ``timeout`` seconds."""
+    the process, and :class:`MeasurementTimeout` ("``what`` timed out after N s") past ``timeout`` seconds.
+    ``output`` is the command's (``args.output``): with ``json`` set, what the work writes to its ``document``
+    comes out on this process's document stream and everything else it prints on stderr."""
     if not hasattr(os, "fork") or _cuda_initialised():
         return _in_process(work, what=what, timeout=timeout)
-    json_mode = bool(_output._JSON_OUT)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     st_r, st_w = os.pipe()
-    for stream in (sys.stdout, sys.stderr, _output.json_out()):
+    for stream in (sys.stdout, sys.stderr, output.document):
         stream.flush()
     parent = os.getpid()
     pid = os.fork()
@@ -58,12 +59,12 @@ def run_isolated(work: Callable[[], int], *, what: str, timeout: float | None) -
         os.close(out_r)
         os.close(err_r)
         os.close(st_r)
-        _supervisor(parent, work, json_mode, out_w, err_w, st_w)
+        _supervisor(parent, work, output, out_w, err_w, st_w)
     for fd in (out_w, err_w, st_w):
         os.close(fd)
     try:
         messages = _pump(
-            pid, out_r, err_r, st_r, json_mode, None if timeout is None else time.monotonic() + timeout
+            pid, out_r, err_r, st_r, output, None if timeout is None else time.monotonic() + timeout
         )
     except BaseException:  # Ctrl-C here, or a failure to copy the output: the work goes too
         _stop(pid)
@@ -95,11 +96,11 @@ def _in_process(work: Callable[[], int], *, what: str, timeout: float | None) ->
 
 
 def _pump(
-    pid: int, out_r: int, err_r: int, st_r: int, json_mode: bool, deadline: float | None
+    pid: int, out_r: int, err_r: int, st_r: int, output: Output, deadline: float | None
 ) -> list[tuple[str, Any]] | None:
     """Copy the work's output into this process's streams until every pipe is closed; returns the messages
     received on the status pipe, or None when ``deadline`` passed first."""
-    sinks = {out_r: _output.json_out() if json_mode else sys.stdout, err_r: sys.stderr}
+    sinks = {out_r: output.document if output.json else sys.stdout, err_r: sys.stderr}
     status = bytearray()
     sel = selectors.DefaultSelector()
     for fd in (out_r, err_r, st_r):
@@ -202,7 +203,7 @@ def _send(fd: int, kind: str, payload: Any) -> None:
 
 
 def _supervisor(
-    parent: int, work: Callable[[], int], json_mode: bool, out_w: int, err_w: int, st_w: int
+    parent: int, work: Callable[[], int], output: Output, out_w: int, err_w: int, st_w: int
 ) -> None:
     """Fork the worker, wait for it, kill what it left running, report; never returns."""
     try:
@@ -226,7 +227,7 @@ def _supervisor(
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             set_parent_death_signal(signal.SIGKILL)
-            _worker(work, json_mode, out_w, err_w, st_w)
+            _worker(work, output, out_w, err_w, st_w)
         worker.append(w)
         os.close(out_w)
         os.close(err_w)
@@ -237,15 +238,15 @@ def _supervisor(
         os._exit(0)
 
 
-def _worker(work: Callable[[], int], json_mode: bool, out_w: int, err_w: int, st_w: int) -> None:
+def _worker(work: Callable[[], int], output: Output, out_w: int, err_w: int, st_w: int) -> None:
     """Run ``work`` in a new thread with stdout/stderr going to the pipes; send its outcome; never returns."""
     try:
         os.dup2(out_w, 1)  # output written below Python (C libraries, subprocesses) goes there too
         os.dup2(err_w, 2)
         out = io.TextIOWrapper(io.FileIO(out_w, "w"), line_buffering=True, errors="replace")
         err = io.TextIOWrapper(io.FileIO(err_w, "w"), line_buffering=True, errors="replace")
-        _output._JSON_OUT[:] = [out] if json_mode else []
-        sys.stdout, sys.stderr = (err if json_mode else out), err
+        output.document = out  # this process's copy of the command's output: its document goes to the pipe
+        sys.stdout, sys.stderr = (err if output.json else out), err
         outcome: list[tuple[str, Any]] = []
 
         def body() -> None:

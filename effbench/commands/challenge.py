@@ -19,6 +19,7 @@ from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..base.timeout import positive_seconds
 from ._common import add_executor_arguments, executor_from_args
+from ._options import add_device, add_json
 from ._output import json_out
 
 NAME = "challenge"
@@ -72,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the GPU the runtime is PROJECTED on (titan-xp, gtx-1080-ti, rtx-3090, rtx-a6000, a100, h100, h200; "
         "default: the year's organisers' GPU) for --parts projection",
     )
-    run.add_argument("--device", default="cpu", help="device for runtime and quality (default cpu)")
+    add_device(run, "challenge", "runtime and quality")
     run.add_argument("--dataset", default=None, metavar="FOLDER", help="the validation images (LR/HR)")
     run.add_argument(
         "--backend",
@@ -119,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--dataset", default=None, metavar="FOLDER", help="validation images for the PSNR check"
     )
-    check.add_argument("--device", default="cpu", help="device for the side-by-side timing (default cpu)")
+    add_device(check, "challenge check", "the side-by-side timing")
     check.add_argument(
         "--rounds", type=int, default=None, metavar="N", help="interleaved timing rounds (default: adaptive)"
     )
@@ -149,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run the model tile by tile (N x N tiles, overlap 32)",
     )
-    check.add_argument("--json", action="store_true", help="print the check as JSON")
+    add_json(check, "the check")
     check.add_argument(
         "--gpu",
         default=None,
@@ -239,7 +240,7 @@ def _check(args: argparse.Namespace) -> int:
         gpu=args.gpu,
     )
     if args.json:
-        print(json.dumps(report, indent=2, default=str), file=json_out())
+        print(json.dumps(report, indent=2, default=str), file=json_out(args))
     else:
         print(check_markdown(report))
     return 0 if report["passed"] else 1

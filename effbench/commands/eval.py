@@ -10,6 +10,7 @@ from typing import Any
 from ..base.errors import UsageError
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._options import add_device, add_json
 from ._output import json_out
 
 NAME = "eval"
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model input range (default: the model's metadata, e.g. 1 for IMDN, 255 for FMEN)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device(parser, "eval")
     parser.add_argument(
         "--save", default=None, metavar="DIR", help="write SR images to DIR/<dataset>/<name>.png"
     )
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip unreadable images (listed in the result) instead of stopping at the first",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    add_json(parser, "the results")
     add_timeout_argument(parser)
 
 
@@ -56,7 +57,9 @@ def _fmt(v: float, digits: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_isolated(lambda: _run(args), what=f"eval of {args.spec}", timeout=args.timeout)
+    return run_isolated(
+        lambda: _run(args), what=f"eval of {args.spec}", timeout=args.timeout, output=args.output
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,8 +106,8 @@ def _show(args: argparse.Namespace, name: str, results: list[dict[str, Any]]) ->
     from rich.table import Table
 
     if args.json:
-        json.dump(results if len(results) > 1 else results[0], json_out(), indent=2, default=str)
-        json_out().write("\n")
+        json.dump(results if len(results) > 1 else results[0], json_out(args), indent=2, default=str)
+        json_out(args).write("\n")
         return
     out = Console()
     what = "Y, border = scale" if args.protocol == "paper" else "RGB, border 4"

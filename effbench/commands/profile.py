@@ -13,7 +13,8 @@ from ..counting.conventions import convention_names
 from ..counting.profile import DEFAULT_CONVENTION
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
-from ._output import json_stdout
+from ._options import add_json
+from ._output import json_out
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the totals under every convention side by side (one trace)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory prediction")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    add_json(parser, "the profile (instead of tables)")
     add_timeout_argument(parser)
 
 
@@ -57,12 +58,13 @@ def _human(n: float | int | None, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_isolated(lambda: _run_here(args), what=f"profile of {args.spec}", timeout=args.timeout)
+    return run_isolated(
+        lambda: _run_here(args), what=f"profile of {args.spec}", timeout=args.timeout, output=args.output
+    )
 
 
 def _run_here(args: argparse.Namespace) -> int:
-    with json_stdout(args.json) as out:
-        return _run(args, out)
+    return _run(args, json_out(args))
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

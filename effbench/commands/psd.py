@@ -10,6 +10,7 @@ from pathlib import Path
 from ..base.errors import UsageError
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
+from ._options import add_device, add_json
 from ._output import json_out
 
 NAME = "psd"
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="subtract each map's mean before the FFT (curves without the DC term)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device(parser, "psd")
     parser.add_argument(
         "--preview",
         type=int,
@@ -57,15 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--linear", action="store_true", help="linear y axis in the curve plot (default: log)"
     )
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default psd-<model>)")
-    parser.add_argument(
-        "--json", action="store_true", help="print the JSON document to stdout instead of a table"
-    )
+    add_json(parser, "the document (instead of a table)")
     add_timeout_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_isolated(lambda: _run(args), what=f"psd of {args.spec}", timeout=args.timeout)
+    return run_isolated(
+        lambda: _run(args), what=f"psd of {args.spec}", timeout=args.timeout, output=args.output
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -94,8 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     res.plot_curves(out / f"psd_{safe}_x{args.scale}_curves.png", log=not args.linear)
     res.plot_maps(out / f"psd_{safe}_x{args.scale}_maps.png")
     if args.json:
-        json.dump(doc, json_out(), indent=2, default=float)
-        json_out().write("\n")
+        json.dump(doc, json_out(args), indent=2, default=float)
+        json_out(args).write("\n")
         return 0
     from rich.console import Console
     from rich.table import Table

@@ -10,6 +10,7 @@ import sys
 from ..backends import backend_names, dtype_names
 from ..base.errors import UsageError
 from ._common import add_executor_arguments, executor_from_args
+from ._options import add_device
 
 NAME = "study"
 HELP = (
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..studies import STUDIES
 
     parser.add_argument("name", choices=sorted(STUDIES), help="which study")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    add_device(parser, "study")
     parser.add_argument(
         "--backend",
         choices=backend_names(),

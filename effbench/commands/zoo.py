@@ -10,6 +10,7 @@ from typing import Any
 from ..zoo.cache import checkpoint_status, weights_dir
 from ..zoo.index import zoo_records
 from ..zoo.registry import PretrainedCfg
+from ._options import add_json
 from ._output import json_out
 
 NAME = "zoo"
@@ -17,7 +18,7 @@ HELP = "list the model zoo: scales, params per scale, data range, checkpoint ava
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(parser, "the zoo (instead of a table)")
     parser.add_argument(
         "--model",
         action="append",
@@ -53,8 +54,8 @@ def _ckpt_cell(entry: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     entries = zoo_entries(args.model)  # unknown names raise UnknownModelError (exit 2)
     if args.json:
-        json.dump({"weights_dir": str(weights_dir()), "models": entries}, json_out(), indent=2)
-        json_out().write("\n")
+        json.dump({"weights_dir": str(weights_dir()), "models": entries}, json_out(args), indent=2)
+        json_out(args).write("\n")
         return 0
     from rich.console import Console
     from rich.table import Table
