@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +21,79 @@ from .metrics import NTIRE_BORDER, SCORE_PROTOCOLS, Protocol, score
 __all__ = ["Evaluation", "EvaluationStopped", "evaluate", "super_resolve"]
 
 
-class Evaluation(dict[str, Any]):
-    """What :func:`evaluate` returns: the summary dict (model, dataset, protocol, means, per-image scores), with
-    :meth:`metrics`."""
+@dataclass(frozen=True)
+class Evaluation(Mapping[str, Any]):
+    """What :func:`evaluate` returns: the model, the data set and protocol it was scored on, the mean scores and
+    each image's (``images``: ``{"name", "psnr", "ssim", "hr_size", "grey"}``), the images skipped
+    (``skipped``: ``{"path", "error"}``). Read as a mapping it is the summary document (:meth:`to_dict`, what
+    ``effbench eval --json`` prints): ``res["psnr"]``, ``res["images"]``; :meth:`metrics` gives the means by
+    catalogue key."""
 
-    def metrics(self) -> dict[str, Any]:
+    model: str
+    psnr: float = math.nan
+    ssim: float = math.nan
+    images: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    spec: str | None = None
+    model_key: str | None = None
+    identity: dict[str, Any] | None = None
+    dataset: str | None = None
+    dataset_dir: str | None = None
+    scale: int | None = None
+    protocol: str | None = None
+    data_range: float | None = None
+    layout: str | None = None
+    lr_source: str | None = None
+
+    @property
+    def n_images(self) -> int:
+        """How many images were scored."""
+        return len(self.images)
+
+    def metrics(self) -> dict[str, float]:
         """The mean scores, keyed by :mod:`effbench.base.catalogue` keys (``psnr``, ``ssim``)."""
-        return {k: self[k] for k in ("psnr", "ssim") if k in self}
+        return {"psnr": self.psnr, "ssim": self.ssim}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary document, in the order ``effbench eval --json`` has always printed it."""
+        return {k: getattr(self, k) for k in _DOC_KEYS}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _DOC_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_DOC_KEYS)
+
+    def __len__(self) -> int:
+        return len(_DOC_KEYS)
+
+
+_DOC_KEYS = (
+    "model",
+    "spec",
+    "model_key",
+    "identity",
+    "dataset",
+    "dataset_dir",
+    "scale",
+    "protocol",
+    "data_range",
+    "layout",
+    "lr_source",
+    "n_images",
+    "psnr",
+    "ssim",
+    "images",
+    "skipped",
+)
 
 
 class EvaluationStopped(DatasetError):
     """An evaluation stopped at an unreadable image (named in the message); ``partial`` is the result so far."""
 
-    def __init__(self, message: str, partial: dict[str, Any]) -> None:
+    def __init__(self, message: str, partial: Evaluation) -> None:
         super().__init__(message)
         self.partial = partial
 
@@ -123,24 +185,21 @@ def evaluate(
 
     def summary() -> Evaluation:
         return Evaluation(
-            {
-                "model": name,
-                "spec": ident.spec,
-                "model_key": ident.key,
-                "identity": ident.as_dict(),
-                "dataset": dataset.name,
-                "dataset_dir": str(dataset.root),
-                "scale": scale,
-                "protocol": protocol,
-                "data_range": rng,
-                "layout": dataset.layout,
-                "lr_source": dataset.lr_source,
-                "n_images": len(images),
-                "psnr": _mean([r["psnr"] for r in images]),
-                "ssim": _mean([r["ssim"] for r in images]),
-                "images": images,
-                "skipped": skipped,
-            }
+            model=name,
+            spec=ident.spec,
+            model_key=ident.key,
+            identity=ident.as_dict(),
+            dataset=dataset.name,
+            dataset_dir=str(dataset.root),
+            scale=scale,
+            protocol=protocol,
+            data_range=rng,
+            layout=dataset.layout,
+            lr_source=dataset.lr_source,
+            psnr=_mean([r["psnr"] for r in images]),
+            ssim=_mean([r["ssim"] for r in images]),
+            images=list(images),
+            skipped=list(skipped),
         )
 
     from rich.console import Console
