@@ -10,7 +10,8 @@ A rule takes one recorded call (an aten op, a torch-level function call or a mod
 
 Each convention is one module of this package (``full.py``, ``ntire2022.py``, ``fvcore.py``) that registers itself
 with :func:`register_convention`; every module here is imported on the first lookup, so adding a convention is
-adding a file. A convention outside effbench is a plugin module (:mod:`effbench.base.plugins`: named in
+adding a file. Modules whose name starts with ``_`` are not conventions: ``full``'s rules by op family
+(``_full_products.py``, ``_full_elementwise.py``, collected in a :class:`~._rules.RuleTable`). A convention outside effbench is a plugin module (:mod:`effbench.base.plugins`: named in
 ``EFFBENCH_PLUGINS`` or an ``effbench.plugins`` entry point), imported on the first lookup. A convention name or a rule key registered twice raises :class:`ValueError`, as
 ``torch.utils.flop_counter.register_flop_formula`` refuses a second formula for one op.
 """

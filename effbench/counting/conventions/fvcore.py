@@ -145,7 +145,7 @@ def _mm_like(macs: int, o: TensorMeta, activation: bool = True) -> Cost:
 
 
 @FVCORE.op("aten.convolution", "aten._convolution")
-def _conv(op: OpCall) -> Cost:
+def _conv_cost(op: OpCall) -> Cost:
     x, w = arg(op, 0), arg(op, 1)
     o = out(op)
     transposed = bool(arg(op, 6))

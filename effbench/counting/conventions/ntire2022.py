@@ -87,7 +87,7 @@ def _conv_activation(call: ModuleCall) -> tuple[int, int]:
 
 
 @NTIRE2022.module(nn.Conv2d, nn.ConvTranspose2d)
-def _conv(call: ModuleCall) -> Cost:
+def _conv_cost(call: ModuleCall) -> Cost:
     m = call.module
     o = out(call)
     per_position = math.prod(m.kernel_size) * m.in_channels * (m.out_channels // m.groups)
