@@ -10,8 +10,8 @@ import torch
 
 from effbench.base.errors import EffbenchError, UsageError
 from effbench.studies import STUDIES, Variant, analyse_study, attention_variant, fusion_formula, get_study
+from effbench.studies.models_file import write_models_file
 from effbench.studies.report import render_png, render_study_markdown
-from effbench.studies.runner import write_models_file
 from effbench.studies.variants import ATTENTION_WIDTH, PlainFuse, build_variant, edsr_erb
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from effbench.studies import analyse_study, get_study
+from effbench.studies.native_stderr import native_stderr_to
 from effbench.studies.report import render_study_markdown
-from effbench.studies.runner import native_stderr_to
 from effbench.studies.verdicts import time_basis_words
 from effbench.timing.breakdown import op_time_breakdown
 

@@ -132,7 +132,8 @@ def test_op_records_count_conv_flops_and_every_byte_moved() -> None:
 def test_on_the_papers_gpu_the_attention_blocks_cost_what_table2_says() -> None:
     """Table 2 on a GTX 1080 Ti: the roofline puts CCA within 2 points of the paper's +11.7%, ESA's +15.2% within a
     factor 1.5, both from memory-bound ops; on a CPU (a 50:1 FLOP-to-byte machine) the same model predicts a few %."""
-    from effbench.studies.runner import build_variants, roofline_estimates, write_models_file
+    from effbench.studies.group_timing import roofline_estimates
+    from effbench.studies.models_file import build_variants, write_models_file
 
     study = get_study("attention")
     import tempfile

@@ -92,47 +92,42 @@ def _split(text: str, flag: str) -> tuple[str, str, dict[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import copy
-
     from ..base.inputs import parse_size
-    from ..studies import Variant, attention_variant, get_study, run_study
+    from ..studies import StudySettings, Variant, attention_variant, get_study, run_study
     from ..studies.verdicts import time_basis_words
 
-    study = copy.deepcopy(get_study(args.name))
+    study = get_study(args.name)  # a frozen value: the rows added here are this run's only
     for text in args.variant:
         label, spec, kwargs = _split(text, "--variant")
-        study.variants.append(Variant(label, spec, kwargs, baseline=study.default_baseline))
+        study = study.adding(Variant(label, spec, kwargs, baseline=study.default_baseline))
     for text in args.attention:
         if study.name != "attention":
             raise UsageError("--attention applies to the attention study only")
         label, spec, kwargs = _split(text, "--attention")
-        study.variants.append(attention_variant(label, spec, **kwargs))
+        study = study.adding(attention_variant(label, spec, **kwargs))
     if args.only:
-        names = {v.name for v in study.variants}
-        unknown = [n for n in args.only if n not in names]
-        if unknown:
-            raise UsageError(f"--only: unknown row(s) {', '.join(unknown)}; rows: {', '.join(sorted(names))}")
-        keep = set(args.only) | {v.baseline for v in study.variants if v.name in args.only and v.baseline}
-        study.variants = [v for v in study.variants if v.name in keep]
-    size = parse_size(args.size) if args.size else None
+        study = study.only(args.only)
     command = None
     if sys.argv[1:2] == ["study"] and not args.render_only:
         command = "effbench study " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    settings = StudySettings(
+        device=args.device,
+        size=parse_size(args.size) if args.size else None,
+        repeats=args.repeats,
+        threads=args.threads,
+        rounds=args.rounds,
+        timeout=args.timeout,
+        backend=args.backend,
+        dtype=args.dtype,
+    )
     doc = run_study(
         study,
-        device=args.device,
-        size=size,
-        repeats=args.repeats,
-        out_dir=args.out,
-        threads=args.threads,
-        timeout=args.timeout,
+        settings,
+        args.out,
+        executor=executor_from_args(args),
         progress=not args.no_progress,
         command=command,
         render_only=args.render_only,
-        rounds=args.rounds,
-        executor=executor_from_args(args),
-        backend=args.backend,
-        dtype=args.dtype,
     )
     for r in doc["rows"]:
         basis = time_basis_words(r)

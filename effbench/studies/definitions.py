@@ -1,19 +1,34 @@
 """The studies as declared tables: one :class:`Study` per paper experiment, one :class:`Variant` per row.
 
-Add a row in one line, e.g. your own attention block in Table 2::
+The table (:data:`STUDIES`) is read-only and its studies are frozen: add a row in one call, e.g. your own
+attention block in Table 2::
 
-    from effbench.studies import STUDIES, attention_variant
-    STUDIES["attention"].variants.append(attention_variant("Baseline+Mine", "my_blocks.py:MyAttention"))
+    from effbench.studies import attention_variant, register_variant
+    register_variant("attention", attention_variant("Baseline+Mine", "my_blocks.py:MyAttention"))
 
-or any whole network by spec: ``Variant("Mine", "my_net.py:MyNet", baseline="Baseline")``.
+or any whole network by spec: ``register_variant("attention", Variant("Mine", "my_net.py:MyNet",
+baseline="Baseline"))``; a new study with :func:`register_study`. For one run only, a study's
+:meth:`Study.adding` and :meth:`Study.only` give changed copies and leave the table alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["STUDIES", "Study", "Variant", "attention_variant", "get_study"]
+from ..base.errors import UsageError
+
+__all__ = [
+    "STUDIES",
+    "Study",
+    "Variant",
+    "attention_variant",
+    "get_study",
+    "register_study",
+    "register_variant",
+]
 
 _V = "effbench.studies.variants"
 #: The typical DIV2K validation LR image at x4 (HR 2040x1356 -> 510x339), where Tables 1 and 2 were timed.
@@ -47,21 +62,30 @@ class Variant:
     note: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Study:
     """A paper experiment: its rows, default size/repeats, and the text that explains its configuration."""
 
     name: str
     title: str
     source: str
-    variants: list[Variant]
+    variants: tuple[Variant, ...]
     default_size: tuple[int, int] = (128, 128)
     default_repeats: int = 10
     paper_setting: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     default_baseline: str | None = None
     paper_size: tuple[int, int] | None = None  #: LR size the paper timed (DIV2K-valid x4: about 339x510)
     paper_device: str | None = None  #: key of effbench.timing.roofline.DEVICE_PEAKS for the paper's GPU
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variants", tuple(self.variants))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        seen: set[str] = set()
+        for v in self.variants:
+            if v.name in seen:
+                raise UsageError(f"study {self.name!r} has two variants named {v.name!r}")
+            seen.add(v.name)
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -70,6 +94,21 @@ class Study:
         raise KeyError(
             f"study {self.name!r} has no variant {name!r}; it has {', '.join(v.name for v in self.variants)}"
         )
+
+    def adding(self, *variants: Variant) -> Study:
+        """A copy with ``variants`` added as its last rows (a name the study has already is refused)."""
+        return replace(self, variants=(*self.variants, *variants))
+
+    def only(self, names: Iterable[str]) -> Study:
+        """A copy with the rows ``names`` and the baselines they are compared with; an unknown name is a
+        :class:`~effbench.base.errors.UsageError` listing the rows."""
+        wanted = list(names)
+        have = {v.name for v in self.variants}
+        unknown = [n for n in wanted if n not in have]
+        if unknown:
+            raise UsageError(f"--only: unknown row(s) {', '.join(unknown)}; rows: {', '.join(sorted(have))}")
+        keep = set(wanted) | {v.baseline for v in self.variants if v.name in wanted and v.baseline}
+        return replace(self, variants=tuple(v for v in self.variants if v.name in keep))
 
 
 def attention_variant(
@@ -137,11 +176,11 @@ def _blocks() -> Study:
         "blocks",
         "RB vs PB vs ERB (paper Table 1, Fig. 4-5)",
         "FMEN paper Sec. 3.3, 4.2, Table 1",
-        rows,
+        tuple(rows),
         default_size=(128, 128),
         default_repeats=10,
         paper_setting="average of 10 runs over the DIV2K validation set at x4 (LR about 510x350) on an Nvidia 1080Ti",
-        notes=[
+        notes=(
             "ERB rows are the deploy form (each RRRB folded into one 3x3 conv), so an ERB network is, at inference, "
             "the PB network: two 3x3 convs and an activation per block, no skip. RB differs from PB only by the "
             "skip (one extra add and one extra C x H x W feature kept alive).",
@@ -149,7 +188,7 @@ def _blocks() -> Study:
             "(models/fmen.py `make_block`). Params are equal within each group, as the paper states.",
             "The paper gives no PB time and no memory figures for Table 1; Sec. 3.3 states the direction: removing "
             "the skip saves one C x H x W feature of memory and its memory-access time.",
-        ],
+        ),
         default_baseline="FMEN RB",
         paper_size=DIV2K_VALID_X4,
         paper_device="gtx1080ti",
@@ -188,11 +227,11 @@ def _attention() -> Study:
         "attention",
         "Attention blocks in a 15-ERB baseline (paper Table 2)",
         "FMEN paper Sec. 4.4, Table 2",
-        rows,
+        tuple(rows),
         default_size=(128, 128),
         default_repeats=10,
         paper_setting="average time over the DIV2K validation set at x4 (LR about 510x350) on an Nvidia 1080Ti",
-        notes=[
+        notes=(
             "Baseline configuration (the paper gives only '15 ERBs, similar depth and params as FMEN, 779K'): "
             "`ERBBackbone` (head 3x3, 15 ERBs, lr 3x3 + global skip, 3x3 to 48 channels + PixelShuffle x4) with "
             "width 52 and the ERBs counted in deploy form, as FMEN's 769K is. Params = 279 C^2 + 491 C + 48 = "
@@ -205,7 +244,7 @@ def _attention() -> Study:
             "5,420 (785,416, paper 784K); RFDN's default reduction 4 (13 channels) would add 38,675 (818,671, "
             "+4.4%), so the paper must have used a slimmer ESA; 3 channels give 783,571, equally within 1%.",
             "The HFAB row is FMEN itself (zoo `fmen`, 768,400 params in deploy form), as in the paper.",
-        ],
+        ),
         default_baseline="Baseline",
         paper_size=DIV2K_VALID_X4,
         paper_device="gtx1080ti",
@@ -241,7 +280,7 @@ def _fusion() -> Study:
         "fusion",
         "Plain vs fusion topology, peak memory (paper Sec. 3.1, Fig. 2)",
         "FMEN paper Sec. 3.1, Fig. 2",
-        rows,
+        tuple(rows),
         default_size=(128, 128),
         default_repeats=10,
         paper_setting="analysis (no measurement): peak >= 2 x N x C x H x W at the concat of N features, "
@@ -249,7 +288,7 @@ def _fusion() -> Study:
         "of introducing extra nodes (e.g., concatenation, 1x1 convolution) and frequent memory access'",
         paper_size=DIV2K_VALID_X4,
         paper_device="gtx1080ti",
-        notes=[
+        notes=(
             "N = number of C x H x W features fused (the paper's N): the fusion block is "
             "`effbench.memory.fusion_block(N - 1, C)` (input + N - 1 chained 3x3 convs, concat of N, 1x1 fuse "
             "NC -> C). Its plain counterpart has the same N - 1 3x3 convs followed by N chained 1x1 convs C -> C "
@@ -258,19 +297,34 @@ def _fusion() -> Study:
             "inside a network; live features only, parameters excluded, 512-byte blocks). The sweep cells wrap "
             "each structure in a 3x3 head (3 -> C) and a 1x1 tail (C -> 3) so that it runs as an SR network at x1: "
             "their peaks add the parameters, the 3-channel image kept by the caller and the CUDA allocator model.",
-        ],
+        ),
     )
 
 
-#: Every study by name; a user may append a :class:`Variant` to ``STUDIES[name].variants``.
-STUDIES: dict[str, Study] = {s.name: s for s in (_blocks(), _attention(), _fusion())}
+_STUDIES: dict[str, Study] = {s.name: s for s in (_blocks(), _attention(), _fusion())}
+#: Every study by name, read-only: add rows with :func:`register_variant`, studies with :func:`register_study`.
+STUDIES: Mapping[str, Study] = MappingProxyType(_STUDIES)
 
 
 def get_study(name: str) -> Study:
     """The study called ``name``; a :class:`~effbench.base.errors.UsageError` names the known ones otherwise."""
-    from ..base.errors import UsageError
-
     try:
         return STUDIES[name]
     except KeyError:
         raise UsageError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}") from None
+
+
+def register_study(study: Study) -> Study:
+    """Add ``study`` to :data:`STUDIES` (``effbench study NAME`` then runs it); a name already there is refused."""
+    if study.name in _STUDIES:
+        raise UsageError(f"study {study.name!r} is already registered")
+    _STUDIES[study.name] = study
+    return study
+
+
+def register_variant(study_name: str, variant: Variant) -> Study:
+    """Add ``variant`` as the last row of the registered study ``study_name``; returns the study as it now is
+    (a new frozen value: copies taken before keep their rows)."""
+    study = get_study(study_name).adding(variant)
+    _STUDIES[study_name] = study
+    return study
