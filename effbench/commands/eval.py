@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..base.errors import UsageError
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
 from ._options import add_device, add_json
 from ._output import json_out
+
+if TYPE_CHECKING:
+    from ..quality.evaluate import Evaluation
 
 NAME = "eval"
 HELP = "PSNR/SSIM of a model on SR test sets (paper protocol: Y channel, border = scale; or NTIRE: RGB, border 4)"
@@ -74,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     datasets = [open_dataset(d, args.scale) for d in args.dataset]  # fail fast on a bad folder
     resolved = model_from_args(args)
     name = resolved.name
-    results = []
+    results: list[Evaluation] = []
     stopped: EvaluationStopped | None = None
     for ds in datasets:
         save = Path(args.save) / ds.name if args.save else None
@@ -101,12 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace, name: str, results: list[dict[str, Any]]) -> None:
+def _show(args: argparse.Namespace, name: str, results: list[Evaluation]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     if args.json:
-        json.dump(results if len(results) > 1 else results[0], json_out(args), indent=2, default=str)
+        docs = [res.to_dict() for res in results]
+        json.dump(docs if len(docs) > 1 else docs[0], json_out(args), indent=2, default=str)
         json_out(args).write("\n")
         return
     out = Console()
