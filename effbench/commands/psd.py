@@ -70,23 +70,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..frequency import psd
+    from ..frequency import PSDOptions, psd
 
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be >= 1, got {args.max_images}")
+    options = PSDOptions(
+        split=args.split,
+        tile=args.tile,
+        preview=args.preview,
+        remove_mean=args.remove_mean,
+        max_images=args.max_images,
+        lr=args.lr,
+    )
     res = psd(
         model_from_args(args),
         args.dataset,
         modules=args.modules,
-        split=args.split,
-        tile=args.tile,
+        options=options,
         device=args.device,
         progress=not (args.no_progress or args.json),
         scale=args.scale,
-        max_images=args.max_images,
-        lr=args.lr,
-        preview=args.preview,
-        remove_mean=args.remove_mean,
     )
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", res.model)
     out = Path(args.out) if args.out else Path(f"psd-{safe}")

@@ -2,12 +2,15 @@
 
 ``effbench.psd(model, images)`` captures each chosen block's input and output, and reports radially averaged,
 normalised power spectra and the share of energy above a frequency split. See :mod:`.spectrum` for the exact
-definitions and :data:`.analysis.AVERAGING` for how tiles and images are combined.
+definitions and :data:`.result.AVERAGING` for how tiles and images are combined.
 """
 
 from __future__ import annotations
 
-from .analysis import AVERAGING, BlockPSD, PSDResult, psd, tile_boxes
+from .analysis import PSDOptions, psd
+from .block_psd import BlockPSD
+from .capture import tile_boxes
+from .result import AVERAGING, PSDResult
 from .select import BODY_NAMES, DEFAULT_BLOCKS, default_blocks, select_modules
 from .spectrum import (
     frequency_axis,
@@ -24,6 +27,7 @@ __all__ = [
     "BODY_NAMES",
     "DEFAULT_BLOCKS",
     "BlockPSD",
+    "PSDOptions",
     "PSDResult",
     "default_blocks",
     "frequency_axis",

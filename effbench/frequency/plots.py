@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .block_psd import BlockPSD
+
 if TYPE_CHECKING:
-    from .analysis import PSDResult
+    from matplotlib.figure import Figure
+
+
+class Spectra(Protocol):
+    """What the figures read of a :class:`~effbench.frequency.result.PSDResult` (its blocks and the labels)."""
+
+    model: str
+    blocks: Sequence[BlockPSD]
+    images: Sequence[str]
+    remove_mean: bool
+    preview_image: str | None
 
 
 def _pyplot():
@@ -42,7 +55,7 @@ def _save(fig, path: str | Path | None, dpi: int = 130, palette: bool = False):
     return fig
 
 
-def plot_curves(result: PSDResult, path: str | Path | None = None, log: bool = True):
+def plot_curves(result: Spectra, path: str | Path | None = None, log: bool = True) -> Figure:
     """One panel per block (shared y axis): input and output PSD curves in percent over normalised frequency,
     the split marked, the high-frequency shares in the legend. ``log``: logarithmic y axis (the default, since
     ring 0 holds most of the curve unless the mean was removed)."""
@@ -96,7 +109,7 @@ def _norm(m: np.ndarray, clip: float = 0.5) -> np.ndarray:
     return np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(m)
 
 
-def plot_maps(result: PSDResult, path: str | Path | None = None):
+def plot_maps(result: Spectra, path: str | Path | None = None) -> Figure:
     """Two rows (input, output), one column per block: the channel-averaged maps of the preview image, each
     normalised for display to its 0.5..99.5 percentile range (outputs are much smaller than inputs, as the
     paper's Fig. 8 notes)."""
