@@ -195,6 +195,26 @@ def test_a_user_attention_block_by_spec_is_one_line(tmp_path: Path) -> None:
     assert gated(torch.rand(1, 3, 16, 16)).shape == (1, 3, 64, 64)
 
 
+def test_the_table_is_read_only_and_a_row_is_registered_through_a_function(monkeypatch) -> None:
+    import effbench.studies.definitions as definitions
+    from effbench.studies import register_variant
+
+    monkeypatch.setattr(definitions, "_STUDIES", dict(definitions._STUDIES))  # leave the real table as found
+    monkeypatch.setattr(definitions, "STUDIES", definitions.MappingProxyType(definitions._STUDIES))
+    before = definitions.get_study("attention")
+    with pytest.raises(TypeError):
+        definitions.STUDIES["attention"] = before  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        before.variants.append(Variant("x", "fmen"))  # type: ignore[attr-defined]
+    mine = attention_variant("Baseline+Mine", "my_blocks.py:Mine")
+    after = register_variant("attention", mine)
+    assert definitions.get_study("attention") is after and after.variants[-1] == mine
+    assert mine not in before.variants  # a copy taken before keeps its rows
+    with pytest.raises(UsageError, match="two variants named"):
+        register_variant("attention", mine)
+    assert [v.name for v in after.only(["Baseline+Mine"]).variants] == ["Baseline", "Baseline+Mine"]
+
+
 def test_bad_input_gets_a_clear_error() -> None:
     with pytest.raises(UsageError, match="unknown study 'nope'"):
         get_study("nope")

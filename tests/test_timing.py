@@ -243,3 +243,17 @@ def test_benchmark_leaves_the_callers_model_in_its_dtype_and_device():
     model = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
     effbench.benchmark(model, (8, 8), device="cpu", dtype="bf16", repeats=2, threads=1)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_workload_and_options_time_what_the_keywords_time():
+    from effbench.base.measurement import Workload
+    from effbench.timing import BenchOptions
+
+    wl = Workload((8, 8), scale=4, batch=2, threads=1)
+    doc = effbench.benchmark(Nearest(), wl, BenchOptions(repeats=3, warmup=QUICK))
+    assert doc["input_shape"] == [2, 3, 8, 8] and doc["metrics"]["runtime_ms"]["repeats"] == 3
+    assert doc.metrics() == doc["metrics"] and dict(doc) == doc.to_dict() and json.dumps(doc.to_dict())
+    with pytest.raises(TypeError, match="unknown option"):
+        effbench.benchmark(Nearest(), wl, repeat=3)
+    with pytest.raises(UsageError, match="batch 1"):
+        effbench.benchmark(Nearest(), wl, protocol="ntire")
