@@ -15,8 +15,9 @@ from effbench.base.results import new_result, write_json_atomic
 from effbench.cli import main
 from effbench.commands.profile import _human
 from effbench.report import render_report
-from effbench.report.figures import _pyplot, pareto_front, place_labels
+from effbench.report.figures import pareto_front, place_labels
 from effbench.report.markdown import render_table_markdown
+from effbench.report.plotting import pyplot as _pyplot
 from effbench.report.table import build_table, significant, spread_of
 
 
