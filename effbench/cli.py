@@ -57,7 +57,11 @@ def _command_index() -> list[tuple[str, str, str]]:
 
 def _with_default_actions(argv: list[str]) -> list[str]:
     """A command with ``ACTIONS`` and a ``DEFAULT_SUBCOMMAND`` (``effbench challenge MANIFEST``) gets that action
-    inserted when the word after the command is not one of its actions or an option."""
+    inserted when the word after the command is not one of its actions or an option; a command with a
+    ``with_action(words)`` function (``effbench memory --demo fig2``) says itself which action its words imply."""
+    for module in _command_modules(argv[0]) if argv else ():
+        if callable(getattr(module, "with_action", None)):
+            return [argv[0], *module.with_action(argv[1:])]
     if len(argv) < 2 or argv[1].startswith("-"):
         return argv
     for module in _command_modules(argv[0]):
