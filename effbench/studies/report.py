@@ -12,15 +12,15 @@ from .verdicts import time_basis_words
 __all__ = ["render_study_markdown", "render_png"]
 
 
-def _num(v: Any, fmt: str = "{:,.0f}") -> str:
+def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def _mib(v: Any) -> str:
+def _mib(v: float | None) -> str:
     return "-" if v is None else f"{v / 2**20:.2f}"
 
 
-def _pct(v: Any) -> str:
+def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.1f}%"
 
 

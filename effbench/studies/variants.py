@@ -39,7 +39,7 @@ __all__ = [
 ATTENTION_WIDTH = 52
 
 
-def resolve_attr(spec: str) -> Any:
+def resolve_attr(spec: str) -> Callable[..., nn.Module]:
     """The object named by ``file.py:Name`` or ``package.module:Name`` (a class or a factory)."""
     from ..zoo.spec import ModelSpec
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import copy
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..base.inputs import num_threads
+
+if TYPE_CHECKING:
+    from torch.autograd.profiler_util import FunctionEventAvg
 
 __all__ = ["KINDS", "OP_KINDS", "conv_label", "median_breakdown", "op_kind", "op_time_breakdown"]
 
@@ -198,7 +201,7 @@ def _conv_rate(convs: list[dict[str, Any]]) -> float | None:
     return gflops / (ms / 1e3) if ms > 0 and gflops > 0 else None
 
 
-def _attr(evt: Any, *names: str) -> float:
+def _attr(evt: FunctionEventAvg, *names: str) -> float:
     for n in names:  # torch < 2.5 says "cuda", later versions "device"
         v = getattr(evt, n, None)
         if v is not None:
@@ -244,12 +247,12 @@ def op_time_breakdown(
             if cuda:
                 torch.cuda.synchronize(dev)
 
-    def self_us(evt: Any) -> float:
+    def self_us(evt: FunctionEventAvg) -> float:
         if cuda:
             return _attr(evt, "self_device_time_total", "self_cuda_time_total")
         return _attr(evt, "self_cpu_time_total")
 
-    def total_us(evt: Any) -> float:
+    def total_us(evt: FunctionEventAvg) -> float:
         if cuda:
             return _attr(evt, "device_time_total", "cuda_time_total")
         return _attr(evt, "cpu_time_total")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..base.errors import ModelError
@@ -23,7 +21,7 @@ class NonFiniteOutputError(ModelError):
     status = "nan_output"
 
 
-def check_output(out: Any, x: torch.Tensor, scale: int | None) -> int:
+def check_output(out: object, x: torch.Tensor, scale: int | None) -> int:
     """Check a super-resolution output against its input; returns the scale (inferred when ``scale`` is None)."""
     if not isinstance(out, torch.Tensor):
         raise BadOutputError(f"the model returned {type(out).__name__}, not a tensor")
