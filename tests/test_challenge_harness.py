@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from effbench.challenge.cells import EntryCell
+from effbench.challenge.entry_process import measure_entry
 from effbench.challenge.harness import harness_of
-from effbench.challenge.worker import measure_entry
 from effbench.challenge.years import year_rules
 from effbench.memory import round_size
 from effbench.zoo.spec import ModelSpec
@@ -262,7 +262,7 @@ def test_the_2025_baseline_is_exact_to_the_log_and_its_memory_within_1pc() -> No
 
 
 def test_cuda_only_packages_and_toolkits_are_needs_cuda_not_missing_packages() -> None:
-    from effbench.challenge.worker import build_status
+    from effbench.challenge.statuses import build_status
 
     assert build_status(ModuleNotFoundError("No module named 'triton'", name="triton")) == "needs_cuda"
     assert build_status(ModuleNotFoundError("No module named 'timm'", name="timm")) == "missing_package"

@@ -12,13 +12,20 @@ interval of its median carried through the score formula.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import EffbenchError, UsageError
 
-__all__ = ["check_entry", "check_markdown"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..base.measurement import Resolved
+    from ..zoo.spec import ResolvedModel
+    from .years import ChallengeYear
+
+__all__ = ["CheckOptions", "check_entry", "check_markdown"]
 
 _MAX_ROUNDS = 60
 _TARGET_NOISE_PCT = 2.0
@@ -29,10 +36,28 @@ def _check(checks: list[dict[str, Any]], name: str, ok: bool | None, detail: str
     return ok
 
 
-def _counts(model: Any, label: str, rules: Any) -> dict[str, Any]:
-    from .counts import year_counts
+@dataclass(frozen=True)
+class CheckOptions:
+    """How :func:`check_entry` runs the entry besides its plain form: ``tile`` tile by tile (the harness's tiled
+    ``forward``) for PSNR and timing; ``gpu`` the GPU its runtime is projected on (default: the year's)."""
 
-    counts, profiles = year_counts(model, label, rules.counting, rules.counting_input[-2:])
+    tile: int | None = None
+    gpu: str | None = None
+
+
+def _counts(resolved: Resolved, label: str, rules: ChallengeYear) -> dict[str, Any]:
+    """The counts under the year's conventions (the ``year_counts`` measurement), with what the year's FLOPs
+    tool leaves out against the ``full`` convention."""
+    from ..base.measurement import Workload, run_measurements
+
+    workload = Workload(size=tuple(rules.counting_input[-2:]), scale=4)
+    run = run_measurements(
+        resolved, workload, ["year_counts"], options={"counting": rules.counting, "label": label}
+    )
+    if "year_counts" in run.failed:
+        raise run.failed["year_counts"]
+    result = run.results["year_counts"]
+    counts, profiles = result.metrics(), result.profiles
     counts["full"] = {k: counts["by_convention"]["full"][k] for k in ("flops", "activations", "convs")}
     year_macs = {r["name"]: r["macs"] for r in profiles[rules.counting["flops"]].by_op}
     # multiply-adds the full convention finds and the year's tool leaves out, by op (padding='same' convs...)
@@ -49,7 +74,9 @@ def _counts(model: Any, label: str, rules: Any) -> dict[str, Any]:
     return counts
 
 
-def _time_ratio(entry: Any, baseline: Any, size: tuple[int, int], device: str, rounds: int | None) -> dict:
+def _time_ratio(
+    entry: nn.Module, baseline: nn.Module, size: tuple[int, int], device: str, rounds: int | None
+) -> dict[str, Any]:
     """Runtime ratio entry / baseline from interleaved rounds: adaptive (until 2 SE < 2 %, at most 60 rounds)
     unless ``rounds`` is given."""
     from ..timing.paired import paired_change, time_interleaved
@@ -95,8 +122,7 @@ def check_entry(
     baseline: str | None = None,
     repo: str | Path | None = None,
     timing_size: tuple[int, int] | None = None,
-    tile: int | None = None,
-    gpu: str | None = None,
+    options: CheckOptions = CheckOptions(),
 ) -> dict[str, Any]:
     """Run the organisers' checks on one model and project its score under ``year``'s rules.
 
@@ -104,10 +130,9 @@ def check_entry(
     entry when their repository ``repo`` is given, else the zoo's copy. A ``spec`` file inside ``repo`` is imported
     with ``repo`` as its import root, as the harness imports it (``from models.x import ...`` works).
     ``timing_size`` is the LR size the two are timed at (default: the year's
-    counting input). ``tile``: the entry runs tile by tile (the harness's tiled ``forward``) for PSNR and timing.
-    Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
+    counting input). ``options``: tile by tile, the projection's GPU (:class:`CheckOptions`). Returns a dict with ``checks`` (name, ok, detail), ``counts``, ``runtime``,
     ``projected`` (score and its interval), ``runtime_projection`` (the runtime and score projected on the year's
-    GPU, or ``gpu``, by :mod:`effbench.challenge.projection`; absent with the reason in
+    GPU, or ``options.gpu``, by :mod:`effbench.challenge.projection`; absent with the reason in
     ``runtime_projection_error`` when the year names no described GPU) and ``passed`` (every check that could run
     passed).
     """
@@ -139,7 +164,7 @@ def check_entry(
         _check(checks, "loads strictly", True, f"{Path(weights).name}: every key and shape fits")
     label = ident.name
     try:
-        counts = _counts(model, label, rules)
+        counts = _counts(resolved, label, rules)
         h, w = rules.counting_input[-2:]
         _check(checks, "x4 output", True, f"{h}x{w} -> {4 * h}x{4 * w}")
     except EffbenchError as exc:
@@ -147,11 +172,11 @@ def check_entry(
         report["passed"] = False
         return report
     report["counts"] = counts
-    if tile:
+    if options.tile:
         from ..quality.tiling import Tiled
 
-        model = Tiled(model, tile)
-        report["tile"] = tile
+        model = Tiled(model, options.tile)
+        report["tile"] = options.tile
     rng = ident.data_range if data_range is None else float(data_range)
     _check(
         checks,
@@ -194,8 +219,9 @@ def check_entry(
             f"{got['psnr']:.2f} dB on {Path(dataset).name} ({got['psnr_protocol']}; {paper['psnr']:.2f} dB on Y as "
             f"papers report it); the year's threshold is {thr:.2f} dB on {rules.psnr.valid_set}",
         )
-    base_model, base_label, base_note = _baseline(rules, baseline, repo)
-    base_counts = _counts(base_model, base_label, rules)
+    base_resolved, base_note = _baseline(rules, baseline, repo)
+    base_model, base_label = base_resolved.model, base_resolved.name
+    base_counts = _counts(base_resolved, base_label, rules)
     report["baseline"] = {"model": base_label, "what": base_note, "counts": base_counts}
     if rules.score.kind == "score":
         size = tuple(timing_size or rules.counting_input[-2:])
@@ -216,14 +242,16 @@ def check_entry(
     from .projection import check_projection
 
     try:
-        report["runtime_projection"] = check_projection(model, base_model, year, gpu, counts, base_counts)
+        report["runtime_projection"] = check_projection(
+            model, base_model, year, options.gpu, counts, base_counts
+        )
     except UsageError as exc:
         report["runtime_projection_error"] = str(exc)
     report["passed"] = all(c["ok"] is not False for c in checks)
     return report
 
 
-def _baseline(rules: Any, spec: str | None, repo: str | Path | None) -> tuple[Any, str, str]:
+def _baseline(rules: ChallengeYear, spec: str | None, repo: str | Path | None) -> tuple[ResolvedModel, str]:
     """The baseline to time against: ``spec``, else the organisers' own entry in ``repo``, else the zoo's copy
     (whose code may run at another speed than the organisers': said in the report)."""
     from ..zoo.spec import ModelSpec, resolve_model
@@ -246,8 +274,7 @@ def _baseline(rules: Any, spec: str | None, repo: str | Path | None) -> tuple[An
             f"the zoo has no copy of {rules.year}'s baseline {b.model}: give the organisers' repository (--repo) "
             "or a baseline spec"
         )
-    r = resolve_model(target, scale=4)
-    return r.model, r.name, note
+    return resolve_model(target, scale=4), note
 
 
 def check_markdown(report: dict[str, Any]) -> str:

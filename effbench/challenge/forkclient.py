@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             f"forkclient: no fork server at {path} ({exc}); running the cell in this process", file=sys.stderr
         )
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "effbench.challenge.worker", *argv])
+        os.execv(sys.executable, [sys.executable, "-m", "effbench.challenge.entry_process", *argv])
     try:
         socket.send_fds(sock, [json.dumps(request).encode()], [sys.stdout.fileno(), sys.stderr.fileno()])
         reply = sock.makefile("rb")

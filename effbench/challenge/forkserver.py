@@ -47,9 +47,13 @@ _PRELOAD = (
     "torch.utils.flop_counter",
     "torch._dynamo",  # what a dispatch mode imports on first use (several seconds)
     "torch.fx.experimental.symbolic_shapes",
-    "effbench.challenge.worker",
+    "effbench.challenge.entry_process",
     "effbench.challenge.harness",
     "effbench.challenge.counts",
+    "effbench.base.measurement",
+    "effbench.challenge.units",  # the challenge's registered measurements: the rest are imported on first query
+    "effbench.counting.units",
+    "effbench.memory.units",
     "effbench.counting.profile",
     "effbench.counting.conventions",
     "effbench.memory",
@@ -124,7 +128,7 @@ def _run_child(
         os.environ.update(request.get("env") or {})
         if request.get("cwd"):
             os.chdir(request["cwd"])
-        from .worker import main
+        from .entry_process import main
 
         try:
             code = int(main(list(request["argv"])) or 0)

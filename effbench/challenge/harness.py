@@ -27,11 +27,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+if TYPE_CHECKING:
+    from ..base.modules import ModuleStack
+    from ..zoo.spec import ModelSpec, ResolvedModel
 
 __all__ = [
     "FirstForward",
@@ -168,7 +173,7 @@ class UnavailableCode:
 class HarnessBuild:
     """An entry built as ``select_model()`` builds it, with the memory its construction allocated."""
 
-    resolved: Any  #: the :class:`~effbench.zoo.spec.ResolvedModel`
+    resolved: ResolvedModel  #: the entry and its identity
     construction_peak_bytes: int  #: the peak of live tensors while building (constructor forwards included)
     construction_on_device: bool  #: the constructor asked for CUDA: its peak is in ``max_memory_allocated``
     construction_peak_op: str = ""
@@ -178,7 +183,7 @@ class HarnessBuild:
     unavailable: tuple[dict[str, str], ...] = ()
 
 
-def build_as_harness(spec: Any, scale: int) -> HarnessBuild:
+def build_as_harness(spec: ModelSpec, scale: int) -> HarnessBuild:
     """Build ``spec`` (a :class:`~effbench.zoo.spec.ModelSpec`) under :class:`~effbench.memory.lifetime.LivePeak`.
 
     On a host without CUDA the constructor's ``.cuda()`` calls stay on the CPU
@@ -256,7 +261,7 @@ class _OpaqueWrites(TorchDispatchMode):
     and no trace sees what it computed. Names the calls into compiled code that ran between (``sys.setprofile``
     ``c_call`` events of functions from outside torch and the standard library)."""
 
-    def __init__(self, modules: Any) -> None:
+    def __init__(self, modules: ModuleStack) -> None:
         super().__init__()
         self.modules = modules
         # storage key -> (weak ref, op, module, op index, model code line)
@@ -265,7 +270,7 @@ class _OpaqueWrites(TorchDispatchMode):
         self.calls: list[tuple[int, str]] = []  # (op index, qualified name) of calls into compiled code
         self.index = 0
 
-    def profile(self, frame: Any, event: str, arg: Any) -> None:
+    def profile(self, frame: FrameType, event: str, arg: Any) -> None:
         if event != "c_call":
             return
         module = getattr(arg, "__module__", None) or ""

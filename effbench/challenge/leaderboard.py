@@ -7,7 +7,9 @@ under the year's convention), ``memory_predicted_mib`` (at the year's memory inp
 ``eligible`` (PSNR at or above the year's threshold; None when unknown), the score terms, ``score`` and ``rank``
 (score years), or the tracks' ranks (rank years); ``flops_full``/``activations_full``/``convs_full`` give what the
 ``full`` convention counts (``--compare-conventions`` shows them); ``note``: what the manifest says the figures rest on (a
-guess of ``challenge init``, a checkpoint not found).
+guess of ``challenge init``, a checkpoint not found). A metric of the catalogue that is a report column and that
+none of these shows (a plugin measurement's, run as a part: ``--parts static,toy``) is a row field and a column
+under its key.
 """
 
 from __future__ import annotations
@@ -17,16 +19,29 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.results import load_results, write_json_atomic
 from ..report.text import fmt, md_table
+
+if TYPE_CHECKING:
+    from ..base.catalogue import Metric
+    from .manifest import Challenge
 
 __all__ = ["build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
 
 _MIB = 1024**2
 # statuses that say the entry never got measured: they outrank a part's own failure in the row's status
 _BUILD_STATUSES = ("skipped", "missing_package", "needs_cuda", "checkpoint_error")
+#: the catalogue's report columns the leaderboard's own columns show (Mem: measured, else predicted)
+_SHOWN = frozenset({"params", "flops", "activations", "convs", "runtime_ms", "peak_memory_bytes", "psnr"})
+
+
+def _extra_metrics() -> tuple[Metric, ...]:
+    """The catalogue's report columns the leaderboard does not show by its own columns (a plugin's)."""
+    from ..base.catalogue import columns
+
+    return tuple(m for m in columns() if m.key not in _SHOWN)
 
 
 def _merge(docs: list[dict[str, Any]]) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
@@ -43,7 +58,9 @@ def _merge(docs: list[dict[str, Any]]) -> tuple[str, str | None, dict[str, Any],
     return status, error, metrics, identity
 
 
-def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+def _row(
+    name: str, docs: list[dict[str, Any]], baseline: str | None, extra: tuple[Metric, ...] = ()
+) -> dict[str, Any]:
     if not docs:
         return {"name": name, "status": "not_run", "error": "no result yet", "baseline": name == baseline}
     status, error, m, identity = _merge(docs)
@@ -51,7 +68,7 @@ def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[st
     by_conv = m.get("by_convention", {}).get("full", {})
     predicted = m.get("peak_memory_predicted_bytes")
     measured = m.get("peak_memory_measured_bytes")
-    return {
+    row = {
         "name": name,
         "status": status,
         "error": error,
@@ -87,9 +104,11 @@ def _row(name: str, docs: list[dict[str, Any]], baseline: str | None) -> dict[st
         "data_range": identity.get("data_range"),
         "model_key": identity.get("key"),
     }
+    row.update({x.key: m[x.key] for x in extra if m.get(x.key) is not None and x.key not in row})
+    return row
 
 
-def build_leaderboard(challenge: Any, out: str | Path) -> list[dict[str, Any]]:
+def build_leaderboard(challenge: Challenge, out: str | Path) -> list[dict[str, Any]]:
     """The leaderboard rows of ``challenge`` (a loaded manifest) from the cells in ``out``, in manifest order."""
     from .scores import score_leaderboard
 
@@ -99,7 +118,8 @@ def build_leaderboard(challenge: Any, out: str | Path) -> list[dict[str, Any]]:
     for d in docs:
         if d.get("entry") is not None and d.get("challenge_year") == challenge.year:
             by_entry.setdefault(d["entry"], []).append(d)
-    rows = [_row(e.name, by_entry.get(e.name, []), challenge.baseline) for e in challenge.entries]
+    extra = _extra_metrics() if docs else ()
+    rows = [_row(e.name, by_entry.get(e.name, []), challenge.baseline, extra) for e in challenge.entries]
     for row, e in zip(rows, challenge.entries):  # what the manifest says the figures rest on
         notes = [getattr(e, "note", None)]
         if getattr(e, "weights_missing", False):
@@ -136,6 +156,10 @@ def _columns(rows: list[dict[str, Any]], compare: bool) -> list[tuple[str, str, 
         cols.insert(9, ("runtime_projected_ms", "Runtime PROJECTED [ms] (80% interval)", (1, ".2f")))
     if compare:
         cols[6:6] = _FULL
+    for m in _extra_metrics():  # a plugin measurement's metrics, as the catalogue shows them
+        if _any(rows, m.key):
+            title = f"{m.title} [{m.unit}]" if m.unit else m.title
+            cols.append((m.key, title, (m.scale, m.fmt) if m.fmt else None))
     score_cols = [
         k for k in ("score_runtime", "score_flops", "score_params", "score", "rank") if _any(rows, k)
     ]
@@ -155,12 +179,14 @@ def _cell(row: dict[str, Any], key: str, how: Any) -> str:
     div, spec = how
     if v is None or isinstance(v, bool):
         return "-"
+    if not isinstance(v, (int, float)):  # a plugin's structured or text value
+        return str(v)
     if key == "runtime_projected_ms" and row.get("runtime_projected_low_ms") is not None:
         return f"{fmt(v, spec)} ({fmt(row['runtime_projected_low_ms'], spec)}-{fmt(row['runtime_projected_high_ms'], spec)})"
     return fmt(int(v) if spec == "d" else v / div, spec)
 
 
-def _notes(challenge: Any, rows: list[dict[str, Any]]) -> list[str]:
+def _notes(challenge: Challenge, rows: list[dict[str, Any]]) -> list[str]:
     from .years import year_rules
 
     rules = year_rules(challenge.year)
@@ -224,7 +250,7 @@ def _harness_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def leaderboard_markdown(
-    challenge: Any, rows: list[dict[str, Any]], *, compare_conventions: bool = False
+    challenge: Challenge, rows: list[dict[str, Any]], *, compare_conventions: bool = False
 ) -> str:
     """The leaderboard as a markdown page: the table, then how it was counted and why entries failed."""
     cols = _columns(rows, compare_conventions)
@@ -239,7 +265,7 @@ def leaderboard_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _html(challenge: Any, rows: list[dict[str, Any]], compare: bool) -> str:
+def _html(challenge: Challenge, rows: list[dict[str, Any]], compare: bool) -> str:
     cols = _columns(rows, compare)
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in cols)
     body = []
@@ -260,7 +286,7 @@ def _html(challenge: Any, rows: list[dict[str, Any]], compare: bool) -> str:
 
 
 def write_leaderboard(
-    challenge: Any, rows: list[dict[str, Any]], out: str | Path, *, compare_conventions: bool = False
+    challenge: Challenge, rows: list[dict[str, Any]], out: str | Path, *, compare_conventions: bool = False
 ) -> list[Path]:
     """Write ``out/leaderboard.{json,csv,md,html}``; returns the paths."""
     out = Path(out)

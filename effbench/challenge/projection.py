@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..timing.gpus import GpuSpec, gpu_spec
 from ..timing.projection import Projection, Protocol, image_set, load_cost_model, record_trace_near
 from .years import year_rules
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["check_projection", "check_projection_lines", "project_entry", "year_gpu", "year_protocol"]
 
@@ -58,7 +61,7 @@ def year_gpu(year: int, gpu: str | None = None) -> GpuSpec:
         raise UsageError(f"NTIRE {year}: the organisers' GPU is {device!r}; name one with --gpu") from None
 
 
-def project_entry(model: Any, year: int, gpu: str | None = None) -> Projection:
+def project_entry(model: nn.Module, year: int, gpu: str | None = None) -> Projection:
     """The projected runtime of ``model`` under the year's protocol on ``gpu`` (default: the year's GPU)."""
     protocol = year_protocol(year)
     spec = year_gpu(year, gpu)
@@ -67,8 +70,8 @@ def project_entry(model: Any, year: int, gpu: str | None = None) -> Projection:
 
 
 def check_projection(
-    model: Any,
-    baseline: Any,
+    model: nn.Module,
+    baseline: nn.Module,
     year: int,
     gpu: str | None = None,
     counts: dict[str, Any] | None = None,

@@ -17,22 +17,37 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
 from ..base.results import write_json_atomic
-from .cells import EntryCell, groups_of, parse_parts
+from .cells import EntryCell, groups_of, needs_device, parse_parts
 
 if TYPE_CHECKING:
     from ..sweep.executors import Executor
+    from .manifest import Challenge, Entry
 
-__all__ = ["challenge_cells", "run_challenge"]
+__all__ = ["RunOptions", "challenge_cells", "run_challenge"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the cells of :func:`run_challenge` are run.
+
+    ``resume``: keep the cells already measured in the output folder; ``timeout``: seconds per cell (past it the
+    cell is killed and its entry recorded as ``timeout``); ``fork``: on the local executor, device-free cells are
+    forked from a warm process that has imported torch and effbench once (:mod:`effbench.challenge.forkserver`;
+    each cell still its own process, session and process group) instead of each starting Python afresh."""
+
+    resume: bool = False
+    timeout: float | None = None
+    fork: bool = True
 
 
 def challenge_cells(
-    challenge: Any,
+    challenge: Challenge,
     parts: Sequence[str] | str,
     *,
     device: str = "cpu",
@@ -42,7 +57,8 @@ def challenge_cells(
     gpu: str | None = None,
 ) -> list[EntryCell]:
     """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules
-    (``gpu``: where the ``projection`` part projects, default the year's GPU)."""
+    (``gpu``: where the ``projection`` part projects, default the year's GPU). ``parts`` may name registered
+    measurements beside the built-in parts (:func:`~effbench.challenge.cells.parse_parts`)."""
     from ..backends import get_backend, model_dtype
     from .harness import harness_of
     from .years import year_rules
@@ -60,7 +76,7 @@ def challenge_cells(
     cells = []
     for entry in challenge.entries:
         for group in groups_of(parts):
-            measured = "runtime" in group or "quality" in group
+            measured = any(needs_device(p) for p in group)
             spec = entry.spec(with_weights=measured or not entry.weights_missing)
             cells.append(
                 EntryCell(
@@ -75,8 +91,8 @@ def challenge_cells(
                     device=device,
                     dataset=None if dataset is None else str(Path(dataset).expanduser().resolve()),
                     tile=entry.tile,
-                    backend=backend if "runtime" in group or "quality" in group else "eager",
-                    dtype=dtype if "runtime" in group or "quality" in group else "fp32",
+                    backend=backend if measured else "eager",
+                    dtype=dtype if measured else "fp32",
                     harness=harness_of(challenge.year).to_dict(),
                     gpu=gpu if "projection" in group else None,
                 )
@@ -84,7 +100,7 @@ def challenge_cells(
     return cells
 
 
-def _skip_reason(entry: Any, cell: EntryCell) -> str | None:
+def _skip_reason(entry: Entry, cell: EntryCell) -> str | None:
     """Why ``cell`` of ``entry`` is not run (``None``: it runs)."""
     if entry.skip:
         return f"skipped by the manifest: {entry.skip}"
@@ -101,7 +117,7 @@ def _skipped(cell: EntryCell, reason: str) -> dict[str, Any]:
     return doc
 
 
-def _forks(executor: Any) -> bool:
+def _forks(executor: Executor | None) -> bool:
     """Cells run as processes of this machine (the local executor): they can be forked from a local server."""
     from ..sweep.executors.local import LocalExecutor
 
@@ -120,29 +136,25 @@ def _server_env() -> dict[str, str]:
 
 
 def run_challenge(
-    challenge: Any,
+    challenge: Challenge,
     out: str | Path,
     *,
     parts: Sequence[str] | str = ("static", "memory"),
     device: str = "cpu",
     dataset: str | Path | None = None,
-    resume: bool = False,
-    timeout: float | None = None,
-    progress: bool = True,
-    compare_conventions: bool = False,
-    executor: Executor | None = None,
     backend: str = "eager",
     dtype: str = "fp32",
     gpu: str | None = None,
-    fork: bool = True,
+    progress: bool = True,
+    compare_conventions: bool = False,
+    executor: Executor | None = None,
+    options: RunOptions = RunOptions(),
 ) -> dict[str, Any]:
     """Measure every entry of ``challenge`` into ``out`` and write the leaderboard; returns the sweep summary with
     ``"leaderboard"`` (the rows) and ``"written"`` (the leaderboard files). ``executor`` runs the cells
     (:func:`effbench.sweep.executors.get_executor`; default: local, one at a time). ``backend``/``dtype`` apply to
-    the runtime and quality cells (:mod:`effbench.backends`); ``gpu`` is where the ``projection`` part projects (default:
-    the year's GPU). ``fork``: on the local executor, device-free cells are forked from a warm process that has
-    imported torch and effbench once (:mod:`effbench.challenge.forkserver`; each cell still its own process,
-    session and process group) instead of each starting Python afresh."""
+    the measured cells (runtime, quality: :mod:`effbench.backends`); ``gpu`` is where the ``projection`` part
+    projects (default: the year's GPU); ``options``: resume, the per-cell timeout, forking (:class:`RunOptions`)."""
     from ..sweep.lock import OutputLock
     from ..sweep.runner import run_sweep
     from .leaderboard import build_leaderboard, write_leaderboard
@@ -162,13 +174,19 @@ def run_challenge(
                 write_json_atomic(out / "cells" / f"{cell.cell_id}.json", _skipped(cell, skip[cell.cell_id]))
         todo = [c for c in cells if c.cell_id not in skip]
         with contextlib.ExitStack() as stack:
-            if fork and _forks(executor) and any(c.device_free for c in todo):
+            if options.fork and _forks(executor) and any(c.device_free for c in todo):
                 from .forkserver import ForkServer
 
                 server = stack.enter_context(ForkServer(out, env=_server_env()))
                 todo = [replace(c, fork_server=server.path) if c.device_free else c for c in todo]
             summary = run_sweep(
-                todo, out, resume=resume, timeout=timeout, progress=progress, lock=False, executor=executor
+                todo,
+                out,
+                resume=options.resume,
+                timeout=options.timeout,
+                progress=progress,
+                lock=False,
+                executor=executor,
             )
         rows = build_leaderboard(challenge, out)
         summary["leaderboard"] = rows

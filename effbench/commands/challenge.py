@@ -54,7 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     init.add_argument("--year", type=_year, required=True, help="the challenge year (2022-2026)")
     init.add_argument(
-        "-o", "--output", default=None, metavar="MANIFEST", help="write the manifest here (default: stdout)"
+        "-o",
+        "--output",
+        dest="manifest_out",  # args.output is the command's Output (effbench.commands._output)
+        default=None,
+        metavar="MANIFEST",
+        help="write the manifest here (default: stdout)",
     )
 
     run = sub.add_parser("run", help="measure every entry of a manifest and write the leaderboard (default)")
@@ -64,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--parts",
         default="static,memory",
         help="what to measure: static (params, FLOPs, #Acts, #Conv), memory (predicted), projection (runtime "
-        "PROJECTED on the year's GPU, device-free), runtime, quality (PSNR; needs --dataset); default static,memory",
+        "PROJECTED on the year's GPU, device-free), runtime, quality (PSNR; needs --dataset), or a registered "
+        "measurement's name (a plugin's); default static,memory",
     )
     run.add_argument(
         "--gpu",
@@ -170,10 +176,10 @@ def _init(args: argparse.Namespace) -> int:
     draft = draft_manifest(args.repo, args.year)
     for note in draft.unresolved:
         print(f"effbench challenge init: to fill in: {note}", file=sys.stderr)
-    if args.output:
-        Path(args.output).write_text(draft.text)
+    if args.manifest_out:
+        Path(args.manifest_out).write_text(draft.text)
         n = len(draft.challenge.entries)
-        print(f"wrote {args.output}: {n} entries, {len(draft.unresolved)} to fill in", file=sys.stderr)
+        print(f"wrote {args.manifest_out}: {n} entries, {len(draft.unresolved)} to fill in", file=sys.stderr)
     else:
         sys.stdout.write(draft.text)
     return 0
@@ -181,7 +187,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..challenge.manifest import load_manifest
-    from ..challenge.run import run_challenge
+    from ..challenge.run import RunOptions, run_challenge
 
     challenge = load_manifest(args.manifest)
     summary = run_challenge(
@@ -190,14 +196,13 @@ def _run(args: argparse.Namespace) -> int:
         parts=args.parts,
         device=args.device,
         dataset=args.dataset,
-        resume=args.resume,
-        timeout=args.timeout,
-        progress=not args.no_progress,
-        compare_conventions=args.compare_conventions,
-        executor=executor_from_args(args),
         backend=args.backend,
         dtype=args.dtype,
         gpu=args.gpu,
+        progress=not args.no_progress,
+        compare_conventions=args.compare_conventions,
+        executor=executor_from_args(args),
+        options=RunOptions(resume=args.resume, timeout=args.timeout),
     )
     rows = summary["leaderboard"]
     counts: dict[str, int] = {}
@@ -222,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import json
 
-    from ..challenge.check import check_entry, check_markdown
+    from ..challenge.check import CheckOptions, check_entry, check_markdown
 
     report = check_entry(
         args.spec,
@@ -235,9 +240,8 @@ def _check(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         baseline=args.baseline,
         repo=args.repo,
-        tile=args.tile,
         timing_size=None if args.size is None else parse_size(args.size),
-        gpu=args.gpu,
+        options=CheckOptions(tile=args.tile, gpu=args.gpu),
     )
     if args.json:
         print(json.dumps(report, indent=2, default=str), file=json_out(args))
