@@ -1,7 +1,7 @@
 """The projection's trace of a model: one shapes-only forward (counting's replay: meta, then fake tensors, a real
 CPU forward only for data-dependent models), every non-view ATen operator recorded with its kind, FLOPs, bytes
-moved and the CUDA kernels eager PyTorch launches for it (:class:`OpTrace`). :mod:`effbench.timing.projection`
-turns a trace into a projected runtime."""
+moved and the CUDA kernels eager PyTorch launches for it (:class:`ProjectionTrace`).
+:mod:`effbench.timing.projection` turns a trace into a projected runtime."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,11 +18,14 @@ from torch.utils.flop_counter import flop_registry as FLOP_RULES
 
 from ..base.errors import ModelError, UsageError
 
+if TYPE_CHECKING:
+    from ..counting._records import OpCall
+
 __all__ = [
     "TILE_IN",
     "TILE_OUT",
     "OpRecord",
-    "OpTrace",
+    "ProjectionTrace",
     "record_trace",
     "record_trace_near",
     "tiled_flops",
@@ -47,7 +50,7 @@ class OpRecord:
 
 
 @dataclass(frozen=True)
-class OpTrace:
+class ProjectionTrace:
     """The operators of one forward at one input size."""
 
     input_size: tuple[int, int]
@@ -135,7 +138,7 @@ def _shapes(x: Any) -> Any:
     return x
 
 
-def _op_record(op: Any) -> OpRecord | None:
+def _op_record(op: OpCall) -> OpRecord | None:
     from ..counting._trace import tensors_in
 
     if _is_view(op.overload):
@@ -170,7 +173,7 @@ def _op_record(op: Any) -> OpRecord | None:
     return OpRecord(name, kind, flops, moved, kernels, conv)
 
 
-def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> OpTrace:
+def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> ProjectionTrace:
     """Every non-view ATen operator of one forward of ``model`` on a 1x3xHxW input (see :class:`OpRecord`).
 
     The forward is counting's shapes-only replay (:func:`effbench.counting._trace.record`: meta, then fake
@@ -190,10 +193,10 @@ def record_trace(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -
         # parameters' dtypes kept, as the harness runs it; its FLOPs still count at the protocol dtype's peak
         trace = record(model, (1, 3, h, w), _DTYPES[dtype], keep_dtypes=True)
     ops = tuple(r for r in map(_op_record, trace.ops) if r is not None)
-    return OpTrace((h, w), dtype, ops, trace.engine)
+    return ProjectionTrace((h, w), dtype, ops, trace.engine)
 
 
-def record_trace_near(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> OpTrace:
+def record_trace_near(model: nn.Module, size: tuple[int, int], dtype: str = "fp32") -> ProjectionTrace:
     """:func:`record_trace` at ``size``; a model that refuses it (window attention that needs sides divisible by
     its window, as NTIRE 2024's CRAFT does at W=510) is traced at the nearest size with both sides rounded up to a
     multiple of 8, 16, 32 or 64, its FLOPs and bytes scaled to ``size``'s pixels (a convolutional network's cost

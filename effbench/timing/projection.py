@@ -3,7 +3,7 @@ published runtimes, applied to one shapes-only trace of the model.
 
 1. :func:`record_trace`: one shapes-only forward (counting's replay: meta, then fake tensors, a real CPU forward
    only for data-dependent models), every non-view ATen operator recorded with its kind, FLOPs, bytes moved and
-   the CUDA kernels eager PyTorch launches for it (:class:`OpTrace`).
+   the CUDA kernels eager PyTorch launches for it (:class:`ProjectionTrace`).
 2. :func:`trace_features`: the trace summed per cost term, each term in seconds on a given GPU
    (:mod:`effbench.timing.gpus`): ``FLOPs / peak FLOP/s`` for convolutions and matmuls, ``bytes / bandwidth`` for
    the traffic, ``kernels x launch overhead``, and the share of the first image's start-up the protocol averages
@@ -36,7 +36,7 @@ from torch import nn
 
 from ..base.errors import UsageError
 from .gpus import GpuSpec, gpu_spec
-from .op_trace import OpRecord, OpTrace, record_trace, record_trace_near, tiled_flops
+from .op_trace import OpRecord, ProjectionTrace, record_trace, record_trace_near, tiled_flops
 from .projection_protocol import ImageSetSize, Protocol, image_set, steady_protocol
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "CostModel",
     "ImageSetSize",
     "OpRecord",
-    "OpTrace",
+    "ProjectionTrace",
     "Projection",
     "Protocol",
     "fit_cost_model",
@@ -75,12 +75,12 @@ TERMS = (
 
 
 def trace_features(
-    trace: OpTrace | Mapping[str, float], gpu: str | GpuSpec, protocol: Protocol
+    trace: ProjectionTrace | Mapping[str, float], gpu: str | GpuSpec, protocol: Protocol
 ) -> dict[str, float]:
-    """The cost terms (:data:`TERMS`) of a trace (or of its :meth:`OpTrace.totals`) in seconds on ``gpu``
+    """The cost terms (:data:`TERMS`) of a trace (or of its :meth:`ProjectionTrace.totals`) in seconds on ``gpu``
     (``startup``: a share of one start-up, no unit), under ``protocol``'s dtype and TF32 setting."""
     spec = gpu_spec(gpu)
-    tot = trace.totals() if isinstance(trace, OpTrace) else trace
+    tot = trace.totals() if isinstance(trace, ProjectionTrace) else trace
     peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.tf32)  # convolutions: cuDNN's TF32 setting
     mm_peak = spec.peak_flops_per_s(protocol.dtype, tf32=protocol.matmul_tf32)
     bw = spec.bytes_per_s
@@ -248,7 +248,7 @@ class CostModel:
             tuple(float(r) for r in d.get("residuals", ())),
         )
 
-    def project(self, trace: OpTrace, gpu: str | GpuSpec, protocol: Protocol) -> Projection:
+    def project(self, trace: ProjectionTrace, gpu: str | GpuSpec, protocol: Protocol) -> Projection:
         """The projected runtime of ``trace`` under ``protocol`` on ``gpu``."""
         spec = gpu_spec(gpu)
         if tuple(trace.input_size) != tuple(protocol.size):
