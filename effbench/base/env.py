@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Any
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar
 
 import torch
 
@@ -23,6 +25,8 @@ __all__ = [
     "nvml_state",
     "read_energy_mj",
 ]
+
+T = TypeVar("T")
 
 
 def cpu_model() -> str | None:
@@ -40,7 +44,7 @@ def cpu_model() -> str | None:
 _NVML_READY: bool | None = None
 
 
-def _nvml() -> Any | None:
+def _nvml() -> ModuleType | None:
     """The initialised ``pynvml`` module, or None when NVML is unavailable."""
     global _NVML_READY
     if _NVML_READY is False:
@@ -81,7 +85,7 @@ def nvml_handle(device_index: int | None = None) -> Any | None:
         return None
 
 
-def _try(fn: Any, *args: Any) -> Any:
+def _try(fn: Callable[..., T], *args: object) -> T | None:
     try:
         return fn(*args)
     except Exception:

@@ -72,7 +72,7 @@ class ModuleStack:
         """The names of the running modules, outermost first."""
         return tuple(f.name for f in self.stack)
 
-    def _pre(self, module: nn.Module, args: Any) -> None:
+    def _pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         name = self.names.get(id(module))
         in_model = name is not None
         if name is None:
@@ -84,7 +84,7 @@ class ModuleStack:
             frame.data = self._on_enter(frame, args)
         self.stack.append(frame)
 
-    def _post(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         while self.stack:
             frame = self.stack.pop()
             if frame.module is module:
@@ -100,7 +100,7 @@ class ModuleStack:
             self._handles.append(_module.register_module_forward_hook(self._post))
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []

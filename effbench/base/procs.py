@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 __all__ = ["become_subreaper", "child_pids", "describe", "kill_descendants", "set_parent_death_signal"]
@@ -33,7 +34,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _LINUX = sys.platform.startswith("linux")
 
 
-def _libc() -> Any:
+def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -125,7 +126,7 @@ def _supervise(report: Path, argv: list[str]) -> int:
         except OSError:  # a full disk: the exit status still says how the worker ended
             tmp.unlink(missing_ok=True)
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, frame: FrameType | None) -> None:
         state["terminated"] = True
         if state["worker_pid"] is not None:
             try:  # its descendants are re-parented to us and killed with the rest below
