@@ -430,22 +430,15 @@ def ntire_run(resolved: Resolved, workload: Workload, ctx: Context) -> NtireRun:
     images, or over synthetic images of the workload's size when none are given (runtime only), under the cell's
     backend and the workload's dtype (an exported model is checked against eager fp32 first). Only the parts the
     cell asks for are kept (``runtime_ms``; ``psnr``)."""
-    from ..timing import benchmark
+    from ..timing import BenchOptions, benchmark
 
     cell = entry_setup(ctx).cell
     if not cell.dataset and "quality" in cell.parts:
         raise ValueError("quality needs the validation images: pass --dataset FOLDER")
-    res = benchmark(
-        resolved,
-        workload.size,
-        scale=workload.scale,
-        device=workload.device,
-        protocol="ntire",
-        dataset=cell.dataset,
-        images=_SYNTHETIC_IMAGES,
-        backend=cell.backend,
-        dtype=workload.dtype,
+    options = BenchOptions(
+        protocol="ntire", dataset=cell.dataset, images=_SYNTHETIC_IMAGES, backend=cell.backend
     )
+    res = benchmark(resolved, workload, options)
     metrics = dict(res.metrics())
     if "runtime" not in cell.parts:
         metrics.pop("runtime_ms", None)
