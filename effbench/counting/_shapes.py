@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch._ops import OpOverload, OpOverloadPacket
 
 __all__ = ["SHAPE_FNS"]
 
 
-def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _same_shape(func: OpOverload, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     if func._schema.is_mutable:  # in-place variant: the result is the input
         return x
     if x.is_contiguous():
@@ -22,7 +23,9 @@ def _same_shape(func: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.
     return torch.empty_like(x)
 
 
-def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _upsample(
+    func: OpOverload, x: torch.Tensor, output_size: Sequence[int] | None = None, *args: Any, **kwargs: Any
+) -> torch.Tensor:
     spatial = x.dim() - 2
     if output_size is None:  # the .vec overloads: (input, output_size, [align_corners,] scale_factors)
         factors = kwargs.get("scale_factors", args[-1] if args else None)
@@ -33,10 +36,10 @@ def _upsample(func: Any, x: torch.Tensor, output_size: Any = None, *args: Any, *
 
 
 def _convolution(
-    func: Any,
+    func: OpOverload,
     x: torch.Tensor,
     w: torch.Tensor,
-    bias: Any,
+    bias: torch.Tensor | None,
     stride: Sequence[int],
     padding: Sequence[int],
     dilation: Sequence[int],
@@ -71,7 +74,7 @@ def _convolution(
 
 # Ops whose meta kernels are Python decompositions (tens of ms each at any size): their output shapes are computed
 # directly on the meta engine. Same shape, dtype and device as the op itself would give.
-SHAPE_FNS: dict[Any, Callable[..., torch.Tensor]] = {}
+SHAPE_FNS: dict[OpOverloadPacket, Callable[..., torch.Tensor]] = {}
 for _name in (
     "leaky_relu",
     "leaky_relu_",
@@ -124,7 +127,7 @@ if hasattr(torch.ops.aten, "convolution"):
     SHAPE_FNS[torch.ops.aten.convolution] = _convolution
 
 
-def _binary(func: Any, a: torch.Tensor, b: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _binary(func: OpOverload, a: torch.Tensor, b: object, *args: Any, **kwargs: Any) -> torch.Tensor:
     """add / sub / mul / div of contiguous meta tensors (or a tensor and a scalar): broadcast shape, promoted
     dtype, contiguous like the op's own output. Anything else (other layouts, devices, casts an in-place op
     refuses) goes to the op itself."""
@@ -157,7 +160,9 @@ for _name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "pow",
         SHAPE_FNS[_packet] = _binary
 
 
-def _cat(func: Any, tensors: Sequence[torch.Tensor], dim: int = 0, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _cat(
+    func: OpOverload, tensors: Sequence[torch.Tensor], dim: int = 0, *args: Any, **kwargs: Any
+) -> torch.Tensor:
     """cat of contiguous meta tensors of one dtype and rank; anything else goes to the op itself."""
     first = tensors[0] if len(tensors) else None
     if (
@@ -184,7 +189,7 @@ if hasattr(torch.ops.aten, "cat"):
     SHAPE_FNS[torch.ops.aten.cat] = _cat
 
 
-def _pixel_shuffle(func: Any, x: torch.Tensor, factor: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _pixel_shuffle(func: OpOverload, x: torch.Tensor, factor: int, *args: Any, **kwargs: Any) -> torch.Tensor:
     """pixel_shuffle / pixel_unshuffle of a contiguous meta tensor (their meta kernel imports sympy on first use)."""
     r = int(factor)
     c, h, w = (x.shape[-3], x.shape[-2], x.shape[-1]) if x.dim() >= 3 else (0, 0, 0)
@@ -203,7 +208,7 @@ for _name in ("pixel_shuffle", "pixel_unshuffle"):
         SHAPE_FNS[_packet] = _pixel_shuffle
 
 
-def _reduction(func: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+def _reduction(func: OpOverload, *args: Any, **kwargs: Any) -> torch.Tensor:
     """mean / sum / std / var / amax / amin of a floating meta tensor over some dimensions (their meta kernels
     are Python decompositions: ~0.5 ms a call); any other overload or input goes to the op itself."""
     x = args[0]
@@ -225,7 +230,7 @@ def _reduction(func: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
     return torch.empty(shape, dtype=kwargs.get("dtype") or x.dtype, device=x.device)
 
 
-_REDUCTION_FORMS: set[tuple[Any, str]] = set()
+_REDUCTION_FORMS: set[tuple[OpOverloadPacket, str]] = set()
 for _name, _overload in (
     ("mean", "dim"),
     ("sum", "dim_IntList"),

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._ops import OpOverload
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -159,7 +160,7 @@ class _DispatchRecorder(TorchDispatchMode):
         return out
 
 
-def _aliasing(func: Any) -> tuple[tuple[int | str, ...], int]:
+def _aliasing(func: OpOverload) -> tuple[tuple[int | str, ...], int]:
     """From an op's schema: the arguments it writes (positions, or names for keyword-only ones such as ``out``)
     and the position of the argument its first output is a view of (-1 if none)."""
     writes: list[int | str] = []
@@ -245,7 +246,9 @@ _RESHAPES_IN_PLACE = frozenset(
 
 # op overload -> (packet name "aten.add", overload name "aten.add.Tensor", meta shape function or None, the
 # arguments it writes, the argument its output views: see _aliasing)
-_OVERLOADS: dict[Any, tuple[str, str, Callable[..., Any] | None, tuple[int | str, ...], int]] = {}
+_OVERLOADS: dict[
+    OpOverload, tuple[str, str, Callable[..., torch.Tensor] | None, tuple[int | str, ...], int]
+] = {}
 
 
 class _Recorder:

@@ -14,7 +14,7 @@ from ..base.identity import ModelIdentity
 from ..base.inputs import check_size
 from ._records import OpTrace
 from ._trace import as_module, record
-from .conventions import Convention, Rule, convention_names, get_convention
+from .conventions import Convention, Rule, RuleKey, convention_names, get_convention
 
 DEFAULT_CONVENTION = "full"
 
@@ -176,7 +176,7 @@ def profile(
     dtype: torch.dtype = torch.float32,
     *,
     peak_memory: bool = True,
-    overrides: Mapping[Any, Rule] | None = None,
+    overrides: Mapping[RuleKey, Rule] | None = None,
 ) -> Profile:
     """Count params, MACs, FLOPs, activations and convolutions of ``model`` for a ``batch x channels x H x W`` input.
 

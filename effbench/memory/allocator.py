@@ -28,8 +28,11 @@ Two models:
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+#: what an allocator's driver attaches to its events and allocated blocks (the snapshot's frames), or None
+Context = Sequence[Mapping[str, object]] | None
 
 MIN_BLOCK = 512  # kMinBlockSize
 SMALL_SIZE = 1 << 20  # kSmallSize: largest request served from the small pool
@@ -92,7 +95,7 @@ class _Block:
     small: bool
     allocated: bool = False
     requested: int = 0  # the request the block serves while allocated
-    context: Any = None  # the allocator's context when the block was last allocated
+    context: Context = None  # the allocator's context when the block was last allocated
     prev: _Block | None = field(default=None, repr=False)
     next: _Block | None = field(default=None, repr=False)
 
@@ -105,7 +108,7 @@ class AllocatorEvent:
     action: str  # "segment_alloc", "alloc", "free_requested" or "free_completed"
     addr: int
     size: int
-    context: Any
+    context: Context
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class BlockState:
     size: int
     requested: int
     allocated: bool
-    context: Any
+    context: Context
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class SegmentState:
     addr: int
     size: int
     small: bool
-    context: Any
+    context: Context
     blocks: tuple[BlockState, ...]
 
 
@@ -143,9 +146,9 @@ class CachingAllocator:
         self.reserved = 0
         self.requested = 0  # the sum of the requests of allocated blocks (memory_stats' requested_bytes)
         self.requested_peak = 0
-        self.context: Any = None
+        self.context: Context = None
         self.history: list[AllocatorEvent] | None = [] if record else None
-        self._segments: list[tuple[_Block, int, Any]] = []  # first block, size, context of the cudaMalloc
+        self._segments: list[tuple[_Block, int, Context]] = []  # first block, size, context of the cudaMalloc
         self._pools: dict[bool, list[tuple[int, int, _Block]]] = {
             True: [],
             False: [],

@@ -45,7 +45,7 @@ class ConvSignature:
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"bad convolution signature in a GPU profile: {dict(d)!r} ({exc})") from None
 
-    def sort_key(self) -> tuple[Any, ...]:
+    def sort_key(self) -> tuple[str, str, tuple[int, ...], int, int, int, tuple[int, ...]]:
         """The order profiles list their signatures in."""
         return (
             self.dtype,

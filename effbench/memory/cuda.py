@@ -89,12 +89,12 @@ def measure_cuda_memory(
             handles = []
             before: dict[str, int] = {}
 
-            def pre(mod: nn.Module, args: Any, qn: str) -> None:
+            def pre(mod: nn.Module, args: tuple[object, ...], qn: str) -> None:
                 torch.cuda.synchronize(dev)
                 torch.cuda.reset_peak_memory_stats(dev)
                 before[qn] = torch.cuda.memory_allocated(dev)
 
-            def post(mod: nn.Module, args: Any, output: Any, qn: str) -> None:
+            def post(mod: nn.Module, args: tuple[object, ...], output: object, qn: str) -> None:
                 torch.cuda.synchronize(dev)
                 extra = torch.cuda.max_memory_allocated(dev) - torch.cuda.memory_allocated(dev)
                 per_conv[qn] = max(per_conv.get(qn, 0), int(extra))

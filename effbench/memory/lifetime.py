@@ -12,9 +12,9 @@ on a GPU. Tensors made outside the dispatcher (a checkpoint's unpickled storages
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from torch._ops import OpOverload
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -60,7 +60,13 @@ class LivePeak(TorchDispatchMode):
         self._collect()
         return self.current_bytes
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(
+        self,
+        func: OpOverload,
+        types: tuple[type, ...],
+        args: tuple[object, ...] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
         out = func(*args, **(kwargs or {}))
         self.ops += 1
         for t in tree_leaves(out):
@@ -85,6 +91,6 @@ class LivePeak(TorchDispatchMode):
                 self.peak_bytes, self.peak_op = self.current_bytes, str(func)
         return out
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._collect()
         return super().__exit__(*exc)

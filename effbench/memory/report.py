@@ -4,11 +4,37 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ..base.identity import ModelIdentity
 
-__all__ = ["LiveTensor", "MemoryReport", "mb", "op_word"]
+__all__ = ["LiveTensor", "MemoryReport", "ModulePeak", "TimelineEntry", "mb", "op_word"]
+
+
+class TimelineEntry(TypedDict):
+    """The memory after one op of the measured forward: the allocator's bytes and the live blocks' bytes."""
+
+    index: int
+    op: str
+    module: str
+    allocated_bytes: int
+    live_bytes: int
+
+
+class _ModulePeakRequired(TypedDict):
+    type: str
+    first_op_index: int
+    peak_bytes: int
+
+
+class ModulePeak(_ModulePeakRequired, total=False):
+    """The highest allocated bytes inside one module's calls: where (``op_index``, ``op``) and in C x H x W units
+    (``x_feature``)."""
+
+    op_index: int
+    op: str
+    x_feature: float
+
 
 _OP_WORDS = {
     "add": "residual add",
@@ -58,8 +84,8 @@ class MemoryReport:
     decomposition: dict[str, Any]
     feature_shape: tuple[int, int, int]  # C, H, W of the main feature map
     feature_bytes: int
-    timeline: list[dict[str, Any]]
-    per_module_peaks: dict[str, dict[str, Any]]
+    timeline: list[TimelineEntry]
+    per_module_peaks: dict[str, ModulePeak]
     resident_bytes: int
     plain_peak_bytes: int  # the peak of live blocks rounded to 512 bytes, no caching-allocator effects
     device_model: str

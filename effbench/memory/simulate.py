@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ..base.errors import ModelError
 from .allocator import CachingAllocator, PlainAllocator, make_allocator, round_size
-from .report import LiveTensor, MemoryReport, mb, op_word
+from .report import LiveTensor, MemoryReport, ModulePeak, TimelineEntry, mb, op_word
 from .tracker import OpRec, StorageRec, StorageTrace
 from .workspace import GpuProfile
 
@@ -241,19 +240,17 @@ def analyse(
     dec["total"] = peak_bytes
     series = sim.series["measured"]
     timeline = [
-        {"index": o.index, "op": o.name, "module": o.module, "allocated_bytes": a, "live_bytes": b}
+        TimelineEntry(index=o.index, op=o.name, module=o.module, allocated_bytes=a, live_bytes=b)
         for o, (a, b) in zip(trace.ops, series)
     ]
-    per_module: dict[str, dict[str, Any]] = {}
+    per_module: dict[str, ModulePeak] = {}
     for o, (a, _b) in zip(trace.ops, series):
         for name in ("", *o.module_stack):
             cur = per_module.get(name)
             if cur is None:
-                cur = per_module[name] = {
-                    "type": trace.modules.get(name, ""),
-                    "first_op_index": o.index,
-                    "peak_bytes": -1,
-                }
+                cur = per_module[name] = ModulePeak(
+                    type=trace.modules.get(name, ""), first_op_index=o.index, peak_bytes=-1
+                )
             if a > cur["peak_bytes"]:
                 cur.update(peak_bytes=a, op_index=o.index, op=o.name, x_feature=a / fbytes)
     resident = sum(round_size(trace.storages[s].nbytes) for s in trace.resident)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
+from torch._ops import OpOverload
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -91,7 +91,7 @@ class StorageTracker(TorchDispatchMode):
         self._pending_frees: list[int] = []
 
     # -- storages -----------------------------------------------------------------------------------------------
-    def _key(self, t: torch.Tensor) -> tuple[int, Any] | None:
+    def _key(self, t: torch.Tensor) -> tuple[int, torch.UntypedStorage] | None:
         if t.device != self.device:
             return None
         st = t.untyped_storage()
@@ -145,7 +145,13 @@ class StorageTracker(TorchDispatchMode):
         return [sid for key, sid in self._watch.items() if not self._by_key[key][0].expired()]
 
     # -- dispatch -----------------------------------------------------------------------------------------------
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(
+        self,
+        func: OpOverload,
+        types: tuple[type, ...],
+        args: tuple[object, ...] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
         kwargs = kwargs or {}
         freed = self.collect_frees()
         index = len(self.ops)

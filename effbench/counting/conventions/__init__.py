@@ -23,11 +23,14 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ...base.errors import UsageError
 from ...base.plugins import load_plugins
 from .._records import FunctionCall, ModuleCall, OpCall, OpTrace, TensorMeta, tensors_in
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ def _ancestors(name: str) -> list[str]:
 
 
 Rule = Callable[[Any], Cost]
+#: what a rule is registered under: an op packet (``"aten.add"``), a torch-level function's name
+#: (``"interpolate"``, fvcore) or a module type (``nn.Conv2d``, ntire2022)
+RuleKey: TypeAlias = "str | type[nn.Module]"
 
 
 class Convention:
@@ -192,7 +198,7 @@ class Convention:
     def __init__(self) -> None:
         self.op_rules: dict[str, Rule] = {}
 
-    def table_for(self, key: Any) -> dict[Any, Rule]:
+    def table_for(self, key: RuleKey) -> dict[Any, Rule]:
         """The rule table a key belongs to: op packets (``"aten.add"``, a custom op's ``"mylib.scan"``) here."""
         if isinstance(key, str) and "." in key.strip("."):  # "aten.add", "prim.device", "mylib.scan"
             return self.op_rules
@@ -200,7 +206,7 @@ class Convention:
             f"convention {self.name!r} has no rule table for {key!r} (op rules look like 'aten.add')"
         )
 
-    def add_rule(self, key: Any, rule: Rule) -> None:
+    def add_rule(self, key: RuleKey, rule: Rule) -> None:
         """Register ``rule`` under ``key``; a key that already has a rule raises :class:`ValueError`."""
         table = self.table_for(key)
         if key in table:
@@ -224,7 +230,7 @@ class Convention:
             rule = self.op_rules.get(packet[:-1])
         return rule
 
-    def with_overrides(self, overrides: Mapping[Any, Rule]) -> Convention:
+    def with_overrides(self, overrides: Mapping[RuleKey, Rule]) -> Convention:
         """A copy of this convention with some rules replaced or added (for one run; the registered one is kept)."""
         conv = copy.copy(self)
         for attr, value in vars(self).items():

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._records import FunctionCall, OpCall, OpTrace, TensorMeta, tensors_in
-from . import Convention, Cost, Counts, Tally, arg, out, register_convention
+from . import Convention, Cost, Counts, RuleKey, Tally, arg, out, register_convention
 
 FunctionRule = Callable[[FunctionCall], Cost]
 
@@ -50,7 +50,7 @@ class Fvcore(Convention):
         super().__init__()
         self.function_rules: dict[str, FunctionRule] = {}
 
-    def table_for(self, key: Any) -> dict[Any, Any]:
+    def table_for(self, key: RuleKey) -> dict[Any, Any]:
         """Plain names (``"interpolate"``) key the torch-level function table, ``"aten.*"`` the op table."""
         if isinstance(key, str) and "." not in key:
             return self.function_rules

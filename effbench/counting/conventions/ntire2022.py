@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from .._records import ModuleCall, OpTrace, tensors_in
-from . import Convention, Cost, Counts, Tally, out, register_convention
+from . import Convention, Cost, Counts, RuleKey, Tally, out, register_convention
 
 ModuleRule = Callable[[ModuleCall], Cost]
 
@@ -38,7 +38,7 @@ class Ntire2022(Convention):
         super().__init__()
         self.module_rules: dict[type[nn.Module], ModuleRule] = {}
 
-    def table_for(self, key: Any) -> dict[Any, Any]:
+    def table_for(self, key: RuleKey) -> dict[Any, Any]:
         """Module types (``nn.Conv2d``) key the module table."""
         if isinstance(key, type) and issubclass(key, nn.Module):
             return self.module_rules
