@@ -20,6 +20,9 @@ it holds the 6 samples a 95 % interval of the median needs (so a forward longer 
 it by at most those 6 forwards); fewer than ``min_repeats`` samples are flagged ``noisy`` with the reason.
 Every result records ``ci_low``, ``ci_high`` and ``ci_rel`` (the larger half-width over the median); one whose
 interval is wider than the target is flagged ``noisy`` with the reason.
+
+:func:`run_steady` is the protocol on a prepared model (what :func:`effbench.benchmark` calls): the cold first call
+with its output checked, :func:`time_steady`, and on CUDA the energy per image and the peak of one forward.
 """
 
 from __future__ import annotations
