@@ -183,9 +183,10 @@ def run_study(
     docs = {vname: _load_cell(out, cell) for vname, cell in cells.items()}
     models = build_variants(study, {v: c.spec for v, c in cells.items()})
     _fill_peak_summaries(study, models, docs, (h, w))
-    paired, paired_skipped = _paired(
-        study, models, docs, cfg, dev, (h, w), repeats, threads, out, previous, render_only
-    )
+    if render_only:
+        paired, paired_skipped = previous.get("paired") or {}, previous.get("paired_skipped")
+    else:
+        paired, paired_skipped = _paired(study, models, docs, cfg, dev, (h, w), repeats, threads, out)
     peaks = device_peaks(docs)
     result: dict[str, Any] = {
         "schema": "effbench.study/1",
@@ -275,14 +276,10 @@ def _paired(
     repeats: int,
     threads: int | None,
     out: Path,
-    previous: dict[str, Any],
-    render_only: bool,
 ) -> tuple[dict[str, Any], str | None]:
     """The interleaved rounds of each baseline group (and why there are none, when there are none)."""
     from ..backends import model_dtype
 
-    if render_only:
-        return previous.get("paired") or {}, previous.get("paired_skipped")
     if cfg.backend != "eager":
         return {}, (
             f"no interleaved rounds under backend {cfg.backend} (they time eager models in one process): "
