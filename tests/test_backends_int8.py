@@ -74,11 +74,11 @@ def test_calibration_images_are_cropped_or_mirrored_to_the_input_size(tmp_path: 
     np.testing.assert_array_equal(batches[0][0, :, 2:22, :], images[0][:, 8:32].transpose(2, 0, 1))
 
 
-def test_an_int8_zoo_model_runs_with_its_equivalence_psnr(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(CALIBRATION_ENV, str(_images(tmp_path / "lr")))
-    res = benchmark("fmen_s", (24, 24), dtype="int8", backend="onnxruntime", repeats=3, threads=1)
+def test_an_int8_zoo_model_runs_with_its_equivalence_psnr(tmp_path: Path) -> None:
+    lr = _images(tmp_path / "lr")
+    res = benchmark(
+        "fmen_s", (24, 24), dtype="int8", backend="onnxruntime", repeats=3, threads=1, calibration=[lr]
+    )
     assert res["dtype"] == "int8" and res["backend"] == "onnxruntime"
     m = res["metrics"]
     assert m["runtime_ms"]["median"] > 0
@@ -90,22 +90,23 @@ def test_an_int8_zoo_model_runs_with_its_equivalence_psnr(
     assert m["artifact_bytes"] < 0.5 * fp32_bytes  # int8 weights: about a quarter of fp32's
 
 
-def test_a_collapsed_int8_model_is_bad_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_collapsed_int8_model_is_bad_output(tmp_path: Path) -> None:
     # calibrated on black images only, every activation range is [0, 0]: any other input saturates
-    monkeypatch.setenv(CALIBRATION_ENV, str(_images(tmp_path / "black", value=0)))
+    black = _images(tmp_path / "black", value=0)
     with pytest.raises(Exception) as info:
-        benchmark("fmen_s", (24, 24), dtype="int8", backend="onnxruntime", repeats=2, threads=1)
+        benchmark(
+            "fmen_s", (24, 24), dtype="int8", backend="onnxruntime", repeats=2, threads=1, calibration=[black]
+        )
     assert getattr(info.value, "status", None) == "bad_output"
     assert "fmen_s under onnxruntime int8" in str(info.value)
 
 
 @pytest.mark.shared
-def test_int8_calibrated_on_set5_and_set14_lr(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_calibrated_on_set5_and_set14_lr(data_dir: Path) -> None:
     folders = [data_dir / "Set5" / "LR_bicubic" / "X4", data_dir / "Set14" / "LR_bicubic" / "X4"]
-    monkeypatch.setenv(CALIBRATION_ENV, os.pathsep.join(map(str, folders)))
     model = resolve_model("rlfn").model.eval()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    prepared = prepare(model, x, "onnxruntime", "int8")
+    prepared = prepare(model, x, "onnxruntime", "int8", calibration=folders)
     assert prepared.details["calibration_images"] == 19  # 5 + 14
     assert prepared.details["calibration_from"] == os.pathsep.join(map(str, folders))
     with torch.no_grad():

@@ -5,9 +5,12 @@ The fp32 model is exported to ONNX (:func:`~effbench.backends.ort.export_onnx`),
 activations (U8S8, the form ONNX Runtime's CPU kernels run fastest on x86), then run by the CPU execution
 provider. Input and output stay fp32, so the equivalence check compares it with eager fp32 like any backend.
 
-The calibration images are the LR images of the folders in ``EFFBENCH_CALIBRATION`` (``os.pathsep``-separated,
-e.g. Set5's and Set14's ``LR_bicubic/X4``), each cropped to the input size at its centre (mirrored where it is
-smaller), or the images given to :func:`quantise_onnx`.
+The calibration images are the LR images of the folders the caller names (``calibration``: ``effbench run`` and
+``effbench bench`` take them as ``--calibration FOLDER[,FOLDER]``, e.g. Set5's and Set14's ``LR_bicubic/X4``; the
+commands read ``EFFBENCH_CALIBRATION``, ``os.pathsep``-separated, as that flag's default, and nothing below them
+reads the environment), each cropped to the input size at its centre (mirrored where it is smaller), or the
+images given to :func:`prepare_onnxruntime_int8`. A sweep cell records its calibration folders
+(:attr:`effbench.sweep.config.Cell.calibration`), so a result says what it was calibrated on.
 """
 
 from __future__ import annotations
@@ -27,23 +30,33 @@ from ..base.images import list_images, read_image
 from .ort import OPSET, _ort, _session, export_onnx, session_runner
 from .registry import BackendUnavailable, ExportError, Prepared, register_quantisation, timed
 
-__all__ = ["CALIBRATION_ENV", "calibration_batches", "calibration_images", "quantise_onnx"]
+__all__ = [
+    "CALIBRATION_ENV",
+    "calibration_batches",
+    "calibration_folders",
+    "calibration_images",
+    "prepare_onnxruntime_int8",
+    "quantise_onnx",
+]
 
 CALIBRATION_ENV = "EFFBENCH_CALIBRATION"
 MAX_IMAGES = 32  # calibration crops at most; MinMax ranges settle after a few images
 
 
-def calibration_images(folders: Sequence[str | Path] | None = None) -> list[np.ndarray]:
-    """The uint8 RGB LR images of ``folders`` (default: the folders in ``EFFBENCH_CALIBRATION``); a
-    :class:`UsageError` saying how to name them when there are none."""
-    if folders is None:
-        value = os.environ.get(CALIBRATION_ENV, "")
-        folders = [f for f in value.split(os.pathsep) if f]
-        if not folders:
-            raise UsageError(
-                f"int8 needs calibration images: set {CALIBRATION_ENV} to folders of LR images, "
-                f"e.g. Set5/LR_bicubic/X4{os.pathsep}Set14/LR_bicubic/X4"
-            )
+def calibration_folders(value: str | None) -> tuple[str, ...]:
+    """The folders named in ``value`` (``EFFBENCH_CALIBRATION``'s form: ``os.pathsep``-separated), for the
+    commands that take the variable as their ``--calibration`` default."""
+    return tuple(f for f in (value or "").split(os.pathsep) if f)
+
+
+def calibration_images(folders: Sequence[str | Path]) -> list[np.ndarray]:
+    """The uint8 RGB LR images of ``folders`` (at most :data:`MAX_IMAGES`); a :class:`UsageError` saying how to
+    name them when no folder is given or the folders hold no image."""
+    if not folders:
+        raise UsageError(
+            f"int8 needs calibration images: set {CALIBRATION_ENV} or --calibration to folders of LR images, "
+            f"e.g. --calibration Set5/LR_bicubic/X4,Set14/LR_bicubic/X4"
+        )
     paths = [p for f in folders for p in list_images(f)]
     if not paths:
         raise UsageError(f"no images in the calibration folders {', '.join(map(str, folders))}")
@@ -115,10 +128,12 @@ def prepare_onnxruntime_int8(
     model: nn.Module,
     example: torch.Tensor,
     data_range: float = 1.0,
+    *,
+    calibration: Sequence[str | Path] = (),
     images: Sequence[np.ndarray] | None = None,
 ) -> Prepared:
-    """Export, calibrate on ``images`` (default: :func:`calibration_images`) scaled to the model's input range
-    ``data_range``, and quantise."""
+    """Export, calibrate on ``images`` (default: the LR images of the ``calibration`` folders,
+    :func:`calibration_images`) scaled to the model's input range ``data_range``, and quantise."""
     ort = _ort()
     if example.device.type != "cpu":
         raise BackendUnavailable(
@@ -126,7 +141,7 @@ def prepare_onnxruntime_int8(
         )
     if example.dtype != torch.float32:
         raise UsageError(f"int8 quantises the fp32 model; got a {str(example.dtype)[6:]} input")
-    calib = list(images) if images is not None else calibration_images()
+    calib = list(images) if images is not None else calibration_images(calibration)
     sessions: dict[tuple[int, ...], Callable] = {}
 
     def build(x: torch.Tensor) -> tuple[Callable, int]:
@@ -148,7 +163,7 @@ def prepare_onnxruntime_int8(
         "onnxruntime": ort.__version__,
         "quantisation": "static, QDQ, per-channel int8 weights, uint8 activations, MinMax calibration",
         "calibration_images": len(calib),
-        "calibration_from": os.environ.get(CALIBRATION_ENV)
+        "calibration_from": os.pathsep.join(map(str, calibration))
         if images is None
         else "images given by the caller",
     }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -111,14 +112,27 @@ def get_backend(name: str) -> Backend:
         raise UsageError(f"unknown backend {name!r}: use {', '.join(backend_names())}") from None
 
 
-QuantiseFn = Callable[[nn.Module, torch.Tensor, float], Prepared]
+class QuantiseFn(Protocol):
+    """A post-training quantisation: the fp32 ``model`` and ``example`` (values in ``0..data_range``), calibrated
+    on the LR images of the ``calibration`` folders, prepared to return fp32 outputs."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        example: torch.Tensor,
+        data_range: float = 1.0,
+        *,
+        calibration: Sequence[str | Path] = (),
+    ) -> Prepared: ...
+
+
 _QUANTISATIONS: dict[tuple[str, str], QuantiseFn] = {}
 
 
 def register_quantisation(backend: str, dtype: str) -> Callable[[QuantiseFn], QuantiseFn]:
-    """Decorator registering ``quantise(model, example, data_range) -> Prepared`` as backend ``backend``'s
-    post-training quantisation to ``dtype`` (``int8``): it takes the fp32 model and input (values in
-    ``0..data_range``) and returns fp32 outputs."""
+    """Decorator registering ``quantise(model, example, data_range, *, calibration) -> Prepared`` as backend
+    ``backend``'s post-training quantisation to ``dtype`` (``int8``): it takes the fp32 model and input (values
+    in ``0..data_range``) and the folders of its calibration images, and returns fp32 outputs."""
 
     def deco(fn: QuantiseFn) -> QuantiseFn:
         if dtype in DTYPES:
@@ -157,17 +171,24 @@ def prepare(
     backend: str = "eager",
     dtype: str = "fp32",
     data_range: float = 1.0,
+    *,
+    calibration: Sequence[str | Path] = (),
 ) -> Prepared:
     """Prepare ``model`` (in eval mode, on ``example``'s device and dtype) under ``backend``, once; a quantised
-    ``dtype`` (``int8``) is the backend's post-training quantisation of the fp32 model, calibrated on inputs
-    in ``0..data_range``."""
+    ``dtype`` (``int8``) is the backend's post-training quantisation of the fp32 model, calibrated on the LR
+    images of the ``calibration`` folders (inputs in ``0..data_range``); other dtypes ignore ``calibration``."""
     get_backend(backend)
     model_dtype(backend, dtype)
     quantise = _QUANTISATIONS.get((backend, dtype))
-    return quantise(model, example, data_range) if quantise else get_backend(backend).prepare(model, example)
+    if quantise is None:
+        return get_backend(backend).prepare(model, example)
+    return quantise(model, example, data_range, calibration=calibration)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+_T = TypeVar("_T")
+
+
+def timed(fn: Callable[[], _T]) -> tuple[_T, float]:
     """``fn()`` and the seconds it took."""
     t0 = time.perf_counter()
     out = fn()

@@ -11,7 +11,7 @@ from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
-from ._options import add_device, add_json
+from ._options import add_calibration, add_device, add_json, calibration_from_args
 from ._output import json_out
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="steady (warm-up, N timed runs) or ntire (the challenge's test_demo.py)",
     )
     parser.add_argument("--dtype", choices=dtype_names(), default="fp32", help="default: fp32")
+    add_calibration(parser)
     parser.add_argument(
         "--backend",
         choices=backend_names(),
@@ -189,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             roofline=args.roofline,
             backend=args.backend,
             equivalence_db=args.equivalence_db,
+            calibration=calibration_from_args(args),
         ),
         device=args.device,
         dtype=args.dtype,

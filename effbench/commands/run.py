@@ -21,6 +21,7 @@ from ..backends import backend_names, dtype_names
 from ..base.errors import UsageError
 from ..sweep.runner import RESUME_MODES
 from ._common import add_executor_arguments
+from ._options import add_calibration, calibration_from_args
 
 if TYPE_CHECKING:
     from ..sweep.config import SweepConfig
@@ -63,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CONFIG.toml",
         help="sweep configuration (keys: models, scales, sizes, devices, protocols, dtypes, "
-        "backends, repeats, threads, dataset, roofline, static, breakdown, timing, measure, timeout, out, "
-        "executor, jobs, address, allow_shared_cpu, gpu_type, slurm_partition)",
+        "backends, repeats, threads, dataset, roofline, static, breakdown, timing, measure, calibration, "
+        "timeout, out, executor, jobs, address, allow_shared_cpu, gpu_type, slurm_partition)",
     )
     parser.add_argument(
         "--models", nargs="+", default=None, help="zoo names or specs (default: the whole zoo)"
@@ -78,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--protocols", nargs="+", choices=["steady", "ntire"], default=None, help="default: steady"
     )
     parser.add_argument("--dtypes", nargs="+", choices=dtype_names(), default=None, help="default: fp32")
+    add_calibration(parser)
     parser.add_argument(
         "--backends",
         nargs="+",
@@ -234,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.sizes = [parse_size(s) for s in args.sizes]
     if args.measure:
         cfg.measure = [*cfg.measure, *args.measure]
+    cfg.calibration = list(calibration_from_args(args, cfg.calibration))
     cfg.roofline = cfg.roofline or args.roofline
     cfg.breakdown = cfg.breakdown or args.breakdown
     cfg.static = cfg.static and not args.no_static

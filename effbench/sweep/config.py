@@ -53,9 +53,12 @@ class Cell:
     budget_s: float | None = None  # seconds of timed runs on CPU (None: the timing target's default)
     # extra registered measurements (effbench.base.measurement: a plugin's), after those of the flags above
     measure: tuple[str, ...] = ()
+    # the folders of LR images a quantised dtype (int8) is calibrated on: a setting of the cell, in its id
+    calibration: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measure", tuple(dict.fromkeys(self.measure)))
+        object.__setattr__(self, "calibration", tuple(str(f) for f in self.calibration))
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -116,15 +119,19 @@ class Cell:
         if self.dataset:
             parts.append(Path(self.dataset).name or "data")
         parts += sorted(self.measure)  # cells without extra measurements keep their ids
+        if self.calibration:  # two calibrations are two cells: a resume never mixes them
+            parts.append("cal" + hashlib.sha1("\n".join(self.calibration).encode()).hexdigest()[:6])
         return _SLUG.sub("_", "_".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["size"] = list(self.size)
-        if self.measure:
-            d["measure"] = list(self.measure)
-        else:  # documents written before extra measurements existed hold the same settings
-            del d["measure"]
+        # documents written before these settings existed hold the same settings when they are unset
+        for key in ("measure", "calibration"):
+            if d[key]:
+                d[key] = list(d[key])
+            else:
+                del d[key]
         return d
 
     def new_result(self, **fields: Any) -> dict[str, Any]:
@@ -150,6 +157,7 @@ class Cell:
         d = dict(d)
         d["size"] = tuple(d.get("size", (256, 256)))
         d["measure"] = tuple(d.get("measure", ()))
+        d["calibration"] = tuple(d.get("calibration", ()))
         return cls(**d)
 
 
@@ -175,6 +183,7 @@ class SweepConfig:
     timing: bool = True
     budget_s: float | None = None
     measure: list[str] = field(default_factory=list)
+    calibration: list[str] = field(default_factory=list)  # int8 cells' calibration folders
     timeout: float | None = None
     out: str | None = None
     executor: str = "local"
@@ -218,6 +227,13 @@ class SweepConfig:
             for m in list_models()
             if not model_info(m).reference and any(s in model_info(m).scales for s in self.scales)
         ]
+
+    def calibration_for(self, dtype: str) -> tuple[str, ...]:
+        """The calibration folders of a cell in ``dtype``: :attr:`calibration` for a post-training quantisation
+        (``int8``), none for a torch dtype (nothing calibrates it, so its cell and id stay the same)."""
+        from ..base.inputs import DTYPES
+
+        return () if dtype in DTYPES else tuple(self.calibration)
 
     def measure_names(self) -> tuple[str, ...]:
         """The extra registered measurements of every cell, checked: an unknown name is a usage error listing the
@@ -275,6 +291,7 @@ class SweepConfig:
                     backend,
                     budget_s=self.budget_for(dev),
                     measure=measure,
+                    calibration=self.calibration_for(dt),
                 )
             )
         if not out:
@@ -359,7 +376,7 @@ def load_config(path: str | Path) -> SweepConfig:
     for key, val in data.items():
         if key == "sizes":
             val = [_size(v) for v in val]
-        elif key in ("models", "devices", "protocols", "dtypes", "backends", "measure"):
+        elif key in ("models", "devices", "protocols", "dtypes", "backends", "measure", "calibration"):
             val = [val] if isinstance(val, str) else list(val)
         elif key == "scales":
             values = [val] if isinstance(val, int) else val

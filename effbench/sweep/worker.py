@@ -87,6 +87,7 @@ def options_of(cell: Cell) -> dict[str, Any]:
         "roofline": cell.roofline,
         "dataset": cell.dataset,
         "backend": cell.backend,
+        "calibration": cell.calibration,
         "forwards": 5,
     }
 

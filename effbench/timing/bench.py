@@ -23,7 +23,7 @@ from ..backends import DEFAULT_THRESHOLD_DB, check_equivalence, get_backend, mod
 from ..base.env import LoadProbe, capture_env
 from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
-from ..base.inputs import num_threads, resolve_device
+from ..base.inputs import DTYPES, num_threads, resolve_device
 from ..base.measurement import Workload
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 from .image_pairs import ImagePair, find_pairs, synthetic_pairs
@@ -51,7 +51,8 @@ class BenchOptions:
     ``energy_seconds``: the NVML energy loop on CUDA (None: 1 s on CUDA, none on CPU). ``seed``: of the random
     input. ``backend`` (:mod:`effbench.backends`) and ``equivalence_db``, the PSNR against eager fp32 below which
     an exported or reduced-precision model is refused. ``preflight``: check the predicted peak memory against the
-    device's free memory first."""
+    device's free memory first. ``calibration``: the folders of LR images a quantised dtype (``int8``) is
+    calibrated on (recorded in the result's ``settings``)."""
 
     protocol: str = "steady"
     repeats: int | None = None
@@ -66,8 +67,11 @@ class BenchOptions:
     backend: str = "eager"
     equivalence_db: float = DEFAULT_THRESHOLD_DB
     preflight: bool = True
+    calibration: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        folders = [self.calibration] if isinstance(self.calibration, (str, Path)) else self.calibration
+        object.__setattr__(self, "calibration", tuple(str(f) for f in folders))
         if self.protocol not in TIMING_PROTOCOLS:
             raise UsageError(f"unknown protocol {self.protocol!r}: use {' or '.join(TIMING_PROTOCOLS)}")
         if self.repeats is not None and self.repeats < 1:
@@ -240,6 +244,8 @@ def _measure(
         "timing_target": vars(opts.target or TimingTarget()) if repeats is None else None,
         "backend": opts.backend,
     }
+    if opts.calibration and wl.dtype not in DTYPES:  # what a quantised dtype was calibrated on
+        settings["calibration"] = list(opts.calibration)
     model = resolved.model
     if opts.preflight:
         from ..memory.preflight import check_fits
@@ -348,7 +354,7 @@ def prepare_timed_model(
     if wl.channels_last:
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
-    prepared = prepare(model, example, opts.backend, wl.dtype, data_range)
+    prepared = prepare(model, example, opts.backend, wl.dtype, data_range, calibration=opts.calibration)
     metrics: dict[str, float | int] = {
         k: v
         for k, v in (("export_seconds", prepared.export_seconds), ("artifact_bytes", prepared.artifact_bytes))

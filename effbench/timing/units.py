@@ -8,8 +8,8 @@ timing already builds on quality (a unit there would close an import circle betw
 
 Options read from the cell (:class:`~effbench.base.measurement.Context`): ``protocol`` (``steady`` or
 ``ntire``), ``repeats``, ``target`` (a :class:`~effbench.timing.steady.TimingTarget`), ``roofline``,
-``dataset`` (ntire: the images timed; steady: the images ``dataset_psnr`` scores), ``backend``, ``forwards``
-(profiled forwards of the breakdown, default 5).
+``dataset`` (ntire: the images timed; steady: the images ``dataset_psnr`` scores), ``backend``, ``calibration``
+(the folders an int8 cell is calibrated on), ``forwards`` (profiled forwards of the breakdown, default 5).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def runtime(resolved: Resolved, workload: Workload, context: Context) -> Benchma
         dataset=context.option("dataset") if protocol == "ntire" else None,
         predicted_memory=context.earlier.get("predicted_memory"),
         backend=context.option("backend", "eager"),
+        calibration=tuple(context.option("calibration", ())),
     )
 
 
