@@ -15,16 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from ..base.errors import UsageError
 from ..base.inputs import check_size
 from .allocator import round_size
 from .predict import predict_memory
+from .workload import resolve_inputs, torch_dtype
 from .workspace import GpuProfile, load_profile
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .workload import ModelLike, WorkloadFields
 
 MAX_SIDE = 1 << 15
 
@@ -106,42 +111,37 @@ def _monotone(seen: dict[int, int]) -> bool:
 
 
 def plan_memory(
-    model: nn.Module | str,
+    model: ModelLike,
     budget_bytes: int,
     *,
-    scale: int = 4,
-    dtype: torch.dtype = torch.float32,
-    memory_format: str = "contiguous",
     gpu_profile: str | GpuProfile | None = None,
     overlap: int = 16,
     image: tuple[int, int] | None = None,
-    batch: int = 1,
     deploy: bool = True,
     min_side: int = 64,
+    **workload: Unpack[WorkloadFields],
 ) -> MemoryPlan:
     """The largest square, 16:9 and tile LR inputs whose predicted peak (``device_model="cuda"``, with the GPU
     profile's workspace when given) is at most ``budget_bytes``; see the module docstring. The searches start at
-    ``min_side`` (the width for 16:9): many SR models refuse tiny inputs."""
-    from ..zoo.spec import resolve_model
-
+    ``min_side`` (the width for 16:9): many SR models refuse tiny inputs. The keywords are the workload's fields
+    but its size (``batch``, ``channels``, ``dtype``, ``memory_format``, ``scale``), as
+    :func:`~effbench.memory.predict_memory` takes them."""
     if not isinstance(budget_bytes, int) or budget_bytes <= 0:
         raise UsageError(f"the budget must be a positive number of bytes, got {budget_bytes!r}")
     if not isinstance(overlap, int) or overlap < 0:
         raise UsageError(f"the tile overlap must be a whole number of pixels >= 0, got {overlap!r}")
-    r = resolve_model(model, scale=scale, deploy=deploy)
-    net = r.model
+    r, w = resolve_inputs(model, 1, workload, deploy=deploy)
+    net, scale, dtype = r.model, w.scale, torch_dtype(w)
     profile = load_profile(gpu_profile) if gpu_profile is not None else None
     held = 0
     if image is not None:
         ih, iw = check_size(image)
         elem = torch.empty((), dtype=dtype).element_size()
-        held = round_size(batch * 3 * ih * iw * elem) + round_size(batch * 3 * ih * iw * scale * scale * elem)
+        pixels = w.batch * w.channels * ih * iw
+        held = round_size(pixels * elem) + round_size(pixels * scale * scale * elem)
 
     def peak_of(size: tuple[int, int]) -> int:
-        rep = predict_memory(
-            net, size, batch=batch, dtype=dtype, memory_format=memory_format, gpu_profile=profile
-        )
-        return rep.peak_bytes
+        return predict_memory(net, w.with_(size=size), gpu_profile=profile).peak_bytes
 
     seen_sq: dict[int, int] = {}
     seen_wide: dict[int, int] = {}
@@ -164,9 +164,7 @@ def plan_memory(
             "but a larger input may fit too"
         )
     if profile is not None and square.size is not None:
-        at = predict_memory(
-            net, square.size, batch=batch, dtype=dtype, memory_format=memory_format, gpu_profile=profile
-        )
+        at = predict_memory(net, w.with_(size=square.size), gpu_profile=profile)
         notes += [f"at the square answer: {n}" for n in at.notes if n.startswith("workspace ")]
     tiles = None
     if image is not None:
