@@ -61,7 +61,7 @@ def _weights_key(value: Any) -> str | tuple[str, ...] | None:
 class ModelSpec:
     """A parsed model spec. ``target`` is a zoo name or ``location:attr``; ``data_range`` (when given) overrides
     the input range the model declares; ``own_load_state_dict``, ``load_method`` and ``after_load`` load and
-    prepare the model as a harness does (see the module doc)."""
+    prepare the model as a harness does (:mod:`effbench.zoo.loading`)."""
 
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
