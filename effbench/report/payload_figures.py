@@ -20,10 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .plotting import Figure, pyplot, save_figure, slug
 from .table import MIB
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.transforms import Bbox
 
 __all__ = ["breakdown_figure", "psd_figures", "timeline_figures"]
 
@@ -77,7 +81,7 @@ NOTE_MAX_BAND = 0.6  # the share of a panel's height a note may take
 NOTE_SLACK = 1.15  # a note must fit 15% larger than measured (another renderer, another font)
 
 
-def _fit_note(ax, words: str, gid: str) -> float:
+def _fit_note(ax: Axes, words: str, gid: str) -> float:
     """Put ``words`` in the top left of ``ax``, wrapped and sized so that its box lies inside the panel (the
     largest of :data:`NOTE_SIZES` and the widest wrapping that fit; a note too long for the smallest size is
     cut); returns the share of the panel's height it takes, from the top."""
@@ -108,7 +112,7 @@ def _fit_note(ax, words: str, gid: str) -> float:
     text.set_in_layout(False)
     text.set_gid(gid)
 
-    def fits() -> tuple[bool, Any]:
+    def fits() -> tuple[bool, Bbox]:
         box = text.get_window_extent(renderer)
         # room for another font: the SVG's text is set by the browser, whose fallback font may be wider
         ok = (
@@ -154,7 +158,7 @@ def timeline_figures(
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), sharey=True, squeeze=False)
     hovers = {}
-    notes: list[tuple[Any, str, str]] = []  # (axes, words, gid)
+    notes: list[tuple[Axes, str, str]] = []  # (axes, words, gid)
     for i, (ax, (name, (xs, ys, m))) in enumerate(zip(axes.flat, curves.items())):
         ax.step(xs, ys, where="post", lw=1)
         k = max(range(len(ys)), key=ys.__getitem__)

@@ -9,7 +9,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
 
 __all__ = ["Figure", "place_labels", "pyplot", "save_figure", "slug"]
 
@@ -27,7 +34,7 @@ class Figure:
         return next((p for p in self.paths if p.suffix == suffix), None)
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -36,7 +43,9 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, out_dir: Path, stem: str, formats: Sequence[str], hovers: dict[str, str]) -> list[Path]:
+def save_figure(
+    fig: MplFigure, out_dir: Path, stem: str, formats: Sequence[str], hovers: dict[str, str]
+) -> list[Path]:
     """Save ``fig`` in each format; in the SVG, text stays text and each artist whose gid is a key of ``hovers``
     gets a ``<title>`` (its tooltip)."""
     plt = pyplot()
@@ -56,7 +65,7 @@ def save_figure(fig, out_dir: Path, stem: str, formats: Sequence[str], hovers: d
     return paths
 
 
-def _overlap(a, b) -> float:
+def _overlap(a: Bbox, b: Bbox) -> float:
     """The area two display-space boxes share (0 when apart)."""
     w = min(a.x1, b.x1) - max(a.x0, b.x0)
     h = min(a.y1, b.y1) - max(a.y0, b.y0)
@@ -64,13 +73,13 @@ def _overlap(a, b) -> float:
 
 
 def place_labels(
-    ax,
+    ax: Axes,
     points: Sequence[tuple[float, float, float]],
     labels: Sequence[str],
     segments: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
     fontsize: float = 7,
     colors: Sequence[Any] | None = None,
-):
+) -> list[Annotation]:
     """Label each point ``(x, y, marker radius in points)`` of ``ax`` so that no two labels overlap and no label
     covers another point's marker, the legend or a line of ``segments`` (data coordinates: error bars, the
     front): each label tries positions around its marker, nearest first, and takes the first free one inside the
@@ -94,7 +103,7 @@ def place_labels(
         (x0, y0), (x1, y1) = ax.transData.transform([a, b])
         fixed.append(Bbox.from_extents(min(x0, x1) - 1, min(y0, y1) - 1, max(x0, x1) + 1, max(y0, y1) + 1))
     directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
-    placed: list[Any] = []
+    placed: list[Bbox] = []
     texts = []
     for i, ((x, y, r), label) in enumerate(zip(points, labels)):
         best = None
