@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..base.errors import UsageError
 from ..base.inputs import parse_size
@@ -15,6 +15,9 @@ from ._common import add_model_arguments, add_timeout_argument, model_from_args
 from ._isolate import run_isolated
 from ._options import add_json
 from ._output import json_out
+
+if TYPE_CHECKING:
+    from ..counting import Profile
 
 NAME = "profile"
 HELP = "count params, FLOPs/MACs, activations and convolutions under a counting convention"
@@ -74,16 +77,16 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.batch <= 0 or args.channels <= 0:
         raise UsageError("--batch and --channels must be positive")
     model = model_from_args(args)
-    kw: dict[str, Any] = dict(scale=args.scale, batch=args.batch, channels=args.channels)
+    shape = {"scale": args.scale, "batch": args.batch, "channels": args.channels}
     others = None
     if args.compare_conventions:  # one trace for every convention
         names = dict.fromkeys((*convention_names(), args.convention))
         others = compare_conventions(
-            model, (h, w), conventions=list(names), peak_memory=not args.no_memory, **kw
+            model, (h, w), conventions=list(names), peak_memory=not args.no_memory, **shape
         )
         prof = others[args.convention]
     else:
-        prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **kw)
+        prof = profile(model, (h, w), convention=args.convention, peak_memory=not args.no_memory, **shape)
 
     if args.json:
         doc = prof.to_dict(breakdowns=True)
@@ -98,7 +101,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _print_tables(prof: Any, others: dict[str, Any] | None, args: argparse.Namespace) -> None:
+def _print_tables(prof: Profile, others: dict[str, Profile] | None, args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
