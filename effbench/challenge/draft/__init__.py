@@ -27,7 +27,7 @@ Without a harness, files are paired by team number. Whatever the draft could not
 :attr:`Draft.unresolved` (and as comments at the top of the TOML). A checkpoint missing from the repository does not
 skip the entry: its static and memory parts need no weights. Model ``0`` / ``team00`` is the baseline.
 
-The package, one idea a module: :mod:`.values` (the abstract values of the walk), :mod:`.evaluate` (the abstract
+The package, one idea a module: :mod:`.values` (the abstract values of the walk), :mod:`.interpreter` (the abstract
 interpreter), :mod:`.walk` (what ``select_model`` does for each ``model_id``), :mod:`.files` (the repository's
 files, paired by team number), :mod:`.entries` (manifest entries from what was read); this module writes the
 manifest.

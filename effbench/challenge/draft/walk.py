@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ...zoo.spec import AfterLoad
-from .evaluate import Evaluator
+from .interpreter import Evaluator
 from .values import (
     CHECKPOINT_SUFFIXES,
     Branch,
