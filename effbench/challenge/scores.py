@@ -16,13 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.catalogue import Metric, lookup, metric
 from ..base.errors import UsageError
 from ..base.identity import ModelIdentity, display_names, result_key
 from ..report.text import md_table
 from .years import SCORED, ChallengeYear, ScoreRule, year_rules
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ScoreProjection",
@@ -215,7 +218,7 @@ def _entries(docs: Sequence[dict[str, Any]], rules: ChallengeYear | None = None)
     return out
 
 
-def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | None = None):
+def compute_scores(docs: Sequence[dict[str, Any]], year: int, baseline: str | None = None) -> pd.DataFrame:
     """NTIRE ESR scores or track ranks of result documents under the rules of ``year``.
 
     ``baseline`` names the model (in ``docs``) whose runtime/FLOPs/params normalise a score year's terms; by
@@ -307,7 +310,7 @@ def _m(v: float | None) -> float | None:
     return None if v is None else v / 1e6
 
 
-def scores_markdown(frame) -> str:
+def scores_markdown(frame: pd.DataFrame) -> str:
     """The score table as markdown (4 decimals for scores, like the challenge README)."""
     import pandas as pd
 
