@@ -64,7 +64,9 @@ def _session(ort: Any, onnx_bytes: bytes, device: torch.device) -> Any:
                 "onnxruntime's CUDAExecutionProvider is not available here (providers: "
                 f"{', '.join(ort.get_available_providers())}; pip install onnxruntime-gpu)"
             )
-        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
+        providers: list[str | tuple[str, dict[str, int]]] = [
+            ("CUDAExecutionProvider", {"device_id": device.index or 0})
+        ]
     else:
         providers = ["CPUExecutionProvider"]
     opts = ort.SessionOptions()

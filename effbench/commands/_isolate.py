@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ..base.errors import EffbenchError, ModelExitedError
@@ -197,7 +198,7 @@ def _outcome(messages: list[tuple[str, Any]], what: str) -> int:
     raise RuntimeError(value)  # "crash": an exception that could not be sent back; its traceback is on stderr
 
 
-def _send(fd: int, kind: str, payload: Any) -> None:
+def _send(fd: int, kind: str, payload: object) -> None:
     data = f"{kind} ".encode() + pickle.dumps(payload).hex().encode() + b"\n"
     os.write(fd, data)
 
@@ -211,7 +212,7 @@ def _supervisor(
         set_parent_death_signal(signal.SIGTERM)
         worker: list[int] = []
 
-        def terminate(signum: int, frame: Any) -> None:
+        def terminate(signum: int, frame: FrameType | None) -> None:
             for w in worker:
                 try:
                     os.kill(w, signal.SIGKILL)

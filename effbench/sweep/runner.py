@@ -29,9 +29,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 from ..base.errors import UsageError, output_error
@@ -96,7 +97,7 @@ def cap_errors(doc: dict[str, Any], full_log: Path) -> dict[str, Any]:
     and end kept, the cut said) and write each whole text into ``full_log``, which the shortened text names."""
     texts: list[str] = []
 
-    def cap(text: Any, what: str) -> Any:
+    def cap(text: object, what: str) -> object:
         if not isinstance(text, str) or len(text) <= ERROR_MAX_CHARS:
             return text
         texts.append(f"===== {what} =====\n{text}\n")
@@ -126,7 +127,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
     got: list[int] = []
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         got.append(signum)
         raise SweepTerminated(f"terminated by signal {signum}")
 
@@ -152,7 +153,7 @@ def write_table(out: str | Path) -> list[Path]:
         return []
     frame = results_frame(docs)
     written = []
-    targets: list[tuple[str, Any]] = [("results.csv", frame.to_csv)]
+    targets: list[tuple[str, Callable[..., object]]] = [("results.csv", frame.to_csv)]
     try:
         import pyarrow  # noqa: F401
 

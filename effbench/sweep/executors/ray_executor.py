@@ -79,7 +79,7 @@ class RayExecutor(Executor):
         self.allow_shared_cpu = allow_shared_cpu
         self.gpu_type = gpu_type
 
-    def _options(self, cell: SweepCell, cpu_nodes: Any) -> dict[str, Any]:
+    def _options(self, cell: SweepCell, cpu_nodes: Iterator[tuple[str, int]]) -> dict[str, Any]:
         device = timed_device(cell)
         if device is None:
             return {"num_cpus": 1}
