@@ -257,7 +257,7 @@ def plan(args: argparse.Namespace) -> int:
 
     budget = parse_bytes(args.budget)
     model = model_from_args(args, deploy=not args.train_form)
-    plan = plan_memory(
+    result = plan_memory(
         model,
         budget,
         scale=args.scale,
@@ -269,14 +269,18 @@ def plan(args: argparse.Namespace) -> int:
         batch=args.batch,
     )
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2), file=json_out(args))
+        print(json.dumps(result.to_dict(), indent=2), file=json_out(args))
         return 0
     print(
-        f"{plan.model} x{plan.scale} {plan.dtype}, budget {budget:,} B ({mb(budget)})"
-        + (f", GPU profile {plan.gpu_profile}" if plan.gpu_profile else ", no workspace (no --gpu-profile)")
+        f"{result.model} x{result.scale} {result.dtype}, budget {budget:,} B ({mb(budget)})"
+        + (
+            f", GPU profile {result.gpu_profile}"
+            if result.gpu_profile
+            else ", no workspace (no --gpu-profile)"
+        )
     )
-    for fit in (plan.square, plan.wide, plan.tile):
-        label = fit.shape + (f" (overlap {plan.overlap} px)" if fit.shape == "tile" else "")
+    for fit in (result.square, result.wide, result.tile):
+        label = fit.shape + (f" (overlap {result.overlap} px)" if fit.shape == "tile" else "")
         if fit.size is None:
             print(
                 f"  {label:<22} nothing fits: {'x'.join(map(str, fit.next_size))} needs {mb(fit.next_peak_bytes)}"
@@ -286,11 +290,11 @@ def plan(args: argparse.Namespace) -> int:
             f"  {label:<22} {fit.size[0]}x{fit.size[1]} LR -> {mb(fit.peak_bytes or 0)} predicted; "
             f"{fit.next_size[0]}x{fit.next_size[1]} would need {mb(fit.next_peak_bytes)}"
         )
-    if plan.tiles:
-        print(f"  tiles for {plan.image[0]}x{plan.image[1]}: {plan.tiles[0]} x {plan.tiles[1]}")  # type: ignore[index]
+    if result.tiles:
+        print(f"  tiles for {result.image[0]}x{result.image[1]}: {result.tiles[0]} x {result.tiles[1]}")  # type: ignore[index]
     print(
-        f"  predicted peak monotone in the side over the searched sizes: {'yes' if plan.monotone else 'NO'}"
+        f"  predicted peak monotone in the side over the searched sizes: {'yes' if result.monotone else 'NO'}"
     )
-    for note in plan.notes:
+    for note in result.notes:
         print(f"note: {note}")
     return 0
