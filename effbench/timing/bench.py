@@ -130,7 +130,7 @@ def _workload(
     channels_last: bool | None,
 ) -> Workload:
     """The workload, from a :class:`Workload` (the keywords given override its fields) or a size."""
-    changes: dict[str, Any] = {
+    changes: dict[str, int | str] = {
         k: v for k, v in (("scale", scale), ("dtype", dtype), ("threads", threads)) if v is not None
     }
     if device is not None:
@@ -139,9 +139,8 @@ def _workload(
         changes["memory_format"] = "channels_last" if channels_last else "contiguous"
     if isinstance(size_or_workload, Workload):
         return size_or_workload.with_(**changes) if changes else size_or_workload
-    changes.setdefault(
-        "scale", 4
-    )  # the workload needs one; the model's own scale is used when None was given
+    # the workload needs a scale; the model's own one is used when the caller gave none
+    changes.setdefault("scale", 4)
     return Workload(size=size_or_workload, **changes)
 
 
