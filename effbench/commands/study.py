@@ -10,7 +10,7 @@ import sys
 from ..backends import backend_names, dtype_names
 from ..base.errors import UsageError
 from ._common import add_executor_arguments, executor_from_args
-from ._options import add_device
+from ._options import add_calibration, add_device, calibration_from_args
 
 NAME = "study"
 HELP = (
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", choices=dtype_names(), default="fp32", help="dtype of every variant's cell (default: fp32)"
     )
+    add_calibration(parser)
     parser.add_argument("--size", default=None, help="LR input size HxW (default: the study's, 128x128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (default: 10)")
     parser.add_argument(
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         backend=args.backend,
         dtype=args.dtype,
+        calibration=calibration_from_args(args),
     )
     doc = run_study(
         study,

@@ -85,7 +85,8 @@ class StudySettings:
     ``repeats``: timed forwards per variant (None: the study's default); ``threads``: CPU threads per variant
     process (None: 1 on CPU, the steadiest for comparisons); ``rounds``: interleaved rounds per baseline group
     (None: ``repeats``, at least 5); ``timeout``: seconds per variant cell; ``backend`` and ``dtype``
-    (:mod:`effbench.backends`) of every variant's cell."""
+    (:mod:`effbench.backends`) of every variant's cell; ``calibration``: the folders of LR images an ``int8``
+    dtype is calibrated on (in each cell and its id)."""
 
     device: str = "cpu"
     size: tuple[int, int] | None = None
@@ -95,9 +96,12 @@ class StudySettings:
     timeout: float | None = None
     backend: str = "eager"
     dtype: str = "fp32"
+    calibration: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from ..backends import get_backend, model_dtype
+
+        object.__setattr__(self, "calibration", tuple(str(f) for f in self.calibration))
 
         if self.size is not None:
             h, w = int(self.size[0]), int(self.size[1])
@@ -237,6 +241,7 @@ def _cells(
     """One sweep cell per variant, by name: its counts, predicted memory, runtime and roofline (and measured
     memory on CUDA). A variant compared with a baseline is profiled later, in interleaved passes with its group;
     the others' per-operator split is measured in their cell (eager only)."""
+    from ..base.inputs import DTYPES
     from ..sweep import Cell
 
     names = {v.name for v in study.variants}
@@ -253,6 +258,7 @@ def _cells(
             roofline=True,
             breakdown=v.baseline not in names and cfg.backend == "eager",
             backend=cfg.backend,
+            calibration=() if cfg.dtype in DTYPES else cfg.calibration,
         )
         for v in study.variants
     }
