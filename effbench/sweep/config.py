@@ -14,6 +14,7 @@ from ..base.errors import UsageError
 from ..base.results import new_result
 
 if TYPE_CHECKING:
+    from ..timing.steady import TimingTarget
     from ..zoo.spec import ModelSpec
 
 __all__ = ["CPU_BUDGET_S", "CPU_SIZE", "GPU_SIZE", "Cell", "SweepConfig", "load_config"]
@@ -91,7 +92,7 @@ class Cell:
     def model_name(self) -> str:
         return _parse(self.spec).name
 
-    def timing_target(self) -> Any:
+    def timing_target(self) -> TimingTarget | None:
         """The adaptive-repeats target of this cell's timing (:class:`effbench.timing.steady.TimingTarget`), or
         None for the default one."""
         if self.budget_s is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..base.measurement import Workload
+    from ..base.measurement import MeasurementRun, Workload
     from .config import Cell
 
 __all__ = ["log_start", "main", "measure_cell", "options_of", "record_killed", "run_worker", "workload_of"]
@@ -103,6 +103,42 @@ def _failure(exc: BaseException) -> tuple[str, str]:
     return "error", f"{type(exc).__name__}: {exc}"
 
 
+def _record(run: MeasurementRun, cell: Cell, doc: dict[str, Any], partial: dict[str, str]) -> None:
+    """Put what ``run`` measured in ``doc``: the cell's status from a fatal failure (or, untimed, from the model
+    failing where counting ran it), the other failures and skips in ``partial``, the runtime's input shape,
+    environment, settings and data set, and every result's metrics."""
+    from ..base.errors import EffbenchError, ModelError
+    from ..timing.units import DatasetPsnr
+
+    for name, exc in run.failed.items():
+        if name in FATAL:
+            status, error = _failure(exc)
+            doc.update(status=status, error=error)
+            if not isinstance(exc, EffbenchError):
+                partial["traceback"] = "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__, limit=6)
+                )
+        else:
+            partial[PARTIAL_KEYS.get(name, name)] = f"{type(exc).__name__}: {exc}"
+    for name, why in run.skipped.items():
+        if name == "dataset_psnr" or name not in PARTIAL_KEYS:  # the other built-in ones skip silently
+            partial[name] = why
+    counted = run.failed.get("counts")
+    if not cell.timing and isinstance(counted, ModelError):  # untimed: the model failed where counting ran it
+        doc.update(status=getattr(counted, "status", "error"), error=partial.pop("static"))
+    timed = run.results.get("runtime")
+    if timed is not None and "dataset_psnr" not in run.failed:
+        doc["input_shape"] = timed["input_shape"]
+        doc["env"] = timed["env"]
+        doc["settings"] = timed.get("settings")
+        scored = run.results.get("dataset_psnr")
+        doc["dataset"] = scored.dataset if isinstance(scored, DatasetPsnr) else timed.get("dataset")
+    metrics: dict[str, Any] = {}
+    for res in run.results.values():
+        metrics.update(res.metrics())
+    doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+
+
 def measure_cell(cell: Cell) -> dict[str, Any]:
     """Measure one :class:`~effbench.sweep.config.Cell` in this process; always returns a result document.
 
@@ -110,7 +146,7 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
     :func:`effbench.base.measurement.run_measurements`. A failing runtime or data-set PSNR pass gives the cell
     its status (the model's :class:`~effbench.base.errors.ModelError` status, else ``error``) and stops there;
     any other failure, or a data-set PSNR pass that does not apply, is recorded under ``partial_errors``."""
-    from ..base.errors import EffbenchError, ModelError
+    from ..base.errors import EffbenchError
     from ..base.measurement import run_measurements
     from ..zoo.spec import resolve_model
 
@@ -129,47 +165,17 @@ def measure_cell(cell: Cell) -> dict[str, Any]:
     doc.update(model=ident.name, model_key=ident.key, identity=ident.as_dict())
 
     try:
-        workload = workload_of(cell)
         run = run_measurements(
             resolved,
-            workload,
+            workload_of(cell),
             cell.parts,
             options=options_of(cell),
             on_error=lambda name, exc: name in FATAL,
         )
     except EffbenchError as exc:  # an unknown measurement, a bad workload: nothing was measured
         doc.update(status="error", error=str(exc))
-        run = None
-    if run is not None:
-        for name, exc in run.failed.items():
-            if name in FATAL:
-                status, error = _failure(exc)
-                doc.update(status=status, error=error)
-                if not isinstance(exc, EffbenchError):
-                    partial["traceback"] = "".join(
-                        traceback.format_exception(type(exc), exc, exc.__traceback__, limit=6)
-                    )
-            else:
-                partial[PARTIAL_KEYS.get(name, name)] = f"{type(exc).__name__}: {exc}"
-        for name, why in run.skipped.items():
-            if name == "dataset_psnr" or name not in PARTIAL_KEYS:  # built-in ones skip as they did before
-                partial[name] = why
-        counted = run.failed.get("counts")
-        if not cell.timing and isinstance(
-            counted, ModelError
-        ):  # untimed: the model failed where counting ran it
-            doc.update(status=getattr(counted, "status", "error"), error=partial.pop("static"))
-        timed = run.results.get("runtime")
-        if timed is not None and "dataset_psnr" not in run.failed:
-            doc["input_shape"] = timed["input_shape"]
-            doc["env"] = timed["env"]
-            doc["settings"] = timed.get("settings")
-            scored = run.results.get("dataset_psnr")
-            doc["dataset"] = scored.dataset if scored is not None else timed.get("dataset")
-        metrics: dict[str, Any] = {}
-        for res in run.results.values():
-            metrics.update(res.metrics())
-        doc["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    else:
+        _record(run, cell, doc, partial)
 
     if not doc["env"]:
         from ..base.env import capture_env
