@@ -37,25 +37,20 @@ def runtime(resolved: Resolved, workload: Workload, context: Context) -> Benchma
     """:func:`effbench.benchmark` of ``workload``; an earlier ``predicted_memory`` result spares its pre-flight
     check a second prediction. The ntire protocol runs over the ``dataset`` option (that is the protocol); steady
     times the workload's size (``dataset_psnr`` scores the data set)."""
-    from .bench import benchmark
+    from .bench import BenchOptions, benchmark
 
     protocol = context.option("protocol", "steady")
-    return benchmark(
-        resolved.model,
-        workload.size,
-        scale=workload.scale,
-        device=workload.device,
+    options = BenchOptions(
         protocol=protocol,
-        dtype=workload.dtype,
-        channels_last=workload.channels_last,
         repeats=context.option("repeats"),
         target=context.option("target"),
-        threads=workload.threads,
         roofline=bool(context.option("roofline", False)),
         dataset=context.option("dataset") if protocol == "ntire" else None,
-        predicted_memory=context.earlier.get("predicted_memory"),
         backend=context.option("backend", "eager"),
         calibration=tuple(context.option("calibration", ())),
+    )
+    return benchmark(
+        resolved.model, workload, options, predicted_memory=context.earlier.get("predicted_memory")
     )
 
 
