@@ -15,6 +15,7 @@ from PIL import Image
 
 from effbench.backends.quantise import CALIBRATION_ENV
 from effbench.base.errors import UsageError
+from effbench.challenge.cells import EntryCell
 from effbench.cli import main
 from effbench.commands._options import add_calibration, calibration_from_args
 from effbench.sweep import Cell, SweepConfig, load_config
@@ -62,6 +63,18 @@ def test_a_cell_nothing_calibrates_keeps_its_id_and_settings() -> None:
     plain, calibrated = _int8_cells([]), _int8_cells(["calib/a"])
     assert calibrated["fp32"] == plain["fp32"] and calibrated["fp32"].calibration == ()
     assert "calibration" not in plain["int8"].to_dict()  # documents written before the setting existed match
+
+
+def test_a_challenge_cell_carries_its_calibration_in_its_settings_and_its_id() -> None:
+    def cell(*calibration: str) -> EntryCell:
+        return EntryCell(
+            "e", {}, 2024, ("runtime",), backend="onnxruntime", dtype="int8", calibration=calibration
+        )
+
+    a, b, plain = cell("calib/a"), cell("calib/b"), cell()
+    assert len({a.cell_id, b.cell_id, plain.cell_id}) == 3
+    assert a.to_dict()["calibration"] == ["calib/a"] and "calibration" not in plain.to_dict()
+    assert EntryCell.from_dict(json.loads(json.dumps(a.to_dict()))) == a
 
 
 def test_a_sweep_config_names_its_calibration_folders(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ measured one otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -92,6 +93,8 @@ class EntryCell:
     tile: int | None = None
     backend: str = "eager"
     dtype: str = "fp32"
+    #: the folders of LR images an ``int8`` measured cell is calibrated on (in its id when set)
+    calibration: tuple[str, ...] = ()
     #: the year's harness (:class:`~effbench.challenge.harness.Harness` as a dict; empty: the year's current one)
     harness: dict[str, Any] = field(default_factory=dict)
     #: the socket of a :class:`~effbench.challenge.forkserver.ForkServer` that forks this cell (None: a fresh
@@ -145,6 +148,8 @@ class EntryCell:
             parts.append(self.device.replace(":", ""))
             if (self.backend, self.dtype) != ("eager", "fp32"):
                 parts += [self.backend, self.dtype]
+            if self.calibration:  # two calibrations are two cells: a resume never mixes them
+                parts.append("cal" + hashlib.sha1("\n".join(self.calibration).encode()).hexdigest()[:6])
         if "projection" in self.parts and self.gpu:
             parts.append(self.gpu)
         return _SLUG.sub("_", "-".join(parts))
@@ -154,6 +159,10 @@ class EntryCell:
         d["parts"] = list(self.parts)
         d["counting_size"] = list(self.counting_size)
         d["memory_size"] = list(self.memory_size)
+        if self.calibration:
+            d["calibration"] = list(self.calibration)
+        else:  # documents written before the setting existed hold the same settings
+            del d["calibration"]
         return d
 
     @classmethod
@@ -161,6 +170,7 @@ class EntryCell:
         d = dict(d)
         for key in ("parts", "counting_size", "memory_size"):
             d[key] = tuple(d[key])
+        d["calibration"] = tuple(d.get("calibration", ()))
         return cls(**d)
 
     def new_result(self, **fields: Any) -> dict[str, Any]:

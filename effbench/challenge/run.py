@@ -39,11 +39,13 @@ class RunOptions:
     ``resume``: keep the cells already measured in the output folder; ``timeout``: seconds per cell (past it the
     cell is killed and its entry recorded as ``timeout``); ``fork``: on the local executor, device-free cells are
     forked from a warm process that has imported torch and effbench once (:mod:`effbench.challenge.forkserver`;
-    each cell still its own process, session and process group) instead of each starting Python afresh."""
+    each cell still its own process, session and process group) instead of each starting Python afresh;
+    ``calibration``: the folders of LR images the measured cells' ``int8`` dtype is calibrated on."""
 
     resume: bool = False
     timeout: float | None = None
     fork: bool = True
+    calibration: tuple[str, ...] = ()
 
 
 def challenge_cells(
@@ -55,11 +57,14 @@ def challenge_cells(
     backend: str = "eager",
     dtype: str = "fp32",
     gpu: str | None = None,
+    calibration: Sequence[str] = (),
 ) -> list[EntryCell]:
     """The cells of every entry of ``challenge`` (a loaded manifest) for ``parts``, under its year's rules
     (``gpu``: where the ``projection`` part projects, default the year's GPU). ``parts`` may name registered
-    measurements beside the built-in parts (:func:`~effbench.challenge.cells.parse_parts`)."""
+    measurements beside the built-in parts (:func:`~effbench.challenge.cells.parse_parts`). ``calibration``: the
+    folders an ``int8`` dtype of the measured cells is calibrated on."""
     from ..backends import get_backend, model_dtype
+    from ..base.inputs import DTYPES
     from .harness import harness_of
     from .years import year_rules
 
@@ -93,6 +98,7 @@ def challenge_cells(
                     tile=entry.tile,
                     backend=backend if measured else "eager",
                     dtype=dtype if measured else "fp32",
+                    calibration=tuple(map(str, calibration)) if measured and dtype not in DTYPES else (),
                     harness=harness_of(challenge.year).to_dict(),
                     gpu=gpu if "projection" in group else None,
                 )
@@ -163,7 +169,14 @@ def run_challenge(
         raise UsageError(f"the manifest {challenge.path} lists no entries")
     out = Path(out)
     cells = challenge_cells(
-        challenge, parts, device=device, dataset=dataset, backend=backend, dtype=dtype, gpu=gpu
+        challenge,
+        parts,
+        device=device,
+        dataset=dataset,
+        backend=backend,
+        dtype=dtype,
+        gpu=gpu,
+        calibration=options.calibration,
     )
     entries = {e.name: e for e in challenge.entries}
     skip = {c.cell_id: why for c in cells if (why := _skip_reason(entries[c.entry], c)) is not None}

@@ -436,7 +436,11 @@ def ntire_run(resolved: Resolved, workload: Workload, ctx: Context) -> NtireRun:
     if not cell.dataset and "quality" in cell.parts:
         raise ValueError("quality needs the validation images: pass --dataset FOLDER")
     options = BenchOptions(
-        protocol="ntire", dataset=cell.dataset, images=_SYNTHETIC_IMAGES, backend=cell.backend
+        protocol="ntire",
+        dataset=cell.dataset,
+        images=_SYNTHETIC_IMAGES,
+        backend=cell.backend,
+        calibration=cell.calibration,
     )
     res = benchmark(resolved, workload, options)
     metrics = dict(res.metrics())

@@ -19,7 +19,7 @@ from ..base.errors import UsageError
 from ..base.inputs import parse_size
 from ..base.timeout import positive_seconds
 from ._common import add_executor_arguments, executor_from_args
-from ._options import add_device, add_json
+from ._options import add_calibration, add_device, add_json, calibration_from_args
 from ._output import json_out
 
 NAME = "challenge"
@@ -89,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--dtype", default="fp32", help="dtype of the runtime/quality cells (fp32, fp16, bf16, int8)"
     )
+    add_calibration(run)
     run.add_argument(
         "--resume", action="store_true", help="keep the entries already measured in DIR, rerun the rest"
     )
@@ -202,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         compare_conventions=args.compare_conventions,
         executor=executor_from_args(args),
-        options=RunOptions(resume=args.resume, timeout=args.timeout),
+        options=RunOptions(resume=args.resume, timeout=args.timeout, calibration=calibration_from_args(args)),
     )
     rows = summary["leaderboard"]
     counts: dict[str, int] = {}
