@@ -83,6 +83,7 @@ def _row(
         "memory_peak_stage": m.get("memory_peak_stage"),
         "input_dependent": m.get("input_dependent"),
         "ranges": m.get("ranges"),
+        "draw_ranges": m.get("draw_ranges"),
         "changed_by_first_forward": m.get("changed_by_first_forward"),
         "as_built": m.get("as_built"),
         "counted_path_differs": m.get("counted_path_differs"),
@@ -233,8 +234,10 @@ def _harness_notes(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{name}: predicted memory peaks in {r['memory_peak_stage']}")
         if r.get("input_dependent"):
             ranges = ", ".join(f"{k} {lo:,}-{hi:,}" for k, (lo, hi) in (r.get("ranges") or {}).items())
+            drawn = ", ".join(f"{k} {lo:,}-{hi:,}" for k, (lo, hi) in (r.get("draw_ranges") or {}).items())
             lines.append(
-                f"{name}: input_dependent: counts depend on the input's values; over the draws: {ranges}"
+                f"{name}: input_dependent: counts depend on the input's values; over the draws: {drawn or ranges}"
+                + (f"; one more run of the tools (99.9% prediction interval): {ranges}" if drawn else "")
             )
         if r.get("changed_by_first_forward") and r.get("as_built"):
             built = ", ".join(f"{k} {v:,}" for k, v in r["as_built"].items())
