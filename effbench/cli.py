@@ -15,13 +15,15 @@ import ast
 import importlib
 import pkgutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from . import commands
 from .base.errors import EffbenchError
 
 
-def _command_modules(only: str | None = None):
+def _command_modules(only: str | None = None) -> Iterator[ModuleType]:
     """The command modules, imported: every one, or (``only``) just the one whose ``NAME`` is ``only``."""
     for mod, name, _ in _command_index():
         if only is None or name == only:
