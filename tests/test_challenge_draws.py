@@ -91,3 +91,16 @@ def test_the_hook_tools_metrics_are_drawn_over_zeros_images_and_heap_tables() ->
     fv = [f["fvcore"]["flops"] for n, f in draws.items() if n.startswith("rand")]
     assert counts["draw_ranges"]["flops"] == [min(fv), max(fv)]  # fvcore's: its torch.rand draws only
     assert counts["rng_in_forward"] is False
+
+
+def test_a_draw_the_model_refuses_is_recorded_and_the_others_make_the_range() -> None:
+    model = _build("challenge_draws/picky_net.py:PickyNet")
+    counts, _ = year_counts(model, "PickyNet", dict(year_rules(2025).counting), (64, 64), 4)
+    draws = counts["input_draws"]
+    assert "input out of range" in draws["heap0"]["error"]  # a heap table's low words: far outside [0, 255]
+    zeros, rand = draws["zeros"]["ntire2022"]["activations"], draws["rand0"]["ntire2022"]["activations"]
+    assert zeros < rand  # the narrow branch on zeros, the wide one on torch.rand
+    assert counts["input_dependent"] is True
+    assert counts["draw_ranges"]["activations"] == [zeros, rand]
+    assert counts["draw_ranges"]["flops"][0] == counts["draw_ranges"]["flops"][1]  # fvcore's: rand only
+    assert counts["rng_in_forward"] is False

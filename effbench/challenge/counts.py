@@ -213,9 +213,8 @@ def _input_draws(
                     force_real=True,
                     real_input=fill,
                 )
-            except (
-                Exception
-            ) as exc:  # an input this model cannot take (a NaN it converts to an int): recorded
+            except Exception as exc:
+                # an input this model cannot take (a NaN it converts to an int): recorded, not counted
                 figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}  # type: ignore[dict-item]
                 return
             rng_used |= not torch.equal(before, torch.random.get_rng_state())
@@ -265,6 +264,8 @@ def _input_draws(
         if metric == "params":
             continue
         seen = own(metric)
+        if not seen:  # every draw of its tool's input failed: the first trace's figure stands
+            continue
         lo, hi = prediction_interval(seen)
         draw_ranges[metric] = [min(seen), max(seen)]
         ranges[metric] = [max(0, min(min(seen), math.floor(lo))), max(max(seen), math.ceil(hi))]
