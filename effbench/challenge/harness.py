@@ -415,7 +415,10 @@ def run_first_forward(
             with running_model_code(model), torch.set_grad_enabled(harness.forward_grad), modules, watch:
                 sys.setprofile(watch.profile)
                 try:
-                    model(x)
+                    # a forward that samples (Gumbel routing) does the same every run, the caller's RNG untouched
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(0)
+                        model(x)
                 finally:
                     sys.setprofile(previous)
         except Exception as exc:
