@@ -58,7 +58,11 @@ class Op(nn.Module):
 # -- a selective scan as a torch.library custom op with a registered formula (as a CPU stand-in of mamba_ssm's) --
 
 
-@torch.library.custom_op("effbench_conformance::selective_scan", mutates_args=())
+@torch.library.custom_op(  # the schema spelled out: torch 2.4 cannot read postponed annotations
+    "effbench_conformance::selective_scan",
+    mutates_args=(),
+    schema="(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c) -> Tensor",
+)
 def selective_scan(
     u: torch.Tensor, delta: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
 ) -> torch.Tensor:

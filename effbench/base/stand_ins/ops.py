@@ -84,7 +84,12 @@ def scan_reference(
     return y.to(dtype), x.to(dtype)
 
 
-@torch.library.custom_op(f"{_LIB}::selective_scan", mutates_args=())
+@torch.library.custom_op(
+    f"{_LIB}::selective_scan",
+    mutates_args=(),
+    schema="(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? z, Tensor? delta_bias, "
+    "bool delta_softplus) -> (Tensor, Tensor)",
+)
 def selective_scan(
     u: Tensor,
     delta: Tensor,
@@ -117,7 +122,12 @@ def _scan_flops(u_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shap
     return flops
 
 
-@torch.library.custom_op(f"{_LIB}::selective_state_update", mutates_args=("state",))
+@torch.library.custom_op(
+    f"{_LIB}::selective_state_update",
+    mutates_args=("state",),
+    schema="(Tensor(a!) state, Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? z, "
+    "Tensor? dt_bias, bool dt_softplus) -> Tensor",
+)
 def selective_state_update(
     state: Tensor,
     x: Tensor,
@@ -160,7 +170,11 @@ def _update_flops(
     return _scan_flops((*x_shape, 1), None, A_shape, B_shape, C_shape, D_shape, z_shape)
 
 
-@torch.library.custom_op(f"{_LIB}::causal_conv1d", mutates_args=())
+@torch.library.custom_op(
+    f"{_LIB}::causal_conv1d",
+    mutates_args=(),
+    schema="(Tensor x, Tensor weight, Tensor? bias, bool silu) -> Tensor",
+)
 def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool) -> Tensor:
     """causal_conv1d's ``causal_conv1d_fn``: a depthwise convolution seeing only the past; x (batch, D, L),
     weight (D, W); SiLU after it when ``silu``."""
@@ -180,7 +194,11 @@ def _conv_flops(x_shape, weight_shape, bias_shape, *args, **kwargs) -> int:  # t
     return 2 * batch * d * length * weight_shape[-1] + (batch * d * length if bias_shape is not None else 0)
 
 
-@torch.library.custom_op(f"{_LIB}::causal_conv1d_update", mutates_args=("conv_state",))
+@torch.library.custom_op(
+    f"{_LIB}::causal_conv1d_update",
+    mutates_args=("conv_state",),
+    schema="(Tensor x, Tensor(a!) conv_state, Tensor weight, Tensor? bias, bool silu) -> Tensor",
+)
 def causal_conv1d_update(
     x: Tensor, conv_state: Tensor, weight: Tensor, bias: Tensor | None, silu: bool
 ) -> Tensor:
