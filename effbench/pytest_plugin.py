@@ -18,15 +18,23 @@ time (no torch): the fixtures import what they need when used.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from effbench.zoo.spec import ModelSpec
+
+    #: what the fixtures take: a module, a zoo name or file spec, or a spec
+    ModelLike = nn.Module | str | ModelSpec
 
 _KEYS = ("params", "flops", "macs", "activations", "convs")
 
 
 def static_metrics(
-    model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
+    model: ModelLike, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
 ) -> dict[str, Any]:
     """Params, FLOPs, MACs, activations, convs and predicted peak memory of ``model`` for a 1xCxHxW input."""
     from effbench.base.inputs import check_size
@@ -49,7 +57,10 @@ def effbench_profile(request: pytest.FixtureRequest) -> Callable[..., dict[str, 
     recorded into ``benchmark.extra_info`` when the test uses pytest-benchmark's ``benchmark`` fixture."""
 
     def _profile(
-        model: Any, input_size: int | Sequence[int] = (64, 64), channels: int = 3, convention: str = "full"
+        model: ModelLike,
+        input_size: int | Sequence[int] = (64, 64),
+        channels: int = 3,
+        convention: str = "full",
     ) -> dict[str, Any]:
         metrics = static_metrics(model, input_size, channels, convention)
         if "benchmark" in request.fixturenames:
@@ -65,7 +76,7 @@ def effbench_bench(benchmark: Any) -> Callable[..., Any]:
     profile=True)``: times the model's forward with ``benchmark.pedantic`` and returns its output."""
 
     def _bench(
-        model: Any,
+        model: nn.Module,
         input_size: int | Sequence[int] = (64, 64),
         channels: int = 3,
         rounds: int = 20,
