@@ -142,6 +142,28 @@ class WritesItsInput(nn.Module):
         return y
 
 
+class ScoreToInt(nn.Module):
+    """Scores whose only use is a Python int (the number of channels to pick, as NTIRE 2025's 16_SCMSR counts the
+    windows a sample keeps): dead to the JIT, whose trace keeps the int as a constant. Each round's dead tensors
+    are freed during the forward (the real engine: ``int()`` needs values), and the tensors made next are given
+    their ids by Python."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head, self.tail, self.score = _conv(), _conv(), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(x)
+        for _ in range(6):
+            pooled = y.mean((2, 3))
+            hits = torch.zeros_like(pooled).scatter_(-1, self.score(pooled).argmax(-1, keepdim=True), 1.0)
+            k = int(hits.sum())  # the dead branch ends here
+            del hits
+            order = torch.argsort(pooled, dim=1)[:, :k]
+            y = y + y.index_select(1, order[0])
+        return self.tail(y)
+
+
 # model -> real fvcore's total, which the checks below also assert is what the JIT's DCE gives
 CASES: dict[type[nn.Module], int] = {
     MergedIntoData: CONV,
@@ -189,6 +211,19 @@ def test_full_still_counts_the_ops_the_forward_ran(model: type[nn.Module]) -> No
     counts = _ours(model)
     # 2 FLOPs per multiply-add of every convolution run, dead ones included
     assert counts["full"] > 2 * counts["fvcore"] + 2 * CONV - 1
+
+
+def test_a_dead_branch_ending_in_an_int_counts_the_same_every_time() -> None:
+    """The liveness pass keys tensors by object, not by ``id()``: a freed dead tensor's id taken by a live one
+    made a dead write look live in some counts and not in others (the score's Linear, +8 FLOPs here)."""
+    pytest.importorskip("fvcore")
+    expected = _fvcore(ScoreToInt)
+    assert expected == 2 * CONV  # the head and the tail; the scores are dead
+    model = ScoreToInt().eval()
+    counts = [
+        compare_conventions(model, SHAPE[2:], ["fvcore"], channels=SHAPE[1])["fvcore"].flops for _ in range(5)
+    ]
+    assert counts == [expected] * 5
 
 
 def test_live_ops_marks_each_recorded_op() -> None:

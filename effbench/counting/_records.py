@@ -203,9 +203,10 @@ class OpCall(_Recorded):
         self.flow: Flow | None = None
 
 
-# What an op read and wrote, by tensor identity (``id`` of the tensor object while the forward ran): the keys of
-# its tensor arguments, of its tensor outputs, of the arguments its schema says it writes (``Tensor(a!)``), and
-# the key of the tensor its output is a view of (``Tensor(a)`` returned) or ``None``.
+# What an op read and wrote, by tensor identity (a key per tensor object, unique for the whole forward:
+# ``_trace.TensorKeys``, never a freed tensor's ``id`` given to a new one): the keys of its tensor arguments, of
+# its tensor outputs, of the arguments its schema says it writes (``Tensor(a!)``), and the key of the tensor its
+# output is a view of (``Tensor(a)`` returned) or ``None``.
 Flow = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int | None]
 
 
@@ -260,10 +261,6 @@ class OpTrace:
                 root = base.get(view, view)
                 for k in outs:
                     base[k] = root
-            elif base:
-                for k in outs:
-                    if k not in ins:
-                        base.pop(k, None)  # a new tensor (its key may be a dead tensor's)
         live = {self.output_key}
         live_bases = {base.get(self.output_key, self.output_key)}
         state = self.state_keys

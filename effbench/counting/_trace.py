@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -149,7 +150,7 @@ class _DispatchRecorder(TorchDispatchMode):
             out = func(*args, **kwargs)
         rec = self.rec
         call = OpCall(known[0], known[1], args, kwargs, out, rec.module_name(), rec.current_function, True)
-        call.flow = _flow(args, kwargs, out, known[3], known[4])
+        call.flow = _flow(rec.keys, args, kwargs, out, known[3], known[4])
         if rec.untraced and call.flow is not None:  # made by x.data: new to the JIT, read from nothing
             call.flow = ((), call.flow[1], (), None)
         if not rec.lazy:
@@ -183,27 +184,56 @@ def _aliasing(func: OpOverload) -> tuple[tuple[int | str, ...], int]:
     return tuple(writes), view
 
 
-def _keys(tree: Any) -> tuple[int, ...]:
-    """Identity keys of the tensors among an op's arguments or outputs (one level of lists, as for ``cat``)."""
-    if isinstance(tree, torch.Tensor):
-        return (id(tree),)
-    keys: list[int] = []
-    for x in tree if isinstance(tree, (tuple, list)) else ():
-        if isinstance(x, torch.Tensor):
-            keys.append(id(x))
-        elif isinstance(x, (tuple, list)):
-            keys.extend(id(t) for t in x if isinstance(t, torch.Tensor))
-    return tuple(keys)
+class TensorKeys:
+    """Identity keys of the tensors a forward pass sees, unique for the whole trace: a tensor keeps its key while
+    it lives, and a tensor made later gets a new one. ``id()`` alone is not such a key: a tensor freed during the
+    forward (the dead branch of a score only converted to an int) gives its id to the next tensor Python makes,
+    which the liveness pass would then take for the freed one (counted one run, not the next)."""
+
+    __slots__ = ("_seen", "_made")
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (the tensor, its key)
+        self._made = 0  # keys given so far
+
+    def __call__(self, tensor: torch.Tensor) -> int:
+        """The key of ``tensor``: the same while it lives, never one a freed tensor had."""
+        seen = self._seen
+        i = id(tensor)
+        entry = seen.get(i)
+        if entry is not None and entry[0]() is tensor:
+            return entry[1]
+        key = self._made
+        self._made = key + 1
+        seen[i] = (weakref.ref(tensor), key)
+        return key
+
+    def keys(self, tree: Any) -> tuple[int, ...]:
+        """Keys of the tensors among an op's arguments or outputs (one level of lists, as for ``cat``)."""
+        if isinstance(tree, torch.Tensor):
+            return (self(tree),)
+        keys: list[int] = []
+        for x in tree if isinstance(tree, (tuple, list)) else ():
+            if isinstance(x, torch.Tensor):
+                keys.append(self(x))
+            elif isinstance(x, (tuple, list)):
+                keys.extend(self(t) for t in x if isinstance(t, torch.Tensor))
+        return tuple(keys)
 
 
 def _flow(
-    args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, writes: tuple[int | str, ...], view: int
+    keys: TensorKeys,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    out: Any,
+    writes: tuple[int | str, ...],
+    view: int,
 ) -> Flow | None:
-    """The op's :data:`Flow`, or ``None`` when it neither reads nor makes a tensor."""
-    ins = _keys(args)
+    """The op's :data:`Flow` (its tensors' ``keys``), or ``None`` when it neither reads nor makes a tensor."""
+    ins = keys.keys(args)
     if kwargs:
-        ins += _keys(tuple(kwargs.values()))
-    outs = _keys(out)
+        ins += keys.keys(tuple(kwargs.values()))
+    outs = keys.keys(out)
     if not ins and not outs:
         return None
     written: tuple[int, ...] = ()
@@ -211,10 +241,10 @@ def _flow(
         found: list[int] = []
         for w in writes:
             t = kwargs.get(w) if isinstance(w, str) else (args[w] if w < len(args) else kwargs.get(str(w)))
-            found.extend(_keys(t if isinstance(t, (tuple, list)) else (t,)))
+            found.extend(keys.keys(t if isinstance(t, (tuple, list)) else (t,)))
         written = tuple(found)
     source = args[view] if 0 <= view < len(args) else None
-    return ins, outs, written, id(source) if isinstance(source, torch.Tensor) else None
+    return ins, outs, written, keys(source) if isinstance(source, torch.Tensor) else None
 
 
 def _first_is_meta(args: tuple[Any, ...]) -> bool:
@@ -265,6 +295,7 @@ class _Recorder:
         self.redirects = redirects
         # Tensors are kept until read (shapes-only engines: they hold no memory), else converted at once.
         self.lazy = trace.engine != "real"
+        self.keys = TensorKeys()  # the identity keys of OpCall.flow, OpTrace.output_key and state_keys
 
     def module_name(self) -> str:
         """Qualified name of the innermost model module being called ("" for the model itself)."""
@@ -308,16 +339,21 @@ def _run(
     param_overrides: dict[str, torch.Tensor] | None,
 ) -> Any:
     x = make_input()
-    state = {id(x)}
-    state.update(id(t) for t in model.parameters())
-    state.update(id(t) for t in model.buffers())
+    key = recorder.keys
+    state = {key(x)}
+    state.update(key(t) for t in model.parameters())
+    state.update(key(t) for t in model.buffers())
     if param_overrides:
-        state.update(id(t) for t in param_overrides.values())
+        state.update(key(t) for t in param_overrides.values())
     recorder.trace.state_keys = frozenset(state)
     with recorder.modules, _FunctionRecorder(recorder), _DispatchRecorder(recorder), torch.no_grad():
         if param_overrides:
-            return torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
-        return model(x)
+            out = torch.func.functional_call(model, param_overrides, (x,), strict=False, tie_weights=True)
+        else:
+            out = model(x)
+    if isinstance(out, torch.Tensor):
+        recorder.trace.output_key = key(out)
+    return out
 
 
 def as_module(model: Any) -> Any:
@@ -427,7 +463,6 @@ def record(
             f"model {label!r} returned {type(out).__name__}, not a tensor (effbench counts single-image SR models)"
         )
     trace.output_shape = tuple(int(s) for s in out.shape)
-    trace.output_key = id(out)
     trace.cuda_redirects = cuda_redirects(model)
     return trace
 
