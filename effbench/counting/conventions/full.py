@@ -88,8 +88,10 @@ def registered_formula(packet: str) -> Rule | None:
     if len(registry) != _FORMULAS_SEEN[0]:  # registrations since the last look: index them by name again
         _FORMULAS.clear()
         for target, formula in registry.items():
-            name = getattr(target, "_qualified_op_name", None)
-            if isinstance(name, str):
+            # an op's packet (torch >= 2.5), or each of its overloads (torch 2.4 registers a formula per overload)
+            op_packet = getattr(target, "overloadpacket", target)
+            name = getattr(op_packet, "_qualified_op_name", None)
+            if isinstance(name, str) and (op_packet is target or name.replace("::", ".") not in _FORMULAS):
                 _FORMULAS[name.replace("::", ".")] = formula
         _FORMULAS_SEEN[0] = len(registry)
     formula = _FORMULAS.get(packet)
