@@ -30,7 +30,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from effbench.counting import compare_conventions
 
@@ -427,7 +427,17 @@ def _fvcore(model: nn.Module) -> tuple[int, set[str]]:
 
 
 def _flop_counter(model: nn.Module) -> int:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    # torch 2.4's register_flop_formula files a custom op's formula under each of its overloads, where that
+    # torch's FlopCounterMode (looking ops up by packet) never finds it (pytorch#131770, fixed in 2.5): give
+    # those formulas to FlopCounterMode by packet. Empty on later torch, which files them by packet.
+    missed = {
+        op.overloadpacket: formula.__wrapped__
+        for op, formula in flop_registry.items()
+        if isinstance(op, torch._ops.OpOverload)
+        and op.overloadpacket not in flop_registry
+        and hasattr(formula, "__wrapped__")  # the shape function register_flop_formula wrapped
+    }
+    with FlopCounterMode(display=False, custom_mapping=missed) as counter, torch.no_grad():
         model(torch.rand(SHAPE))
     return int(counter.get_total_flops())
 
@@ -504,10 +514,13 @@ def test_a_fused_attention_kernel_counts_as_the_math_path_a_meta_trace_records()
     from effbench.counting import profile_trace
     from effbench.counting._trace import record
 
+    # the installed torch's math path softmax: _safe_softmax (torch >= 2.5: a row of -inf gives 0s, not nan),
+    # _softmax before it (torch 2.4); both counted 5 per element, so the FLOPs are the same on either torch
+    softmax = "_safe_softmax" if hasattr(torch.ops.aten, "_safe_softmax") else "_softmax"
     for case in ("sdpa", "sdpa_float_mask", "sdpa_bool_mask", "sdpa_causal"):
         model = next(c for c in CASES if c.name == case).build()
         meta = profile_trace(record(model, SHAPE), "full")
-        assert meta.engine == "meta" and any(r["name"] == "_safe_softmax" for r in meta.by_op)
+        assert meta.engine == "meta" and any(r["name"] == softmax for r in meta.by_op)
     fused = next(c for c in CASES if c.name == "sdpa_fused_cpu_kernel").build()
     real = profile_trace(record(fused, SHAPE, force_real=True), "full")
     assert [r["name"] for r in real.by_op if r["flops"]] == ["_scaled_dot_product_flash_attention_for_cpu"]
@@ -559,11 +572,27 @@ def test_a_compiled_model_counts_as_its_eager_module() -> None:
         assert [r["name"] for r in b.by_module] == [r["name"] for r in a.by_module]  # no _orig_mod prefix
 
 
+def _export(model: nn.Module, args: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
+    """``torch.export.export(model, args)``. torch 2.4's cannot export ``torch.fft.rfft2``: its pre-dispatch trace
+    parses the op's schema text with torchgen, which splits ``int[1] dim=[-2, -1]`` at the comma ("illegal argument
+    '-1]'", pytorch#135470; 2.13 exports it). There the program is exported without the pre-dispatch step (shown
+    to work in that issue): the FFTs come as their aten kernels (_fft_r2c, _fft_c2r), the ops the eager model
+    runs too."""
+    try:
+        return torch.export.export(model, args)
+    except AssertionError as exc:
+        if "illegal argument" not in str(exc):
+            raise
+    from torch.export._trace import _export
+
+    return _export(model, args, strict=False, pre_dispatch=False)
+
+
 def test_an_exported_program_can_be_profiled() -> None:
     from effbench.counting import profile
 
     eager = _block().eval()
-    program = torch.export.export(eager, (torch.rand(SHAPE),))
+    program = _export(eager, (torch.rand(SHAPE),))
     ours = profile(program, (H, W), channels=C)
     assert ours.unknown_ops == [] and ours.peak_memory_bytes
     assert ours.flops == _ours(eager, "full").flops
