@@ -149,11 +149,12 @@ def _op_record(op: OpCall) -> OpRecord | None:
     moved = sum(t.nbytes for t in ins) + sum(t.nbytes for t in outs)
     flops = 0.0
     packet = getattr(getattr(torch.ops, namespace), name, None)
-    if packet is not None and packet in FLOP_RULES:
+    overload = (op.overload.split(".")[2:] or ["default"])[0]
+    # the formula filed by packet, or (torch 2.4, for a custom op) by overload
+    rule = FLOP_RULES.get(packet) or FLOP_RULES.get(getattr(packet, overload, None))
+    if rule is not None:
         try:
-            flops = float(
-                FLOP_RULES[packet](*_shapes(op.args), **_shapes(op.kwargs), out_val=_shapes(op.output))
-            )
+            flops = float(rule(*_shapes(op.args), **_shapes(op.kwargs), out_val=_shapes(op.output)))
         except Exception:  # a formula that wants more than shapes: the op's traffic still counts
             flops = 0.0
     kernels = 1

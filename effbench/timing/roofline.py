@@ -57,7 +57,9 @@ class _TrafficMode(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 moved += t.numel() * t.element_size()
         packet = func._overloadpacket
-        flops = FLOP_RULES[packet](*args, **(kwargs or {}), out_val=out) if packet in FLOP_RULES else 0
+        # the formula filed by packet, or (torch 2.4, for a custom op) by overload
+        rule = FLOP_RULES.get(packet) or FLOP_RULES.get(func)
+        flops = rule(*args, **(kwargs or {}), out_val=out) if rule is not None else 0
         self.records.append((f"aten::{packet.__name__}", float(flops), moved))
         return out
 
