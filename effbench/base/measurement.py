@@ -5,7 +5,8 @@ A measurement registers itself (``register_measurement``) with its name, whether
 (a device-free one runs in static cells, side by side), and a function ``(resolved model, workload, context) ->
 result`` whose result has ``.metrics()``. Sweep cells, challenge cells, ``challenge check`` and studies carry the
 names of their measurements and loop over this table; none combines measurements by hand. The built-in ones live
-beside what they measure (``effbench.counting.units``, ``effbench.memory.units``, ...) and are imported the first
+beside what they measure (``effbench.counting.units``, ``effbench.memory.units``, ``effbench.timing.units``,
+``effbench.challenge.units``) and are imported the first
 time the table is queried, plugins (:mod:`effbench.base.plugins`) after them.
 
 To add a measurement: one module that calls :func:`register_measurement`, plus the catalogue entries of the
@@ -51,7 +52,6 @@ _BUILTIN_MODULES = (
     "effbench.counting.units",
     "effbench.memory.units",
     "effbench.timing.units",
-    "effbench.quality.units",
     "effbench.challenge.units",
 )
 
@@ -237,11 +237,7 @@ def _load() -> None:
     if not _builtins_loaded:
         _builtins_loaded = True
         for module in _BUILTIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:  # a module it imports is missing: that is an error
-                    raise
+            importlib.import_module(module)
     from .plugins import load_plugins
 
     load_plugins()
