@@ -77,7 +77,8 @@ def real_trace(
     net: nn.Module, name: str, workload: Workload, *, keep_dtypes: bool = False, grad: bool = False
 ) -> StorageTrace:
     """One real forward of ``net`` on the CPU: CPU copies of the parameters and buffers in the workload's dtype (as
-    :func:`fake_trace` makes them), plain tensor attributes on the CPU, a random input of its shape."""
+    :func:`fake_trace` makes them), plain tensor attributes on the CPU, a random input of its shape; the global
+    RNG seeded for the forward and restored after it."""
     shape, dtype, memory_format = workload.input_shape, torch_dtype(workload), torch_format(workload)
     device = torch.device("cpu")
     copies: dict[int, torch.Tensor] = {}
@@ -89,7 +90,9 @@ def real_trace(
             copies[id(t)] = copy.requires_grad_(t.requires_grad) if t.is_floating_point() else copy
     gen = torch.Generator().manual_seed(0)
     try:
-        with running_model_code(net), left_as_found(net):
+        # a forward that samples (random routing) samples the same every run; the caller's RNG is left as it was
+        with running_model_code(net), left_as_found(net), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
             replace_tensor_attributes(net, lambda t: t.to(device))
             return record_forward(
                 net,
