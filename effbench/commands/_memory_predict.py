@@ -10,7 +10,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..base.errors import UsageError
-from ..base.inputs import DTYPES, parse_size
+from ..base.inputs import parse_size
+from ..base.measurement import Workload
 from ._common import model_from_args
 from ._output import json_out
 
@@ -19,6 +20,14 @@ if TYPE_CHECKING:
     from ..zoo.spec import ResolvedModel
 
 __all__ = ["predict"]
+
+
+def workload_from_args(args: argparse.Namespace, size: tuple[int, int]) -> Workload:
+    """The one workload a memory command's prediction and measurement both run: ``size`` with the command's
+    ``--batch``, ``--dtype``, ``--memory-format`` and ``--scale``."""
+    return Workload(
+        size=size, scale=args.scale, batch=args.batch, dtype=args.dtype, memory_format=args.memory_format
+    )
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -57,12 +66,9 @@ def predict(args: argparse.Namespace) -> int:
         model = model_from_args(args, spec_text, deploy=form == "deploy")
         r = predict_memory(
             model,
-            size,
-            batch=args.batch,
-            dtype=DTYPES[args.dtype],
+            workload_from_args(args, size),
             device_model=args.device_model,
             donate_input=args.donate_input,
-            memory_format=args.memory_format,
             gpu_profile=args.gpu_profile,
         )
         _warn_unless_sr_output(r, args.scale)
@@ -215,7 +221,7 @@ def _run_measure(args: argparse.Namespace, specs: list[str], forms: list[str], s
     docs = []
     for spec_text, form in zip(specs, forms):
         model = model_from_args(args, spec_text, deploy=form == "deploy")
-        doc = measure_cuda_memory(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
+        doc = measure_cuda_memory(model, workload_from_args(args, size))
         doc["form"] = form
         if args.snapshot:
             doc["snapshot"] = _write_snapshots(args, model, size)
@@ -260,10 +266,7 @@ def _write_snapshots(args: argparse.Namespace, model: ResolvedModel, size: tuple
 
     snap = predict_snapshot(
         model,
-        size,
-        batch=args.batch,
-        dtype=DTYPES[args.dtype],
-        memory_format=args.memory_format,
+        workload_from_args(args, size),
         donate_input=args.donate_input,
         gpu_profile=args.gpu_profile,
         at=args.snapshot_at,
@@ -277,7 +280,7 @@ def _write_snapshots(args: argparse.Namespace, model: ResolvedModel, size: tuple
         "predicted_reserved_bytes": snap.reserved_bytes,
     }
     if args.measure:
-        measured = measured_snapshot(model, size, batch=args.batch, dtype=DTYPES[args.dtype])
+        measured = measured_snapshot(model, workload_from_args(args, size))
         doc["measured_path"] = str(write_snapshot(measured, Path(path).with_suffix(".measured.pickle")))
     return doc
 
