@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..base.errors import UsageError
+from ..base.options import with_changes
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 from .capture import BlockCapture, combine, mean_curve, run_image
 from .result import AVERAGING, PSDResult
@@ -122,15 +123,7 @@ def psd(
     (:class:`PSDOptions`: ``split``, ``tile``, ``preview``, ``remove_mean``, ``max_images``, ``lr``); any of
     its fields may be given as a keyword instead (``psd(model, "Set5", split=0.25, tile=64)``).
     """
-    opts = options or PSDOptions()
-    if option_changes:
-        known = {f.name for f in fields(PSDOptions)}
-        unknown = sorted(set(option_changes) - known)
-        if unknown:
-            raise TypeError(
-                f"psd() got unknown option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}"
-            )
-        opts = replace(opts, **option_changes)  # type: ignore[arg-type]
+    opts = with_changes(options or PSDOptions(), option_changes, caller="psd")
     resolved = resolve_model(model_or_spec, scale=scale, weights=weights)
     model, ident = resolved.model, resolved.identity
     data_range = ident.data_range if data_range is None else data_range

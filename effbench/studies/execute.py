@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from ..base.errors import UsageError
+from ..base.options import with_changes
 from .definitions import Study, get_study
 from .formulas import block_memory, fusion_formula
 from .group_timing import device_peaks, roofline_estimates, time_groups_interleaved
@@ -146,15 +147,7 @@ def run_study(
     from ..sweep import run_sweep
     from .report import render_png, render_study_markdown
 
-    cfg = settings or StudySettings()
-    if setting_changes:
-        known = {f.name for f in fields(StudySettings)}
-        unknown = sorted(set(setting_changes) - known)
-        if unknown:
-            raise TypeError(
-                f"run_study() got unknown setting(s) {', '.join(unknown)}; settings: {', '.join(known)}"
-            )
-        cfg = replace(cfg, **setting_changes)  # type: ignore[arg-type]
+    cfg = with_changes(settings or StudySettings(), setting_changes, caller="run_study", what="setting")
     study = get_study(name) if isinstance(name, str) else name
     if not study.variants:
         raise UsageError(f"study {study.name!r} has no variants")

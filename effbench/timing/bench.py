@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ..base.errors import ModelError, UsageError
 from ..base.images import to_tensor
 from ..base.inputs import DTYPES, num_threads, resolve_device
 from ..base.measurement import Workload
+from ..base.options import with_changes
 from ..zoo.spec import ModelSpec, ResolvedModel, resolve_model
 from .image_pairs import ImagePair, find_pairs, synthetic_pairs
 from .ntire import evaluate_psnr, run_ntire
@@ -86,13 +87,7 @@ class BenchOptions:
 
     def with_(self, **changes: object) -> BenchOptions:
         """A copy with ``changes`` (checked again); an unknown name is a :class:`TypeError` naming the options."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(
-                f"benchmark() got unknown option(s) {', '.join(unknown)}; options: {', '.join(sorted(known))}"
-            )
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return with_changes(self, changes, caller="benchmark")
 
 
 class OutOfMemory(ModelError):
