@@ -8,6 +8,8 @@
 - :mod:`.identity` — what makes a measured model that model, and display names that never merge two;
 - :mod:`.catalogue` — every metric's key, title, unit, direction and kind;
 - :mod:`.stats` — statistics without torch (the median's confidence interval, the gate's tests);
+- :mod:`.measurement` — the measurement registry, the frozen ``Workload``, ``run_measurements``;
+- :mod:`.options` — options dataclasses a caller may also give as keywords, checked once;
 - :mod:`.env` — the environment a measurement ran in (load included) and the memory still available;
 - :mod:`.modules` — the module-stack hook every tracer shares;
 - :mod:`.model_code` — guards around running model code (left as found, prints to stderr, CUDA on CPU);
